@@ -1,0 +1,17 @@
+"""qfx: fixed-point PyTorch training with learned binary points, exported bit-exactly to HLS."""
+
+from qfx.fixed import (
+    MAX_WIDTH,
+    OVERFLOW_MODES,
+    ROUNDING_MODES,
+    FixedQuantizer,
+    FixedType,
+    calibration,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FixedType", "FixedQuantizer", "calibration", "ROUNDING_MODES", "OVERFLOW_MODES", "MAX_WIDTH",
+    "__version__",
+]

@@ -1,0 +1,249 @@
+"""`FixedQuantizer`: a torch module that quantises to ap_fixed with a learned binary point."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from qfx.fixed.exact import decompose_double, requantize
+from qfx.fixed.fake_quant import fake_quantize
+from qfx.fixed.fixed_type import FixedType
+
+__all__ = ["FixedQuantizer", "calibration"]
+
+# Per-batch sample kept while observing activations for calibration (per tensor / per channel).
+_OBSERVE_SAMPLES = 1 << 16
+_OBSERVE_SAMPLES_PER_CHANNEL = 1 << 12
+
+
+class FixedQuantizer(nn.Module):
+    """Quantise a tensor to ``ap_fixed<width, I>`` where the binary point (I) is learned.
+
+    In training mode the forward pass is a float fake-quantisation with a straight-through
+    estimator, and ``log2_lsb`` (log2 of the step, ``I - width``) receives the TQT/LSQ
+    quantisation-error gradient. In eval mode the result is exactly
+    ``FixedType.quantize`` (float64). If no ``int_bits`` is given, the binary point is
+    calibrated from the first training batch (MSE over candidate ``int_bits``), or earlier
+    by :meth:`calibrate` / :func:`calibration`.
+
+    Example:
+        >>> q = FixedQuantizer(width=8, signed=True, rounding="RND", overflow="SAT")
+        >>> q.calibrate(torch.linspace(-3, 3, 1000))
+        >>> q.fixed_type.cpp()
+        'ap_fixed<8,3,AP_RND,AP_SAT>'
+        >>> y = q.eval()(torch.tensor([0.1]))  # exact ap_fixed value, float64
+    """
+
+    def __init__(
+        self,
+        width: int = 8,
+        signed: bool = True,
+        rounding: str = "RND",
+        overflow: str = "SAT",
+        sat_bits: int = 0,
+        *,
+        int_bits: int | None = None,
+        learn_binary_point: bool = True,
+        per_channel: bool = False,
+        num_channels: int | None = None,
+        channel_dim: int = 0,
+    ) -> None:
+        super().__init__()
+        # Validates width and modes once, with FixedType's error messages.
+        proto = FixedType(width, 0 if int_bits is None else int_bits, signed, rounding, overflow,
+                          sat_bits)
+        self.width = proto.width
+        self.signed = proto.signed
+        self.rounding = proto.rounding
+        self.overflow = proto.overflow
+        self.sat_bits = proto.sat_bits
+        self.per_channel = per_channel
+        self.channel_dim = channel_dim
+        if per_channel and (num_channels is None or num_channels < 1):
+            raise ValueError("a per-channel FixedQuantizer needs num_channels >= 1")
+        shape = (num_channels,) if per_channel else ()
+        start = float((int_bits if int_bits is not None else 1) - self.width)
+        p = torch.full(shape, start)
+        if learn_binary_point:
+            self.log2_lsb = nn.Parameter(p)
+        else:
+            self.register_buffer("log2_lsb", p)
+        self.register_buffer("initialized", torch.tensor(int_bits is not None))
+        self.enabled = True
+        self._observed: list[torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ formats
+    @property
+    def int_bits(self) -> int | list[int]:
+        """Current integer bits (an int, or one per channel)."""
+        i = (torch.round(self.log2_lsb.detach()) + self.width).to(torch.int64).cpu()
+        return i.tolist() if self.per_channel else int(i)
+
+    @property
+    def fixed_type(self) -> FixedType:
+        """The FixedType the exporter emits (per-tensor quantizers only; see ``fixed_types``)."""
+        if self.per_channel:
+            raise ValueError(
+                "this quantizer is per-channel: use .fixed_types (one FixedType per channel)"
+            )
+        return self._type(self.int_bits)
+
+    @property
+    def fixed_types(self) -> tuple[FixedType, ...]:
+        """One FixedType per channel (a 1-tuple for a per-tensor quantizer)."""
+        bits = self.int_bits
+        return tuple(self._type(i) for i in (bits if isinstance(bits, list) else [bits]))
+
+    def _type(self, int_bits: int) -> FixedType:
+        return FixedType(self.width, int_bits, self.signed, self.rounding, self.overflow,
+                         self.sat_bits)
+
+    def extra_repr(self) -> str:
+        kind = "ap_fixed" if self.signed else "ap_ufixed"
+        return (f"{kind}<{self.width}, I={self.int_bits}>, {self.rounding}, {self.overflow}"
+                f"{', per_channel' if self.per_channel else ''}")
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        if self._observed is not None:
+            self._observe(x)
+            return x
+        if not self.training:
+            return self.quantize_exact(x)
+        if not bool(self.initialized):
+            self.calibrate(x)
+        return fake_quantize(
+            x, self.log2_lsb, width=self.width, signed=self.signed, rounding=self.rounding,
+            overflow=self.overflow, channel_dim=self.channel_dim if self.per_channel else None,
+            exact_fn=self._exact_from_p if self._needs_exact_forward else None,
+        )
+
+    @property
+    def _needs_exact_forward(self) -> bool:
+        return self.overflow == "WRAP_SM" or (self.overflow == "WRAP" and self.sat_bits > 0)
+
+    def _frac_bits(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        frac = (-torch.round(p)).to(torch.int64)
+        if self.per_channel and frac.dim() <= 1:
+            shape = [1] * x.dim()
+            shape[self.channel_dim % x.dim()] = -1
+            frac = frac.reshape(shape)
+        return frac
+
+    def _exact_from_p(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        frac = self._frac_bits(p.detach(), x)
+        m, e = decompose_double(x.detach())
+        raw = requantize(m, e + frac, width=self.width, signed=self.signed,
+                         rounding=self.rounding, overflow=self.overflow, sat_bits=self.sat_bits)
+        return torch.ldexp(raw.to(torch.float64), (-frac).to(torch.float64))
+
+    @torch.no_grad()
+    def quantize_exact(self, x: torch.Tensor) -> torch.Tensor:
+        """Exactly ``FixedType.quantize`` of this quantizer's current format(s), as float64."""
+        return self._exact_from_p(x, self.log2_lsb)
+
+    @torch.no_grad()
+    def to_int(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw int64 mantissas of ``x`` in this quantizer's current format(s)."""
+        frac = self._frac_bits(self.log2_lsb, x)
+        m, e = decompose_double(x)
+        return requantize(m, e + frac, width=self.width, signed=self.signed,
+                          rounding=self.rounding, overflow=self.overflow, sat_bits=self.sat_bits)
+
+    # ------------------------------------------------------------------ calibration
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, search: int = 8) -> None:
+        """Set the binary point from data: the int_bits with the least quantisation MSE.
+
+        Candidates run from the int_bits that just covers ``max|x|`` (no overflow) down by
+        ``search`` bits (trading clipping of outliers for resolution) and one bit up.
+        """
+        x = x.detach().to(torch.float64)
+        if self.per_channel:
+            x = x.movedim(self.channel_dim % x.dim(), 0).reshape(x.shape[self.channel_dim], -1)
+        self._calibrate_rows(x.reshape(x.shape[0] if self.per_channel else 1, -1), search)
+
+    def _calibrate_rows(self, x: torch.Tensor, search: int = 8) -> None:
+        """Calibrate from a [channels, samples] matrix (one row for a per-tensor quantizer)."""
+        x = x.to(torch.float64)
+        if x.shape[0] != self.log2_lsb.numel():
+            raise ValueError(
+                f"expected {self.log2_lsb.numel()} channels on dim {self.channel_dim}, "
+                f"got {x.shape[0]}"
+            )
+        amax = x.abs().amax(dim=1)
+        # int_bits covering amax: 2**(I - signed) > amax
+        top = torch.where(
+            amax > 0, torch.floor(torch.log2(amax.clamp(min=1e-300))) + 1 + int(self.signed),
+            torch.full_like(amax, 1.0),
+        ).to(torch.int64)
+        best_err = torch.full_like(amax, math.inf)
+        best_i = top.clone()
+        for delta in range(-search, 2):
+            cand = top + delta
+            frac = (self.width - cand).reshape(-1, 1)
+            m, e = decompose_double(x)
+            raw = requantize(m, e + frac, width=self.width, signed=self.signed,
+                             rounding=self.rounding, overflow=self.overflow,
+                             sat_bits=self.sat_bits)
+            err = ((torch.ldexp(raw.to(torch.float64), (-frac).to(torch.float64)) - x) ** 2).mean(1)
+            better = err < best_err
+            best_err = torch.where(better, err, best_err)
+            best_i = torch.where(better, cand, best_i)
+        p = (best_i - self.width).to(self.log2_lsb.dtype).to(self.log2_lsb.device)
+        self.log2_lsb.data.copy_(p.reshape(self.log2_lsb.shape))
+        self.initialized.fill_(True)
+
+    def _observe(self, x: torch.Tensor) -> None:
+        x = x.detach()
+        if self.per_channel:
+            flat = x.movedim(self.channel_dim % x.dim(), 0).reshape(x.shape[self.channel_dim], -1)
+            if flat.shape[1] > _OBSERVE_SAMPLES_PER_CHANNEL:
+                idx = torch.randperm(flat.shape[1], device=x.device)[:_OBSERVE_SAMPLES_PER_CHANNEL]
+                flat = flat[:, idx]
+            self._observed.append(flat)
+        else:
+            flat = x.reshape(-1)
+            if flat.numel() > _OBSERVE_SAMPLES:
+                flat = flat[torch.randperm(flat.numel(), device=x.device)[:_OBSERVE_SAMPLES]]
+            self._observed.append(flat)
+
+    def start_observing(self) -> None:
+        """Record inputs (passing them through unquantised) until :meth:`finish_observing`."""
+        self._observed = []
+
+    def finish_observing(self) -> None:
+        """Calibrate from everything recorded since :meth:`start_observing`."""
+        observed, self._observed = self._observed, None
+        if not observed:
+            return
+        dim = 1 if self.per_channel else 0
+        self._calibrate_rows(torch.cat(observed, dim=dim).reshape(self.log2_lsb.numel(), -1))
+
+
+@contextlib.contextmanager
+def calibration(module: nn.Module) -> Iterator[nn.Module]:
+    """Calibrate every FixedQuantizer in ``module`` from the batches run inside the block.
+
+    Example:
+        >>> net = nn.Sequential(FixedQuantizer(8))
+        >>> with calibration(net):
+        ...     _ = net(torch.randn(64, 10))
+        >>> net[0].int_bits
+        3
+    """
+    quantizers = [m for m in module.modules() if isinstance(m, FixedQuantizer)]
+    for q in quantizers:
+        q.start_observing()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        for q in quantizers:
+            q.finish_observing()
