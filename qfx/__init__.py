@@ -8,10 +8,13 @@ from qfx.fixed import (
     FixedType,
     calibration,
 )
+from qfx.ir import Graph, load_graph, run_graph, save_graph
+from qfx.nn import QConfig, config, freeze, quantize_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FixedType", "FixedQuantizer", "calibration", "ROUNDING_MODES", "OVERFLOW_MODES", "MAX_WIDTH",
-    "__version__",
+    "Graph", "load_graph", "run_graph", "save_graph", "QConfig", "config", "freeze",
+    "quantize_model", "__version__",
 ]

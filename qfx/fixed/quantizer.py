@@ -114,10 +114,16 @@ class FixedQuantizer(nn.Module):
         if self._observed is not None:
             self._observe(x)
             return x
+        if not bool(self.initialized):
+            if not self.training:
+                raise RuntimeError(
+                    "FixedQuantizer used in eval mode before its binary point was set: "
+                    "calibrate it (qfx.calibration / quantize_model with data), train it, "
+                    "or give int_bits"
+                )
+            self.calibrate(x)
         if not self.training:
             return self.quantize_exact(x)
-        if not bool(self.initialized):
-            self.calibrate(x)
         return fake_quantize(
             x, self.log2_lsb, width=self.width, signed=self.signed, rounding=self.rounding,
             overflow=self.overflow, channel_dim=self.channel_dim if self.per_channel else None,
@@ -157,6 +163,11 @@ class FixedQuantizer(nn.Module):
                           rounding=self.rounding, overflow=self.overflow, sat_bits=self.sat_bits)
 
     # ------------------------------------------------------------------ calibration
+    def ensure_initialized(self, x: torch.Tensor) -> None:
+        """Calibrate from ``x`` unless already done (for quantizers of fixed tensors: weights)."""
+        if not bool(self.initialized) and self._observed is None:
+            self.calibrate(x)
+
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, search: int = 8) -> None:
         """Set the binary point from data: the int_bits with the least quantisation MSE.

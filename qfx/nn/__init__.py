@@ -1,0 +1,18 @@
+"""Trainable fixed-point layers, the torch.nn converter, and `freeze` to the integer graph."""
+
+from qfx.nn.activation import QHardTanh, QReLU
+from qfx.nn.base import QLayer
+from qfx.nn.config import QConfig, config, current_config
+from qfx.nn.convert import quantize_model
+from qfx.nn.freeze import freeze
+from qfx.nn.io import QFlatten, QInput
+from qfx.nn.linear import QConv2d, QLinear
+from qfx.nn.merge import QAdd
+from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d
+from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QMaxPool2d
+
+__all__ = [
+    "QAdd", "QAvgPool2d", "QBatchNorm1d", "QBatchNorm2d", "QConfig", "QConv2d", "QFlatten",
+    "QGlobalAvgPool2d", "QHardTanh", "QInput", "QLayer", "QLinear", "QMaxPool2d", "QReLU",
+    "config", "current_config", "freeze", "quantize_model",
+]

@@ -1,0 +1,119 @@
+"""Model-wide quantisation defaults (`QConfig`) and the `qfx.config(...)` context manager."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from qfx.fixed.fixed_type import OVERFLOW_MODES, ROUNDING_MODES
+from qfx.fixed.quantizer import FixedQuantizer
+
+__all__ = ["QConfig", "config", "current_config"]
+
+
+@dataclass(frozen=True)
+class QConfig:
+    """Widths and modes every qfx layer takes unless given its own.
+
+    Example:
+        >>> QConfig.uniform(4).weight_width
+        4
+        >>> with config(act_width=6):
+        ...     current_config().act_width
+        6
+    """
+
+    input_width: int = 8
+    weight_width: int = 8
+    bias_width: int = 16
+    act_width: int = 8
+    bn_scale_width: int = 8
+    bn_shift_width: int = 12
+    add_width: int = 8
+    pool_recip_width: int = 16
+    weight_rounding: str = "RND"
+    act_rounding: str = "RND"
+    weight_overflow: str = "SAT"
+    act_overflow: str = "SAT"
+    per_channel_weights: bool = False
+    learn_binary_point: bool = True
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_width") and not (isinstance(value, int) and 1 <= value <= 62):
+                raise ValueError(f"QConfig.{f.name} must be an integer width 1..62, got {value!r}")
+        for name in ("weight_rounding", "act_rounding"):
+            if getattr(self, name).upper().removeprefix("AP_") not in ROUNDING_MODES:
+                raise ValueError(f"QConfig.{name}={getattr(self, name)!r}; allowed: "
+                                 f"{', '.join(ROUNDING_MODES)}")
+        for name in ("weight_overflow", "act_overflow"):
+            if getattr(self, name).upper().removeprefix("AP_") not in OVERFLOW_MODES:
+                raise ValueError(f"QConfig.{name}={getattr(self, name)!r}; allowed: "
+                                 f"{', '.join(OVERFLOW_MODES)}")
+
+    @classmethod
+    def uniform(cls, bits: int, **overrides: object) -> QConfig:
+        """Every weight, activation, BN parameter and shortcut at ``bits``; biases at 2x."""
+        values = dict(input_width=bits, weight_width=bits, bias_width=2 * bits, act_width=bits,
+                      bn_scale_width=bits, bn_shift_width=bits, add_width=bits)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> QConfig:
+        """Build from a mapping (e.g. a flow's ``quantization:`` section); unknown keys fail."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - {"bits"})
+        if unknown:
+            raise ValueError(f"unknown quantization option(s) {', '.join(unknown)}; "
+                             f"allowed: bits, {', '.join(sorted(known))}")
+        data = dict(data)
+        bits = data.pop("bits", None)
+        return cls.uniform(int(bits), **data) if bits is not None else cls(**data)
+
+    def replace(self, **changes: object) -> QConfig:
+        return dataclasses.replace(self, **changes)
+
+    # factories used by the layers -------------------------------------------------------
+    def weight_quantizer(self, num_channels: int | None = None, width: int | None = None,
+                         channel_dim: int = 0) -> FixedQuantizer:
+        per_channel = self.per_channel_weights and num_channels is not None
+        return FixedQuantizer(width or self.weight_width, True, self.weight_rounding,
+                              self.weight_overflow, learn_binary_point=self.learn_binary_point,
+                              per_channel=per_channel,
+                              num_channels=num_channels if per_channel else None,
+                              channel_dim=channel_dim)
+
+    def act_quantizer(self, width: int | None = None, signed: bool = True) -> FixedQuantizer:
+        return FixedQuantizer(width or self.act_width, signed, self.act_rounding,
+                              self.act_overflow, learn_binary_point=self.learn_binary_point)
+
+
+_STACK: list[QConfig] = [QConfig()]
+
+
+def current_config() -> QConfig:
+    """The QConfig new qfx layers use (the innermost ``qfx.config`` block)."""
+    return _STACK[-1]
+
+
+@contextlib.contextmanager
+def config(base: QConfig | None = None, **changes: object) -> Iterator[QConfig]:
+    """Set model-wide defaults for the qfx layers built inside the block.
+
+    Example:
+        >>> from qfx.nn import QLinear
+        >>> with config(QConfig.uniform(6)):
+        ...     layer = QLinear(4, 2)
+        >>> layer.weight_quantizer.width
+        6
+    """
+    cfg = (base or current_config()).replace(**changes)
+    _STACK.append(cfg)
+    try:
+        yield cfg
+    finally:
+        _STACK.pop()

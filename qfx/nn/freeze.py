@@ -1,0 +1,333 @@
+"""`freeze`: turn a trained qfx model into the frozen integer graph (IR).
+
+The model is traced with torch.fx (qfx layers are leaves), run once in eval mode on an example
+input to learn every tensor's shape, and each qfx layer becomes an IR node with int64
+parameters. Every accumulator is sized from the frozen weights (the L1 bound over the input
+format's range), so no partial sum can round or overflow, in any order of additions.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import torch
+import torch.fx as fx
+from torch import nn
+
+from qfx.fixed.fixed_type import FixedType
+from qfx.fixed.kernels import FLOAT64_EXACT_BITS
+from qfx.fixed.quantizer import FixedQuantizer
+from qfx.ir.executor import check_exact
+from qfx.ir.graph import Edge, Graph, Node, sanitize_identifier
+from qfx.nn.activation import QHardTanh, QReLU
+from qfx.nn.base import QLayer
+from qfx.nn.io import QFlatten, QInput
+from qfx.nn.linear import QConv2d, QLinear
+from qfx.nn.merge import QAdd
+from qfx.nn.norm import _QBatchNorm
+from qfx.nn.pooling import QAvgPool2d, QMaxPool2d
+
+__all__ = ["freeze", "QTracer"]
+
+_PASSTHROUGH = (nn.Identity, nn.Dropout)
+
+
+class QTracer(fx.Tracer):
+    """fx tracer that keeps every qfx layer as a single call (a leaf)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, (QLayer, FixedQuantizer)) or super().is_leaf_module(m, qualname)
+
+
+def _storage(t: FixedType) -> FixedType:
+    """A constant's storage type: its W/I/sign (the values are already exact)."""
+    return FixedType(t.width, t.int_bits, t.signed)
+
+
+def _param_raw(q: FixedQuantizer, value: torch.Tensor) -> tuple[np.ndarray, FixedType]:
+    """Raw int64 mantissas of a quantised constant, with one type for the whole tensor."""
+    value = value.detach().double()
+    q.ensure_initialized(value)
+    if not q.per_channel:  # quantise with the quantizer's modes, store without them
+        t = q.fixed_type
+        return t.to_int(value).cpu().numpy(), _storage(t)
+    # per-channel formats: put every channel on the finest grid (exact), then size one type
+    types = q.fixed_types
+    frac = max(t.frac_bits for t in types)
+    chans = value.movedim(q.channel_dim, 0)
+    raw = torch.stack([t.to_int(c) << (frac - t.frac_bits) for t, c in zip(types, chans,
+                                                                              strict=True)])
+    raw_np = raw.movedim(0, q.channel_dim).cpu().numpy()
+    return raw_np, FixedType.for_raw_range(int(raw_np.min()), int(raw_np.max()), frac)
+
+
+def _frac_of(v: float) -> int:
+    """Fractional bits needed to hold the float ``v`` exactly."""
+    return max(Fraction(v).denominator.bit_length() - 1, 0)
+
+
+def _dot_range(w: np.ndarray, x_t: FixedType, shift_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output [lo, hi] of sum_i w_i * x_i over x in x_t's range (raw, Python ints)."""
+    w = w.reshape(w.shape[0], -1).astype(object) * (1 << shift_w)
+    a, b = w * x_t.raw_min, w * x_t.raw_max
+    lo = np.minimum(a, b).sum(axis=1)
+    hi = np.maximum(a, b).sum(axis=1)
+    return lo, hi
+
+
+def _acc_type(lo: np.ndarray, hi: np.ndarray, frac: int, where: str) -> FixedType:
+    lo_i, hi_i = int(min(lo.min(), 0)), int(max(hi.max(), 0))
+    bits = max(hi_i.bit_length(), (-lo_i - 1).bit_length()) + 1
+    if bits > FLOAT64_EXACT_BITS:
+        raise ValueError(
+            f"{where}: the exact accumulator needs {bits} bits, more than "
+            f"{FLOAT64_EXACT_BITS} bits cannot be evaluated exactly; reduce the widths of this "
+            "layer's inputs, weights or bias"
+        )
+    return FixedType.for_raw_range(lo_i, hi_i, frac)
+
+
+class _Recorder(fx.Interpreter):
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.values: dict[fx.Node, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        self.values[n] = out
+        return out
+
+
+class _Freezer:
+    def __init__(self, gm: fx.GraphModule, values: dict[fx.Node, Any]) -> None:
+        self.gm, self.values = gm, values
+        self.graph = Graph()
+        self.edge_of: dict[fx.Node, str] = {}
+        self.names: set[str] = set()
+
+    def _name(self, base: str) -> str:
+        name = sanitize_identifier(base)
+        candidate, i = name, 1
+        while candidate in self.names:
+            i += 1
+            candidate = f"{name}_{i}"
+        self.names.add(candidate)
+        return candidate
+
+    def _shape(self, n: fx.Node) -> tuple[int, ...]:
+        v = self.values[n]
+        if not isinstance(v, torch.Tensor):
+            raise ValueError(f"node {n.name!r} does not produce a tensor")
+        return tuple(v.shape[1:])
+
+    def _type(self, n: fx.Node) -> FixedType:
+        try:
+            return self.graph.edges[self.edge_of[n]].type
+        except KeyError:
+            raise ValueError(f"{n.name!r} is used before it has a fixed-point format: every "
+                             "model input must go through qfx.nn.QInput first") from None
+
+    def _emit(self, n: fx.Node, op: str, inputs: list[fx.Node], out_t: FixedType,
+              attrs: dict[str, Any] | None = None, params: dict[str, np.ndarray] | None = None,
+              source: str = "") -> None:
+        name = self._name(str(n.target) if n.op == "call_module" else n.name)
+        self.graph.add_edge(Edge(name, self._shape(n), out_t))
+        self.graph.add_node(Node(name, op, [self.edge_of[i] for i in inputs], name, attrs or {},
+                                 params or {}, source or str(n.target)))
+        self.edge_of[n] = name
+
+    def _unsupported(self, n: fx.Node, what: str) -> ValueError:
+        return ValueError(
+            f"cannot freeze {what}: not a supported qfx layer. Supported: QInput, QLinear, "
+            "QConv2d, QBatchNorm1d/2d, QReLU, QHardTanh, QAdd, QMaxPool2d, QAvgPool2d, "
+            "QGlobalAvgPool2d, QFlatten/flatten (qfx.quantize_model converts torch.nn models)"
+        )
+
+    def run(self) -> Graph:
+        for n in self.gm.graph.nodes:
+            if n.op == "placeholder":
+                continue  # becomes a graph input at its QInput
+            if n.op == "output":
+                outs = n.args[0] if isinstance(n.args[0], (tuple, list)) else [n.args[0]]
+                self.graph.outputs = [self.edge_of[o] for o in outs]
+            elif n.op == "call_module":
+                self._module(n, self.gm.get_submodule(n.target))
+            elif n.op == "call_function":
+                self._function(n)
+            elif n.op == "call_method":
+                self._method(n)
+            else:
+                raise self._unsupported(n, f"node {n.name!r} ({n.op})")
+        check_exact(self.graph)
+        return self.graph
+
+    # ------------------------------------------------------------------ modules
+    def _module(self, n: fx.Node, m: nn.Module) -> None:
+        src = n.args[0] if n.args else None
+        if isinstance(m, QInput):
+            if src is None or src.op != "placeholder":
+                raise ValueError(f"QInput {n.target!r} must take a model input directly")
+            t = m.output_quantizer.fixed_type
+            in_name = self._name(src.name)
+            self.graph.inputs.append(in_name)
+            self.graph.add_edge(Edge(in_name, self._shape(src), t))
+            self.edge_of[src] = in_name
+            self._emit(n, "input", [src], t)
+        elif isinstance(m, (QLinear, QConv2d)):
+            self._weighted(n, m, src)
+        elif isinstance(m, _QBatchNorm):
+            self._batchnorm(n, m, src)
+        elif isinstance(m, QReLU):
+            self._emit(n, "relu", [src], m.output_quantizer.fixed_type)
+        elif isinstance(m, QHardTanh):
+            x_t = self._type(src)
+            frac = max(x_t.frac_bits, _frac_of(m.min_val), _frac_of(m.max_val))
+            lo, hi = int(m.min_val * 2**frac), int(m.max_val * 2**frac)
+            shift = frac - x_t.frac_bits
+            clamp_t = FixedType.for_raw_range(min(lo, x_t.raw_min << shift),
+                                              max(hi, x_t.raw_max << shift), frac)
+            self._emit(n, "hardtanh", [src], m.output_quantizer.fixed_type,
+                       {"min_raw": lo, "max_raw": hi, "clamp_type": clamp_t})
+        elif isinstance(m, QAdd):
+            a, b = n.args[0], n.args[1]
+            self._emit(n, "add", [a, b], m.output_quantizer.fixed_type,
+                       {"acc_type": FixedType.add(self._type(a), self._type(b))})
+        elif isinstance(m, QMaxPool2d):
+            self._emit(n, "maxpool2d", [src], self._type(src),
+                       {"kernel": list(m.kernel_size), "stride": list(m.stride),
+                        "padding": list(m.padding), "dilation": list(m.dilation),
+                        "ceil_mode": bool(m.ceil_mode)})
+        elif isinstance(m, QAvgPool2d):
+            self._avgpool(n, m, src)
+        elif isinstance(m, (QFlatten, nn.Flatten)):
+            if isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) != (1, -1):
+                raise self._unsupported(n, f"module {n.target!r} (nn.Flatten with start_dim="
+                                        f"{m.start_dim}, end_dim={m.end_dim})")
+            self._emit(n, "flatten", [src], self._type(src))
+        elif isinstance(m, _PASSTHROUGH):
+            self.edge_of[n] = self.edge_of[src]
+        else:
+            raise self._unsupported(n, f"module {n.target!r} of type {type(m).__name__}")
+
+    def _weighted(self, n: fx.Node, m: QLinear | QConv2d, src: fx.Node) -> None:
+        x_t = self._type(src)
+        w_raw, w_t = _param_raw(m.weight_quantizer, m.weight)
+        frac = x_t.frac_bits + w_t.frac_bits
+        params = {"weight": w_raw}
+        attrs: dict[str, Any] = {"weight_type": w_t}
+        b_raw = None
+        if m.bias is not None:
+            b_raw, b_t = _param_raw(m.bias_quantizer, m.bias)
+            frac = max(frac, b_t.frac_bits)
+            params["bias"], attrs["bias_type"] = b_raw, b_t
+        lo, hi = _dot_range(w_raw, x_t, frac - x_t.frac_bits - w_t.frac_bits)
+        if b_raw is not None:
+            b = b_raw.astype(object) * (1 << (frac - attrs["bias_type"].frac_bits))
+            lo, hi = lo + b, hi + b
+        attrs["acc_type"] = _acc_type(lo, hi, frac, f"layer {n.target!r}")
+        if isinstance(m, QConv2d):
+            attrs.update(stride=list(m.stride), padding=list(m.padding),
+                         dilation=list(m.dilation), groups=int(m.groups))
+            op = "conv2d"
+        else:
+            op = "dense"
+        self._emit(n, op, [src], m.output_quantizer.fixed_type, attrs, params)
+
+    def _batchnorm(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> None:
+        x_t = self._type(src)
+        with torch.no_grad():
+            scale, shift = m.quantized_scale_shift()  # the eval path's exact values
+        s_t = _storage(m.scale_quantizer.fixed_type)
+        h_t = _storage(m.shift_quantizer.fixed_type)
+        s_raw, h_raw = s_t.to_int(scale).cpu().numpy(), h_t.to_int(shift).cpu().numpy()
+        frac = max(x_t.frac_bits + s_t.frac_bits, h_t.frac_bits)
+        lo, hi = _dot_range(s_raw.reshape(-1, 1), x_t, frac - x_t.frac_bits - s_t.frac_bits)
+        h = h_raw.astype(object) * (1 << (frac - h_t.frac_bits))
+        acc_t = _acc_type(lo + h, hi + h, frac, f"layer {n.target!r}")
+        self._emit(n, "batchnorm", [src], m.output_quantizer.fixed_type,
+                   {"scale_type": s_t, "shift_type": h_t, "acc_type": acc_t},
+                   {"scale": s_raw, "shift": h_raw})
+
+    def _avgpool(self, n: fx.Node, m: QAvgPool2d, src: fx.Node) -> None:
+        x_t = self._type(src)
+        sum_t = x_t.sum_of(m.area)
+        attrs: dict[str, Any] = {"kernel": list(m.kernel_size), "stride": list(m.stride),
+                                 "sum_type": sum_t}
+        params = {}
+        if m.shift is not None:
+            attrs["shift"] = m.shift
+            attrs["acc_type"] = FixedType(sum_t.width, sum_t.int_bits - m.shift, sum_t.signed)
+        else:
+            r_t = _storage(m.recip_type)
+            recip = torch.tensor([1.0 / m.area], dtype=torch.float64)
+            params["recip"] = m.recip_quantizer.to_int(recip).cpu().numpy()
+            attrs["recip_type"] = r_t
+            attrs["acc_type"] = FixedType.mul(sum_t, r_t)
+        self._emit(n, "avgpool2d", [src], m.output_quantizer.fixed_type, attrs, params)
+
+    # ------------------------------------------------------------------ functions, methods
+    def _flatten_like(self, n: fx.Node, src: fx.Node) -> None:
+        in_shape, out_shape = self._shape(src), self._shape(n)
+        if len(out_shape) != 1 or out_shape[0] != math.prod(in_shape):
+            raise self._unsupported(n, f"reshape {n.name!r} to {out_shape} (only flattening "
+                                    "everything after the batch dimension is supported)")
+        if len(in_shape) == 1:
+            self.edge_of[n] = self.edge_of[src]
+        else:
+            self._emit(n, "flatten", [src], self._type(src), source=n.name)
+
+    def _function(self, n: fx.Node) -> None:
+        if n.target is torch.flatten:
+            self._flatten_like(n, n.args[0])
+        elif n.target in (operator.getitem,) and not isinstance(self.values[n], torch.Tensor):
+            return
+        else:
+            name = getattr(n.target, "__name__", str(n.target))
+            raise self._unsupported(n, f"function call {name!r} at node {n.name!r} (residual "
+                                    "adds must be QAdd modules)")
+
+    def _method(self, n: fx.Node) -> None:
+        if n.target == "size":
+            return  # shape arithmetic feeding a view/reshape; no data flows through it
+        if n.target in ("view", "reshape", "flatten"):
+            self._flatten_like(n, n.args[0])
+        elif n.target in ("contiguous",):
+            self.edge_of[n] = self.edge_of[n.args[0]]
+        else:
+            raise self._unsupported(n, f"method call .{n.target}() at node {n.name!r}")
+
+
+def freeze(model: nn.Module, example_input: torch.Tensor) -> Graph:
+    """Freeze a qfx model (eval mode) into the exact integer graph.
+
+    ``example_input`` (a batch) fixes the tensor shapes. The model must start with a
+    :class:`qfx.nn.QInput` and consist of qfx layers (``qfx.quantize_model`` converts plain
+    torch.nn models).
+
+    Example:
+        >>> import qfx
+        >>> from qfx.nn import QInput, QLinear
+        >>> net = nn.Sequential(QInput(8), QLinear(4, 2))
+        >>> with qfx.calibration(net):
+        ...     _ = net(torch.randn(32, 4))
+        >>> g = freeze(net, torch.randn(1, 4))
+        >>> [n.op for n in g.nodes]
+        ['input', 'dense']
+    """
+    model.eval()
+    tracer = QTracer()
+    try:
+        fx_graph = tracer.trace(model)
+    except Exception as err:  # fx raises many types for untraceable Python
+        raise ValueError(f"cannot trace {type(model).__name__} with torch.fx: {err}") from err
+    gm = fx.GraphModule(tracer.root, fx_graph)
+    recorder = _Recorder(gm)
+    with torch.no_grad():
+        recorder.run(example_input)
+    graph = _Freezer(gm, recorder.values).run()
+    graph.meta["model"] = type(model).__name__
+    return graph

@@ -1,0 +1,99 @@
+"""Fixed-point BatchNorm: a per-channel scale and shift, each with its own learned format."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qfx.nn.base import QLayer
+from qfx.nn.config import QConfig, current_config
+
+__all__ = ["QBatchNorm1d", "QBatchNorm2d"]
+
+
+class _QBatchNorm(QLayer):
+    """Trains with batch statistics; computes ``x * scale + shift`` with fixed-point scale/shift.
+
+    ``scale = gamma / sqrt(var + eps)`` and ``shift = beta - mean * scale`` are quantised
+    (per-layer formats, learned) in training too, so the network learns with the precision
+    the hardware will have; eval uses the running statistics.
+    """
+
+    _dims: tuple[int, ...]
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, *,
+                 scale_width: int | None = None, shift_width: int | None = None,
+                 act_width: int | None = None, config: QConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or current_config()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        self.scale_quantizer = cfg.act_quantizer(scale_width or cfg.bn_scale_width)
+        self.shift_quantizer = cfg.act_quantizer(shift_width or cfg.bn_shift_width)
+        self.output_quantizer = cfg.act_quantizer(act_width)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() not in self._ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) got input of shape "
+                             f"{tuple(x.shape)}")
+
+    def scale_shift(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor,
+                                                                          torch.Tensor]:
+        """Float (unquantised) scale and shift for given statistics."""
+        scale = self.weight / torch.sqrt(var + self.eps)
+        return scale, self.bias - mean * scale
+
+    def quantized_scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode fixed-point scale and shift from the running statistics."""
+        scale, shift = self.scale_shift(self.running_mean, self.running_var)
+        self.scale_quantizer.ensure_initialized(scale)
+        self.shift_quantizer.ensure_initialized(shift)
+        return self.scale_quantizer(scale), self.shift_quantizer(shift)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        dims = [0] + list(range(2, x.dim()))
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        if self.training:
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+            with torch.no_grad():
+                n = x.numel() // x.shape[1]
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else \
+                    1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1, 1), alpha=m)
+            scale, shift = self.scale_shift(mean, var)
+            scale, shift = self.scale_quantizer(scale), self.shift_quantizer(shift)
+        else:
+            x = x.double()
+            scale, shift = self.quantized_scale_shift()
+        return self.output_quantizer(x * scale.view(shape) + shift.view(shape))
+
+
+class QBatchNorm2d(_QBatchNorm):
+    """Fixed-point ``nn.BatchNorm2d`` (inputs N, C, H, W).
+
+    Example:
+        >>> bn = QBatchNorm2d(4)
+        >>> bn(torch.randn(8, 4, 5, 5)).shape
+        torch.Size([8, 4, 5, 5])
+    """
+
+    _ndims = (4,)
+
+
+class QBatchNorm1d(_QBatchNorm):
+    """Fixed-point ``nn.BatchNorm1d`` (inputs N, C or N, C, L).
+
+    Example:
+        >>> QBatchNorm1d(3)(torch.randn(10, 3)).shape
+        torch.Size([10, 3])
+    """
+
+    _ndims = (2, 3)
