@@ -69,8 +69,10 @@ def requantize(
 
     raw_max = (1 << (W - 1)) - 1 if signed else (1 << W) - 1
     raw_min = -(1 << (W - 1)) if signed else 0
-    # AP_SAT_SYM on a signed target treats the most negative code as an underflow too.
-    floor_min = -raw_max if (signed and overflow == "SAT_SYM") else raw_min
+    # AP_SAT_SYM on a signed target treats the most negative code as an underflow too and
+    # writes -max; at W == 1 the header's "-max" pattern (1 << (W-1)) | 1 is the minimum, -1.
+    symmetric = signed and overflow == "SAT_SYM" and W > 1
+    floor_min = -raw_max if symmetric else raw_min
     pattern_mask = (1 << W) - 1
     neg_src = m < 0
 
@@ -102,7 +104,7 @@ def requantize(
     neg = torch.where(left, neg_src, q < 0)
 
     v = _apply_overflow(v, ovf, udf, ld, neg, W=W, signed=signed, overflow=overflow, N=sat_bits,
-                        raw_max=raw_max, raw_min=raw_min)
+                        raw_max=raw_max, floor_min=floor_min)
     if signed:
         v = torch.where(v > raw_max, v - (1 << W), v)
     return v
@@ -149,7 +151,7 @@ def _apply_overflow(
     overflow: str,
     N: int,
     raw_max: int,
-    raw_min: int,
+    floor_min: int,
 ) -> torch.Tensor:
     """ap_fixed_base::overflow_adjust on W-bit patterns (v in [0, 2**W))."""
     hit = ovf | udf
@@ -182,9 +184,6 @@ def _apply_overflow(
                 w = _set_bits(w, W - N, W - 2, ~neg)
             w = torch.where(neg, w | msb, w & ~msb)
         return torch.where(hit, w, v)
-    # saturating modes: SAT, SAT_SYM (the underflow bound already moved to -max)
-    low = raw_min if not (signed and overflow == "SAT_SYM") else -raw_max
-    hi_pat = raw_max
-    lo_pat = low & full
-    v = torch.where(ovf, torch.full_like(v, hi_pat), v)
-    return torch.where(udf, torch.full_like(v, lo_pat), v)
+    # saturating modes: SAT, SAT_SYM (the underflow bound is already -max where symmetric)
+    v = torch.where(ovf, torch.full_like(v, raw_max), v)
+    return torch.where(udf, torch.full_like(v, floor_min & full), v)

@@ -141,8 +141,7 @@ def run_graph(graph: Graph, x: np.ndarray | torch.Tensor | list, *, trace: bool 
             if node.op in _NO_CAST:
                 value = acc
             else:
-                over = (acc > out_t.max) | (acc < (-out_t.max if out_t.overflow == "SAT_SYM"
-                                                   and out_t.signed else out_t.min))
+                over = (acc > out_t.max) | (acc < out_t.min)
                 result.overflow[node.name] = int(over.sum())
                 result.elements[node.name] = int(acc.numel())
                 value = out_t.quantize(acc)

@@ -39,10 +39,12 @@ def test_per_channel_eval_uses_each_channels_type():
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(ROUNDING_MODES), st.integers(2, 12), st.integers(-4, 6),
-       st.lists(st.floats(-1e3, 1e3, width=32), min_size=1, max_size=50))
+       st.lists(st.floats(-1e3, 1e3, width=32, allow_subnormal=False), min_size=1,
+                max_size=50))
 def test_training_forward_matches_exact_values_in_saturating_mode(rounding, width, int_bits,
                                                                    values):
-    # float32 fake quantisation is the same rounding as the exact path for these widths.
+    # float32 fake quantisation rounds like the exact path (normal floats: a subnormal
+    # divided by the step can underflow to zero in float32, which training may ignore).
     x = torch.tensor(values, dtype=torch.float32)
     q = FixedQuantizer(width, True, rounding, "SAT", int_bits=int_bits).train()
     exact = q.fixed_type.quantize(x.double())
