@@ -53,35 +53,61 @@ def _overflow_float(q: torch.Tensor, overflow: str, qmin: float, qmax: float, wi
     raise ValueError(f"overflow mode {overflow!r} has no float fast path")
 
 
+def _round_into(y: torch.Tensor, rounding: str) -> torch.Tensor:
+    """Round ``y`` (a temporary) in place where the mode allows it."""
+    if rounding == "RND":
+        return y.add_(0.5).floor_()
+    if rounding == "TRN":
+        return y.floor_()
+    if rounding == "RND_CONV":
+        return y.round_()
+    if rounding == "TRN_ZERO":
+        return y.trunc_()
+    return round_float(y, rounding)
+
+
 class _FakeQuant(torch.autograd.Function):
+    # With out = clamp(q) * lsb, the binary-point gradient ln2 * lsb * err (err = q - x/lsb
+    # inside the range, the clamp bound outside) is ln2 * (out - x * inside): lsb cancels, so
+    # backward needs only the in-range mask, x and out (which autograd keeps anyway), and the
+    # forward pass is five element-wise passes.
     @staticmethod
     def forward(ctx, x, log2_lsb, reduce_dims, qmin, qmax, width, signed, rounding, overflow,
                 exact_fn):
         p = torch.round(log2_lsb)
         lsb = torch.exp2(p).to(x.dtype)
-        y = x / lsb
-        q = round_float(y, rounding)
-        inside = (q >= qmin) & (q <= qmax)
+        q = _round_into(x / lsb, rounding)
+        qc = q.clamp(qmin, qmax)
+        inside = qc == q
         if exact_fn is not None:  # modes without a float formula (WRAP_SM, WRAP with N > 0)
             out = exact_fn(x, p).to(x.dtype)
+            clamped = qc.mul_(lsb)
+        elif overflow in ("SAT", "SAT_SYM", "SAT_ZERO"):
+            out = clamped = (_overflow_float(q, overflow, qmin, qmax, width, signed)
+                             if overflow != "SAT" else qc).mul_(lsb)
+            if overflow != "SAT":
+                clamped = qc.mul_(lsb)
         else:
-            out = _overflow_float(q, overflow, qmin, qmax, width, signed) * lsb
-        # d out / d log2(lsb), divided by ln2 * lsb: (q - y) inside, the clamp bound outside.
-        err = torch.where(inside, q - y, q.clamp(qmin, qmax))
-        ctx.save_for_backward(inside, err, lsb)
+            out = _overflow_float(q, overflow, qmin, qmax, width, signed).mul_(lsb)
+            clamped = qc.mul_(lsb)
+        ctx.save_for_backward(x, clamped, inside)
         ctx.reduce_dims = reduce_dims
         ctx.p_shape = log2_lsb.shape
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        inside, err, lsb = ctx.saved_tensors
-        grad_x = grad * inside if ctx.needs_input_grad[0] else None
+        x, clamped, inside = ctx.saved_tensors
+        grad_in = grad * inside
         grad_p = None
         if ctx.needs_input_grad[1]:
-            g = grad * err
-            g = g.sum(dim=ctx.reduce_dims) if ctx.reduce_dims else g.sum()
-            grad_p = (g * (_LN2 * lsb.reshape(g.shape))).reshape(ctx.p_shape)
+            if ctx.reduce_dims:
+                g = (grad * clamped).sum(ctx.reduce_dims) - (grad_in * x).sum(ctx.reduce_dims)
+            else:
+                g = torch.dot(grad.reshape(-1), clamped.reshape(-1)) - torch.dot(
+                    grad_in.reshape(-1), x.reshape(-1))
+            grad_p = (_LN2 * g).reshape(ctx.p_shape).to(grad.dtype)
+        grad_x = grad_in if ctx.needs_input_grad[0] else None
         return grad_x, grad_p, None, None, None, None, None, None, None, None
 
 

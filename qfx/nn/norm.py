@@ -59,8 +59,7 @@ class _QBatchNorm(QLayer):
         dims = [0] + list(range(2, x.dim()))
         shape = (1, -1) + (1,) * (x.dim() - 2)
         if self.training:
-            mean = x.mean(dims)
-            var = x.var(dims, unbiased=False)
+            var, mean = torch.var_mean(x, dims, unbiased=False)  # one pass over x
             with torch.no_grad():
                 n = x.numel() // x.shape[1]
                 self.num_batches_tracked += 1
@@ -73,7 +72,7 @@ class _QBatchNorm(QLayer):
         else:
             x = x.double()
             scale, shift = self.quantized_scale_shift()
-        return self.output_quantizer(x * scale.view(shape) + shift.view(shape))
+        return self.output_quantizer(torch.addcmul(shift.view(shape), x, scale.view(shape)))
 
 
 class QBatchNorm2d(_QBatchNorm):

@@ -193,3 +193,18 @@ def test_too_wide_accumulators_fail_loudly():
     _calibrated(net, torch.randn(16, 64))
     with pytest.raises(ValueError, match="more than 53 bits"):
         freeze(net.eval(), torch.randn(1, 64))
+
+
+def test_overflow_report_table_names_the_worst_layer():
+    from qfx.ir import overflow_report
+
+    net = _Seq(QInput(8), QLinear(4, 4), QReLU())
+    x = torch.randn(300, 4)
+    _calibrated(net, x)
+    graph = freeze(net.eval(), x[:1])
+    report = overflow_report(graph, x * 50, batch_size=128)
+    first = graph.nodes[0].name
+    assert report.total[first] == x.numel()
+    assert report.overflowed[first] > 0
+    assert report.worst()[1] > 0
+    assert first in str(report) and "saturated" in str(report)
