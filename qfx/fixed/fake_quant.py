@@ -68,9 +68,9 @@ def _round_into(y: torch.Tensor, rounding: str) -> torch.Tensor:
 
 class _FakeQuant(torch.autograd.Function):
     # With out = clamp(q) * lsb, the binary-point gradient ln2 * lsb * err (err = q - x/lsb
-    # inside the range, the clamp bound outside) is ln2 * (out - x * inside): lsb cancels, so
-    # backward needs only the in-range mask, x and out (which autograd keeps anyway), and the
-    # forward pass is five element-wise passes.
+    # inside the range, the clamp bound outside) is ln2 * (clamped - x * inside): lsb cancels,
+    # so backward needs only the in-range mask, x and the clamped output. The difference is
+    # formed per element before any sum: two large float32 sums would cancel.
     @staticmethod
     def forward(ctx, x, log2_lsb, reduce_dims, qmin, qmax, width, signed, rounding, overflow,
                 exact_fn):
@@ -101,11 +101,12 @@ class _FakeQuant(torch.autograd.Function):
         grad_in = grad * inside
         grad_p = None
         if ctx.needs_input_grad[1]:
+            err = torch.where(inside, clamped - x, clamped)
             if ctx.reduce_dims:
-                g = (grad * clamped).sum(ctx.reduce_dims) - (grad_in * x).sum(ctx.reduce_dims)
+                g = (grad * err).sum(ctx.reduce_dims, dtype=torch.float64)
             else:
-                g = torch.dot(grad.reshape(-1), clamped.reshape(-1)) - torch.dot(
-                    grad_in.reshape(-1), x.reshape(-1))
+                g = torch.dot(grad.reshape(-1).double(), err.reshape(-1).double()) \
+                    if grad.numel() > (1 << 24) else torch.dot(grad.reshape(-1), err.reshape(-1))
             grad_p = (_LN2 * g).reshape(ctx.p_shape).to(grad.dtype)
         grad_x = grad_in if ctx.needs_input_grad[0] else None
         return grad_x, grad_p, None, None, None, None, None, None, None, None

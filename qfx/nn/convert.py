@@ -173,10 +173,17 @@ def quantize_model(
         _fold_batchnorm(gm)
 
     counter = 0
+    originals = dict(gm.named_modules())
+    calls: dict[str, int] = {}
     for n in list(gm.graph.nodes):
         if n.op == "call_module":
-            new = _convert_module(gm.get_submodule(n.target), cfg, n, n.target)
+            new = _convert_module(originals[n.target], cfg, n, n.target)
+            calls[n.target] = calls.get(n.target, 0) + 1
             if new is not None:
+                if calls[n.target] > 1:
+                    # a module called twice (a shared nn.ReLU) gets one twin per call: each
+                    # call site has its own data and so its own output format
+                    n.target = f"{n.target}_call{calls[n.target]}"
                 gm.add_submodule(n.target, new)
             else:
                 n.replace_all_uses_with(n.args[0])

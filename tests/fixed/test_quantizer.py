@@ -163,3 +163,21 @@ def test_learned_binary_points_beat_a_badly_chosen_fixed_one():
     learned = _train_tiny_regressor(True, None)
     fixed_bad = _train_tiny_regressor(False, 1)  # range [-1, 1): clips inputs and outputs
     assert learned < fixed_bad / 10
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_binary_point_gradient_is_accurate_on_large_tensors(per_channel):
+    # The gradient sums millions of per-element errors: float32 sums of large terms that
+    # cancel would give a wrong (even sign-flipped) result. Compare with float64.
+    torch.manual_seed(5)
+    x = torch.rand(4, 1 << 20) * 1.98  # inside the range: a small sum of +-lsb/2 terms
+    q = FixedQuantizer(8, int_bits=2, per_channel=per_channel, num_channels=4 if per_channel
+                       else None, channel_dim=0)
+    q(x).backward(torch.ones_like(x))
+    lsb = 2.0 ** -6
+    xd = x.double()
+    qd = torch.floor(xd / lsb + 0.5)
+    qc = qd.clamp(-128, 127)
+    err = torch.where(qc == qd, qc - xd / lsb, qc) * lsb * np.log(2.0)
+    expected = err.sum(1) if per_channel else err.sum()
+    assert torch.allclose(q.log2_lsb.grad.double(), expected, rtol=1e-3, atol=1e-3)

@@ -1,0 +1,1 @@
+"""HLS backend: Vitis/Vivado HLS projects (C++, Tcl, block design, driver) for a board."""
