@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["decompose_double", "requantize"]
+__all__ = ["decompose_double", "requantize", "quantize_double"]
 
 _I64 = torch.int64
 
@@ -187,3 +187,81 @@ def _apply_overflow(
     # saturating modes: SAT, SAT_SYM (the underflow bound is already -max where symmetric)
     v = torch.where(ovf, torch.full_like(v, raw_max), v)
     return torch.where(udf, torch.full_like(v, floor_min & full), v)
+
+
+# The float64 fast path is exact for these: y = x * 2**F is exact (a power-of-two scale, F >= 0
+# so no underflow). Rounding works on the magnitude: a = |y|, n = floor(a) and the dropped
+# fraction g = a - n are exact for every double (Sterbenz), while y - floor(y) is not for small
+# negative y, nor is y + 0.5 (0.5 - 2**-54 + 0.5 rounds to 1.0). Each mode's decision is then a
+# comparison of g with 1/2, like quantization_adjust decides from (qb, r). Any |y| beyond the
+# format saturates: the widest fast-path format holds less than 2**50.
+_FAST_OVERFLOW = ("SAT", "SAT_SYM", "SAT_ZERO")
+_FAST_MAX_WIDTH = 50
+
+
+def _round_float64(y: torch.Tensor, rounding: str) -> torch.Tensor:
+    neg = y < 0
+    a = y.abs()
+    n = torch.floor(a)
+    g = a - n  # NaN only for +-inf, which then compares False everywhere
+    if rounding == "TRN":
+        inc = neg & (g > 0)
+    elif rounding == "TRN_ZERO":
+        inc = torch.zeros_like(neg)
+    elif rounding == "RND_CONV":
+        inc = (g > 0.5) | ((g == 0.5) & (torch.remainder(n, 2.0) == 1.0))
+    else:
+        # does a tie move the magnitude up? RND: ties toward +inf; RND_INF: away from zero;
+        # RND_MIN_INF: toward -inf; RND_ZERO: toward zero
+        tie_up = {"RND": ~neg, "RND_INF": torch.ones_like(neg), "RND_MIN_INF": neg,
+                  "RND_ZERO": torch.zeros_like(neg)}.get(rounding)
+        if tie_up is None:
+            raise ValueError(f"unknown rounding mode {rounding!r}")
+        inc = (g > 0.5) | ((g == 0.5) & tie_up)
+    mag = n.add_(inc.to(n.dtype))
+    return torch.where(neg, -mag, mag)
+
+
+def fast_path_applies(width: int, overflow: str, frac_bits: torch.Tensor | int) -> bool:
+    """Whether :func:`quantize_double` may use the float64 formulas (see above)."""
+    if overflow not in _FAST_OVERFLOW or width > _FAST_MAX_WIDTH:
+        return False
+    if isinstance(frac_bits, torch.Tensor):
+        return bool((frac_bits >= 0).all())
+    return frac_bits >= 0
+
+
+def quantize_double(
+    x: torch.Tensor,
+    frac_bits: torch.Tensor | int,
+    *,
+    width: int,
+    signed: bool,
+    rounding: str,
+    overflow: str,
+    sat_bits: int,
+    fast: bool = True,
+) -> torch.Tensor:
+    """Raw int64 mantissas of ``T v = (double)x`` for the format with ``frac_bits`` (which may
+    be a tensor broadcasting against x, e.g. one value per channel).
+
+    Uses exact float64 arithmetic where it is proven exact (saturating modes, width <= 50,
+    frac_bits >= 0) and the integer twin of the header algorithm everywhere else.
+    """
+    if not (fast and fast_path_applies(width, overflow, frac_bits)):
+        m, e = decompose_double(x)
+        return requantize(m, e + frac_bits, width=width, signed=signed, rounding=rounding,
+                          overflow=overflow, sat_bits=sat_bits)
+    x = x.to(torch.float64)
+    if torch.isnan(x).any():
+        raise ValueError("cannot convert NaN to a fixed-point number (ap_fixed gives it no value)")
+    scale = torch.as_tensor(frac_bits, dtype=torch.float64, device=x.device)
+    q = _round_float64(torch.ldexp(x, scale), rounding)
+    raw_max = float((1 << (width - 1)) - 1 if signed else (1 << width) - 1)
+    raw_min = float(-(1 << (width - 1)) if signed else 0)
+    if overflow == "SAT_ZERO":
+        q = torch.where((q > raw_max) | (q < raw_min), torch.zeros_like(q), q)
+    else:
+        low = -raw_max if (overflow == "SAT_SYM" and signed and width > 1) else raw_min
+        q = q.clamp_(low, raw_max)
+    return q.to(torch.int64)

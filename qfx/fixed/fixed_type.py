@@ -14,7 +14,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from qfx.fixed.exact import decompose_double, requantize
+from qfx.fixed.exact import quantize_double, requantize
 
 __all__ = ["FixedType", "ROUNDING_MODES", "OVERFLOW_MODES", "MAX_WIDTH"]
 
@@ -253,8 +253,9 @@ class FixedType:
                            integer_input=True)
 
     def _to_int_torch(self, x: torch.Tensor) -> torch.Tensor:
-        m, e = decompose_double(x)
-        return self._requantize(m, e + self.frac_bits)
+        return quantize_double(x, self.frac_bits, width=self.width, signed=self.signed,
+                               rounding=self.rounding, overflow=self.overflow,
+                               sat_bits=self.sat_bits)
 
     def _requantize(self, m: torch.Tensor, shift: torch.Tensor | int) -> torch.Tensor:
         return requantize(m, shift, width=self.width, signed=self.signed, rounding=self.rounding,

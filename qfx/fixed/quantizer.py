@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from qfx.fixed.exact import decompose_double, requantize
+from qfx.fixed.exact import decompose_double, quantize_double, requantize
 from qfx.fixed.fake_quant import fake_quantize
 from qfx.fixed.fixed_type import FixedType
 
@@ -144,9 +144,9 @@ class FixedQuantizer(nn.Module):
 
     def _exact_from_p(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         frac = self._frac_bits(p.detach(), x)
-        m, e = decompose_double(x.detach())
-        raw = requantize(m, e + frac, width=self.width, signed=self.signed,
-                         rounding=self.rounding, overflow=self.overflow, sat_bits=self.sat_bits)
+        raw = quantize_double(x.detach(), frac, width=self.width, signed=self.signed,
+                              rounding=self.rounding, overflow=self.overflow,
+                              sat_bits=self.sat_bits)
         return torch.ldexp(raw.to(torch.float64), (-frac).to(torch.float64))
 
     @torch.no_grad()
@@ -158,9 +158,9 @@ class FixedQuantizer(nn.Module):
     def to_int(self, x: torch.Tensor) -> torch.Tensor:
         """Raw int64 mantissas of ``x`` in this quantizer's current format(s)."""
         frac = self._frac_bits(self.log2_lsb, x)
-        m, e = decompose_double(x)
-        return requantize(m, e + frac, width=self.width, signed=self.signed,
-                          rounding=self.rounding, overflow=self.overflow, sat_bits=self.sat_bits)
+        return quantize_double(x, frac, width=self.width, signed=self.signed,
+                               rounding=self.rounding, overflow=self.overflow,
+                               sat_bits=self.sat_bits)
 
     # ------------------------------------------------------------------ calibration
     def ensure_initialized(self, x: torch.Tensor) -> None:

@@ -215,3 +215,24 @@ def test_contains():
     assert not FixedType(10, 4).contains(FixedType(8, 3, signed=False).replace(int_bits=5))
     assert FixedType(9, 5).contains(FixedType(8, 4, signed=False))
     assert not FixedType(8, 4).contains(FixedType(8, 4, signed=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 50), st.integers(-8, 58), st.booleans(), st.sampled_from(ROUNDING_MODES),
+       st.sampled_from(["SAT", "SAT_SYM", "SAT_ZERO"]),
+       st.lists(st.one_of(st.floats(allow_nan=False), st.integers(-(2**60), 2**60)),
+                min_size=1, max_size=30), st.integers(-3, 3))
+def test_float_fast_path_equals_the_integer_path(width, int_bits, signed, rounding, overflow,
+                                                  values, tie_shift):
+    # Values on and next to the grid's ties exercise every rounding decision.
+    from qfx.fixed.exact import fast_path_applies, quantize_double
+
+    frac = width - int_bits
+    x = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    ties = (torch.round(x * 2.0**frac) + 0.5) * 2.0 ** -frac * 2.0**tie_shift
+    x = torch.cat([x, ties, -ties])
+    kw = dict(width=width, signed=signed, rounding=rounding, overflow=overflow, sat_bits=0)
+    fast = quantize_double(x, frac, **kw)
+    exact = quantize_double(x, frac, fast=False, **kw)
+    assert fast_path_applies(width, overflow, frac) == (frac >= 0)
+    assert torch.equal(fast, exact)

@@ -1,0 +1,63 @@
+"""The ``qfx`` command line: ``qfx train``, ``qfx export``, ``qfx csim``, ``qfx flow run``, ...
+
+Each subcommand lives next to the code it drives and registers itself through a
+``register(subparsers)`` function; this module only assembles them and turns errors into a
+one-line message and a non-zero exit code (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+# (module, attribute) of every subcommand's register(subparsers) function
+_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("qfx.training.cli", "register"),
+    ("qfx.backends.hls.boards", "register"),
+)
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser with every available subcommand."""
+    from qfx import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="qfx",
+        description="Train fixed-point PyTorch models with learned binary points and deploy "
+                    "them bit-exactly to FPGAs through HLS.",
+    )
+    parser.add_argument("--version", action="version", version=f"qfx {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module, attr in _COMMANDS:
+        getattr(importlib.import_module(module), attr)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qfx`` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("qfx: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"qfx {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""The qfx trainer: classification training on any torch device, with per-epoch history of the
+loss, accuracy, learning rate and every quantizer's learned ``int_bits``."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tqdm import tqdm
+
+from qfx.data.augment import Augmentation, get_augmentation
+from qfx.training._atomic import atomic_write_text
+from qfx.training.checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = [
+    "train", "evaluate", "TrainResult", "quantizer_int_bits", "lr_at", "OPTIMIZERS", "SCHEDULES",
+    "EpochCallback",
+]
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "step", "constant")
+# A callback sees (epoch, that epoch's history record, model); returning True stops training.
+EpochCallback = Callable[[int, dict[str, Any], nn.Module], "bool | None"]
+# Training sets up to this size are copied to an accelerator once instead of batch by batch.
+_MAX_DEVICE_BYTES = 1 << 30
+CHECKPOINT_NAME = "checkpoint.npz"
+HISTORY_NAME = "history.json"
+PLOT_NAME = "training.png"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Example:
+        >>> from qfx.data import synthetic_classification
+        >>> tr, te = synthetic_classification(128, (4,), num_classes=2)
+        >>> result = train(nn.Linear(4, 2), tr, te, epochs=2, progress=False)
+        >>> result.history[-1]["test_acc"] == result.final_test_acc
+        True
+    """
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    final_test_acc: float
+    best_test_acc: float
+    seconds: float
+    out_dir: Path | None = None
+    checkpoint: Path | None = None
+    plot: Path | None = None
+    stopped_early: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def quantizer_int_bits(model: nn.Module, *, calibrated_only: bool = False
+                       ) -> dict[str, float | int]:
+    """Current ``int_bits`` of every submodule that has one (e.g. ``qfx.FixedQuantizer``),
+    keyed by module name; per-channel quantizers report the mean over channels.
+    ``calibrated_only`` leaves out quantizers whose ``initialized`` flag is False.
+
+    Example:
+        >>> from qfx import FixedQuantizer
+        >>> quantizer_int_bits(nn.Sequential(FixedQuantizer(8, int_bits=3)))
+        {'0': 3}
+    """
+    out: dict[str, float | int] = {}
+    for name, module in model.named_modules():
+        try:
+            bits = module.int_bits
+        except Exception:  # noqa: BLE001 - absent, or not readable now: not a format to record
+            continue
+        if calibrated_only and not bool(getattr(module, "initialized", True)):
+            continue
+        if isinstance(bits, torch.Tensor):
+            bits = bits.detach().to(torch.float64).cpu().tolist()
+        if isinstance(bits, (list, tuple)):
+            if not bits:
+                continue
+            out[name or "(model)"] = float(sum(bits) / len(bits))
+        elif isinstance(bits, (int, float)) and not isinstance(bits, bool):
+            out[name or "(model)"] = bits
+    return out
+
+
+def lr_at(schedule: str, base_lr: float, epoch: int, epochs: int) -> float:
+    """Learning rate of (0-based) ``epoch``: cosine decay, step (x0.1 at 50% and 75%), constant.
+
+    Example:
+        >>> lr_at("step", 0.1, 8, 10)
+        0.0010000000000000002
+    """
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    if schedule == "step":
+        milestones = [m for m in (round(0.5 * epochs), round(0.75 * epochs)) if m > 0]
+        return base_lr * 0.1 ** sum(epoch >= m for m in milestones)
+    raise ValueError(f"invalid schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"invalid device {device!r}: {err}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but torch.cuda.is_available() is False")
+    return dev
+
+
+class _Batches:
+    """Batches of a dataset in a given order, on ``device``."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device) -> None:
+        self.dataset, self.batch_size, self.device = dataset, batch_size, device
+        self.tensors: list[torch.Tensor] | None = None
+        if isinstance(dataset, TensorDataset):
+            size = sum(t.numel() * t.element_size() for t in dataset.tensors)
+            move = device.type != "cpu" and size <= _MAX_DEVICE_BYTES
+            self.tensors = [t.to(device) if move else t for t in dataset.tensors]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def iterate(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.tensors is not None:
+            order = order.to(self.tensors[0].device)
+            for idx in order.split(self.batch_size):
+                x, y = (t[idx] for t in self.tensors[:2])
+                yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+            return
+        loader = DataLoader(self.dataset, batch_size=self.batch_size,
+                            sampler=order.tolist(), num_workers=0)
+        for x, y in loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` (in eval mode) on ``dataset``.
+
+    Example:
+        >>> from qfx.data import synthetic_classification
+        >>> _, test = synthetic_classification(64, (4,), num_classes=2)
+        >>> loss, acc = evaluate(nn.Linear(4, 2), test)
+        >>> 0.0 <= acc <= 1.0
+        True
+    """
+    return _evaluate(model, _Batches(dataset, batch_size, _device(device)))
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, batches: _Batches) -> tuple[float, float]:
+    dataset, dev = batches.dataset, batches.device
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    n = 0
+    for x, y in batches.iterate(torch.arange(len(dataset))):
+        out = model(x)
+        loss_sum += F.cross_entropy(out, y, reduction="sum").to(torch.float64)
+        correct += (out.argmax(1) == y).sum()
+        n += len(y)
+    model.train(was_training)
+    if n == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return float(loss_sum) / n, int(correct) / n
+
+
+def _check(name: str, value: Any, ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
+                    momentum: float) -> torch.optim.Optimizer:
+    # Decay only weight matrices/kernels: biases, BN affine and quantizer binary points
+    # (log2_lsb, a scalar or per-channel vector) must not be pulled toward zero.
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
+                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+
+
+def train(
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    schedule: str = "cosine",
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    device: str | torch.device = "cpu",
+    out_dir: str | Path | None = None,
+    checkpoint_every: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    callbacks: Sequence[EpochCallback] | None = None,
+    augment: str | Augmentation | None = None,
+    resume_from: str | Path | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    plot: bool = True,
+) -> TrainResult:
+    """Train a classifier with cross-entropy; returns the model, per-epoch history and files.
+
+    Each history record has ``epoch`` (1-based), ``lr``, ``train_loss``, ``train_acc``,
+    ``test_loss``, ``test_acc``, ``seconds`` and ``int_bits`` (see :func:`quantizer_int_bits`).
+    ``metadata["initial_int_bits"]`` holds the calibrated formats before the first epoch.
+    With ``out_dir``, a pickle-free checkpoint (``checkpoint.npz`` + ``.json``) is written every
+    ``checkpoint_every`` epochs and at the end, with ``history.json`` and ``training.png``.
+    ``resume_from`` continues from a checkpoint (model, optimizer, history). Shuffling and
+    augmentation are seeded per epoch, so a run is reproducible and a resumed run matches an
+    uninterrupted one on the CPU (CUDA kernels may not be deterministic). Weight decay applies
+    only to parameters with >= 2 dims. A callback returning True stops training.
+
+    Example:
+        >>> from qfx.data import synthetic_classification
+        >>> tr, te = synthetic_classification(256, (8,), num_classes=2)
+        >>> res = train(nn.Linear(8, 2), tr, te, epochs=3, lr=0.05, progress=False)
+        >>> len(res.history)
+        3
+    """
+    _check("epochs", epochs, _is_int(epochs) and epochs >= 1, "an integer >= 1")
+    _check("batch_size", batch_size, _is_int(batch_size) and batch_size >= 1, "an integer >= 1")
+    _check("lr", lr, isinstance(lr, (int, float)) and lr > 0, "a positive number")
+    _check("optimizer", optimizer, optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}")
+    _check("schedule", schedule, schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
+    _check("weight_decay", weight_decay,
+           isinstance(weight_decay, (int, float)) and weight_decay >= 0, "a number >= 0")
+    _check("momentum", momentum, isinstance(momentum, (int, float)) and 0 <= momentum < 1,
+           "a number in [0, 1)")
+    _check("checkpoint_every", checkpoint_every,
+           _is_int(checkpoint_every) and checkpoint_every >= 1, "an integer >= 1")
+    _check("seed", seed, _is_int(seed) and 0 <= seed < 1 << 63, "an integer in [0, 2**63)")
+    if len(train_set) == 0:
+        raise ValueError("the training set is empty")
+    augment_fn = get_augmentation(augment) if isinstance(augment, str) or augment is None \
+        else augment
+    dev = _device(device)
+    out = Path(out_dir) if out_dir is not None else None
+    callbacks = list(callbacks or [])
+
+    torch.manual_seed(seed)
+    model.to(dev)
+    opt = _make_optimizer(model, optimizer, float(lr), float(weight_decay), float(momentum))
+    meta = {
+        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+                  "schedule": schedule, "weight_decay": weight_decay, "momentum": momentum,
+                  "seed": seed, "augment": augment if isinstance(augment, str) else None},
+        **dict(metadata or {}),
+    }
+    history: list[dict[str, Any]] = []
+    start = 0
+    if resume_from is not None:
+        side = load_checkpoint(resume_from, model, opt)
+        start, history = int(side["epoch"] or 0), list(side["history"])
+        meta["initial_int_bits"] = side["metadata"].get("initial_int_bits", {})
+    else:
+        # Formats before training (e.g. from calibration), the start of the int_bits curves.
+        meta["initial_int_bits"] = quantizer_int_bits(model, calibrated_only=True)
+
+    batches = _Batches(train_set, batch_size, dev)
+    test_batches = _Batches(test_set, max(batch_size, 256), dev)
+    t0 = time.perf_counter()
+    checkpoint: Path | None = None
+    stopped = False
+    for epoch in range(start, epochs):
+        t_epoch = time.perf_counter()
+        # Per-epoch seeds: a resumed run sees the same shuffles and augmentations.
+        epoch_seed = (seed * 1_000_003 + epoch) % (1 << 63)  # stays a valid torch seed
+        torch.manual_seed(epoch_seed)
+        gen = torch.Generator().manual_seed(epoch_seed)
+        lr_now = lr_at(schedule, float(lr), epoch, epochs)
+        for group in opt.param_groups:
+            group["lr"] = lr_now
+        model.train()
+        order = torch.randperm(len(train_set), generator=gen)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        seen = 0
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                   leave=False, disable=None if progress else True, file=sys.stderr)
+        for step, (x, y) in enumerate(batches.iterate(order)):
+            if augment_fn is not None:
+                x = augment_fn(x, gen)
+            opt.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach().to(torch.float64) * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            bar.update(1)
+            if not bar.disable and step % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.close()
+        train_loss = float(loss_sum) / seen
+        if not math.isfinite(train_loss):
+            raise RuntimeError(f"training diverged: train loss is {train_loss} in epoch "
+                               f"{epoch + 1}; lower the learning rate (lr={lr})")
+        test_loss, test_acc = _evaluate(model, test_batches)
+        record = {
+            "epoch": epoch + 1, "lr": lr_now, "train_loss": train_loss,
+            "train_acc": int(correct) / seen, "test_loss": test_loss, "test_acc": test_acc,
+            "seconds": time.perf_counter() - t_epoch, "int_bits": quantizer_int_bits(model),
+        }
+        history.append(record)
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}/{epochs}  lr {lr_now:.3g}  loss {train_loss:.4f}  "
+                       f"train acc {record['train_acc']:.4f}  test acc {test_acc:.4f}",
+                       file=sys.stderr)
+        stopped = any(bool(cb(epoch + 1, record, model)) for cb in callbacks)
+        last = stopped or epoch + 1 == epochs
+        if out is not None and (last or (epoch + 1) % checkpoint_every == 0):
+            checkpoint = save_checkpoint(out / CHECKPOINT_NAME, model, epoch=epoch + 1,
+                                         history=history, metadata=meta, optimizer=opt)
+        if stopped:
+            break
+
+    plot_path = None
+    if out is not None:
+        atomic_write_text(out / HISTORY_NAME, json.dumps(history, indent=1))
+        if checkpoint is None and history:
+            checkpoint = save_checkpoint(out / CHECKPOINT_NAME, model, epoch=history[-1]["epoch"],
+                                         history=history, metadata=meta, optimizer=opt)
+        if plot and history:
+            from qfx.training.plots import plot_history
+
+            plot_path = plot_history(history, out / PLOT_NAME,
+                                     initial_int_bits=meta["initial_int_bits"])
+    if history:
+        final, best = history[-1]["test_acc"], max(r["test_acc"] for r in history)
+    else:
+        final = best = _evaluate(model, test_batches)[1]
+    return TrainResult(model=model, history=history, final_test_acc=final, best_test_acc=best,
+                       seconds=time.perf_counter() - t0, out_dir=out, checkpoint=checkpoint,
+                       plot=plot_path, stopped_early=stopped, metadata=meta)

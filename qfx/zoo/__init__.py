@@ -1,0 +1,16 @@
+"""Float model zoo in plain torch.nn (Conv2d, BatchNorm2d, ReLU, pooling, Linear, ``Add``).
+
+Example:
+    >>> from qfx.zoo import get_model
+    >>> sum(p.numel() for p in get_model("resnet8").parameters()) > 70_000
+    True
+"""
+
+from qfx.zoo.blocks import Add, BasicBlock, conv_bn_relu
+from qfx.zoo.models import DigitsCNN, ResNet, digits_cnn, resnet8, resnet20
+from qfx.zoo.registry import MODELS, ModelSpec, get_model, model_names, model_spec
+
+__all__ = [
+    "Add", "BasicBlock", "conv_bn_relu", "DigitsCNN", "ResNet", "digits_cnn", "resnet8",
+    "resnet20", "MODELS", "ModelSpec", "get_model", "model_names", "model_spec",
+]
