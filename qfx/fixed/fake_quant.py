@@ -76,7 +76,11 @@ class _FakeQuant(torch.autograd.Function):
                 exact_fn):
         p = torch.round(log2_lsb)
         lsb = torch.exp2(p).to(x.dtype)
-        q = _round_into(x / lsb, rounding)
+        inv = torch.exp2(-p).to(x.dtype)  # exact: a power of two
+        if rounding == "RND":  # 0.5 + x / lsb in one pass, then floor in place
+            q = torch.addcmul(torch.tensor(0.5, dtype=x.dtype, device=x.device), x, inv).floor_()
+        else:
+            q = _round_into(x * inv, rounding)
         qc = q.clamp(qmin, qmax)
         inside = qc == q
         if exact_fn is not None:  # modes without a float formula (WRAP_SM, WRAP with N > 0)
@@ -98,7 +102,7 @@ class _FakeQuant(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, clamped, inside = ctx.saved_tensors
-        grad_in = grad * inside
+        grad_in = torch.where(inside, grad, 0.0)  # no bool -> float copy of the mask
         grad_p = None
         if ctx.needs_input_grad[1]:
             err = torch.where(inside, clamped - x, clamped)

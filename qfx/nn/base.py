@@ -18,7 +18,7 @@ class QLayer(nn.Module):
     executor's bit for bit.
     """
 
-    output_quantizer: FixedQuantizer
+    output_quantizer: FixedQuantizer | None
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.training else x.double()
@@ -26,4 +26,7 @@ class QLayer(nn.Module):
     @property
     def output_type(self):
         """The FixedType of this layer's output."""
+        if self.output_quantizer is None:
+            raise ValueError(f"{type(self).__name__} hands on its exact accumulator; its "
+                                 "format is sized by qfx.freeze (see the frozen graph)")
         return self.output_quantizer.fixed_type

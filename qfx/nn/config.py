@@ -39,6 +39,9 @@ class QConfig:
     act_overflow: str = "SAT"
     per_channel_weights: bool = False
     learn_binary_point: bool = True
+    # quantize_model: a Conv2d/Linear followed by a BatchNorm hands it its exact accumulator
+    # (False) or casts to an activation format first (True)
+    quantize_before_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

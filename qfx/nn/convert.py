@@ -45,17 +45,27 @@ def _copy_params(dst: nn.Module, src: nn.Module, names: Iterable[str]) -> nn.Mod
     return dst
 
 
-def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str) -> nn.Module | None:
+def _feeds_batchnorm(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    users = list(node.users)
+    return len(users) == 1 and users[0].op == "call_module" and isinstance(
+        modules.get(users[0].target), (nn.BatchNorm1d, nn.BatchNorm2d))
+
+
+def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
+                    modules: dict[str, nn.Module]) -> nn.Module | None:
     """The qfx twin of a standard module, None to keep it as is; raise if unsupported."""
+    quantize_output = cfg.quantize_before_batchnorm or not _feeds_batchnorm(node, modules)
     if isinstance(m, nn.Linear):
-        q = QLinear(m.in_features, m.out_features, m.bias is not None, config=cfg)
+        q = QLinear(m.in_features, m.out_features, m.bias is not None,
+                    quantize_output=quantize_output, config=cfg)
         return _copy_params(q, m, ("weight", "bias"))
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros" or isinstance(m.padding, str):
             raise ValueError(f"cannot convert {path!r} (nn.Conv2d): padding must be integers "
                              f"with padding_mode='zeros', got {m.padding!r}/{m.padding_mode!r}")
         q = QConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                    m.dilation, m.groups, m.bias is not None, config=cfg)
+                    m.dilation, m.groups, m.bias is not None, quantize_output=quantize_output,
+                    config=cfg)
         return _copy_params(q, m, ("weight", "bias"))
     if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
         if not m.affine or not m.track_running_stats:
@@ -177,7 +187,7 @@ def quantize_model(
     calls: dict[str, int] = {}
     for n in list(gm.graph.nodes):
         if n.op == "call_module":
-            new = _convert_module(originals[n.target], cfg, n, n.target)
+            new = _convert_module(originals[n.target], cfg, n, n.target, originals)
             calls[n.target] = calls.get(n.target, 0) + 1
             if new is not None:
                 if calls[n.target] > 1:

@@ -235,7 +235,9 @@ class _Freezer:
             op = "conv2d"
         else:
             op = "dense"
-        self._emit(n, op, [src], m.output_quantizer.fixed_type, attrs, params)
+        q = m.output_quantizer
+        out_t = attrs["acc_type"] if q is None else q.fixed_type
+        self._emit(n, op, [src], out_t, attrs, params)
 
     def _batchnorm(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> None:
         x_t = self._type(src)

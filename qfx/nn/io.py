@@ -48,4 +48,4 @@ class QFlatten(QLayer):
 
     @property
     def output_type(self):
-        raise AttributeError("QFlatten keeps its input's format")
+        raise ValueError("QFlatten keeps its input's format")

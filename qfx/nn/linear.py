@@ -17,10 +17,15 @@ __all__ = ["QLinear", "QConv2d"]
 class _WeightedLayer(QLayer):
     def _init_quantizers(self, cfg: QConfig, out_channels: int, bias: bool,
                          weight_width: int | None, act_width: int | None,
-                         bias_width: int | None) -> None:
+                         bias_width: int | None, quantize_output: bool) -> None:
         self.weight_quantizer = cfg.weight_quantizer(out_channels, weight_width)
         self.bias_quantizer = cfg.act_quantizer(bias_width or cfg.bias_width) if bias else None
-        self.output_quantizer = cfg.act_quantizer(act_width)
+        # Without an output cast the layer hands on its exact accumulator (e.g. to a BatchNorm
+        # that follows): one lossy step fewer, and its format is sized at freeze time.
+        self.output_quantizer = cfg.act_quantizer(act_width) if quantize_output else None
+
+    def _output(self, acc: torch.Tensor) -> torch.Tensor:
+        return acc if self.output_quantizer is None else self.output_quantizer(acc)
 
     def quantized_weight(self) -> torch.Tensor:
         self.weight_quantizer.ensure_initialized(self.weight)
@@ -45,20 +50,22 @@ class QLinear(_WeightedLayer):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  weight_width: int | None = None, act_width: int | None = None,
-                 bias_width: int | None = None, config: QConfig | None = None) -> None:
+                 bias_width: int | None = None, quantize_output: bool = True,
+                 config: QConfig | None = None) -> None:
         super().__init__()
         cfg = config or current_config()
         ref = nn.Linear(in_features, out_features, bias)
         self.in_features, self.out_features = in_features, out_features
         self.weight = ref.weight
         self.bias = ref.bias
-        self._init_quantizers(cfg, out_features, bias, weight_width, act_width, bias_width)
+        self._init_quantizers(cfg, out_features, bias, weight_width, act_width, bias_width,
+                              quantize_output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._prepare(x)
         w, b = self.quantized_weight(), self.quantized_bias()
         acc = exact_linear(x, w, b) if not self.training else F.linear(x, w, b)
-        return self.output_quantizer(acc)
+        return self._output(acc)
 
 
 class QConv2d(_WeightedLayer):
@@ -73,7 +80,8 @@ class QConv2d(_WeightedLayer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, *,
                  weight_width: int | None = None, act_width: int | None = None,
-                 bias_width: int | None = None, config: QConfig | None = None) -> None:
+                 bias_width: int | None = None, quantize_output: bool = True,
+                 config: QConfig | None = None) -> None:
         super().__init__()
         if isinstance(padding, str):
             raise ValueError(f"QConv2d padding must be integers, got {padding!r}")
@@ -85,7 +93,8 @@ class QConv2d(_WeightedLayer):
         self.padding, self.dilation, self.groups = _pair(padding), _pair(dilation), groups
         self.weight = ref.weight
         self.bias = ref.bias
-        self._init_quantizers(cfg, out_channels, bias, weight_width, act_width, bias_width)
+        self._init_quantizers(cfg, out_channels, bias, weight_width, act_width, bias_width,
+                              quantize_output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._prepare(x)
@@ -94,4 +103,4 @@ class QConv2d(_WeightedLayer):
             acc = F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
         else:
             acc = exact_conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
-        return self.output_quantizer(acc)
+        return self._output(acc)

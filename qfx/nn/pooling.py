@@ -38,7 +38,7 @@ class QMaxPool2d(QLayer):
 
     @property
     def output_type(self):
-        raise AttributeError("QMaxPool2d keeps its input's format")
+        raise ValueError("QMaxPool2d keeps its input's format")
 
 
 class QAvgPool2d(QLayer):

@@ -164,3 +164,15 @@ def test_quantized_model_trains_and_keeps_exactness():
 def test_config_rejects_unknown_options():
     with pytest.raises(ValueError, match="allowed: bits"):
         quantize_model(nn.Linear(2, 2), {"weigth_width": 4})
+
+
+def test_conv_before_batchnorm_hands_on_its_accumulator_unless_configured():
+    torch.manual_seed(4)
+    x = torch.randn(8, 3, 6, 6)
+    net = _warm_bn(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                                 nn.Conv2d(4, 2, 1)), x)
+    q = quantize_model(net, None, x)
+    assert q.get_submodule("0").output_quantizer is None  # feeds the BatchNorm
+    assert q.get_submodule("3").output_quantizer is not None  # feeds the output
+    q2 = quantize_model(net, {"quantize_before_batchnorm": True}, x)
+    assert q2.get_submodule("0").output_quantizer is not None

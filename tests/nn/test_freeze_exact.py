@@ -208,3 +208,17 @@ def test_overflow_report_table_names_the_worst_layer():
     assert report.overflowed[first] > 0
     assert report.worst()[1] > 0
     assert first in str(report) and "saturated" in str(report)
+
+
+def test_conv_handing_its_exact_accumulator_to_batchnorm_is_exact():
+    torch.manual_seed(6)
+    net = _Seq(QInput(8), QConv2d(3, 4, 3, quantize_output=False), QBatchNorm2d(4), QReLU(),
+               QFlatten(), QLinear(64, 2, quantize_output=False))
+    x = torch.randn(16, 3, 6, 6)
+    net.train()
+    net(x)
+    graph = _assert_exact(net.eval(), x)
+    conv = graph.nodes[1]
+    assert graph.edges[conv.output].type == conv.attrs["acc_type"]  # no cast
+    with pytest.raises(ValueError, match="exact accumulator"):
+        _ = net[1].output_type
