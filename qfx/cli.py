@@ -17,6 +17,7 @@ __all__ = ["main", "build_parser"]
 # (module, attribute) of every subcommand's register(subparsers) function
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("qfx.training.cli", "register"),
+    ("qfx.flows.cli", "register"),
     ("qfx.backends.hls.boards", "register"),
 )
 

@@ -1,0 +1,1 @@
+"""Orchestration: loading models, and the train -> freeze -> export -> csim -> report flow."""
