@@ -1,0 +1,630 @@
+// qfx_layers.h -- the qfx HLS layer library (static: shipped with qfx, copied into every project).
+//
+// Every layer mirrors one op of the frozen qfx IR (qfx/ir/executor.py is the specification):
+//
+//   * a node computes its result in its accumulator type ACC_T, which the IR sizes so that no
+//     partial sum, in any order of additions, can round or overflow (so `acc += x * w` is exact),
+//   * then applies ONE cast to the node's output type: `y = acc;` (ap_fixed assignment with the
+//     output type's rounding/overflow modes -- exactly the IR's cast).
+//
+// Arithmetic of the accumulation (never of the casts):
+//
+//   * Synthesis (__SYNTHESIS__), or C-simulation built with -DQFX_AP_ARITH: the loops below
+//     compute on ap_fixed values (`ACC_T acc = bias; acc += x * w;`), shaped for HLS
+//     (pipelined reduction loops, pragmas from the layer's config struct).
+//   * C-simulation by default (QFX_NATIVE): the same sums on the raw integer mantissas in
+//     int32/int64, with the binary points aligned by exact power-of-two factors derived from the
+//     types (static_asserts below). The IR bounds every accumulator to <= 53 bits and every
+//     partial sum to the accumulator's range, so int64 (and int32 when the accumulator has
+//     <= 31 bits) holds every partial sum exactly: both paths compute the same integers. The
+//     result is turned back into ACC_T bit for bit (from_raw) and cast with the real ap_fixed
+//     assignment, so every lossy step is still done by the ap_fixed headers. The native path only
+//     reorders exact additions (for cache locality); tests build both paths and compare.
+//
+// Arrays are flat, in PyTorch NCHW order (C-major); a flatten is therefore a no-op.
+//
+// Config structs (generated in parameters.h) carry the types and sizes; see each layer.
+//
+// Folding (reuse factor R): a layer with n_mults multiplications gets M = ceil(n_mults / R)
+// multipliers, capped at QFX_MAX_UNROLL (4096, Vivado's unroll limit). The reduction loop
+// (length K) is pipelined with UNROLL factor red_unroll = min(K, M); when M > K the output loop
+// is unrolled by out_unroll = min(outputs, M / K), with red_unroll * out_unroll <= 4096.
+// Element-wise layers use unroll = min(n, ceil(n / R), 4096).
+
+#ifndef QFX_LAYERS_H_
+#define QFX_LAYERS_H_
+
+#include <ap_fixed.h>
+#include <ap_int.h>
+#include <stdint.h>
+#ifndef __SYNTHESIS__
+#include <cstdio>
+#endif
+
+#if defined(__SYNTHESIS__) || defined(QFX_AP_ARITH)
+#define QFX_NATIVE 0
+#else
+#define QFX_NATIVE 1
+#endif
+
+// Storage class of the large intermediate arrays of the top function: `static` in C-simulation
+// (keeps big activations off the stack; every element is written before it is read in each call,
+// so nothing carries over between calls), automatic in synthesis.
+#ifndef __SYNTHESIS__
+#define QFX_SCRATCH static
+#else
+#define QFX_SCRATCH
+#endif
+
+#if __cplusplus >= 201103L
+#define QFX_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define QFX_STATIC_ASSERT(cond, msg)
+#endif
+
+#define QFX_MAX_UNROLL 4096
+
+// Host compilers ignore the HLS pragmas (build with -Wno-unknown-pragmas) and the loop labels
+// that name loops in HLS reports; keep -Wall quiet about the labels.
+#if defined(__GNUC__) && !defined(__SYNTHESIS__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-label"
+#endif
+
+namespace qfx {
+
+// ------------------------------------------------------------------------------ type traits
+template <bool C, class A, class B>
+struct if_c {
+  typedef A type;
+};
+template <class A, class B>
+struct if_c<false, A, B> {
+  typedef B type;
+};
+
+/// Width W, integer bits I, fractional bits F = W - I and signedness of an ap_[u]fixed type.
+template <class T>
+struct fixed_traits;
+template <int W, int I, ap_q_mode Q, ap_o_mode O, int N>
+struct fixed_traits<ap_fixed<W, I, Q, O, N> > {
+  static const int width = W;
+  static const int iwidth = I;
+  static const int frac = W - I;
+  static const bool is_signed = true;
+};
+template <int W, int I, ap_q_mode Q, ap_o_mode O, int N>
+struct fixed_traits<ap_ufixed<W, I, Q, O, N> > {
+  static const int width = W;
+  static const int iwidth = I;
+  static const int frac = W - I;
+  static const bool is_signed = false;
+};
+
+/// Smallest native integer type holding W-bit raw values of the given signedness.
+template <int W, bool S>
+struct native_int {
+  typedef typename if_c<(W <= 8), int8_t,
+          typename if_c<(W <= 16), int16_t,
+          typename if_c<(W <= 32), int32_t, int64_t>::type>::type>::type type;
+};
+template <int W>
+struct native_int<W, false> {
+  typedef typename if_c<(W <= 8), uint8_t,
+          typename if_c<(W <= 16), uint16_t,
+          typename if_c<(W <= 32), uint32_t, uint64_t>::type>::type>::type type;
+};
+
+/// Storage of constant raw mantissas (weights, biases, BN scale/shift) of fixed-point type T:
+/// exact-width ap_int/ap_uint in synthesis (and -DQFX_AP_ARITH), the smallest native integer in
+/// native C-simulation. The generated headers initialise them from integer literals (exact).
+template <class T>
+struct raw_storage {
+#if QFX_NATIVE
+  typedef typename native_int<fixed_traits<T>::width, fixed_traits<T>::is_signed>::type type;
+#else
+  typedef typename if_c<fixed_traits<T>::is_signed, ap_int<fixed_traits<T>::width>,
+                        ap_uint<fixed_traits<T>::width> >::type type;
+#endif
+};
+
+/// Native accumulator of the QFX_NATIVE path: int32 while the accumulator type has <= 31 bits
+/// (then every partial sum of products, which the IR bounds by the accumulator's range, fits),
+/// else int64 (the IR caps accumulators at 53 bits).
+template <class ACC_T>
+struct native_acc {
+  typedef typename if_c<(fixed_traits<ACC_T>::width <= 31), int32_t, int64_t>::type type;
+};
+
+/// 2**k as an int64 (k >= 0); multiplying by it is an exact, well-defined left shift.
+inline int64_t pow2(int k) { return (int64_t)1 << k; }
+
+// ------------------------------------------------------------------------------ raw access
+/// The value of type T whose raw mantissa (two's complement for signed T) is r: a bit-exact
+/// reinterpretation, never a rounding. r must lie in T's raw range.
+template <class T, class R>
+inline T from_raw(const R& r) {
+  T v;
+  v.range(fixed_traits<T>::width - 1, 0) = r;
+  return v;
+}
+
+/// The same bits read as another type of the same width (moves the binary point exactly).
+template <class TO, class FROM>
+inline TO reinterpret(const FROM& v) {
+  QFX_STATIC_ASSERT(fixed_traits<TO>::width == fixed_traits<FROM>::width,
+                    "reinterpret needs types of the same width");
+  ap_uint<fixed_traits<FROM>::width> bits = v.range(fixed_traits<FROM>::width - 1, 0);
+  return from_raw<TO>(bits);
+}
+
+#ifndef __SYNTHESIS__
+/// The raw mantissa of x as an int64 (C-simulation only).
+template <class T>
+inline int64_t to_raw(const T& x) {
+  const int w = fixed_traits<T>::width;
+  const uint64_t u = x.range(w - 1, 0).to_uint64();
+  if (fixed_traits<T>::is_signed) return (int64_t)(u << (64 - w)) >> (64 - w);
+  return (int64_t)(u & ((w >= 64) ? ~(uint64_t)0 : (((uint64_t)1 << w) - 1)));
+}
+
+/// True when r is a raw mantissa of type T (the testbench rejects anything else).
+template <class T>
+inline bool raw_fits(int64_t r) {
+  const int w = fixed_traits<T>::width;
+  if (fixed_traits<T>::is_signed) {
+    return r >= -((int64_t)1 << (w - 1)) && r <= (((int64_t)1 << (w - 1)) - 1);
+  }
+  return r >= 0 && (w >= 63 || r <= (((int64_t)1 << w) - 1));
+}
+#endif
+
+// ------------------------------------------------------------------------------ trace (C-sim)
+// Built with -DQFX_TRACE, the top function writes every node's raw output to trace_sink():
+// one line per node and sample: "<node> <sample> <n> v0 v1 ... v{n-1}".
+#ifdef QFX_TRACE
+inline std::FILE*& trace_sink() {
+  static std::FILE* sink = 0;
+  return sink;
+}
+inline long& trace_sample() {
+  static long sample = 0;
+  return sample;
+}
+template <class T>
+void trace(const char* node, const T* x, int n) {
+  std::FILE* f = trace_sink();
+  if (!f) return;
+  std::fprintf(f, "%s %ld %d", node, trace_sample(), n);
+  for (int i = 0; i < n; i++) std::fprintf(f, " %lld", (long long)to_raw(x[i]));
+  std::fputc('\n', f);
+}
+#define QFX_TRACE_NODE(name, array, n) ::qfx::trace(name, array, n)
+#else
+#define QFX_TRACE_NODE(name, array, n) ((void)0)
+#endif
+
+// ------------------------------------------------------------------------------ input / cast
+// CFG: in_t, out_t, n, unroll.  y[i] = x[i] (the IR's input cast).
+template <class CFG>
+void cast(const typename CFG::in_t x[CFG::n], typename CFG::out_t y[CFG::n]) {
+  const int unroll = CFG::unroll;
+  (void)unroll;
+CAST:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    y[i] = x[i];
+  }
+}
+
+// ------------------------------------------------------------------------------ dense
+// CFG: in_t, out_t, acc_t, weight_t, bias_t, n_in, n_out, red_unroll, out_unroll.
+// w: [n_out][n_in] (PyTorch order), b: [n_out].
+template <class CFG>
+void dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
+           const typename raw_storage<typename CFG::weight_t>::type w[CFG::n_out * CFG::n_in],
+           const typename raw_storage<typename CFG::bias_t>::type b[CFG::n_out]) {
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::weight_t weight_t;
+  typedef typename CFG::bias_t bias_t;
+  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                 fixed_traits<weight_t>::frac;
+  const int sb = fixed_traits<acc_t>::frac - fixed_traits<bias_t>::frac;
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                            fixed_traits<weight_t>::frac >= 0,
+                    "dense: the accumulator must hold every product exactly");
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<bias_t>::frac,
+                    "dense: the accumulator must hold the bias exactly");
+#if QFX_NATIVE
+  typedef typename native_acc<acc_t>::type A;
+  static A xr[CFG::n_in];
+  for (int i = 0; i < CFG::n_in; i++) xr[i] = (A)to_raw(x[i]);
+  for (int o = 0; o < CFG::n_out; o++) {
+    const typename raw_storage<weight_t>::type* wo = w + o * CFG::n_in;
+    A s = 0;
+    for (int i = 0; i < CFG::n_in; i++) s += xr[i] * (A)wo[i];
+    const int64_t acc = (int64_t)b[o] * pow2(sb) + (int64_t)s * pow2(sx);
+    y[o] = from_raw<acc_t>(acc);
+  }
+#else
+  (void)sx;
+  (void)sb;
+  const int red_unroll = CFG::red_unroll;
+  const int out_unroll = CFG::out_unroll;
+  (void)red_unroll;
+  (void)out_unroll;
+#pragma HLS ARRAY_PARTITION variable=x cyclic factor=red_unroll
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+DENSE_OUT:
+  for (int o = 0; o < CFG::n_out; o++) {
+#pragma HLS UNROLL factor=out_unroll
+    acc_t acc = from_raw<bias_t>(b[o]);
+  DENSE_RED:
+    for (int i = 0; i < CFG::n_in; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=red_unroll
+      acc += x[i] * from_raw<weight_t>(w[o * CFG::n_in + i]);
+    }
+    y[o] = acc;  // the one cast to the output type
+  }
+#endif
+}
+
+// ------------------------------------------------------------------------------ conv2d
+// CFG: in_t, out_t, acc_t, weight_t, bias_t, in_c, in_h, in_w, out_c, out_h, out_w, k_h, k_w,
+//      stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, red_unroll, out_unroll.
+// x: [in_c][in_h][in_w], y: [out_c][out_h][out_w], w: [out_c][in_c/groups][k_h][k_w], b: [out_c].
+// Zero padding; groups == in_c == out_c is a depthwise convolution.
+template <class CFG>
+void conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+            typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
+            const typename raw_storage<typename CFG::weight_t>::type
+                w[CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w],
+            const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::weight_t weight_t;
+  typedef typename CFG::bias_t bias_t;
+  const int cin_g = CFG::in_c / CFG::groups;
+  const int cout_g = CFG::out_c / CFG::groups;
+  const int n_pix = CFG::out_h * CFG::out_w;
+  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                 fixed_traits<weight_t>::frac;
+  const int sb = fixed_traits<acc_t>::frac - fixed_traits<bias_t>::frac;
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                            fixed_traits<weight_t>::frac >= 0,
+                    "conv2d: the accumulator must hold every product exactly");
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<bias_t>::frac,
+                    "conv2d: the accumulator must hold the bias exactly");
+  QFX_STATIC_ASSERT(CFG::in_c % CFG::groups == 0 && CFG::out_c % CFG::groups == 0,
+                    "conv2d: channels must be divisible by groups");
+#if QFX_NATIVE
+  // Loop order for the CPU: per output channel, one weight at a time over the whole output
+  // plane (the plane's partial sums stay in cache; the innermost loop is contiguous for
+  // stride 1). Exact in any order, see the file header.
+  typedef typename native_acc<acc_t>::type A;
+  typedef typename raw_storage<weight_t>::type WR;
+  static A xr[CFG::in_c * CFG::in_h * CFG::in_w];
+  static A s[n_pix];
+  for (int i = 0; i < CFG::in_c * CFG::in_h * CFG::in_w; i++) xr[i] = (A)to_raw(x[i]);
+  for (int oc = 0; oc < CFG::out_c; oc++) {
+    const int g = oc / cout_g;
+    for (int p = 0; p < n_pix; p++) s[p] = 0;
+    for (int icg = 0; icg < cin_g; icg++) {
+      const A* xc = xr + (g * cin_g + icg) * CFG::in_h * CFG::in_w;
+      const WR* wk = w + (oc * cin_g + icg) * CFG::k_h * CFG::k_w;
+      for (int kh = 0; kh < CFG::k_h; kh++) {
+        for (int kw = 0; kw < CFG::k_w; kw++) {
+          const A wv = (A)wk[kh * CFG::k_w + kw];
+          if (wv == 0) continue;
+          const int off_w = kw * CFG::dil_w - CFG::pad_w;  // iw = ow * stride_w + off_w
+          int ow_lo = 0;
+          while (ow_lo < CFG::out_w && ow_lo * CFG::stride_w + off_w < 0) ow_lo++;
+          int ow_hi = CFG::out_w;
+          while (ow_hi > ow_lo && (ow_hi - 1) * CFG::stride_w + off_w >= CFG::in_w) ow_hi--;
+          const int n_ow = ow_hi - ow_lo;
+          for (int oh = 0; oh < CFG::out_h; oh++) {
+            const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
+            if (ih < 0 || ih >= CFG::in_h) continue;
+            const A* row = xc + ih * CFG::in_w + ow_lo * CFG::stride_w + off_w;
+            A* srow = s + oh * CFG::out_w + ow_lo;
+            if (CFG::stride_w == 1) {
+              for (int j = 0; j < n_ow; j++) srow[j] += wv * row[j];
+            } else {
+              for (int j = 0; j < n_ow; j++) srow[j] += wv * row[j * CFG::stride_w];
+            }
+          }
+        }
+      }
+    }
+    const int64_t bias = (int64_t)b[oc] * pow2(sb);
+    const int64_t scale = pow2(sx);
+    typename CFG::out_t* yc = y + oc * n_pix;
+    for (int p = 0; p < n_pix; p++) yc[p] = from_raw<acc_t>(bias + (int64_t)s[p] * scale);
+  }
+#else
+  (void)sx;
+  (void)sb;
+  const int n_red = cin_g * CFG::k_h * CFG::k_w;
+  const int red_unroll = CFG::red_unroll;
+  const int out_unroll = CFG::out_unroll;
+  (void)red_unroll;
+  (void)out_unroll;
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+CONV_OC:
+  for (int oc = 0; oc < CFG::out_c; oc++) {
+    const int g = oc / cout_g;
+  CONV_PIX:
+    for (int p = 0; p < n_pix; p++) {
+#pragma HLS UNROLL factor=out_unroll
+      const int oh = p / CFG::out_w;
+      const int ow = p % CFG::out_w;
+      acc_t acc = from_raw<bias_t>(b[oc]);
+    CONV_RED:
+      for (int k = 0; k < n_red; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=red_unroll
+        const int icg = k / (CFG::k_h * CFG::k_w);
+        const int kh = (k / CFG::k_w) % CFG::k_h;
+        const int kw = k % CFG::k_w;
+        const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
+        const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
+        if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w) {
+          acc += x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw] *
+                 from_raw<weight_t>(w[oc * n_red + k]);
+        }
+      }
+      y[oc * n_pix + p] = acc;  // the one cast to the output type
+    }
+  }
+#endif
+}
+
+// ------------------------------------------------------------------------------ batchnorm
+// CFG: in_t, out_t, acc_t, scale_t, shift_t, n_chan, n_spatial, unroll.
+// y[c][p] = (acc_t)(x[c][p] * scale[c] + shift[c]) cast to out_t.
+template <class CFG>
+void batchnorm(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+               typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
+               const typename raw_storage<typename CFG::scale_t>::type scale[CFG::n_chan],
+               const typename raw_storage<typename CFG::shift_t>::type shift[CFG::n_chan]) {
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::scale_t scale_t;
+  typedef typename CFG::shift_t shift_t;
+  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                 fixed_traits<scale_t>::frac;
+  const int sh = fixed_traits<acc_t>::frac - fixed_traits<shift_t>::frac;
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                            fixed_traits<scale_t>::frac >= 0,
+                    "batchnorm: the accumulator must hold x * scale exactly");
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<shift_t>::frac,
+                    "batchnorm: the accumulator must hold the shift exactly");
+#if QFX_NATIVE
+  for (int c = 0; c < CFG::n_chan; c++) {
+    const int64_t sr = (int64_t)scale[c] * pow2(sx);
+    const int64_t hr = (int64_t)shift[c] * pow2(sh);
+    for (int p = 0; p < CFG::n_spatial; p++) {
+      const int i = c * CFG::n_spatial + p;
+      y[i] = from_raw<acc_t>(to_raw(x[i]) * sr + hr);
+    }
+  }
+#else
+  (void)sx;
+  (void)sh;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+BN_CHAN:
+  for (int c = 0; c < CFG::n_chan; c++) {
+    const scale_t s = from_raw<scale_t>(scale[c]);
+    const shift_t h = from_raw<shift_t>(shift[c]);
+  BN_PIX:
+    for (int p = 0; p < CFG::n_spatial; p++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+      const int i = c * CFG::n_spatial + p;
+      const acc_t acc = x[i] * s + h;
+      y[i] = acc;  // the one cast to the output type
+    }
+  }
+#endif
+}
+
+// ------------------------------------------------------------------------------ relu
+// CFG: in_t, out_t, n, unroll.  y = x > 0 ? x : 0, cast to out_t.
+template <class CFG>
+void relu(const typename CFG::in_t x[CFG::n], typename CFG::out_t y[CFG::n]) {
+  const int unroll = CFG::unroll;
+  (void)unroll;
+RELU:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    if (x[i] > 0) {
+      y[i] = x[i];
+    } else {
+      y[i] = 0;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ hardtanh
+// CFG: in_t, out_t, clamp_t, n, min_raw, max_raw, unroll.
+// c = (clamp_t)x (exact: clamp_t holds in_t and both bounds), clamped to [min, max], cast to out_t.
+template <class CFG>
+void hardtanh(const typename CFG::in_t x[CFG::n], typename CFG::out_t y[CFG::n]) {
+  typedef typename CFG::clamp_t clamp_t;
+  const clamp_t lo = from_raw<clamp_t>((long long)CFG::min_raw);
+  const clamp_t hi = from_raw<clamp_t>((long long)CFG::max_raw);
+  const int unroll = CFG::unroll;
+  (void)unroll;
+HARDTANH:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    clamp_t c = x[i];
+    if (c < lo) c = lo;
+    if (c > hi) c = hi;
+    y[i] = c;
+  }
+}
+
+// ------------------------------------------------------------------------------ add
+// CFG: in0_t, in1_t, acc_t (the exact sum type), out_t, n, unroll.
+template <class CFG>
+void add(const typename CFG::in0_t a[CFG::n], const typename CFG::in1_t b[CFG::n],
+         typename CFG::out_t y[CFG::n]) {
+  typedef typename CFG::acc_t acc_t;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+ADD:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const acc_t acc = a[i] + b[i];
+    y[i] = acc;  // the one cast to the output type
+  }
+}
+
+// ------------------------------------------------------------------------------ maxpool2d
+// CFG: in_t (output type too: a max never rounds), chan, in_h, in_w, out_h, out_w, k_h, k_w,
+//      stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, unroll.
+// Padded positions never win (PyTorch pads with -inf): they are skipped, the running maximum
+// starts at the type's minimum. Output sizes (incl. ceil_mode) come from the config.
+template <class CFG>
+void maxpool2d(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+               typename CFG::in_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
+  typedef typename CFG::in_t T;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+  const T lowest = from_raw<T>(fixed_traits<T>::is_signed
+                                   ? -((long long)1 << (fixed_traits<T>::width - 1))
+                                   : (long long)0);
+MAXPOOL:
+  for (int o = 0; o < CFG::chan * CFG::out_h * CFG::out_w; o++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const int c = o / (CFG::out_h * CFG::out_w);
+    const int oh = (o / CFG::out_w) % CFG::out_h;
+    const int ow = o % CFG::out_w;
+    T m = lowest;
+  MAXPOOL_WIN:
+    for (int kh = 0; kh < CFG::k_h; kh++) {
+      for (int kw = 0; kw < CFG::k_w; kw++) {
+        const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
+        const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
+        if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w) {
+          const T v = x[(c * CFG::in_h + ih) * CFG::in_w + iw];
+          if (v > m) m = v;
+        }
+      }
+    }
+    y[o] = m;
+  }
+}
+
+// ------------------------------------------------------------------------------ avgpool2d
+// CFG: in_t, out_t, sum_t, acc_t, chan, in_h, in_w, out_h, out_w, k_h, k_w, stride_h, stride_w,
+//      unroll (no padding, floor mode). The window sum is exact in sum_t.
+// avgpool2d_shift: area 2**shift; acc_t has sum_t's raw bits with the binary point moved by shift.
+template <class CFG>
+void avgpool2d_shift(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+                     typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
+  typedef typename CFG::sum_t sum_t;
+  typedef typename CFG::acc_t acc_t;
+  QFX_STATIC_ASSERT(fixed_traits<sum_t>::frac == fixed_traits<typename CFG::in_t>::frac,
+                    "avgpool2d: the sum type must keep the input's binary point");
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::width == fixed_traits<sum_t>::width,
+                    "avgpool2d: the shifted type must have the sum's width");
+  const int unroll = CFG::unroll;
+  (void)unroll;
+AVGPOOL:
+  for (int o = 0; o < CFG::chan * CFG::out_h * CFG::out_w; o++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const int c = o / (CFG::out_h * CFG::out_w);
+    const int oh = (o / CFG::out_w) % CFG::out_h;
+    const int ow = o % CFG::out_w;
+#if QFX_NATIVE
+    int64_t s = 0;
+    for (int kh = 0; kh < CFG::k_h; kh++)
+      for (int kw = 0; kw < CFG::k_w; kw++)
+        s += to_raw(x[(c * CFG::in_h + oh * CFG::stride_h + kh) * CFG::in_w +
+                      ow * CFG::stride_w + kw]);
+    y[o] = from_raw<acc_t>(s);  // raw bits of the sum, binary point moved: times 2**-shift
+#else
+    sum_t s = 0;
+  AVGPOOL_WIN:
+    for (int kh = 0; kh < CFG::k_h; kh++)
+      for (int kw = 0; kw < CFG::k_w; kw++)
+        s += x[(c * CFG::in_h + oh * CFG::stride_h + kh) * CFG::in_w + ow * CFG::stride_w + kw];
+    y[o] = reinterpret<acc_t>(s);  // times 2**-shift exactly, then the one cast
+#endif
+  }
+}
+
+// avgpool2d_recip: acc = sum * recip (recip_t, the fixed-point 1/area), exact in acc_t.
+template <class CFG>
+void avgpool2d_recip(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+                     typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
+                     const typename raw_storage<typename CFG::recip_t>::type recip[1]) {
+  typedef typename CFG::sum_t sum_t;
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::recip_t recip_t;
+  QFX_STATIC_ASSERT(fixed_traits<sum_t>::frac == fixed_traits<typename CFG::in_t>::frac,
+                    "avgpool2d: the sum type must keep the input's binary point");
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<sum_t>::frac -
+                            fixed_traits<recip_t>::frac >= 0,
+                    "avgpool2d: the accumulator must hold sum * recip exactly");
+  const int unroll = CFG::unroll;
+  (void)unroll;
+#if QFX_NATIVE
+  const int64_t r = (int64_t)recip[0] *
+                    pow2(fixed_traits<acc_t>::frac - fixed_traits<sum_t>::frac -
+                         fixed_traits<recip_t>::frac);
+#else
+  const recip_t r = from_raw<recip_t>(recip[0]);
+#endif
+AVGPOOL:
+  for (int o = 0; o < CFG::chan * CFG::out_h * CFG::out_w; o++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const int c = o / (CFG::out_h * CFG::out_w);
+    const int oh = (o / CFG::out_w) % CFG::out_h;
+    const int ow = o % CFG::out_w;
+#if QFX_NATIVE
+    int64_t s = 0;
+    for (int kh = 0; kh < CFG::k_h; kh++)
+      for (int kw = 0; kw < CFG::k_w; kw++)
+        s += to_raw(x[(c * CFG::in_h + oh * CFG::stride_h + kh) * CFG::in_w +
+                      ow * CFG::stride_w + kw]);
+    y[o] = from_raw<acc_t>(s * r);
+#else
+    sum_t s = 0;
+  AVGPOOL_WIN:
+    for (int kh = 0; kh < CFG::k_h; kh++)
+      for (int kw = 0; kw < CFG::k_w; kw++)
+        s += x[(c * CFG::in_h + oh * CFG::stride_h + kh) * CFG::in_w + ow * CFG::stride_w + kw];
+    const acc_t acc = s * r;
+    y[o] = acc;  // the one cast to the output type
+#endif
+  }
+}
+
+// ------------------------------------------------------------------------------ copy
+// Copies an internal array to an output port (same type: no cast).
+template <class T, int N>
+void copy(const T x[N], T y[N]) {
+COPY:
+  for (int i = 0; i < N; i++) {
+#pragma HLS PIPELINE II=1
+    y[i] = x[i];
+  }
+}
+
+}  // namespace qfx
+
+#if defined(__GNUC__) && !defined(__SYNTHESIS__)
+#pragma GCC diagnostic pop
+#endif
+
+#endif  // QFX_LAYERS_H_

@@ -1,0 +1,766 @@
+"""Render a frozen qfx graph into Vitis/Vivado HLS firmware, a testbench and test vectors.
+
+:func:`export_firmware` writes, from the Jinja templates in ``hls_templates/`` (StrictUndefined;
+Python only supplies identifiers, integers and ``FixedType.cpp()`` spellings)::
+
+    <out_dir>/
+      firmware/qfx_layers.h          the layer library (static; see its header for the contract)
+      firmware/qfx_axi_sdata.h       ap_axiu for host C-sim when <ap_axi_sdata.h> is missing
+      firmware/parameters.h          one typedef per edge and per weight/bias/acc/... type, and
+                                     one config struct per node, in namespace <project>_fw
+      firmware/weights/<node>_w.h    raw integer mantissas (weights, biases, BN scale/shift, 1/area)
+      firmware/<project>.h/.cpp      the top function: the layers in IR order (one translation unit)
+      firmware/<project>_axis.h/.cpp AXI-Stream wrapper (AXI-Lite control) for the board
+      tb/tb_<project>.cpp            testbench: vectors in, raw outputs out (-DQFX_TRACE: per node)
+      tb/inputs.txt, tb/expected.txt when ``test_vectors`` are given (expected = exact executor)
+      project.json, model.qfx.npz    manifest and the frozen graph (HLSProject.load)
+
+Exactness: each node accumulates in its IR ``acc_type`` and casts once to its output type, as
+the executor does; the writer re-checks the IR's accumulator sizing from the integer weights
+and refuses a graph whose accumulators could round or overflow. Constants are emitted as raw
+integer literals (exact for every width) and reinterpreted bit for bit in C++.
+
+Names: every IR node and edge name must already be a C++ identifier (``qfx.freeze`` sanitizes
+them); anything else is refused before any file is written. Generated identifiers get fixed
+suffixes (``_t``, ``_config``, ``_w``, ...), live in the project's namespace and are checked
+for uniqueness.
+
+The export is atomic: everything is rendered and written into a temporary folder next to the
+target, which is then renamed into place; an existing target needs ``force=True``.
+
+Example:
+    >>> import qfx, torch, tempfile, os
+    >>> from qfx.nn import QInput, QLinear, QReLU
+    >>> net = torch.nn.Sequential(QInput(8), QLinear(4, 3), QReLU())
+    >>> with qfx.calibration(net):
+    ...     _ = net(torch.randn(32, 4))
+    >>> graph = qfx.freeze(net, torch.randn(1, 4))
+    >>> prj = export_firmware(graph, os.path.join(tempfile.mkdtemp(), "mlp"),
+    ...                       test_vectors=torch.randn(5, 4).numpy())
+    >>> sorted(p.name for p in prj.firmware_dir.glob("*.cpp"))
+    ['qfx_model.cpp', 'qfx_model_axis.cpp']
+    >>> from qfx.backends.hls.layout import read_vectors
+    >>> read_vectors(prj.expected_vectors).shape
+    (5, 3)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from qfx.backends.hls.layout import (
+    avgpool2d_output_size,
+    conv2d_output_size,
+    default_axis_width,
+    maxpool2d_output_size,
+    write_vectors,
+)
+from qfx.backends.hls.project import MANIFEST_NAME, MODEL_NAME, HLSProject, PortInfo
+from qfx.fixed.fixed_type import FixedType
+from qfx.ir.executor import check_exact, run_graph
+from qfx.ir.graph import Graph, Node, sanitize_identifier, save_graph
+
+__all__ = ["IDENTIFIER_RE", "MAX_UNROLL", "SUPPORTED_OPS", "export_firmware", "templates_dir"]
+
+#: Names that reach C++ must match this (and are never changed by the writer).
+IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Vivado/Vitis HLS refuse to unroll a loop further than this.
+MAX_UNROLL = 4096
+#: IR ops the firmware writer implements.
+SUPPORTED_OPS = ("input", "dense", "conv2d", "batchnorm", "relu", "hardtanh", "add", "maxpool2d",
+                 "avgpool2d", "flatten")
+_IO_MODES = ("parallel",)
+_AXIS_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
+_ROW = 16  # integer literals per line in the weight headers
+_STATIC_FIRMWARE = ("qfx_layers.h", "qfx_axi_sdata.h")
+# IR attr -> suffix of the per-node typedef
+_TYPE_ATTRS = (("weight_type", "weight"), ("bias_type", "bias"), ("acc_type", "acc"),
+               ("scale_type", "scale"), ("shift_type", "shift"), ("clamp_type", "clamp"),
+               ("sum_type", "sum"), ("recip_type", "recip"))
+_PARAM_SUFFIX = {"weight": "w", "bias": "b", "scale": "scale", "shift": "shift", "recip": "recip"}
+
+
+# ====================================================================== templates
+def templates_dir() -> Path:
+    """The ``hls_templates`` folder: the installed data files if they hold the firmware
+    templates, else the source tree's.
+
+    Example:
+        >>> (templates_dir() / "firmware" / "qfx_layers.h").is_file()
+        True
+    """
+    candidates: list[Path] = []
+    try:
+        from qfx._resources import resource_dir
+
+        candidates.append(resource_dir("hls_templates"))
+    except (ImportError, FileNotFoundError):
+        pass
+    candidates.append(Path(__file__).resolve().parents[3] / "hls_templates")
+    for c in candidates:
+        if (c / "firmware" / "qfx_layers.h").is_file() and (c / "tb").is_dir():
+            return c
+    looked = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"qfx HLS firmware templates not found (looked in: {looked})")
+
+
+def _cint(value: int) -> str:
+    """A C++ integer literal for an int64 value (LL suffix outside the int32 range)."""
+    v = int(value)
+    return f"{v}LL" if not -(2**31) < v < 2**31 else str(v)
+
+
+def _environment(root: Path) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["cint"] = _cint
+    return env
+
+
+# ====================================================================== naming
+def _check_identifier(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
+        raise ValueError(f"{what} {name!r} is not a C++ identifier (it must match "
+                         "[A-Za-z_][A-Za-z0-9_]*); rename it, e.g. with "
+                         "qfx.ir.sanitize_identifier, before exporting")
+    return name
+
+
+class _Names:
+    """Allocates the C++ identifiers of one project; refuses duplicates."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def take(self, name: str) -> str:
+        _check_identifier(name, "generated name")
+        if name in self.used:
+            raise ValueError(f"two generated C++ names collide: {name!r}; rename the IR node or "
+                             "edge (or the project) that produces it")
+        self.used.add(name)
+        return name
+
+
+# ====================================================================== checks
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise ValueError(f"expected a pair, got {v!r}")
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def _raw_in_type(arr: np.ndarray, t: FixedType, what: str) -> None:
+    if arr.size and (int(arr.min()) < t.raw_min or int(arr.max()) > t.raw_max):
+        raise ValueError(f"{what}: raw values [{int(arr.min())}, {int(arr.max())}] do not fit "
+                         f"{t.cpp()}")
+
+
+def _holds(t: FixedType, lo: int, hi: int, frac: int) -> bool:
+    """True when ``t`` holds every raw value in [lo, hi] given at ``frac`` fractional bits."""
+    if t.frac_bits < frac:
+        return False
+    s = t.frac_bits - frac
+    return t.raw_min <= (lo << s) and (hi << s) <= t.raw_max
+
+
+def _dot_bounds(w: np.ndarray, x_t: FixedType, shift: int) -> tuple[list[int], list[int]]:
+    """Per row of ``w * 2**shift`` (rows x terms), the exact [lo, hi] of sum_i w_i * x_i over
+    x_t's range (raw integers; int64 when provably wide enough, else Python integers)."""
+    w2 = w.reshape(w.shape[0], -1)
+    wmax = int(np.abs(w2).max()) << shift if w2.size else 0
+    xmax = max(abs(x_t.raw_min), abs(x_t.raw_max))
+    if wmax * xmax * max(w2.shape[1], 1) < 2**62:
+        ws = w2 * (1 << shift)
+    else:
+        ws = w2.astype(object) * (1 << shift)
+    a, b = ws * x_t.raw_min, ws * x_t.raw_max
+    lo = np.minimum(a, b).sum(axis=1)
+    hi = np.maximum(a, b).sum(axis=1)
+    return [int(v) for v in lo], [int(v) for v in hi]
+
+
+def _check_accumulator(node: Node, acc_t: FixedType, lo: Sequence[int], hi: Sequence[int],
+                       frac: int) -> None:
+    """Every partial sum (raw at ``frac``) lies in [lo, hi]; acc_t must hold that range."""
+    lo_all, hi_all = min(min(lo), 0), max(max(hi), 0)
+    if not _holds(acc_t, lo_all, hi_all, frac):
+        raise ValueError(f"node {node.name!r} ({node.op}): accumulator {acc_t.cpp()} cannot hold "
+                         f"every partial sum exactly (raw range [{lo_all}, {hi_all}] at "
+                         f"{frac} fractional bits); the IR is inconsistent, re-freeze the model")
+
+
+def _validate(graph: Graph) -> None:
+    """Refuse anything the firmware could not compute bit for bit like the executor."""
+    for name in graph.edges:
+        _check_identifier(name, "IR edge name")
+    for node in graph.nodes:
+        _check_identifier(node.name, "IR node name")
+        node.validate()
+        if node.op not in SUPPORTED_OPS:
+            raise ValueError(f"node {node.name!r}: op {node.op!r} has no HLS layer; supported: "
+                             f"{', '.join(SUPPORTED_OPS)}")
+    if not graph.inputs or not graph.outputs:
+        raise ValueError("the graph needs at least one input and one output")
+    check_exact(graph)
+    known = set(graph.inputs)
+    for node in graph.nodes:
+        for i in node.inputs:
+            if i not in known:
+                raise ValueError(f"node {node.name!r} reads edge {i!r} before it is computed "
+                                 "(nodes must be in execution order)")
+        if node.output in known:
+            raise ValueError(f"edge {node.output!r} is written twice")
+        known.add(node.output)
+        _validate_node(graph, node)
+    for o in graph.outputs:
+        if o not in known:
+            raise ValueError(f"graph output {o!r} is never computed")
+
+
+def _validate_node(graph: Graph, node: Node) -> None:
+    a, p = node.attrs, node.params
+    ins = [graph.edges[i] for i in node.inputs]
+    x, out = ins[0], graph.edges[node.output]
+    x_t = x.type
+    where = f"node {node.name!r} ({node.op})"
+
+    def shape_is(expected: tuple[int, ...]) -> None:
+        if tuple(out.shape) != tuple(expected):
+            raise ValueError(f"{where}: output shape {out.shape} != computed {expected}")
+
+    if node.op == "input":
+        shape_is(x.shape)
+    elif node.op in ("dense", "conv2d"):
+        w_t, acc_t = a["weight_type"], a["acc_type"]
+        w = p["weight"]
+        _raw_in_type(w, w_t, f"{where} weight")
+        frac = x_t.frac_bits + w_t.frac_bits
+        b = p.get("bias")
+        if b is not None:
+            b_t = a.get("bias_type")
+            if not isinstance(b_t, FixedType):
+                raise ValueError(f"{where}: has a bias but no bias_type")
+            _raw_in_type(b, b_t, f"{where} bias")
+            frac = max(frac, b_t.frac_bits)
+        if acc_t.frac_bits < frac:
+            raise ValueError(f"{where}: accumulator {acc_t.cpp()} has fewer fractional bits "
+                             f"than its products/bias need ({frac})")
+        if node.op == "dense":
+            if len(x.shape) != 1 or w.shape != (out.shape[0], x.shape[0]):
+                raise ValueError(f"{where}: needs a 1-D input and weight (out, in); got input "
+                                 f"{x.shape}, weight {w.shape}, output {out.shape}")
+            n_out = out.shape[0]
+        else:
+            groups = int(a["groups"])
+            if len(x.shape) != 3 or w.ndim != 4:
+                raise ValueError(f"{where}: needs a (C, H, W) input and a 4-D weight")
+            cin, h, wd = x.shape
+            cout, cin_g, kh, kw = w.shape
+            if groups < 1 or cin % groups or cout % groups or cin_g * groups != cin:
+                raise ValueError(f"{where}: groups={groups} does not fit {cin} input and "
+                                 f"{cout} output channels with weight {w.shape}")
+            (sh, sw), (ph, pw), (dh, dw) = (_pair(a["stride"]), _pair(a["padding"]),
+                                            _pair(a["dilation"]))
+            shape_is((cout, conv2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh),
+                      conv2d_output_size(wd, kernel=kw, stride=sw, padding=pw, dilation=dw)))
+            n_out = cout
+        if b is not None and b.shape != (n_out,):
+            raise ValueError(f"{where}: bias shape {b.shape} != ({n_out},)")
+        lo, hi = _dot_bounds(w, x_t, frac - x_t.frac_bits - w_t.frac_bits)
+        if b is not None:
+            bs = [int(v) << (frac - a["bias_type"].frac_bits) for v in b]
+            lo = [v + s for v, s in zip(lo, bs, strict=True)]
+            hi = [v + s for v, s in zip(hi, bs, strict=True)]
+        _check_accumulator(node, acc_t, lo, hi, frac)
+    elif node.op == "batchnorm":
+        s_t, h_t, acc_t = a["scale_type"], a["shift_type"], a["acc_type"]
+        c = x.shape[0] if x.shape else 0
+        if not x.shape or p["scale"].shape != (c,) or p["shift"].shape != (c,):
+            raise ValueError(f"{where}: scale/shift must have one value per channel ({c})")
+        shape_is(x.shape)
+        _raw_in_type(p["scale"], s_t, f"{where} scale")
+        _raw_in_type(p["shift"], h_t, f"{where} shift")
+        frac = max(x_t.frac_bits + s_t.frac_bits, h_t.frac_bits)
+        lo, hi = _dot_bounds(p["scale"].reshape(-1, 1), x_t, frac - x_t.frac_bits - s_t.frac_bits)
+        hs = [int(v) << (frac - h_t.frac_bits) for v in p["shift"]]
+        _check_accumulator(node, acc_t, [v + s for v, s in zip(lo, hs, strict=True)],
+                           [v + s for v, s in zip(hi, hs, strict=True)], frac)
+    elif node.op == "relu":
+        shape_is(x.shape)
+    elif node.op == "hardtanh":
+        shape_is(x.shape)
+        c_t = a["clamp_type"]
+        lo_r, hi_r = int(a["min_raw"]), int(a["max_raw"])
+        if not (c_t.contains(x_t) and c_t.raw_min <= lo_r <= hi_r <= c_t.raw_max):
+            raise ValueError(f"{where}: clamp type {c_t.cpp()} must hold the input "
+                             f"{x_t.cpp()} and the bounds [{lo_r}, {hi_r}]")
+    elif node.op == "add":
+        y = ins[1]
+        if tuple(x.shape) != tuple(y.shape):
+            raise ValueError(f"{where}: adds shapes {x.shape} and {y.shape}")
+        shape_is(x.shape)
+        acc_t = a["acc_type"]
+        frac = max(x_t.frac_bits, y.type.frac_bits)
+        sx, sy = frac - x_t.frac_bits, frac - y.type.frac_bits
+        lo = (x_t.raw_min << sx) + (y.type.raw_min << sy)
+        hi = (x_t.raw_max << sx) + (y.type.raw_max << sy)
+        _check_accumulator(node, acc_t, [lo], [hi], frac)
+    elif node.op == "maxpool2d":
+        if out.type != x_t:
+            raise ValueError(f"{where}: a max pool keeps its input type ({x_t.cpp()}), the "
+                             f"output edge has {out.type.cpp()}")
+        if len(x.shape) != 3:
+            raise ValueError(f"{where}: needs a (C, H, W) input")
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            _pair(a["kernel"]), _pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"]))
+        ceil = bool(a["ceil_mode"])
+        shape_is((x.shape[0],
+                  maxpool2d_output_size(x.shape[1], kernel=kh, stride=sh, padding=ph,
+                                        dilation=dh, ceil_mode=ceil),
+                  maxpool2d_output_size(x.shape[2], kernel=kw, stride=sw, padding=pw,
+                                        dilation=dw, ceil_mode=ceil)))
+    elif node.op == "avgpool2d":
+        if len(x.shape) != 3:
+            raise ValueError(f"{where}: needs a (C, H, W) input")
+        (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+        shape_is((x.shape[0], avgpool2d_output_size(x.shape[1], kernel=kh, stride=sh),
+                  avgpool2d_output_size(x.shape[2], kernel=kw, stride=sw)))
+        sum_t, acc_t, area = a["sum_type"], a["acc_type"], kh * kw
+        if sum_t.frac_bits != x_t.frac_bits or not _holds(
+                sum_t, x_t.raw_min * area, x_t.raw_max * area, x_t.frac_bits):
+            raise ValueError(f"{where}: sum type {sum_t.cpp()} must hold the exact sum of "
+                             f"{area} values of {x_t.cpp()} on the input's grid")
+        if "recip" in p:
+            r_t = a.get("recip_type")
+            if not isinstance(r_t, FixedType) or p["recip"].shape != (1,):
+                raise ValueError(f"{where}: needs one recip value and a recip_type")
+            _raw_in_type(p["recip"], r_t, f"{where} recip")
+            r = int(p["recip"][0])
+            frac = sum_t.frac_bits + r_t.frac_bits
+            lo, hi = sorted((sum_t.raw_min * r, sum_t.raw_max * r))
+            _check_accumulator(node, acc_t, [lo], [hi], frac)
+        else:
+            shift = int(a.get("shift", -1))
+            if shift < 0 or acc_t.width != sum_t.width or acc_t.signed != sum_t.signed or \
+                    acc_t.frac_bits != sum_t.frac_bits + shift:
+                raise ValueError(f"{where}: without a recip the accumulator must be the sum's "
+                                 f"bits with the binary point moved by 'shift'")
+    elif node.op == "flatten":
+        if out.type != x_t or math.prod(out.shape) != math.prod(x.shape) or len(out.shape) != 1:
+            raise ValueError(f"{where}: must keep the type and flatten all dimensions")
+
+
+# ====================================================================== planning
+@dataclass
+class _Plan:
+    """Everything the templates need, as plain names and numbers."""
+
+    context: dict[str, Any]
+    inputs: tuple[PortInfo, ...]
+    outputs: tuple[PortInfo, ...]
+    params: list[dict[str, Any]]
+
+
+def _fold(k: int, outputs: int, reuse: int) -> tuple[int, int]:
+    """(red_unroll, out_unroll) for a reduction of length ``k`` per output, ``outputs`` outputs
+    in the unrollable output loop and ``reuse`` multiplications per multiplier."""
+    mults = min(max(1, -(-k * outputs // reuse)), MAX_UNROLL)
+    red = max(1, min(k, mults))
+    out = max(1, min(outputs, mults // red, MAX_UNROLL // red))
+    return red, out
+
+
+def _unroll(n: int, reuse: int, inner: int = 1) -> int:
+    return max(1, min(n, -(-n // reuse), MAX_UNROLL // max(inner, 1)))
+
+
+def _plan(graph: Graph, project_name: str, reuse: int, axis_width: int | None) -> _Plan:
+    names = _Names()
+    for reserved in ("in_stream", "out_stream", "qfx"):  # names the templates use
+        names.take(reserved)
+    ns = names.take(f"{project_name}_fw")
+    top = names.take(project_name)
+    axis_top = names.take(f"{project_name}_axis")
+    axis_word = names.take(f"{project_name}_axis_word")
+
+    # ---- typedefs: one per edge, one per typed node attribute
+    edge_types: list[dict[str, Any]] = []
+    tname: dict[str, str] = {}
+    for e in graph.edges.values():
+        tname[e.name] = names.take(f"{e.name}_t")
+        edge_types.append({"name": tname[e.name], "cpp": e.type.cpp(), "edge": e.name,
+                           "shape": "x".join(map(str, e.shape)) or "scalar"})
+    node_types: list[dict[str, Any]] = []
+    ntype: dict[tuple[str, str], str] = {}
+
+    def add_type(node: Node, kind: str, t: FixedType, note: str) -> str:
+        name = names.take(f"{node.name}_{kind}_t")
+        ntype[(node.name, kind)] = name
+        node_types.append({"name": name, "cpp": t.cpp(), "note": note})
+        return name
+
+    for node in graph.nodes:
+        for attr, kind in _TYPE_ATTRS:
+            t = node.attrs.get(attr)
+            if isinstance(t, FixedType):
+                add_type(node, kind, t, f"{node.op} {attr}")
+        if node.op in ("dense", "conv2d") and "bias" not in node.params:
+            add_type(node, "bias", node.attrs["acc_type"],
+                     "no bias in the model: a zero bias in the accumulator type")
+
+    # ---- constants
+    params: list[dict[str, Any]] = []
+    pname: dict[tuple[str, str], str] = {}
+
+    def add_param(node: Node, kind: str, raw: np.ndarray, t: FixedType, layout: str) -> None:
+        array = names.take(f"{node.name}_{_PARAM_SUFFIX[kind]}")
+        pname[(node.name, kind)] = array
+        flat = [int(v) for v in np.asarray(raw, dtype=np.int64).ravel()]
+        params.append({
+            "array": array, "file": f"{array}.h",
+            "node": node.name, "op": node.op, "kind": kind, "type": ntype[(node.name, kind)],
+            "cpp": t.cpp(), "frac": t.frac_bits, "count": len(flat), "layout": layout,
+            "rows": [flat[i:i + _ROW] for i in range(0, len(flat), _ROW)],
+        })
+
+    for node in graph.nodes:
+        a, p = node.attrs, node.params
+        if node.op in ("dense", "conv2d"):
+            w = p["weight"]
+            layout = "[out][in]" if node.op == "dense" else "[out_c][in_c/groups][k_h][k_w]"
+            add_param(node, "weight", w, a["weight_type"], layout)
+            if "bias" in p:
+                add_param(node, "bias", p["bias"], a["bias_type"], "[out]")
+            else:
+                add_param(node, "bias", np.zeros(w.shape[0], dtype=np.int64), a["acc_type"],
+                          "[out] (zeros: the model has no bias)")
+        elif node.op == "batchnorm":
+            add_param(node, "scale", p["scale"], a["scale_type"], "[channel]")
+            add_param(node, "shift", p["shift"], a["shift_type"], "[channel]")
+        elif node.op == "avgpool2d" and "recip" in p:
+            add_param(node, "recip", p["recip"], a["recip_type"], "[1]")
+
+    # ---- ports
+    def port(edge: str, prefix: str) -> PortInfo:
+        e = graph.edges[edge]
+        return PortInfo(names.take(f"{prefix}_{edge}"), edge, tname[edge], e.type, e.shape)
+
+    inputs = tuple(port(e, "in") for e in graph.inputs)
+    outputs = tuple(port(e, "out") for e in graph.outputs)
+
+    # ---- arrays and steps
+    array: dict[str, str] = {p.edge: p.name for p in inputs}
+    locals_: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    configs: list[dict[str, Any]] = []
+    for node in graph.nodes:
+        out = graph.edges[node.output]
+        size = int(math.prod(out.shape))
+        if node.op == "flatten":  # NCHW is already flat: the output is the input's array
+            array[node.output] = array[node.inputs[0]]
+            steps.append({"node": node.name, "op": node.op, "alias": True,
+                          "y": array[node.output], "size": size})
+            continue
+        array[node.output] = names.take(f"{node.output}_out")
+        locals_.append({"name": array[node.output], "type": tname[node.output], "size": size,
+                        "node": node.name})
+        cfg = _config(graph, node, names.take(f"{node.name}_config"), tname, ntype, reuse)
+        configs.append(cfg)
+        steps.append({
+            "node": node.name, "op": node.op, "alias": False, "config": cfg["name"],
+            "func": cfg["func"], "x": [array[i] for i in node.inputs], "y": array[node.output],
+            "size": size, "params": [pname[(node.name, k)] for k in cfg["param_kinds"]],
+        })
+
+    copies = [{"src": array[p.edge], "dst": p.name, "type": p.typedef, "size": p.size}
+              for p in outputs]
+    widths = [p.type.width for p in (*inputs, *outputs)]
+    if axis_width is None:
+        axis_width = default_axis_width(widths)
+    if axis_width not in _AXIS_WIDTHS or axis_width < max(widths):
+        raise ValueError(f"axis_width must be one of {_AXIS_WIDTHS} and at least the widest "
+                         f"port ({max(widths)} bits), got {axis_width}")
+
+    def port_ctx(p: PortInfo) -> dict[str, Any]:
+        return {"name": p.name, "edge": p.edge, "type": p.typedef, "cpp": p.type.cpp(),
+                "size": p.size, "shape": "x".join(map(str, p.shape)), "width": p.type.width,
+                "signed": p.type.signed}
+
+    context = {
+        "project": project_name, "top": top, "axis_top": axis_top, "axis_word": axis_word,
+        "ns": ns, "model": sanitize_identifier(str(graph.meta.get("model", "graph"))),
+        "reuse": reuse,
+        "axis_width": axis_width, "edge_types": edge_types, "node_types": node_types,
+        "configs": configs, "params": params, "locals": locals_, "steps": steps,
+        "copies": copies, "inputs": [port_ctx(p) for p in inputs],
+        "outputs": [port_ctx(p) for p in outputs],
+        "n_in_total": sum(p.size for p in inputs), "n_out_total": sum(p.size for p in outputs),
+    }
+    return _Plan(context, inputs, outputs, params)
+
+
+def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
+            ntype: dict[tuple[str, str], str], reuse: int) -> dict[str, Any]:
+    """One config struct: member typedefs, integer constants, the layer function to call."""
+    a = node.attrs
+    x = graph.edges[node.inputs[0]]
+    out = graph.edges[node.output]
+    n = int(math.prod(out.shape))
+    types: list[tuple[str, str]] = [("in_t", tname[x.name]), ("out_t", tname[node.output])]
+    ints: list[tuple[str, int]] = []
+    kinds: list[str] = []
+    func = node.op
+
+    def typ(member: str, kind: str) -> None:
+        types.append((member, ntype[(node.name, kind)]))
+
+    if node.op == "input":
+        func = "cast"
+        ints += [("n", n), ("unroll", _unroll(n, reuse))]
+    elif node.op == "dense":
+        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
+            typ(m, k)
+        n_in, n_out = x.shape[0], out.shape[0]
+        red, outer = _fold(n_in, n_out, reuse)
+        ints += [("n_in", n_in), ("n_out", n_out), ("red_unroll", red),
+                 ("out_unroll", outer)]
+        kinds = ["weight", "bias"]
+    elif node.op == "conv2d":
+        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
+            typ(m, k)
+        cin, h, w = x.shape
+        cout, oh, ow = out.shape
+        _, cin_g, kh, kw = node.params["weight"].shape
+        (sh, sw), (ph, pw), (dh, dw) = (_pair(a["stride"]), _pair(a["padding"]),
+                                        _pair(a["dilation"]))
+        red, outer = _fold(cin_g * kh * kw, oh * ow, reuse)
+        ints += [
+            ("in_c", cin), ("in_h", h), ("in_w", w), ("out_c", cout), ("out_h", oh),
+            ("out_w", ow), ("k_h", kh), ("k_w", kw), ("stride_h", sh), ("stride_w", sw),
+            ("pad_h", ph), ("pad_w", pw), ("dil_h", dh), ("dil_w", dw),
+            ("groups", int(a["groups"])), ("red_unroll", red), ("out_unroll", outer)]
+        kinds = ["weight", "bias"]
+    elif node.op == "batchnorm":
+        for m, k in (("acc_t", "acc"), ("scale_t", "scale"), ("shift_t", "shift")):
+            typ(m, k)
+        c = x.shape[0]
+        ints += [("n_chan", c), ("n_spatial", n // c),
+                 ("unroll", _unroll(n // c, reuse))]
+        kinds = ["scale", "shift"]
+    elif node.op == "relu":
+        ints += [("n", n), ("unroll", _unroll(n, reuse))]
+    elif node.op == "hardtanh":
+        typ("clamp_t", "clamp")
+        ints += [("n", n), ("min_raw", int(a["min_raw"])),
+                 ("max_raw", int(a["max_raw"])), ("unroll", _unroll(n, reuse))]
+    elif node.op == "add":
+        types = [("in0_t", tname[node.inputs[0]]), ("in1_t", tname[node.inputs[1]]),
+                 ("out_t", tname[node.output])]
+        typ("acc_t", "acc")
+        ints += [("n", n), ("unroll", _unroll(n, reuse))]
+    elif node.op in ("maxpool2d", "avgpool2d"):
+        (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+        ints += [
+            ("chan", x.shape[0]), ("in_h", x.shape[1]), ("in_w", x.shape[2]),
+            ("out_h", out.shape[1]), ("out_w", out.shape[2]), ("k_h", kh), ("k_w", kw),
+            ("stride_h", sh), ("stride_w", sw)]
+        if node.op == "maxpool2d":
+            types = [("in_t", tname[x.name])]
+            (ph, pw), (dh, dw) = _pair(a["padding"]), _pair(a["dilation"])
+            ints += [("pad_h", ph), ("pad_w", pw), ("dil_h", dh),
+                     ("dil_w", dw)]
+        else:
+            typ("sum_t", "sum")
+            typ("acc_t", "acc")
+            if "recip" in node.params:
+                typ("recip_t", "recip")
+                func, kinds = "avgpool2d_recip", ["recip"]
+            else:
+                func = "avgpool2d_shift"
+                ints.append(("shift", int(a["shift"])))
+        ints.append(("unroll", _unroll(n, reuse, kh * kw)))
+    return {"name": name, "node": node.name, "op": node.op, "func": func, "types": types,
+            "ints": ints, "param_kinds": kinds}
+
+
+# ====================================================================== vectors
+def _port_raw(vectors: Any, graph: Graph) -> list[np.ndarray]:
+    """Raw mantissas (in each graph input edge's type) of float test vectors."""
+    xs = list(vectors) if isinstance(vectors, (list, tuple)) else [vectors]
+    if len(xs) != len(graph.inputs):
+        raise ValueError(f"the graph has {len(graph.inputs)} input(s); test_vectors gives "
+                         f"{len(xs)}")
+    raws = []
+    for name, v in zip(graph.inputs, xs, strict=True):
+        arr = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v,
+                         dtype=np.float64)
+        e = graph.edges[name]
+        if arr.shape[1:] != tuple(e.shape):
+            raise ValueError(f"test vectors for input {name!r} must have shape (samples, "
+                             f"{', '.join(map(str, e.shape))}), got {arr.shape}")
+        raws.append(e.type.to_int(arr))
+    return raws
+
+
+def _vectors(graph: Graph, vectors: Any) -> tuple[np.ndarray, np.ndarray]:
+    raws = _port_raw(vectors, graph)
+    values = [graph.edges[n].type.from_int(r) for n, r in zip(graph.inputs, raws, strict=True)]
+    res = run_graph(graph, values)
+    n = raws[0].shape[0]
+    inp = np.concatenate([r.reshape(n, -1) for r in raws], axis=1)
+    exp = np.concatenate([r.reshape(n, -1) for r in res.raw], axis=1)
+    return inp.astype(np.int64), exp.astype(np.int64)
+
+
+# ====================================================================== export
+def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
+                    project_name: str = "qfx_model", io: str = "parallel", reuse: int = 1,
+                    force: bool = False, test_vectors: np.ndarray | Sequence[Any] | None = None,
+                    axis_width: int | None = None) -> HLSProject:
+    """Write the HLS firmware, testbench and (optionally) test vectors of a frozen graph.
+
+    Args:
+        graph: the frozen integer graph (``qfx.freeze``); node and edge names must be C++
+            identifiers.
+        out_dir: the project folder to create (refused if it exists, unless ``force``).
+        project_name: C++ identifier; the top function's name and the files' stem.
+        io: ``"parallel"`` (arrays between layers); the streaming architecture is not
+            implemented by this writer yet.
+        reuse: multiplications per multiplier (>= 1); sets the unroll factors of each layer,
+            never beyond 4096 iterations of a loop.
+        force: replace an existing ``out_dir``.
+        test_vectors: float inputs, shape ``(samples, *input_shape)`` (a list for several graph
+            inputs). They are represented in the graph input edge's type (its rounding and
+            overflow) and written to ``tb/inputs.txt``; ``tb/expected.txt`` holds the exact
+            executor's raw outputs for exactly those values.
+        axis_width: data width in bits of the AXI-Stream words (default: the smallest of 8, 16,
+            32, 64 that holds every port's raw bits).
+
+    Returns:
+        The :class:`HLSProject` describing what was written.
+
+    Example:
+        >>> import qfx, torch, tempfile, os
+        >>> from qfx.nn import QInput, QLinear
+        >>> net = torch.nn.Sequential(QInput(8), QLinear(4, 2))
+        >>> with qfx.calibration(net):
+        ...     _ = net(torch.randn(16, 4))
+        >>> prj = export_firmware(qfx.freeze(net, torch.randn(1, 4)),
+        ...                       os.path.join(tempfile.mkdtemp(), "tiny"), project_name="tiny")
+        >>> prj.top, prj.axis_top, prj.axis_width
+        ('tiny', 'tiny_axis', 8)
+    """
+    _check_identifier(project_name, "project_name")
+    if io not in _IO_MODES:
+        raise ValueError(f"io={io!r} is not implemented by the firmware writer; use one of "
+                         f"{', '.join(_IO_MODES)}")
+    if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
+        raise ValueError(f"reuse must be an integer >= 1, got {reuse!r}")
+    _validate(graph)
+    target = Path(out_dir).expanduser().absolute()
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists; pass force=True to replace it")
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+
+    plan = _plan(graph, project_name, reuse, axis_width)
+    vectors = _vectors(graph, test_vectors) if test_vectors is not None else None
+    files = _render(plan, vectors is not None)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        _write_tree(_project(tmp, plan, graph, io, files, vectors is not None), files, vectors)
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _project(target, plan, graph, io, files, vectors is not None)
+
+
+def _project(root: Path, plan: _Plan, graph: Graph, io: str, files: dict[str, str],
+             have_vectors: bool) -> HLSProject:
+    ctx = plan.context
+    tb = root / "tb"
+    rel = [*files, MANIFEST_NAME, MODEL_NAME]
+    if have_vectors:
+        rel += ["tb/inputs.txt", "tb/expected.txt"]
+    return HLSProject(
+        root=root, project_name=ctx["project"], top=ctx["top"], axis_top=ctx["axis_top"],
+        namespace=ctx["ns"], io=io, reuse=ctx["reuse"], axis_width=ctx["axis_width"],
+        graph=graph, inputs=plan.inputs, outputs=plan.outputs,
+        files=tuple(sorted(root / r for r in rel)),
+        input_vectors=tb / "inputs.txt" if have_vectors else None,
+        expected_vectors=tb / "expected.txt" if have_vectors else None,
+    )
+
+
+def _render(plan: _Plan, have_vectors: bool) -> dict[str, str]:
+    """Relative path -> file text, for every template-generated and static file."""
+    root = templates_dir()
+    env = _environment(root)
+    ctx = dict(plan.context, have_vectors=have_vectors)
+    project = ctx["project"]
+    out: dict[str, str] = {}
+    for name in _STATIC_FIRMWARE:
+        out[f"firmware/{name}"] = (root / "firmware" / name).read_text(encoding="utf-8")
+    out["firmware/parameters.h"] = env.get_template("firmware/parameters.h.j2").render(ctx)
+    for p in plan.params:
+        out[f"firmware/weights/{p['file']}"] = env.get_template(
+            "firmware/weights.h.j2").render(ctx, p=p)
+    for tmpl, dst in (("firmware/top.h.j2", f"{project}.h"),
+                      ("firmware/top.cpp.j2", f"{project}.cpp"),
+                      ("firmware/axis.h.j2", f"{project}_axis.h"),
+                      ("firmware/axis.cpp.j2", f"{project}_axis.cpp")):
+        out[f"firmware/{dst}"] = env.get_template(tmpl).render(ctx)
+    out[f"tb/tb_{project}.cpp"] = env.get_template("tb/tb.cpp.j2").render(ctx)
+    return out
+
+
+def _write_tree(prj: HLSProject, files: dict[str, str],
+                vectors: tuple[np.ndarray, np.ndarray] | None) -> None:
+    for rel, text in files.items():
+        path = prj.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    if vectors is not None:
+        inp, exp = vectors
+        in_desc = ", ".join(f"{p.edge}: {p.type.cpp()} x {p.size}" for p in prj.inputs)
+        out_desc = ", ".join(f"{p.edge}: {p.type.cpp()} x {p.size}" for p in prj.outputs)
+        write_vectors(prj.input_vectors, inp, [f"inputs (raw mantissas): {in_desc}"])
+        write_vectors(prj.expected_vectors, exp,
+                      [f"expected outputs of the exact executor (raw mantissas): {out_desc}"])
+    save_graph(prj.graph, prj.root / MODEL_NAME)
+    (prj.root / MANIFEST_NAME).write_text(json.dumps(prj.manifest(), indent=2) + "\n",
+                                          encoding="utf-8")
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Rename the finished ``tmp`` folder to ``target`` (replacing an old one if present)."""
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old.rmdir()
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
