@@ -31,6 +31,8 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 # A callback sees (epoch, that epoch's history record, model); returning True stops training.
 EpochCallback = Callable[[int, dict[str, Any], nn.Module], "bool | None"]
+# Learning rate of quantizers' binary points (log2 of the step), see _make_optimizer.
+BINARY_POINT_LR = 0.02
 # Training sets up to this size are copied to an accelerator once instead of batch by batch.
 _MAX_DEVICE_BYTES = 1 << 30
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -198,13 +200,23 @@ def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     momentum: float) -> torch.optim.Optimizer:
     # Decay only weight matrices/kernels: biases, BN affine and quantizer binary points
     # (log2_lsb, a scalar or per-channel vector) must not be pulled toward zero.
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
         raise ValueError("the model has no trainable parameters")
+    # A binary point moves one bit when log2_lsb crosses a half-integer: at the weights'
+    # learning rate (Adam moves each parameter about lr per step) it would take thousands of
+    # steps, and learned formats would never move. They get their own, larger step.
+    points = [p for n, p in named if n.endswith("log2_lsb")]
+    params = [p for n, p in named if not n.endswith("log2_lsb")]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
-                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+                          {"params": no_decay, "weight_decay": 0.0},
+                          {"params": points, "weight_decay": 0.0,
+                           "base_lr": max(lr, BINARY_POINT_LR)}) if g["params"]]
+    for g in groups:
+        g.setdefault("base_lr", lr)
+        g["lr"] = g["base_lr"]
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr)
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
@@ -303,8 +315,8 @@ def train(
         torch.manual_seed(epoch_seed)
         gen = torch.Generator().manual_seed(epoch_seed)
         lr_now = lr_at(schedule, float(lr), epoch, epochs)
-        for group in opt.param_groups:
-            group["lr"] = lr_now
+        for group in opt.param_groups:  # each group follows the schedule from its own base
+            group["lr"] = lr_at(schedule, group.get("base_lr", float(lr)), epoch, epochs)
         model.train()
         order = torch.randperm(len(train_set), generator=gen)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)

@@ -195,3 +195,24 @@ def test_bad_arguments(data: tuple[TensorDataset, TensorDataset], kwargs: dict,
 def test_divergence_is_reported(data: tuple[TensorDataset, TensorDataset]) -> None:
     with pytest.raises(RuntimeError, match="training diverged: train loss is nan in epoch 1"):
         train(_mlp(), *data, epochs=1, lr=1e30, optimizer="sgd", progress=False)
+
+
+@pytest.mark.parametrize("point_lr, moves", [(None, True), (0.0, False)])
+def test_binary_points_move_during_training(monkeypatch, point_lr, moves):
+    # log2_lsb parameters get their own learning rate: at the weights' rate a binary point
+    # would need thousands of steps to move one bit and learned formats would stay frozen.
+    import qfx.training.trainer as trainer_mod
+    from qfx.data import synthetic_classification
+    from qfx.nn import QInput, QLinear
+
+    if point_lr is not None:
+        monkeypatch.setattr(trainer_mod, "BINARY_POINT_LR", point_lr)
+    torch.manual_seed(0)
+    tr, te = synthetic_classification(1024, (8,), num_classes=2, separation=3.0)
+    qin = QInput(6)
+    model = torch.nn.Sequential(qin, QLinear(8, 2))
+    with torch.no_grad():
+        qin.output_quantizer.log2_lsb.fill_(1.0 - 6)  # int_bits 1: clips most inputs
+        qin.output_quantizer.initialized.fill_(True)
+    train(model, tr, te, epochs=4, batch_size=32, lr=1e-3, progress=False, plot=False)
+    assert (qin.output_quantizer.int_bits > 1) == moves
