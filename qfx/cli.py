@@ -18,6 +18,7 @@ __all__ = ["main", "build_parser"]
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("qfx.training.cli", "register"),
     ("qfx.flows.cli", "register"),
+    ("qfx.backends.hls.cli", "register"),
     ("qfx.csim.cli", "register"),
     ("qfx.backends.hls.boards", "register"),
 )

@@ -1,0 +1,127 @@
+"""``qfx export``: a frozen model or training checkpoint -> a complete HLS project for a board.
+
+::
+
+    qfx export MODEL --board ultra96 -o DIR [--clock MHZ] [--io parallel|stream] [--reuse N]
+                     [--force] [--samples N] [--on-budget error|warn|ignore] [--name NAME]
+
+MODEL is a frozen ``.qfx.npz`` (``qfx freeze``) or a ``qfx train`` checkpoint (frozen on the
+fly). Test vectors for the testbench: the first N samples of the checkpoint's held-out split,
+or, for a frozen file, N pseudo-random inputs over the input type's range. The command prints
+the resource estimate; errors are one line on stderr with exit status 1 (``qfx.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "run_export_command"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``export`` subcommand to an ``argparse`` subparsers object.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="qfx")
+        >>> _ = register(parser.add_subparsers(dest="command"))
+        >>> args = parser.parse_args(["export", "m.qfx.npz", "-o", "out", "--reuse", "4"])
+        >>> args.board, args.reuse, args.on_budget, args.io
+        ('ultra96', 4, 'error', 'parallel')
+    """
+    p = subparsers.add_parser(
+        "export", help="export a frozen model or checkpoint as a Vitis HLS / Vivado project",
+        description="Write a complete HLS project for a board: firmware, testbench and vectors, "
+                    "build_prj.tcl, vivado_bd.tcl, a PYNQ driver and a resource/latency "
+                    "estimate (report.md/.json/.png).")
+    p.add_argument("model", metavar="MODEL",
+                   help="a frozen .qfx.npz (qfx freeze) or a qfx train checkpoint.npz")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="project folder to create")
+    p.add_argument("--board", default="ultra96",
+                   help="board name, alias or board YAML file (default: ultra96; see qfx boards)")
+    p.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                   help="clock in MHz (default: the board's)")
+    p.add_argument("--io", choices=("parallel", "stream"), default="parallel",
+                   help="architecture (default: parallel)")
+    p.add_argument("--reuse", type=int, default=1, metavar="N",
+                   help="reuse factor: multiplications per multiplier (default: 1)")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="test vectors for the testbench (default: 8; a checkpoint's come from "
+                        "its held-out split)")
+    p.add_argument("--on-budget", choices=("error", "warn", "ignore"), default="error",
+                   help="when the estimate exceeds the board: fail (default), warn, or ignore")
+    p.add_argument("--name", default="qfx_model",
+                   help="project name: a C++ identifier (default: qfx_model)")
+    p.add_argument("--data-root", help="dataset folder of a checkpoint, if it moved")
+    p.add_argument("--force", action="store_true", help="replace an existing project folder")
+    p.set_defaults(func=run_export_command)
+    return p
+
+
+def _checkpoint_samples(path: Path, n: int, data_root: str | None) -> np.ndarray | None:
+    """The first ``n`` held-out inputs of a checkpoint's dataset (None for a frozen file)."""
+    from qfx.flows.loading import is_frozen_file
+    from qfx.training.checkpoint import sidecar_path
+
+    if is_frozen_file(path) or not sidecar_path(path).is_file():
+        return None
+    from qfx.data import get_dataset
+    from qfx.training.checkpoint import read_checkpoint
+    from qfx.training.config import parse_train_config
+
+    side, _ = read_checkpoint(path)
+    config = parse_train_config((side.get("metadata") or {}).get("config") or {})
+    if data_root:
+        config.dataset_options["root"] = data_root
+    split = get_dataset(config.dataset, **config.dataset_options)
+    x = split.test.tensors[0][:n]
+    return x.detach().cpu().numpy().astype(np.float64)
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    """Handler of ``qfx export``: export, print the estimate, return 0.
+
+    Errors are raised as ``ValueError`` / ``FileExistsError`` / ``FileNotFoundError``, which
+    ``qfx.cli`` prints as one line with exit status 1.
+    """
+    from qfx.backends.hls.export import (
+        DEFAULT_RANDOM_SAMPLES,
+        ResourceBudgetWarning,
+        export_hls,
+    )
+    from qfx.flows.loading import load_frozen
+
+    if args.samples is not None and args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    if args.reuse < 1:
+        raise ValueError(f"--reuse must be >= 1, got {args.reuse}")
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    path = Path(args.model)
+    graph = load_frozen(path, data_root=args.data_root)
+    samples = args.samples or DEFAULT_RANDOM_SAMPLES
+    vectors: Any = _checkpoint_samples(path, samples, args.data_root)
+    if vectors is None:
+        vectors = samples
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prj = export_hls(graph, None, out, board=args.board, io=args.io, reuse=args.reuse,
+                         clock_mhz=args.clock, force=args.force, test_vectors=vectors,
+                         project_name=args.name, on_budget=args.on_budget)
+    for w in caught:
+        if issubclass(w.category, ResourceBudgetWarning):
+            print(f"qfx export: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    assert prj.report is not None
+    print(prj.report.summary())
+    print(f"HLS project for {prj.report.board.name if prj.report.board else '-'} written to "
+          f"{prj.root} (report.md, build_prj.tcl, vivado_bd.tcl, driver.py)")
+    return 0

@@ -1,0 +1,396 @@
+"""`export_hls`: a complete Vitis HLS / Vivado project for a board from a qfx model.
+
+One call turns a qfx model (frozen on the spot with an example input), a frozen
+:class:`~qfx.ir.graph.Graph`, or a path to a frozen ``.qfx.npz`` / training checkpoint into::
+
+    <out_dir>/
+      firmware/, tb/, project.json, model.qfx.npz   export_firmware: C++, testbench, vectors
+      build_prj.tcl      Vitis/Vivado HLS: csim, csynth, cosim, IP export of <project>_axis
+      vivado_bd.tcl      Vivado block design for the board (PS, AXI DMA, the IP), bitstream
+      driver.py          PYNQ driver (numpy packing; pynq imported lazily)
+      report.md/.json/.png   per-layer types, parallelism, resource/latency ESTIMATE vs budget
+      README.md          how to run C simulation, synthesis, the bitstream and the driver
+
+Before anything is written, the design's resources are estimated
+(:func:`qfx.backends.hls.estimate.estimate_resources`) against the board's budget: with
+``on_budget="error"`` an estimate over budget raises a ``ValueError`` naming what exceeds
+(``"DSP 412 > 360 on ultra96v2 (estimate)"``), with ``"warn"`` the project is written and a
+:class:`ResourceBudgetWarning` issued, with ``"ignore"`` nothing is said.
+
+Atomic: everything is rendered into ONE temporary folder next to ``out_dir`` and renamed into
+place at the end, so a failure anywhere leaves no directory; an existing ``out_dir`` is only
+replaced with ``force=True``. Every name that reaches C++/Tcl/Python is an identifier (the IR
+sanitizes module paths; the templates only receive identifiers, numbers, type spellings and
+Python literals written by a checked filter).
+
+Example:
+    >>> import qfx, torch, tempfile, os
+    >>> from qfx.nn import QInput, QLinear, QReLU
+    >>> net = torch.nn.Sequential(QInput(8), QLinear(6, 4), QReLU(), QLinear(4, 3))
+    >>> with qfx.calibration(net):
+    ...     _ = net(torch.randn(64, 6))
+    >>> prj = export_hls(net, torch.randn(1, 6), os.path.join(tempfile.mkdtemp(), "mlp"),
+    ...                  board="ultra96", project_name="mlp", test_vectors=torch.randn(4, 6))
+    >>> prj.axis_top, prj.board.name, prj.report.fits
+    ('mlp_axis', 'ultra96v2', True)
+    >>> sorted(p.name for p in prj.root.iterdir() if p.is_file())  # doctest: +NORMALIZE_WHITESPACE
+    ['README.md', 'build_prj.tcl', 'driver.py', 'model.qfx.npz', 'project.json', 'report.json',
+     'report.md', 'report.png', 'vivado_bd.tcl']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qfx.backends.hls.boards import Board, load_board
+from qfx.backends.hls.estimate import ResourceReport, estimate_resources
+from qfx.backends.hls.project import MANIFEST_NAME, MODEL_NAME, HLSProject
+from qfx.backends.hls.report import REPORT_FILES, text_environment, write_report
+from qfx.backends.hls.tcl import (
+    check_identifier,
+    clock_period_ns,
+    hls_project_dir,
+    render_block_design_tcl,
+    render_build_tcl,
+)
+from qfx.backends.hls.writer import _IO_MODES, export_firmware
+from qfx.ir.graph import Graph
+
+__all__ = ["BUDGET_POLICIES", "DEFAULT_RANDOM_SAMPLES", "ExportedProject",
+           "ResourceBudgetWarning", "export_hls", "random_test_vectors", "suggest_reuse"]
+
+#: What ``on_budget`` accepts.
+BUDGET_POLICIES = ("error", "warn", "ignore")
+#: Test vectors drawn when a graph or file is exported without any.
+DEFAULT_RANDOM_SAMPLES = 8
+#: Block-design names (``vivado_bd.tcl``): the DMA cell and the IP cell suffix.
+DMA_CELL = "axi_dma_0"
+_TB_ARGS = ("inputs.txt", "outputs.txt", "expected.txt")
+_EXTRA_FILES = ("build_prj.tcl", "vivado_bd.tcl", "driver.py", "README.md",
+                *REPORT_FILES.values())
+
+
+class ResourceBudgetWarning(UserWarning):
+    """The resource estimate exceeds the board's budget (export with ``on_budget="warn"``)."""
+
+
+@dataclass
+class ExportedProject(HLSProject):
+    """An :class:`HLSProject` written by :func:`export_hls`, with its board, clock and resource
+    estimate (``report``, a :class:`~qfx.backends.hls.estimate.ResourceReport`).
+
+    Example:
+        >>> ExportedProject.__mro__[1].__name__
+        'HLSProject'
+    """
+
+    board: Board | None = None
+    clock_mhz: float | None = None
+    report: ResourceReport | None = None
+
+    @property
+    def build_tcl(self) -> Path:
+        return self.root / "build_prj.tcl"
+
+    @property
+    def block_design_tcl(self) -> Path:
+        return self.root / "vivado_bd.tcl"
+
+    @property
+    def driver(self) -> Path:
+        return self.root / "driver.py"
+
+    @property
+    def readme(self) -> Path:
+        return self.root / "README.md"
+
+    @property
+    def report_files(self) -> dict[str, Path]:
+        """``report.md``, ``report.json`` and ``report.png`` keyed ``md``/``json``/``png``."""
+        return {k: self.root / v for k, v in REPORT_FILES.items()}
+
+
+# ====================================================================== inputs
+def _resolve_graph(model_or_graph: Any, example_input: Any) -> Graph:
+    if isinstance(model_or_graph, Graph):
+        return model_or_graph
+    if isinstance(model_or_graph, (str, os.PathLike)):
+        from qfx.flows.loading import load_frozen
+
+        return load_frozen(model_or_graph)
+    import torch
+
+    if isinstance(model_or_graph, torch.nn.Module):
+        if example_input is None:
+            raise ValueError("exporting a qfx model needs example_input (one input batch) to "
+                             "freeze it; or pass a frozen Graph or a .qfx.npz path")
+        from qfx.nn.freeze import freeze
+
+        x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(
+            np.asarray(example_input), dtype=torch.float32)
+        return freeze(model_or_graph, x)
+    raise ValueError(f"cannot export a {type(model_or_graph).__name__}: pass a qfx model "
+                     "(torch.nn.Module) with example_input, a frozen Graph, or a path to a "
+                     "frozen .qfx.npz / training checkpoint")
+
+
+def random_test_vectors(graph: Graph, samples: int = DEFAULT_RANDOM_SAMPLES, *,
+                        seed: int = 0) -> list[np.ndarray]:
+    """Pseudo-random float inputs for every graph input: uniform over the input type's range
+    widened by an eighth on each side (so the input cast's rounding and overflow are exercised
+    too), shape ``(samples, *shape)`` each.
+
+    Example:
+        >>> from qfx.ir.graph import Edge
+        >>> from qfx.fixed.fixed_type import FixedType
+        >>> g = Graph(inputs=["x"], outputs=["x"])
+        >>> g.add_edge(Edge("x", (3,), FixedType(8, 3)))
+        >>> [v.shape for v in random_test_vectors(g, 5)]
+        [(5, 3)]
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in graph.inputs:
+        e = graph.edges[name]
+        span = e.type.max - e.type.min
+        lo, hi = e.type.min - span / 8, e.type.max + span / 8
+        out.append(rng.uniform(lo, hi, size=(samples, *e.shape)))
+    return out
+
+
+def _vectors(graph: Graph, test_vectors: Any, example_input: Any,
+             from_model: bool) -> Any:
+    if test_vectors is None:
+        if from_model and example_input is not None:
+            return example_input
+        return random_test_vectors(graph)
+    if isinstance(test_vectors, bool):
+        raise ValueError("test_vectors must be arrays, a number of random samples, or None")
+    if isinstance(test_vectors, int):
+        return random_test_vectors(graph, test_vectors)
+    return test_vectors
+
+
+def suggest_reuse(graph: Graph, board: Board | str, *, start: int = 1,
+                  limit: int = 1 << 16) -> int | None:
+    """The smallest power-of-two multiple of ``start`` (up to ``limit``) whose estimate fits
+    ``board``; ``None`` if none does.
+
+    Example:
+        >>> suggest_reuse(Graph(), "ultra96")
+        1
+    """
+    reuse = max(1, int(start))
+    while reuse <= limit:
+        if estimate_resources(graph, reuse=reuse, board=board).fits:
+            return reuse
+        reuse *= 2
+    return None
+
+
+# ====================================================================== export
+def export_hls(model_or_graph: Any, example_input: Any = None,
+               out_dir: str | os.PathLike[str] | None = None, *, board: Board | str = "ultra96",
+               io: str = "parallel", reuse: int = 1, clock_mhz: float | None = None,
+               force: bool = False, test_vectors: Any = None, project_name: str = "qfx_model",
+               on_budget: str = "error") -> ExportedProject:
+    """Export a complete HLS project for ``board`` (see the module docstring for the files).
+
+    Args:
+        model_or_graph: a qfx model (``torch.nn.Module`` made of qfx layers; frozen with
+            ``example_input``), a frozen :class:`Graph`, or a path to a frozen ``.qfx.npz`` or
+            a ``qfx train`` checkpoint.
+        example_input: one input batch to freeze a model with (ignored otherwise).
+        out_dir: the project folder to create.
+        board: board name/alias, board YAML path, or :class:`Board` (unknown names: an error
+            listing the known boards).
+        io: ``"parallel"`` (the architecture the firmware writer implements).
+        reuse: multiplications per multiplier (>= 1): fewer multipliers, more latency.
+        clock_mhz: target clock (``None``: the board's default).
+        force: replace an existing ``out_dir``.
+        test_vectors: float inputs ``(samples, *input_shape)`` (a list for several inputs), or
+            an int N for N pseudo-random samples (:func:`random_test_vectors`); ``None``: the
+            ``example_input`` of a model, else :data:`DEFAULT_RANDOM_SAMPLES` random samples.
+            ``tb/expected.txt`` holds the exact executor's outputs for them.
+        project_name: C++ identifier: the top function and file stem (``<name>_axis`` is the
+            AXI-Stream top synthesized for the board).
+        on_budget: ``"error"`` (raise when the estimate exceeds the board), ``"warn"`` (write
+            the project and warn) or ``"ignore"``.
+
+    Returns:
+        An :class:`ExportedProject` (an :class:`HLSProject` with ``board``, ``clock_mhz`` and
+        the resource estimate ``report``).
+
+    Raises:
+        ValueError: bad arguments, an unknown board, a graph the writer cannot export, or an
+            estimate over budget with ``on_budget="error"``.
+        FileExistsError: ``out_dir`` exists and ``force`` is False.
+    """
+    if on_budget not in BUDGET_POLICIES:
+        raise ValueError(f"on_budget must be one of {', '.join(BUDGET_POLICIES)}, got "
+                         f"{on_budget!r}")
+    if io not in _IO_MODES:
+        raise ValueError(f"io={io!r} is not implemented by the HLS firmware writer yet; use "
+                         f"{', '.join(repr(m) for m in _IO_MODES)}")
+    if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
+        raise ValueError(f"reuse must be an integer >= 1, got {reuse!r}")
+    if out_dir is None:
+        raise ValueError("out_dir is required: the folder to write the project into")
+    check_identifier(project_name, "project_name")
+    brd = load_board(board)
+    clock = brd.clock_mhz if clock_mhz is None else clock_mhz
+    clock_period_ns(clock)  # validates (0, 1000] MHz
+    clock = float(clock)
+    target = Path(out_dir).expanduser().absolute()
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists; pass force=True (--force) to replace it")
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+
+    graph = _resolve_graph(model_or_graph, example_input)
+    report = estimate_resources(graph, reuse=reuse, board=brd, clock_mhz=clock)
+    over = report.over_budget()
+    budget_msg = ""
+    if over and on_budget != "ignore":
+        hint = suggest_reuse(graph, brd, start=reuse * 2)
+        advice = (f"reuse={hint} fits (estimate)" if hint is not None
+                  else "no reuse factor makes it fit (estimate)")
+        budget_msg = (f"the design does not fit {brd.name} ({brd.part}): {'; '.join(over)}; "
+                      f"{advice}")
+        if on_budget == "error":
+            raise ValueError(f"{budget_msg}; pass on_budget='warn' (--on-budget warn) to export "
+                             "anyway")
+    vectors = _vectors(graph, test_vectors, example_input,
+                       from_model=not isinstance(model_or_graph, (Graph, str, os.PathLike)))
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.export-", dir=target.parent))
+    try:
+        work = stage / "project"
+        fw = export_firmware(graph, work, project_name=project_name, io=io, reuse=reuse,
+                             test_vectors=vectors)
+        _write_extras(fw, brd, clock, report)
+        # mkdtemp/mkstemp create owner-only folders and files: give the project the modes
+        # a plain mkdir/open would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(work, 0o777 & ~umask)
+        os.chmod(work / MODEL_NAME, 0o666 & ~umask)
+        _swap_into_place(work, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    if budget_msg:
+        warnings.warn(f"{budget_msg}; exported anyway (on_budget='warn')",
+                      ResourceBudgetWarning, stacklevel=2)
+    loaded = HLSProject.load(target)
+    return ExportedProject(**{f.name: getattr(loaded, f.name)
+                              for f in dataclasses.fields(HLSProject)},
+                           board=brd, clock_mhz=clock, report=report)
+
+
+def _write_extras(prj: HLSProject, board: Board, clock: float, report: ResourceReport) -> None:
+    """build_prj.tcl, vivado_bd.tcl, driver.py, report.*, README.md and the manifest."""
+    root = prj.root
+    rel = prj.project_name
+    tb_sources = [f"tb/tb_{rel}.cpp"]
+    if prj.input_vectors is not None and prj.expected_vectors is not None:
+        tb_sources += ["tb/inputs.txt", "tb/expected.txt"]
+    texts: dict[str, str] = {
+        "build_prj.tcl": render_build_tcl(
+            prj.project_name, prj.axis_top, board, clock,
+            sources=[f"firmware/{rel}_axis.cpp", f"firmware/{rel}.cpp"],
+            tb_sources=tb_sources, tb_args=list(_TB_ARGS), include_dirs=["firmware"],
+            cflags=["-std=c++14"], tb_cflags=["-std=c++14", "-DQFX_TB_AXIS"],
+            csim=prj.input_vectors is not None),
+        "vivado_bd.tcl": render_block_design_tcl(
+            prj.project_name, prj.axis_top, board, clock, axis_in_width=prj.axis_width,
+            axis_out_width=prj.axis_width),
+    }
+    env = text_environment()
+    texts["driver.py"] = env.get_template("driver.py.j2").render(_driver_context(prj))
+    texts["README.md"] = env.get_template("README.md.j2").render(
+        _readme_context(prj, board, clock, report))
+    for name, text in texts.items():
+        (root / name).write_text(text, encoding="utf-8")
+    write_report(report, root, prj)
+    # the manifest lists every file of the project, plus what it was exported for
+    manifest = dataclasses.replace(
+        prj, files=tuple(sorted({*prj.files, *(root / n for n in _EXTRA_FILES)}))).manifest()
+    manifest["export"] = {
+        "board": board.name, "part": board.part, "clock_mhz": clock, "reuse": prj.reuse,
+        "io": prj.io, "hls_top": prj.axis_top, "fits_estimate": report.fits,
+        "estimate": {k.lower(): v for k, v in report.total.as_dict().items()},
+        "latency_cycles_estimate": report.latency_cycles,
+    }
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _port_context(p: Any) -> dict[str, Any]:
+    t = p.type
+    return {"name": p.name, "edge": p.edge, "shape": tuple(int(s) for s in p.shape),
+            "cpp": t.cpp(), "width": t.width, "int_bits": t.int_bits, "signed": t.signed,
+            "rounding": t.rounding, "overflow": t.overflow, "sat_bits": t.sat_bits}
+
+
+def _driver_context(prj: HLSProject) -> dict[str, Any]:
+    return {
+        "project": prj.project_name, "bitfile": f"{prj.project_name}.bit",
+        "ip_name": f"{prj.axis_top}_0", "dma_name": DMA_CELL, "axis_width": prj.axis_width,
+        "inputs": [_port_context(p) for p in prj.inputs],
+        "outputs": [_port_context(p) for p in prj.outputs],
+    }
+
+
+def _readme_context(prj: HLSProject, board: Board, clock: float,
+                    report: ResourceReport) -> dict[str, Any]:
+    t = report.total
+    budget = report.budget.as_dict() if report.budget is not None else {}
+    used = t.as_dict()
+    parts = [f"{k} {used[k]:,} of {budget[k]:,}" for k in ("DSP", "LUT", "FF", "BRAM18K")]
+    line = (f"Estimated: {', '.join(parts)}; latency {report.latency_cycles:,} cycles "
+            f"({report.latency_us:.3f} µs at {clock:g} MHz); "
+            + ("fits the board (estimate)." if report.fits
+               else "OVER BUDGET (estimate): " + "; ".join(report.over_budget()) + "."))
+    samples = 0
+    if prj.input_vectors is not None:
+        from qfx.backends.hls.layout import read_vectors
+
+        samples = int(read_vectors(prj.input_vectors).shape[0])
+    first = prj.inputs[0]
+    return {
+        "project": prj.project_name, "top": prj.top, "axis_top": prj.axis_top,
+        "axis_width": prj.axis_width, "board": board, "clock_mhz": clock, "io": prj.io,
+        "reuse": prj.reuse, "model": str(prj.graph.meta.get("model", "graph")),
+        "have_vectors": prj.input_vectors is not None, "samples": samples,
+        "estimate_line": line, "hls_project": hls_project_dir(prj.project_name),
+        "input_shape": ", ".join(str(s) for s in first.shape), "input_type": first.type.cpp(),
+    }
+
+
+def _swap_into_place(work: Path, target: Path) -> None:
+    """Rename the finished ``work`` folder to ``target`` (replacing an old one if present)."""
+    if not target.exists():
+        os.replace(work, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old.rmdir()
+    os.replace(target, old)
+    try:
+        os.replace(work, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+

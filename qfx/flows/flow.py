@@ -1,0 +1,411 @@
+"""Declarative flows: train -> freeze -> export -> C-simulate -> report, with pass criteria.
+
+A flow is one YAML file (see ``flows/``): the training sections of ``qfx train`` plus
+``board``, ``export``, ``csim`` and ``flow`` (criteria). :func:`run_flow` runs the stages in
+order, writes a markdown report with plots and (optionally) JUnit XML for CI, and returns a
+:class:`FlowResult` whose ``ok``/``reason`` say whether every criterion held.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "load_flow", "run_flow",
+           "STAGES"]
+
+STAGES = ("train", "freeze", "export", "csim", "synth")
+_EXPORT_KEYS = {"io": str, "reuse": int, "clock_mhz": (int, float), "on_budget": str,
+                "project_name": str}
+_CSIM_KEYS = {"samples": int, "jobs": int, "timeout": (int, float)}
+_CRITERIA_KEYS = {"min_accuracy": (int, float), "min_hw_accuracy": (int, float),
+                  "bit_exact": bool, "fits_board": bool}
+_FLOW_KEYS = {"criteria": dict, "synth": str}
+
+
+def _check_section(where: str, section: Any, allowed: dict[str, Any]) -> dict[str, Any]:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{where}: expected a mapping with keys {', '.join(allowed)}")
+    for key, value in section.items():
+        if key not in allowed:
+            raise ValueError(f"{where}.{key}: unknown key; allowed: {', '.join(allowed)}")
+        kinds = allowed[key]
+        if not isinstance(value, kinds) or (kinds is not bool and isinstance(value, bool)):
+            raise ValueError(f"{where}.{key}: invalid value {value!r}")
+    return dict(section)
+
+
+@dataclass
+class FlowSpec:
+    """A parsed flow: the training config plus board, export, C-sim and criteria.
+
+    Example:
+        >>> spec = load_flow({"dataset": "digits", "model": "digits_cnn",
+        ...                   "quantization": {"bits": 8}, "board": "ultra96",
+        ...                   "flow": {"criteria": {"min_accuracy": 0.9}}})
+        >>> spec.board, spec.criteria["bit_exact"], spec.csim["samples"]
+        ('ultra96', True, 100)
+    """
+
+    train: Any  # qfx.training.config.TrainConfig
+    board: str = "ultra96"
+    export: dict[str, Any] = field(default_factory=dict)
+    csim: dict[str, Any] = field(default_factory=dict)
+    criteria: dict[str, Any] = field(default_factory=dict)
+    synth: str = "auto"
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.train.name
+
+
+def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
+    """Read and validate a flow YAML file (or an already-loaded mapping)."""
+    from qfx.training.config import load_train_config, parse_train_config
+
+    cfg = (parse_train_config(source) if isinstance(source, dict)
+           else load_train_config(source))
+    extra = cfg.extra
+    where = str(cfg.source or "flow")
+    if cfg.quantization is None:
+        raise ValueError(f"{where}: a flow needs a `quantization:` section (e.g. "
+                         "{bits: 8}): only a fixed-point model can be exported")
+    board = extra.get("board", "ultra96")
+    if not isinstance(board, str):
+        raise ValueError(f"{where}.board: expected a board name or a path to a board YAML")
+    export = {"io": "parallel", "reuse": 1, "on_budget": "error", "project_name": "qfx_model"}
+    export.update(_check_section(f"{where}.export", extra.get("export"), _EXPORT_KEYS))
+    csim = {"samples": 100, "jobs": None, "timeout": 600.0}
+    csim.update(_check_section(f"{where}.csim", extra.get("csim"), _CSIM_KEYS))
+    flow = _check_section(f"{where}.flow", extra.get("flow"), _FLOW_KEYS)
+    criteria = {"bit_exact": True, "fits_board": True}
+    criteria.update(_check_section(f"{where}.flow.criteria", flow.get("criteria"),
+                                   _CRITERIA_KEYS))
+    synth = flow.get("synth", "auto")
+    if synth not in ("auto", "off", "required"):
+        raise ValueError(f"{where}.flow.synth: invalid value {synth!r}; allowed: auto, off, "
+                         "required")
+    if csim["samples"] < 1:
+        raise ValueError(f"{where}.csim.samples must be at least 1")
+    return FlowSpec(cfg, board, export, csim, criteria, synth,
+                    str(extra.get("description", "")))
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str  # passed | failed | skipped
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class Criterion:
+    name: str
+    passed: bool
+    message: str
+
+
+@dataclass
+class FlowResult:
+    """What :func:`run_flow` did: per-stage results, criteria, and where the outputs are."""
+
+    name: str
+    out_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    criteria: list[Criterion] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
+    junit: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status != "failed" for s in self.stages) and all(
+            c.passed for c in self.criteria)
+
+    @property
+    def reason(self) -> str:
+        """One line: why the flow failed (empty when it passed)."""
+        for s in self.stages:
+            if s.status == "failed":
+                return f"stage {s.name} failed: {s.message}"
+        for c in self.criteria:
+            if not c.passed:
+                return f"criterion {c.name} failed: {c.message}"
+        return ""
+
+
+class _Log:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, msg: str) -> None:
+        if self.enabled:
+            print(msg, file=sys.stderr, flush=True)
+
+
+def _stage(result: FlowResult, name: str, log: _Log, fn: Callable[[], str]) -> bool:
+    i = STAGES.index(name) + 1
+    log(f"[{i}/{len(STAGES)}] {name} ...")
+    t = time.perf_counter()
+    try:
+        message = fn() or ""
+    except Exception as err:  # a stage failure is reported, not raised: the flow goes on
+        msg = f"{type(err).__name__}: {err}".splitlines()[0]
+        result.stages.append(StageResult(name, "failed", time.perf_counter() - t, msg))
+        log(f"[{i}/{len(STAGES)}] {name} FAILED: {msg}")
+        if _debug():
+            log("".join(traceback.format_exception(err)))
+        return False
+    result.stages.append(StageResult(name, "passed", time.perf_counter() - t, message))
+    log(f"[{i}/{len(STAGES)}] {name} done in {time.perf_counter() - t:.1f}s"
+        + (f": {message}" if message else ""))
+    return True
+
+
+def _debug() -> bool:
+    import os
+
+    return bool(os.environ.get("QFX_DEBUG"))
+
+
+def _skip(result: FlowResult, name: str, why: str, log: _Log) -> None:
+    result.stages.append(StageResult(name, "skipped", 0.0, why))
+    log(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name} skipped: {why}")
+
+
+def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | Path | None = None,
+             junit: str | Path | None = None, skip: tuple[str, ...] = (), resume: bool = False,
+             progress: bool = True, epochs: int | None = None,
+             data_root: str | None = None) -> FlowResult:
+    """Run a flow end to end and write ``report.md`` (and JUnit XML if asked).
+
+    ``skip`` names stages not to run; ``resume`` reuses a finished training checkpoint in the
+    output folder instead of training again. Exceptions inside a stage are recorded as that
+    stage's failure (and the stages that need it are skipped), so CI always gets a report.
+    """
+    from qfx.data import get_dataset
+
+    spec = source if isinstance(source, FlowSpec) else load_flow(source)
+    unknown = [s for s in skip if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    if epochs is not None:
+        spec.train.override_training(epochs=epochs)
+    if data_root:
+        spec.train.dataset_options["root"] = data_root
+    out = Path(out_dir or spec.train.out_dir or Path("runs") / spec.name).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    spec.train.out_dir = out / "train"
+    log = _Log(progress)
+    result = FlowResult(spec.name, out)
+    state: dict[str, Any] = {}
+    split = get_dataset(spec.train.dataset, **spec.train.dataset_options)
+    test_x, test_y = split.test.tensors[0], split.test.tensors[1]
+
+    def train() -> str:
+        from qfx.training.config import restore_model, run_training
+
+        ckpt = spec.train.out_dir / "checkpoint.npz"
+        if resume and ckpt.is_file():
+            model, side = restore_model(ckpt)
+            hist = side["history"]
+            state["model"] = model
+            acc = hist[-1]["test_acc"] if hist else float("nan")
+            state["history_plot"] = spec.train.out_dir / "training.png"
+            result.metrics["test_accuracy"] = acc
+            return f"resumed from {ckpt} (test accuracy {acc:.4f})"
+        res = run_training(spec.train, progress=progress)
+        if not res.metadata.get("quantized"):
+            raise RuntimeError("the model was trained without quantization")
+        state["model"] = res.model
+        state["history_plot"] = res.plot
+        result.metrics["test_accuracy"] = res.final_test_acc
+        return f"test accuracy {res.final_test_acc:.4f} (exact fixed-point eval)"
+
+    def freeze() -> str:
+        from qfx.ir.graph import save_graph
+        from qfx.ir.report import overflow_report
+        from qfx.nn.freeze import freeze as do_freeze
+
+        graph = do_freeze(state["model"].cpu().eval(), test_x[:1])
+        save_graph(graph, out / "model.qfx.npz")
+        state["graph"] = graph
+        report = overflow_report(graph, test_x)
+        state["overflow"] = str(report)
+        worst = report.worst()
+        result.metrics["worst_overflow"] = {"node": worst[0], "rate": worst[1]} if worst else None
+        return f"{len(graph.nodes)} nodes -> {out / 'model.qfx.npz'}"
+
+    def export() -> str:
+        from qfx.backends.hls.export import export_hls
+
+        n = min(spec.csim["samples"], len(test_x))
+        e = spec.export
+        project = export_hls(state["graph"], out_dir=out / "hls", board=spec.board, io=e["io"],
+                             reuse=e["reuse"], clock_mhz=e.get("clock_mhz"), force=True,
+                             test_vectors=test_x[:n].numpy(), project_name=e["project_name"],
+                             on_budget=e["on_budget"])
+        state["project"] = project
+        rep = project.report
+        result.metrics["fits_board"] = rep.fits
+        result.metrics["estimate"] = rep.total.as_dict()
+        return f"project at {project.root}"
+
+    def csim() -> str:
+        from qfx.csim import csim as run_csim
+
+        n = min(spec.csim["samples"], len(test_x))
+        rep = run_csim(state["project"], test_x[:n], jobs=spec.csim.get("jobs"),
+                       timeout=float(spec.csim["timeout"]))
+        state["csim"] = rep
+        graph = state["graph"]
+        out_t = graph.edges[graph.outputs[0]].type
+        logits = out_t.from_int(np.asarray(rep.outputs).reshape(n, -1))
+        hw_acc = float((logits.argmax(1) == test_y[:n].numpy()).mean())
+        result.metrics.update(bit_exact=bool(rep.bit_exact), csim_samples=n,
+                              csim_mismatches=int(rep.mismatches), hw_accuracy=hw_acc,
+                              csim_samples_per_second=float(rep.samples_per_second))
+        return str(rep).splitlines()[0]
+
+    def synth() -> str:
+        tool = shutil.which("vitis_hls") or shutil.which("vivado_hls")
+        if tool is None:
+            raise FileNotFoundError("vitis_hls/vivado_hls not on PATH")
+        proc = subprocess.run([tool, "-f", "build_prj.tcl", "-tclargs", "csim=0", "synth=1",
+                               "cosim=0", "export=1"], cwd=state["project"].root,
+                              capture_output=True, text=True, timeout=6 * 3600)
+        (out / "synth.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode:
+            raise RuntimeError(f"{Path(tool).name} exited {proc.returncode}; see {out}/synth.log")
+        return f"{Path(tool).name} finished; log in {out / 'synth.log'}"
+
+    needs = {"freeze": "train", "export": "freeze", "csim": "export", "synth": "export"}
+    done: set[str] = set()
+    for name, fn in (("train", train), ("freeze", freeze), ("export", export), ("csim", csim),
+                     ("synth", synth)):
+        if name in skip:
+            _skip(result, name, "skipped on request", log)
+            continue
+        if name in needs and needs[name] not in done:
+            _skip(result, name, f"needs {needs[name]}", log)
+            continue
+        if name == "synth" and (spec.synth == "off" or (
+                spec.synth == "auto" and not (shutil.which("vitis_hls")
+                                              or shutil.which("vivado_hls")))):
+            _skip(result, name, "vitis_hls/vivado_hls not on PATH (synthesis needs the AMD "
+                  "tools; C-simulation already proved the C++)" if spec.synth == "auto"
+                  else "off in the flow", log)
+            continue
+        if _stage(result, name, log, fn):
+            done.add(name)
+
+    _judge(spec, result)
+    result.report = _write_report(spec, result, state)
+    if junit:
+        result.junit = _write_junit(result, Path(junit))
+    (out / "flow.json").write_text(json.dumps(_summary(result), indent=2, default=str))
+    return result
+
+
+def _judge(spec: FlowSpec, result: FlowResult) -> None:
+    c, m = spec.criteria, result.metrics
+    ran = {s.name for s in result.stages if s.status == "passed"}
+    for key, metric in (("min_accuracy", "test_accuracy"), ("min_hw_accuracy", "hw_accuracy")):
+        if key in c:
+            value = m.get(metric)
+            ok = value is not None and value >= c[key]
+            shown = "not measured" if value is None else f"{value:.4f}"
+            result.criteria.append(Criterion(key, ok, f"{metric} {shown} (need >= {c[key]})"))
+    if c.get("bit_exact"):
+        if "csim" in ran:
+            ok = bool(m.get("bit_exact"))
+            msg = (f"C-sim == software model on {m['csim_samples']} samples" if ok else
+                   f"{m.get('csim_mismatches')} output values differ from the software model")
+        else:
+            ok, msg = False, "C-simulation did not run"
+        result.criteria.append(Criterion("bit_exact", ok, msg))
+    if c.get("fits_board"):
+        fits = m.get("fits_board")
+        result.criteria.append(Criterion(
+            "fits_board", bool(fits), "estimate within the board's budget" if fits else
+            ("export did not run" if fits is None else "estimate exceeds the board's budget")))
+
+
+def _summary(result: FlowResult) -> dict[str, Any]:
+    return {"name": result.name, "ok": result.ok, "reason": result.reason,
+            "stages": [vars(s) for s in result.stages],
+            "criteria": [vars(c) for c in result.criteria], "metrics": result.metrics}
+
+
+def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> Path:
+    out = result.out_dir
+    lines = [f"# qfx flow `{spec.name}`", ""]
+    if spec.description:
+        lines += [spec.description, ""]
+    lines += [f"**Result: {'PASS' if result.ok else 'FAIL'}**"
+              + (f" — {result.reason}" if not result.ok else ""), "",
+              "| stage | status | seconds | note |", "| --- | --- | ---: | --- |"]
+    lines += [f"| {s.name} | {s.status} | {s.seconds:.1f} | {s.message} |" for s in result.stages]
+    lines += ["", "| criterion | result | detail |", "| --- | --- | --- |"]
+    lines += [f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.message} |"
+              for c in result.criteria]
+    plot = state.get("history_plot")
+    if plot and Path(plot).is_file():
+        rel = Path(plot).relative_to(out) if Path(plot).is_relative_to(out) else plot
+        lines += ["", "## Training: accuracy, loss and learned formats", "",
+                  f"![training]({rel})"]
+    graph = state.get("graph")
+    if graph is not None:
+        lines += ["", "## Frozen model (every edge's fixed-point format)", "", "```",
+                  graph.summary(), "```", "", "## Overflow on the test set", "", "```",
+                  state.get("overflow", ""), "```"]
+    project = state.get("project")
+    if project is not None:
+        lines += ["", "## HLS export (resource figures are estimates, not synthesis results)",
+                  "", f"Project: `{project.root}` — see its `report.md`."]
+        png = Path(project.root) / "report.png"
+        if png.is_file():
+            lines += ["", f"![resources]({png.relative_to(out)})"]
+    rep = state.get("csim")
+    if rep is not None:
+        lines += ["", "## C-simulation", "", "```", str(rep), "```"]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _write_junit(result: FlowResult, path: Path) -> Path:
+    cases = [(f"stage.{s.name}", s.seconds, s.status, s.message) for s in result.stages]
+    cases += [(f"criterion.{c.name}", 0.0, "passed" if c.passed else "failed", c.message)
+              for c in result.criteria]
+    suite = ET.Element("testsuite", name=f"qfx-flow.{result.name}", tests=str(len(cases)),
+                       failures=str(sum(1 for c in cases if c[2] == "failed")),
+                       skipped=str(sum(1 for c in cases if c[2] == "skipped")),
+                       time=f"{sum(c[1] for c in cases):.3f}")
+    for name, seconds, status, message in cases:
+        case = ET.SubElement(suite, "testcase", classname=f"qfx.flow.{result.name}", name=name,
+                             time=f"{seconds:.3f}")
+        if status == "failed":
+            ET.SubElement(case, "failure", message=message).text = message
+        elif status == "skipped":
+            ET.SubElement(case, "skipped", message=message)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path
