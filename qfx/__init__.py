@@ -8,7 +8,8 @@ from qfx.fixed import (
     FixedType,
     calibration,
 )
-from qfx.ir import Graph, load_graph, run_graph, save_graph
+from qfx.fixed.khot import KHotQuantizer
+from qfx.ir import Graph, cost_report, load_graph, run_graph, save_graph
 from qfx.nn import QConfig, config, freeze, quantize_model
 
 __version__ = "0.1.0"
@@ -16,5 +17,5 @@ __version__ = "0.1.0"
 __all__ = [
     "FixedType", "FixedQuantizer", "calibration", "ROUNDING_MODES", "OVERFLOW_MODES", "MAX_WIDTH",
     "Graph", "load_graph", "run_graph", "save_graph", "QConfig", "config", "freeze",
-    "quantize_model", "__version__",
+    "quantize_model", "__version__", "KHotQuantizer", "cost_report",
 ]

@@ -98,7 +98,46 @@ def _accumulate(node: Node, xs: list[torch.Tensor], graph: Graph,
                                            device=device))
     if node.op == "flatten":
         return x.reshape(x.shape[0], -1)
+    if node.op in ("binary_dense", "binary_conv2d"):
+        return _binary(node, x, device)
+    if node.op == "threshold":
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        t = _values(a["threshold_type"], node.params["threshold"], device).view(shape)
+        up = torch.from_numpy(node.params["direction"]).to(device).view(shape) > 0
+        positive = torch.where(up, x >= t, x <= t)
+        return torch.where(positive, 1.0, -1.0).to(torch.float64)
+    if node.op == "thermometer":
+        t = _values(a["threshold_type"], node.params["thresholds"], device)
+        bits = x.unsqueeze(2) >= t.view((1, 1, -1) + (1,) * (x.dim() - 2))
+        return torch.where(bits, 1.0, -1.0).to(torch.float64).flatten(1, 2)
     raise ValueError(f"node {node.name!r}: the executor has no rule for op {node.op!r}")
+
+
+def _binary(node: Node, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """binary_dense / binary_conv2d by the XNOR-popcount formula on bits (1 <-> +1)."""
+    if bool(((x != 1) & (x != -1)).any()):
+        raise ValueError(f"node {node.name!r} ({node.op}) got inputs other than -1/+1")
+    a = node.attrs
+    xb = (x > 0).to(torch.float64)
+    wb = torch.from_numpy(node.params["weight"] > 0).to(device, torch.float64)
+    n = int(a["fan_in"])
+    if node.op == "binary_dense":
+        # popcount(XNOR) = matches of ones + matches of zeros
+        pop = exact_linear(xb, wb, None) + exact_linear(1 - xb, 1 - wb, None)
+        shape: tuple[int, ...] = (1, -1)
+    else:
+        ph, pw = _pair(a["padding"])
+        if int(a["pad_value"]) != -1:
+            raise ValueError(f"node {node.name!r}: pad_value must be -1, got {a['pad_value']}")
+        ones = F.pad(xb, (pw, pw, ph, ph), value=0.0)  # a padded -1 is a 0 bit
+        zeros = F.pad(1 - xb, (pw, pw, ph, ph), value=1.0)
+        args = (None, _pair(a["stride"]), (0, 0), _pair(a["dilation"]), int(a["groups"]))
+        pop = exact_conv2d(ones, wb, *args) + exact_conv2d(zeros, 1 - wb, *args)
+        shape = (1, -1, 1, 1)
+    dot = 2 * pop - n
+    if "scale" in node.params:
+        return dot * _values(a["scale_type"], node.params["scale"], device).view(shape)
+    return dot
 
 
 # ops whose output has the input's format and values: no cast happens

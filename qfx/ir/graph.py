@@ -19,7 +19,8 @@ import numpy as np
 
 from qfx.fixed.fixed_type import FixedType
 
-__all__ = ["Edge", "Node", "Graph", "OPS", "sanitize_identifier", "save_graph", "load_graph"]
+__all__ = ["Edge", "Node", "Graph", "OPS", "BINARY_OPS_DOC", "sanitize_identifier", "save_graph",
+           "load_graph"]
 
 FORMAT_VERSION = 1
 
@@ -37,7 +38,62 @@ OPS: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {
     "maxpool2d": (1, (), ("kernel", "stride", "padding", "dilation", "ceil_mode")),
     "avgpool2d": (1, (), ("kernel", "stride", "sum_type", "acc_type")),
     "flatten": (1, (), ()),
+    # --- binarized networks (qfx.nn.binary); exact semantics in BINARY_OPS_DOC below -------
+    "binary_dense": (1, ("weight",), ("acc_type", "fan_in")),
+    "binary_conv2d": (1, ("weight",), ("acc_type", "fan_in", "stride", "padding", "dilation",
+                                       "groups", "pad_value")),
+    "threshold": (1, ("threshold", "direction"), ("threshold_type",)),
+    "thermometer": (1, ("thresholds",), ("threshold_type", "levels")),
 }
+
+BINARY_OPS_DOC = """Exact semantics of the K-hot digits and the binarized-network ops.
+
+Notation: a tensor's raw integer ``a`` has value ``a * 2**-F`` with F the frac bits of its
+FixedType; shapes below omit the batch dimension; "channel" is the first axis of an edge's
+shape (C of (C, H, W), F of a flat (F,) edge). A *binary* edge (output of ``threshold`` or
+``thermometer``, or ``maxpool2d``/``flatten`` of a binary edge) has type ap_fixed<2,2> and
+only the values -1 and +1; hardware may carry it as one bit: bit 1 <-> +1, bit 0 <-> -1.
+
+K-hot constants (optional params of dense, conv2d, batchnorm, binary_dense, binary_conv2d)
+    ``weight_digits`` (with ``attrs["weight_khot"] = K``) / ``scale_digits`` (with
+    ``attrs["scale_khot"] = K``): int64 ``[*weight.shape, K, 2]`` / ``[C, K, 2]``. Entry
+    ``[..., j, :] = (sign_j, shift_j)`` with sign in {-1, 0, +1}, shift >= 0, and
+    ``raw == sum_j sign_j * 2**shift_j`` exactly (raw on the weight_type / scale_type grid).
+    Used digits come first, most significant first, no two at adjacent shifts (canonical
+    signed digits: the count is minimal); unused slots are (0, 0). So
+    ``x * w == sum_j sign_j * (x << shift_j)`` on the product grid F_x + F_w: K shifts and
+    at most K - 1 adds, no multiplier. The values in ``weight`` / ``scale`` are unchanged.
+
+binary_dense: params ``weight`` int64 [O, N] in {-1, +1}; attrs ``fan_in`` = N,
+    ``acc_type``; optional ``scale`` int64 [O] (attrs ``scale_type``) and, when K-hot,
+    ``scale_digits`` / ``scale_khot``. Input: binary edge (N,). With bits xb, wb (1 <-> +1):
+        dot_o = sum_i x_i * w_oi = 2 * popcount(XNOR(xb, wb_o)) - N      (an integer)
+    Without ``scale``: the output is dot_o itself; acc_type == the output type,
+    ap_fixed<B,B> holding [-N, N] (no cast). With ``scale``: acc_o = scale_o * dot_o
+    exactly (acc_type, frac bits of scale_type), then cast to the output type with its modes.
+
+binary_conv2d: params ``weight`` int64 [O, C/groups, KH, KW] in {-1, +1}; attrs
+    ``stride``, ``padding``, ``dilation``, ``groups``, ``pad_value`` = -1, ``fan_in`` =
+    C/groups*KH*KW, ``acc_type``; optional ``scale`` as for binary_dense. Input: binary edge
+    (C, H, W), padded with **-1** (bit 0) on every side by ``padding``; then the plain
+    cross-correlation of torch.nn.functional.conv2d (padding 0) on the padded input:
+    every output is dot = 2 * popcount(XNOR(window bits, weight bits)) - fan_in, the same
+    fan_in at every position (padded taps count as -1). Output as for binary_dense.
+
+threshold: params ``threshold`` int64 [C] (raw on ``threshold_type``, whose frac bits equal
+    the input's), ``direction`` int64 [C] in {+1, -1}. Input: any edge (C, ...), raw a.
+        out = +1 if a >= T_c else -1      (direction_c = +1)
+        out = +1 if a <= T_c else -1      (direction_c = -1: BatchNorm scale < 0)
+    Output: binary edge of the input's shape. A folded BatchNorm + sign is exactly this
+    (T_c may lie one step outside the input range: a constant channel). When the input is
+    a binary_dense/binary_conv2d output without scale (a = 2p - N, p the popcount):
+    a >= T <=> p >= ceil((T + N) / 2) and a <= T <=> p <= floor((T + N) / 2).
+
+thermometer: params ``thresholds`` int64 [L] non-decreasing (raw on ``threshold_type``, frac
+    bits equal to the input's); attrs ``levels`` = L. Input: edge (C, ...) with raw x.
+        out[c * L + k, ...] = +1 if x[c, ...] >= thresholds[k] else -1
+    Output: binary edge (C * L, ...).
+"""
 
 _IDENT = re.compile(r"[^A-Za-z0-9_]")
 
@@ -93,6 +149,38 @@ class Node:
         for key, arr in self.params.items():
             if not isinstance(arr, np.ndarray) or arr.dtype != np.int64:
                 raise ValueError(f"node {self.name!r}: param {key!r} must be an int64 array")
+        self._validate_digits("weight")
+        self._validate_digits("scale")
+        if self.op in ("binary_dense", "binary_conv2d"):
+            w = self.params["weight"]
+            if not np.isin(w, (-1, 1)).all():
+                raise ValueError(f"node {self.name!r} ({self.op}): weights must be -1 or +1")
+            if int(self.attrs["fan_in"]) != int(np.prod(w.shape[1:])):
+                raise ValueError(f"node {self.name!r} ({self.op}): fan_in "
+                                 f"{self.attrs['fan_in']} != {int(np.prod(w.shape[1:]))}")
+        if self.op == "threshold" and not np.isin(self.params["direction"], (-1, 1)).all():
+            raise ValueError(f"node {self.name!r} (threshold): direction must be -1 or +1")
+
+    def _validate_digits(self, key: str) -> None:
+        """K-hot digits, where present, must rebuild their constants exactly."""
+        digits = self.params.get(f"{key}_digits")
+        k = self.attrs.get(f"{key}_khot")
+        if digits is None and k is None:
+            return
+        raw = self.params.get(key)
+        if digits is None or k is None or raw is None:
+            raise ValueError(f"node {self.name!r}: {key}_digits, attrs {key}_khot and {key} "
+                             "go together")
+        if digits.shape != (*raw.shape, int(k), 2):
+            raise ValueError(f"node {self.name!r}: {key}_digits has shape {digits.shape}, "
+                             f"expected {(*raw.shape, int(k), 2)}")
+        sign, shift = digits[..., 0], digits[..., 1]
+        if not (np.isin(sign, (-1, 0, 1)).all() and (shift >= 0).all() and (shift < 63).all()):
+            raise ValueError(f"node {self.name!r}: {key}_digits signs must be -1/0/+1 and "
+                             "shifts 0..62")
+        rebuilt = (sign * np.left_shift(np.ones_like(shift), shift)).sum(-1)
+        if not np.array_equal(rebuilt, raw):
+            raise ValueError(f"node {self.name!r}: {key}_digits do not rebuild {key}")
 
 
 @dataclass
@@ -145,10 +233,10 @@ class Graph:
 
     def summary(self) -> str:
         """A table of nodes with their output formats and shapes."""
-        rows = [f"{'node':24s} {'op':10s} {'output type':36s} shape"]
+        rows = [f"{'node':24s} {'op':13s} {'output type':36s} shape"]
         for n in self.nodes:
             e = self.edges[n.output]
-            rows.append(f"{n.name:24s} {n.op:10s} {e.type.cpp():36s} {e.shape}")
+            rows.append(f"{n.name:24s} {n.op:13s} {e.type.cpp():36s} {e.shape}")
         return "\n".join(rows)
 
 

@@ -2,6 +2,7 @@
 
 from qfx.nn.activation import QHardTanh, QReLU
 from qfx.nn.base import QLayer
+from qfx.nn.binary import QBinaryConv2d, QBinaryLinear, QSign, QThermometer
 from qfx.nn.config import QConfig, config, current_config
 from qfx.nn.convert import quantize_model
 from qfx.nn.freeze import freeze
@@ -15,4 +16,5 @@ __all__ = [
     "QAdd", "QAvgPool2d", "QBatchNorm1d", "QBatchNorm2d", "QConfig", "QConv2d", "QFlatten",
     "QGlobalAvgPool2d", "QHardTanh", "QInput", "QLayer", "QLinear", "QMaxPool2d", "QReLU",
     "config", "current_config", "freeze", "quantize_model",
+    "QBinaryConv2d", "QBinaryLinear", "QSign", "QThermometer",
 ]

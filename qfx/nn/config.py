@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from qfx.fixed.fixed_type import OVERFLOW_MODES, ROUNDING_MODES
+from qfx.fixed.khot import KHotQuantizer
 from qfx.fixed.quantizer import FixedQuantizer
 
 __all__ = ["QConfig", "config", "current_config"]
@@ -16,6 +17,11 @@ __all__ = ["QConfig", "config", "current_config"]
 @dataclass(frozen=True)
 class QConfig:
     """Widths and modes every qfx layer takes unless given its own.
+
+    ``weight_khot=K`` makes every conv/linear weight K-hot (at most K non-zero signed
+    power-of-two digits, :class:`qfx.fixed.khot.KHotQuantizer`: multiplier-free) and
+    ``bn_scale_khot=K`` does the same for BatchNorm scales and binary-layer scales; ``None``
+    (the default) keeps plain fixed-point constants.
 
     Example:
         >>> QConfig.uniform(4).weight_width
@@ -39,6 +45,8 @@ class QConfig:
     act_overflow: str = "SAT"
     per_channel_weights: bool = False
     learn_binary_point: bool = True
+    weight_khot: int | None = None
+    bn_scale_khot: int | None = None
     # quantize_model: a Conv2d/Linear followed by a BatchNorm hands it its exact accumulator
     # (False) or casts to an activation format first (True)
     quantize_before_batchnorm: bool = False
@@ -48,6 +56,12 @@ class QConfig:
             value = getattr(self, f.name)
             if f.name.endswith("_width") and not (isinstance(value, int) and 1 <= value <= 62):
                 raise ValueError(f"QConfig.{f.name} must be an integer width 1..62, got {value!r}")
+        for name in ("weight_khot", "bn_scale_khot"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"QConfig.{name} must be None or an integer K >= 1 (digits "
+                                 f"per value), got {value!r}")
         for name in ("weight_rounding", "act_rounding"):
             if getattr(self, name).upper().removeprefix("AP_") not in ROUNDING_MODES:
                 raise ValueError(f"QConfig.{name}={getattr(self, name)!r}; allowed: "
@@ -84,11 +98,25 @@ class QConfig:
     def weight_quantizer(self, num_channels: int | None = None, width: int | None = None,
                          channel_dim: int = 0) -> FixedQuantizer:
         per_channel = self.per_channel_weights and num_channels is not None
+        if self.weight_khot is not None:
+            return KHotQuantizer(self.weight_khot, width or self.weight_width, True,
+                                 learn_binary_point=self.learn_binary_point,
+                                 per_channel=per_channel,
+                                 num_channels=num_channels if per_channel else None,
+                                 channel_dim=channel_dim)
         return FixedQuantizer(width or self.weight_width, True, self.weight_rounding,
                               self.weight_overflow, learn_binary_point=self.learn_binary_point,
                               per_channel=per_channel,
                               num_channels=num_channels if per_channel else None,
                               channel_dim=channel_dim)
+
+    def scale_quantizer(self, width: int | None = None, signed: bool = True) -> FixedQuantizer:
+        """Quantizer of a per-channel multiplier (BatchNorm scale, binary-layer scale):
+        K-hot when ``bn_scale_khot`` is set, else like an activation constant."""
+        if self.bn_scale_khot is not None:
+            return KHotQuantizer(self.bn_scale_khot, width or self.bn_scale_width, signed,
+                                 learn_binary_point=self.learn_binary_point)
+        return self.act_quantizer(width or self.bn_scale_width, signed)
 
     def act_quantizer(self, width: int | None = None, signed: bool = True) -> FixedQuantizer:
         return FixedQuantizer(width or self.act_width, signed, self.act_rounding,

@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from qfx.fixed.quantizer import calibration
+from qfx.fixed.quantizer import FixedQuantizer, calibration
 from qfx.nn.activation import QHardTanh, QReLU
+from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 from qfx.nn.io import QFlatten, QInput
 from qfx.nn.linear import QConv2d, QLinear
@@ -166,6 +167,10 @@ def quantize_model(
         >>> type(qnet.get_submodule("0")).__name__
         'QLinear'
     """
+    if any(isinstance(m, (QLayer, FixedQuantizer)) for m in model.modules()):
+        raise ValueError(f"{type(model).__name__} already contains qfx layers (e.g. a binarized "
+                         "zoo model): train and freeze it as is; quantize_model converts plain "
+                         "torch.nn models")
     if isinstance(config, dict):
         cfg = QConfig.from_dict(config)
     else:

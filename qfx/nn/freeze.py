@@ -4,6 +4,22 @@ The model is traced with torch.fx (qfx layers are leaves), run once in eval mode
 input to learn every tensor's shape, and each qfx layer becomes an IR node with int64
 parameters. Every accumulator is sized from the frozen weights (the L1 bound over the input
 format's range), so no partial sum can round or overflow, in any order of additions.
+
+Multiplier-free and binary layers:
+
+* a K-hot weight or BatchNorm scale (``QConfig.weight_khot`` / ``bn_scale_khot``) keeps its
+  value in ``weight`` / ``scale`` (the executor is unchanged) and adds its CSD digits,
+  ``params["weight_digits"]`` / ``params["scale_digits"]`` (int64 ``[..., K, 2]`` of
+  (sign, shift), see :func:`qfx.fixed.khot.khot_digits`), with ``attrs["weight_khot"]`` /
+  ``attrs["scale_khot"] = K``; freeze checks that the digits rebuild the raw integers;
+* ``QBinaryLinear`` / ``QBinaryConv2d`` become ``binary_dense`` / ``binary_conv2d``,
+  ``QThermometer`` becomes ``thermometer``;
+* a ``QSign`` becomes a ``threshold`` node; when its input is a BatchNorm used only by it,
+  the BatchNorm is folded in: one integer threshold (and comparison direction) per channel
+  on the BatchNorm's *input*, found by bisection over that input's raw integers of the exact
+  eval function ``sign(BN(x))`` (monotone because every cast is), and checked against it.
+  A BatchNorm whose output cast can wrap (not monotone) is kept, followed by a zero threshold.
+  The op semantics are documented in :data:`qfx.ir.graph.BINARY_OPS_DOC`.
 """
 
 from __future__ import annotations
@@ -20,11 +36,13 @@ from torch import nn
 
 from qfx.fixed.fixed_type import FixedType
 from qfx.fixed.kernels import FLOAT64_EXACT_BITS
+from qfx.fixed.khot import KHotQuantizer, digits_to_raw, khot_digits
 from qfx.fixed.quantizer import FixedQuantizer
 from qfx.ir.executor import check_exact
 from qfx.ir.graph import Edge, Graph, Node, sanitize_identifier
 from qfx.nn.activation import QHardTanh, QReLU
 from qfx.nn.base import QLayer
+from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
 from qfx.nn.io import QFlatten, QInput
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.merge import QAdd
@@ -48,8 +66,35 @@ def _storage(t: FixedType) -> FixedType:
     return FixedType(t.width, t.int_bits, t.signed)
 
 
+def _khot_param_raw(q: KHotQuantizer, value: torch.Tensor) -> tuple[np.ndarray, FixedType]:
+    """Raw K-hot codes of a constant on one grid (the finest channel's), with its type."""
+    value = value.detach().double()
+    q.ensure_initialized(value)
+    codes = q.to_int(value)
+    if not q.per_channel:
+        return codes.cpu().numpy(), _storage(q.fixed_type)
+    types = q.fixed_types
+    frac = max(t.frac_bits for t in types)
+    shape = [1] * codes.dim()
+    shape[q.channel_dim % codes.dim()] = -1
+    shifts = torch.tensor([frac - t.frac_bits for t in types], dtype=torch.int64,
+                          device=codes.device).view(shape)
+    raw = torch.bitwise_left_shift(codes, shifts).cpu().numpy()  # still K-hot: digits shift
+    return raw, FixedType.for_raw_range(int(raw.min()), int(raw.max()), frac)
+
+
+def _khot_digits_checked(raw: np.ndarray, k: int, where: str) -> np.ndarray:
+    """CSD digits of K-hot raw integers, asserted to rebuild them exactly."""
+    digits = khot_digits(torch.from_numpy(raw), k)
+    if not torch.equal(digits_to_raw(digits), torch.from_numpy(raw)):
+        raise RuntimeError(f"{where}: the K-hot digits do not rebuild the constants (a bug)")
+    return digits.numpy()
+
+
 def _param_raw(q: FixedQuantizer, value: torch.Tensor) -> tuple[np.ndarray, FixedType]:
     """Raw int64 mantissas of a quantised constant, with one type for the whole tensor."""
+    if isinstance(q, KHotQuantizer):
+        return _khot_param_raw(q, value)
     value = value.detach().double()
     q.ensure_initialized(value)
     if not q.per_channel:  # quantise with the quantizer's modes, store without them
@@ -91,6 +136,45 @@ def _acc_type(lo: np.ndarray, hi: np.ndarray, frac: int, where: str) -> FixedTyp
     return FixedType.for_raw_range(lo_i, hi_i, frac)
 
 
+def _bisect_threshold(positive, lo: int, hi: int, channels: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per channel, (T, direction) with ``positive(a) == (a >= T if direction > 0 else
+    a <= T)`` for every raw integer a in [lo, hi], for a monotone ``positive``."""
+    lo_t = torch.full((channels,), lo, dtype=torch.int64)
+    hi_t = torch.full((channels,), hi, dtype=torch.int64)
+    ends = positive(torch.stack([lo_t, hi_t]))
+    falling = ends[0] & ~ends[1]
+    # smallest a with h(a) = positive(a) XOR falling true (h(hi + 1) taken as true)
+    left, right = lo_t - 1, hi_t + 1
+    while bool(((right - left) > 1).any()):
+        active = (right - left) > 1
+        mid = torch.div(left + right, 2, rounding_mode="floor")
+        h = positive(mid.unsqueeze(0))[0] ^ falling
+        right = torch.where(active & h, mid, right)
+        left = torch.where(active & ~h, mid, left)
+    t = torch.where(falling, right - 1, right)
+    return t, torch.where(falling, -1, 1).to(torch.int64)
+
+
+def _check_threshold(positive, t: torch.Tensor, direction: torch.Tensor, lo: int, hi: int,
+                     where: str) -> None:
+    """Compare the threshold rule with the function it replaces: everywhere on small domains,
+    else at both ends, around every threshold and at random points."""
+    channels = t.numel()
+    if (hi - lo + 1) * channels <= 1 << 22:
+        a = torch.arange(lo, hi + 1, dtype=torch.int64).unsqueeze(1).expand(-1, channels)
+    else:
+        gen = torch.Generator().manual_seed(0)
+        rand = lo + (torch.rand(64, channels, generator=gen, dtype=torch.float64)
+                     * (hi - lo)).to(torch.int64)
+        a = torch.cat([torch.full((1, channels), lo), torch.full((1, channels), hi),
+                       (t + torch.arange(-1, 2).unsqueeze(1)).clamp(lo, hi), rand])
+    rule = torch.where(direction > 0, a >= t, a <= t)
+    if not torch.equal(rule, positive(a)):
+        raise RuntimeError(f"{where}: BatchNorm + sign is not a threshold function of its "
+                           "input (a bug: every cast on the path should be monotone)")
+
+
 class _Recorder(fx.Interpreter):
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
@@ -108,6 +192,8 @@ class _Freezer:
         self.graph = Graph()
         self.edge_of: dict[fx.Node, str] = {}
         self.names: set[str] = set()
+        self.binary_edges: set[str] = set()  # edges whose values are all in {-1, +1}
+        self.deferred_bn: set[fx.Node] = set()  # BatchNorms folded into the next threshold
 
     def _name(self, base: str) -> str:
         name = sanitize_identifier(base)
@@ -136,15 +222,20 @@ class _Freezer:
               source: str = "") -> None:
         name = self._name(str(n.target) if n.op == "call_module" else n.name)
         self.graph.add_edge(Edge(name, self._shape(n), out_t))
-        self.graph.add_node(Node(name, op, [self.edge_of[i] for i in inputs], name, attrs or {},
-                                 params or {}, source or str(n.target)))
+        in_edges = [self.edge_of[i] for i in inputs]
+        self.graph.add_node(Node(name, op, in_edges, name, attrs or {}, params or {},
+                                 source or str(n.target)))
         self.edge_of[n] = name
+        if op in ("threshold", "thermometer") or (
+                op in ("maxpool2d", "flatten") and in_edges[0] in self.binary_edges):
+            self.binary_edges.add(name)
 
     def _unsupported(self, n: fx.Node, what: str) -> ValueError:
         return ValueError(
             f"cannot freeze {what}: not a supported qfx layer. Supported: QInput, QLinear, "
             "QConv2d, QBatchNorm1d/2d, QReLU, QHardTanh, QAdd, QMaxPool2d, QAvgPool2d, "
-            "QGlobalAvgPool2d, QFlatten/flatten (qfx.quantize_model converts torch.nn models)"
+            "QGlobalAvgPool2d, QFlatten/flatten, QSign, QThermometer, QBinaryLinear, "
+            "QBinaryConv2d (qfx.quantize_model converts torch.nn models)"
         )
 
     def run(self) -> Graph:
@@ -180,7 +271,16 @@ class _Freezer:
         elif isinstance(m, (QLinear, QConv2d)):
             self._weighted(n, m, src)
         elif isinstance(m, _QBatchNorm):
-            self._batchnorm(n, m, src)
+            if self._bn_folds_into_sign(n, m, src):
+                self.deferred_bn.add(n)  # emitted as part of the threshold of its QSign
+            else:
+                self._batchnorm(n, m, src)
+        elif isinstance(m, QSign):
+            self._sign(n, m, src)
+        elif isinstance(m, (QBinaryLinear, QBinaryConv2d)):
+            self._binary(n, m, src)
+        elif isinstance(m, QThermometer):
+            self._thermometer(n, m, src)
         elif isinstance(m, QReLU):
             self._emit(n, "relu", [src], m.output_quantizer.fixed_type)
         elif isinstance(m, QHardTanh):
@@ -229,6 +329,10 @@ class _Freezer:
             b = b_raw.astype(object) * (1 << (frac - attrs["bias_type"].frac_bits))
             lo, hi = lo + b, hi + b
         attrs["acc_type"] = _acc_type(lo, hi, frac, f"layer {n.target!r}")
+        if isinstance(m.weight_quantizer, KHotQuantizer):
+            k = m.weight_quantizer.k
+            params["weight_digits"] = _khot_digits_checked(w_raw, k, f"layer {n.target!r}")
+            attrs["weight_khot"] = k
         if isinstance(m, QConv2d):
             attrs.update(stride=list(m.stride), padding=list(m.padding),
                          dilation=list(m.dilation), groups=int(m.groups))
@@ -239,8 +343,9 @@ class _Freezer:
         out_t = attrs["acc_type"] if q is None else q.fixed_type
         self._emit(n, op, [src], out_t, attrs, params)
 
-    def _batchnorm(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> None:
-        x_t = self._type(src)
+    def _bn_constants(self, n: fx.Node, m: _QBatchNorm, x_t: FixedType
+                      ) -> tuple[FixedType, FixedType, np.ndarray, np.ndarray, FixedType]:
+        """Scale/shift types and raw values, and the exact accumulator type (checked)."""
         with torch.no_grad():
             scale, shift = m.quantized_scale_shift()  # the eval path's exact values
         s_t = _storage(m.scale_quantizer.fixed_type)
@@ -250,9 +355,111 @@ class _Freezer:
         lo, hi = _dot_range(s_raw.reshape(-1, 1), x_t, frac - x_t.frac_bits - s_t.frac_bits)
         h = h_raw.astype(object) * (1 << (frac - h_t.frac_bits))
         acc_t = _acc_type(lo + h, hi + h, frac, f"layer {n.target!r}")
-        self._emit(n, "batchnorm", [src], m.output_quantizer.fixed_type,
-                   {"scale_type": s_t, "shift_type": h_t, "acc_type": acc_t},
-                   {"scale": s_raw, "shift": h_raw})
+        return s_t, h_t, s_raw, h_raw, acc_t
+
+    def _batchnorm(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> None:
+        s_t, h_t, s_raw, h_raw, acc_t = self._bn_constants(n, m, self._type(src))
+        attrs: dict[str, Any] = {"scale_type": s_t, "shift_type": h_t, "acc_type": acc_t}
+        params = {"scale": s_raw, "shift": h_raw}
+        if isinstance(m.scale_quantizer, KHotQuantizer):
+            k = m.scale_quantizer.k
+            params["scale_digits"] = _khot_digits_checked(s_raw, k, f"layer {n.target!r}")
+            attrs["scale_khot"] = k
+        self._emit(n, "batchnorm", [src], m.output_quantizer.fixed_type, attrs, params)
+
+    # ------------------------------------------------------------------ binary layers
+    def _bn_folds_into_sign(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> bool:
+        """A BatchNorm used only by a QSign, whose output cast is monotone, folds into it."""
+        users = list(n.users)
+        if len(users) != 1 or users[0].op != "call_module" or not isinstance(
+                self.gm.get_submodule(users[0].target), QSign):
+            return False
+        out_t = m.output_quantizer.fixed_type
+        if out_t.overflow in ("SAT", "SAT_SYM"):
+            return True
+        # any other overflow mode is monotone only where no value can overflow
+        x_t = self._type(src)
+        with torch.no_grad():
+            scale, shift = m.quantized_scale_shift()
+        ends = [Fraction(x_t.min), Fraction(x_t.max)]
+        values = [Fraction(s) * v + Fraction(h)
+                  for s, h in zip(scale.tolist(), shift.tolist(), strict=True) for v in ends]
+        return Fraction(out_t.min) <= min(values) and max(values) <= Fraction(out_t.max)
+
+    def _sign(self, n: fx.Node, m: QSign, src: fx.Node) -> None:
+        """A QSign (with its folded BatchNorm) as one per-channel integer threshold."""
+        bn: _QBatchNorm | None = None
+        source = str(n.target)
+        if src in self.deferred_bn:
+            bn = self.gm.get_submodule(src.target)
+            source = f"{src.target}+{n.target}"
+            self._bn_constants(src, bn, self._type(src.args[0]))  # exact in float64?
+            src = src.args[0]
+        x_t = self._type(src)
+        shape = self._shape(src)
+        channels = shape[0]
+        frac = torch.tensor(-float(x_t.frac_bits), dtype=torch.float64)
+
+        def positive(a: torch.Tensor) -> torch.Tensor:  # a: raw ints [M, C] -> sign == +1
+            v = torch.ldexp(a.to(torch.float64), frac)
+            if bn is not None:
+                v = bn(v.reshape(a.shape[0], channels, *([1] * (len(shape) - 1))))
+            return m(v).reshape(a.shape[0], channels) > 0
+
+        lo, hi = x_t.raw_min, x_t.raw_max
+        with torch.no_grad():
+            t, direction = _bisect_threshold(positive, lo, hi, channels)
+            _check_threshold(positive, t, direction, lo, hi, f"layer {source!r}")
+        t_t = FixedType.for_raw_range(int(t.min()), int(t.max()), x_t.frac_bits)
+        self._emit(n, "threshold", [src], BINARY_TYPE, {"threshold_type": t_t},
+                   {"threshold": t.numpy(), "direction": direction.numpy()}, source=source)
+
+    def _binary(self, n: fx.Node, m: QBinaryLinear | QBinaryConv2d, src: fx.Node) -> None:
+        edge = self.edge_of.get(src)
+        if edge not in self.binary_edges:
+            producer = self.graph.producer(edge) if edge is not None else None
+            raise ValueError(
+                f"{type(m).__name__} {n.target!r} needs {{-1, +1}} inputs, but its input "
+                f"comes from {'a ' + producer.op + ' node' if producer else 'a model input'}: "
+                "put a QSign (BatchNorm + sign) or a QThermometer before it")
+        with torch.no_grad():
+            w = m.binary_weight().to(torch.int64).cpu().numpy()
+        params: dict[str, np.ndarray] = {"weight": w}
+        attrs: dict[str, Any] = {"fan_in": int(m.fan_in)}
+        if m.scale is None:
+            out_t = m.output_type
+            attrs["acc_type"] = out_t
+        else:
+            with torch.no_grad():
+                scale = m.quantized_scale()
+            s_t = _storage(m.scale_quantizer.fixed_type)
+            s_raw = s_t.to_int(scale).cpu().numpy()
+            params["scale"], attrs["scale_type"] = s_raw, s_t
+            if isinstance(m.scale_quantizer, KHotQuantizer):
+                k = m.scale_quantizer.k
+                params["scale_digits"] = _khot_digits_checked(s_raw, k, f"layer {n.target!r}")
+                attrs["scale_khot"] = k
+            bound = np.abs(s_raw).astype(object) * m.fan_in  # acc = scale * dot, |dot| <= n
+            attrs["acc_type"] = _acc_type(-bound, bound, s_t.frac_bits, f"layer {n.target!r}")
+            out_t = m.output_quantizer.fixed_type
+        if isinstance(m, QBinaryConv2d):
+            attrs.update(stride=list(m.stride), padding=list(m.padding),
+                         dilation=list(m.dilation), groups=int(m.groups), pad_value=-1)
+            op = "binary_conv2d"
+        else:
+            op = "binary_dense"
+        self._emit(n, op, [src], out_t, attrs, params)
+
+    def _thermometer(self, n: fx.Node, m: QThermometer, src: fx.Node) -> None:
+        x_t = self._type(src)
+        raw = []
+        for t in m.thresholds.tolist():  # x >= t  <=>  raw >= ceil(t * 2**F), exactly
+            r = math.ceil(Fraction(t) * Fraction(2) ** x_t.frac_bits)
+            raw.append(min(max(r, x_t.raw_min), x_t.raw_max + 1))
+        t_t = FixedType.for_raw_range(min(raw), max(raw), x_t.frac_bits)
+        self._emit(n, "thermometer", [src], BINARY_TYPE,
+                   {"threshold_type": t_t, "levels": int(m.levels)},
+                   {"thresholds": np.array(raw, dtype=np.int64)})
 
     def _avgpool(self, n: fx.Node, m: QAvgPool2d, src: fx.Node) -> None:
         x_t = self._type(src)

@@ -32,7 +32,7 @@ class _QBatchNorm(QLayer):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-        self.scale_quantizer = cfg.act_quantizer(scale_width or cfg.bn_scale_width)
+        self.scale_quantizer = cfg.scale_quantizer(scale_width)
         self.shift_quantizer = cfg.act_quantizer(shift_width or cfg.bn_shift_width)
         self.output_quantizer = cfg.act_quantizer(act_width)
 

@@ -1,4 +1,6 @@
-"""Float model zoo in plain torch.nn (Conv2d, BatchNorm2d, ReLU, pooling, Linear, ``Add``).
+"""Model zoo: float models in plain torch.nn (Conv2d, BatchNorm2d, ReLU, pooling, Linear,
+``Add``) for ``qfx.quantize_model``, and binarized networks built from qfx layers
+(``cnv_w1a1``, FINN's CNV topology, and ``digits_bnn``).
 
 Example:
     >>> from qfx.zoo import get_model
@@ -7,10 +9,12 @@ Example:
 """
 
 from qfx.zoo.blocks import Add, BasicBlock, conv_bn_relu
+from qfx.zoo.bnn import cnv_w1a1, digits_bnn
 from qfx.zoo.models import DigitsCNN, ResNet, digits_cnn, resnet8, resnet20
 from qfx.zoo.registry import MODELS, ModelSpec, get_model, model_names, model_spec
 
 __all__ = [
     "Add", "BasicBlock", "conv_bn_relu", "DigitsCNN", "ResNet", "digits_cnn", "resnet8",
-    "resnet20", "MODELS", "ModelSpec", "get_model", "model_names", "model_spec",
+    "resnet20", "MODELS", "ModelSpec", "get_model", "model_names", "model_spec", "cnv_w1a1",
+    "digits_bnn",
 ]

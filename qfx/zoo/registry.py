@@ -1,4 +1,8 @@
-"""``get_model(name, **kwargs)``: the float model registry."""
+"""``get_model(name, **kwargs)``: the model registry.
+
+Float models (``kind="float"``) are plain torch.nn, for ``qfx.quantize_model``; binarized
+models (``kind="qfx"``) are built from qfx layers already and are trained and frozen as is.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from qfx.zoo.bnn import cnv_w1a1, digits_bnn
 from qfx.zoo.models import digits_cnn, resnet8, resnet20
 
 __all__ = ["ModelSpec", "MODELS", "get_model", "model_names", "model_spec"]
@@ -15,34 +20,44 @@ __all__ = ["ModelSpec", "MODELS", "get_model", "model_names", "model_spec"]
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A zoo entry: its builder, the input shape it expects and the dataset it was made for.
+    """A zoo entry: its builder, the input shape it expects, the dataset it was made for, and
+    its kind: ``"float"`` (plain torch.nn, to quantize) or ``"qfx"`` (qfx layers already).
 
     Example:
         >>> model_spec("resnet8").input_shape
         (3, 32, 32)
+        >>> model_spec("cnv_w1a1").kind
+        'qfx'
     """
 
     name: str
     builder: Callable[..., nn.Module]
     input_shape: tuple[int, ...]
     dataset: str
+    kind: str = "float"
 
 
 MODELS: dict[str, ModelSpec] = {
     "digits_cnn": ModelSpec("digits_cnn", digits_cnn, (1, 8, 8), "digits"),
     "resnet8": ModelSpec("resnet8", resnet8, (3, 32, 32), "cifar10"),
     "resnet20": ModelSpec("resnet20", resnet20, (3, 32, 32), "cifar10"),
+    "cnv_w1a1": ModelSpec("cnv_w1a1", cnv_w1a1, (3, 32, 32), "cifar10", kind="qfx"),
+    "digits_bnn": ModelSpec("digits_bnn", digits_bnn, (1, 8, 8), "digits", kind="qfx"),
 }
 
 
-def model_names() -> tuple[str, ...]:
-    """Names ``get_model`` accepts.
+def model_names(kind: str | None = None) -> tuple[str, ...]:
+    """Names ``get_model`` accepts (only those of one ``kind``, "float" or "qfx", if given).
 
     Example:
         >>> model_names()
+        ('digits_cnn', 'resnet8', 'resnet20', 'cnv_w1a1', 'digits_bnn')
+        >>> model_names("float")
         ('digits_cnn', 'resnet8', 'resnet20')
     """
-    return tuple(MODELS)
+    if kind is not None and kind not in ("float", "qfx"):
+        raise ValueError(f"kind must be 'float', 'qfx' or None, got {kind!r}")
+    return tuple(n for n, spec in MODELS.items() if kind is None or spec.kind == kind)
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -58,7 +73,8 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def get_model(name: str, **kwargs: object) -> nn.Module:
-    """Build the float model ``name`` ("digits_cnn", "resnet8", "resnet20").
+    """Build the model ``name`` (float: "digits_cnn", "resnet8", "resnet20"; binarized
+    qfx models: "cnv_w1a1", "digits_bnn").
 
     Example:
         >>> get_model("resnet8", num_classes=10).fc.out_features

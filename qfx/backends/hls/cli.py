@@ -14,6 +14,7 @@ the resource estimate; errors are one line on stderr with exit status 1 (``qfx.c
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -60,6 +61,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="project name: a C++ identifier (default: qfx_model)")
     p.add_argument("--data-root", help="dataset folder of a checkpoint, if it moved")
     p.add_argument("--force", action="store_true", help="replace an existing project folder")
+    p.add_argument("--format", choices=("hls", "onnx", "qonnx"), default="hls",
+                   help="hls: an HLS project (default); onnx: float64 standard-ops ONNX, exact "
+                        "in onnxruntime; qonnx: QONNX Quant nodes for FINN/hls4ml (-o is a file)")
+    p.add_argument("--backend", choices=("vitis", "hls4ml"), default="vitis",
+                   help="for --format hls: qfx's own templates (default) or an hls4ml project "
+                        "with every precision set exactly, compiled and checked bit for bit")
     p.set_defaults(func=run_export_command)
     return p
 
@@ -106,6 +113,20 @@ def run_export_command(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
     path = Path(args.model)
     graph = load_frozen(path, data_root=args.data_root)
+    if args.format in ("onnx", "qonnx"):
+        from qfx.backends.onnx.cli import export_graph_file
+
+        written = export_graph_file(graph, out, fmt=args.format)
+        print(f"{args.format.upper()} model written to {written}")
+        return 0
+    if args.backend == "hls4ml":
+        from qfx.backends.onnx.cli import export_hls4ml_file
+
+        if out.exists():
+            shutil.rmtree(out)
+        report = export_hls4ml_file(graph, out)
+        print(report.summary())
+        return 0 if report.bit_exact else 1
     samples = args.samples or DEFAULT_RANDOM_SAMPLES
     vectors: Any = _checkpoint_samples(path, samples, args.data_root)
     if vectors is None:

@@ -1,0 +1,168 @@
+"""Shared pieces of the ONNX/QONNX exporters and importer: errors, names, a graph builder and
+atomic file writes."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from qfx.fixed.fixed_type import FixedType
+from qfx.ir.graph import Graph, Node, sanitize_identifier
+
+__all__ = ["OnnxExportError", "OnnxImportError", "Builder", "save_model_atomic", "edge_source",
+           "cast_needs", "check_opset", "node_label", "QONNX_DOMAIN", "DEFAULT_OPSET",
+           "MIN_OPSET"]
+
+#: Domain of the QONNX custom operators (Quant, BipolarQuant, Trunc).
+QONNX_DOMAIN = "qonnx.custom_op.general"
+#: Default ONNX opset of the exported models; every op used exists unchanged from opset 13 on.
+DEFAULT_OPSET = 17
+MIN_OPSET = 13
+
+
+class OnnxExportError(ValueError):
+    """A frozen graph cannot be exported exactly; the message names the node and the reason."""
+
+
+class OnnxImportError(ValueError):
+    """An ONNX file cannot be imported exactly; the message names the node and the reason."""
+
+
+def node_label(node: Node) -> str:
+    """``node 'fc1' (dense)`` — how messages name an IR node."""
+    return f"node {node.name!r} ({node.op})"
+
+
+def edge_source(graph: Graph, node: Node, index: int = 0) -> FixedType | None:
+    """The format of a node's input, or None when it is a graph input (an arbitrary double)."""
+    name = node.inputs[index]
+    return None if name in graph.inputs else graph.edges[name].type
+
+
+def cast_needs(src: FixedType | None, dst: FixedType) -> tuple[bool, bool]:
+    """(rounding needed, overflow possible) for casting a value of ``src`` to ``dst``.
+
+    ``src=None`` means any double. Rounding is needed when the source grid is finer than the
+    destination's; overflow is possible when some source value, rounded either way, falls
+    outside what ``dst`` keeps (for signed AP_SAT_SYM the most negative code counts as
+    outside, because the headers rewrite it to -max).
+
+    Example:
+        >>> cast_needs(FixedType(8, 3), FixedType(10, 4))
+        (False, False)
+        >>> cast_needs(FixedType(8, 3), FixedType(6, 3, overflow="SAT"))  # 127/4 rounds to 32
+        (True, True)
+    """
+    if src is None:
+        return True, True
+    need_round = src.frac_bits > dst.frac_bits
+    shift = dst.frac_bits - src.frac_bits
+    if shift >= 0:
+        lo, hi = src.raw_min << shift, src.raw_max << shift
+    else:  # floor / ceil of the scaled bounds cover every rounding mode
+        lo, hi = src.raw_min >> -shift, -((-src.raw_max) >> -shift)
+    floor_min = dst.raw_min
+    if dst.overflow == "SAT_SYM" and dst.signed and dst.width > 1:
+        floor_min = -dst.raw_max
+    return need_round, not (floor_min <= lo and hi <= dst.raw_max)
+
+
+def pow2(k: int) -> float:
+    """2**k as a float (exact for -1074 <= k <= 1023)."""
+    return math.ldexp(1.0, k)
+
+
+class Builder:
+    """Collects nodes, initializers and value infos with unique, sanitized tensor names.
+
+    Every name is derived from an IR name through :func:`qfx.ir.sanitize_identifier`, so the
+    ONNX graph reads like the qfx graph (``fc1``, ``fc1__acc``, ``fc1__q``...).
+    """
+
+    def __init__(self, elem_type: int = TensorProto.DOUBLE) -> None:
+        self.elem_type = elem_type
+        self.np_dtype = helper.tensor_dtype_to_np_dtype(elem_type)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.value_info: dict[str, onnx.ValueInfoProto] = {}
+        self._names: set[str] = set()
+        self._consts: dict[tuple[Any, ...], str] = {}
+
+    def name(self, base: str) -> str:
+        """A fresh tensor/node name built from ``base``."""
+        ident = sanitize_identifier(base)
+        candidate, i = ident, 1
+        while candidate in self._names:
+            i += 1
+            candidate = f"{ident}_{i}"
+        self._names.add(candidate)
+        return candidate
+
+    def const(self, value: Any, base: str, dtype: Any = None) -> str:
+        """An initializer holding ``value`` (float tensors in the builder's element type).
+
+        Scalars and small vectors are shared between uses.
+        """
+        arr = np.asarray(value, dtype=dtype if dtype is not None else self.np_dtype)
+        key = None
+        if arr.size <= 8:
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            if key in self._consts:
+                return self._consts[key]
+        name = self.name(base)
+        self.initializers.append(numpy_helper.from_array(arr, name))
+        if key is not None:
+            self._consts[key] = name
+        return name
+
+    def int_const(self, values: Sequence[int], base: str) -> str:
+        return self.const(np.asarray(values, dtype=np.int64), base, dtype=np.int64)
+
+    def op(self, op_type: str, inputs: Sequence[str], base: str, *, domain: str = "",
+           **attrs: Any) -> str:
+        """Append one node with a single output named after ``base``; returns that output."""
+        out = self.name(base)
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out,
+                                           domain=domain or None, **attrs))
+        return out
+
+    def annotate(self, name: str, shape: Sequence[int | str], elem_type: int | None = None,
+                 doc: str = "") -> None:
+        """Record the type and shape of an intermediate tensor (and a doc string)."""
+        vi = helper.make_tensor_value_info(name, elem_type or self.elem_type, list(shape))
+        if doc:
+            vi.doc_string = doc
+        self.value_info[name] = vi
+
+
+def save_model_atomic(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
+    """Serialize ``model`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString()
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_opset(opset: int) -> int:
+    """Validate the requested default-domain opset."""
+    latest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= latest:
+        raise OnnxExportError(f"opset must be an integer between {MIN_OPSET} and {latest} (the "
+                              f"installed onnx package's newest), got {opset!r}")
+    return opset

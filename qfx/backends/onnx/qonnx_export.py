@@ -1,0 +1,415 @@
+"""``export_qonnx``: the frozen graph as QONNX (``Quant`` nodes with power-of-two scales), the
+form FINN and hls4ml read, exact under the ``qonnx`` executor.
+
+QONNX graphs are float32 and a ``Quant`` node computes ``round(clamp(x / scale))`` with one of
+qonnx's rounding functions. That is exact when every value and every partial sum fits float32's
+24-bit significand, so the exporter refuses (node name + reason) any edge, accumulator or
+constant wider than 24 bits.
+
+How each qfx cast maps (``W`` bits, LSB ``s = 2**(I-W)``, zero point 0):
+
+- overflow AP_SAT -> ``narrow=0``; AP_SAT_SYM -> ``narrow=1`` (signed; unsigned SAT_SYM is SAT).
+  AP_WRAP, AP_WRAP_SM and AP_SAT_ZERO have no QONNX equivalent (``Quant`` always clamps): they
+  are exported only where the cast provably cannot overflow, and refused elsewhere.
+- rounding AP_TRN -> ``FLOOR``, AP_RND_CONV -> ``ROUND`` (half to even), AP_TRN_ZERO -> ``DOWN``:
+  one Quant. The tie-breaking modes are expressed exactly with a first Quant onto the half-LSB
+  grid (``W+1`` bits, which keeps exactly the information the tie decision needs):
+
+  * AP_RND (ties toward +inf): ``Quant(FLOOR, s/2, W+1)`` -> ``Add(s/2)`` -> ``Quant(FLOOR, s)``
+    (``floor(y + 1/2) == floor((floor(2y) + 1) / 2)``; only FLOOR, so hls4ml reads it too);
+  * AP_RND_MIN_INF: ``Quant(CEIL, s/2, W+1)`` -> ``Quant(FLOOR, s)``;
+  * AP_RND_INF (ties away from zero): ``Quant(DOWN, s/2, W+1)`` -> ``Quant(UP, s)``;
+  * AP_RND_ZERO (ties toward zero): ``Quant(UP, s/2, W+1)`` -> ``Quant(DOWN, s)``.
+
+  Clamping before rounding (qonnx's order) gives the same result as ap_fixed's rounding then
+  saturation, because the bounds are integers. A cast that needs no rounding uses one
+  ``Quant(ROUND)``. hls4ml 1.3's QONNX reader accepts only ROUND and FLOOR: models using
+  AP_RND_MIN_INF, AP_RND_INF, AP_RND_ZERO or AP_TRN_ZERO run in qonnx but not through that
+  reader (use ``qfx.backends.hls4ml_bridge`` for hls4ml instead).
+- A signed 1-bit cast is refused: qonnx reads a 1-bit signed Quant as bipolar (+-1).
+
+Weights, biases and BatchNorm scale/shift are initializers followed by a ``Quant`` with the
+constant's exact format (as Brevitas exports them); ``dense`` is MatMul (+ Add bias),
+``batchnorm`` is Mul + Add, ``avgpool2d`` is AveragePool when the window area is ``2**shift``
+and otherwise an all-ones depthwise Conv (the window sum) times the fixed-point reciprocal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from qfx.backends.onnx._common import (
+    DEFAULT_OPSET,
+    QONNX_DOMAIN,
+    Builder,
+    OnnxExportError,
+    cast_needs,
+    check_opset,
+    edge_source,
+    node_label,
+    pow2,
+    save_model_atomic,
+)
+from qfx.fixed.fixed_type import FixedType
+from qfx.ir.executor import check_exact
+from qfx.ir.graph import Graph, Node
+
+__all__ = ["export_qonnx", "build_qonnx_model", "QONNX_EMITTERS", "FLOAT32_EXACT_BITS"]
+
+#: float32 holds integers up to 2**24 exactly.
+FLOAT32_EXACT_BITS = 24
+_MAX_FRAC = 100  # keep every scaled value inside float32's normal range
+
+#: ap_fixed rounding -> (first Quant's mode on the half-LSB grid or None, Add 1/2?, final mode)
+_ROUNDING: dict[str, tuple[str | None, bool, str]] = {
+    "TRN": (None, False, "FLOOR"),
+    "TRN_ZERO": (None, False, "DOWN"),
+    "RND_CONV": (None, False, "ROUND"),
+    "RND": ("FLOOR", True, "FLOOR"),
+    "RND_MIN_INF": ("CEIL", False, "FLOOR"),
+    "RND_INF": ("DOWN", False, "UP"),
+    "RND_ZERO": ("UP", False, "DOWN"),
+}
+
+
+@dataclass
+class QonnxContext:
+    """What a QONNX emitter sees; ``shapes`` holds every tensor's shape (batch first)."""
+
+    graph: Graph
+    b: Builder
+    batch: int
+    tensors: dict[str, str] = field(default_factory=dict)
+
+    def x(self, node: Node, i: int = 0) -> str:
+        return self.tensors[node.inputs[i]]
+
+    def shape(self, edge: str) -> tuple[int, ...]:
+        return tuple(self.graph.edges[edge].shape)
+
+    def op(self, op_type: str, inputs: Sequence[str], base: str, shape: Sequence[int], *,
+           domain: str = "", **attrs: object) -> str:
+        out = self.b.op(op_type, inputs, base, domain=domain, **attrs)
+        self.b.annotate(out, list(shape))
+        return out
+
+    def quant(self, x: str, shape: Sequence[int], t: FixedType, mode: str, base: str, *,
+              narrow: bool = False) -> str:
+        """A QONNX Quant of ``x`` onto ``t``'s grid and width (zero point 0)."""
+        b = self.b
+        return self.op("Quant", [x, b.const(np.float32(t.lsb), f"{base}__scale"),
+                                 b.const(np.float32(0.0), f"{base}__zeropt"),
+                                 b.const(np.float32(t.width), f"{base}__bitwidth")],
+                       f"{base}__quant", shape, domain=QONNX_DOMAIN, signed=int(t.signed),
+                       narrow=int(narrow), rounding_mode=mode)
+
+    def constant(self, raw: np.ndarray, t: FixedType, base: str, node: Node,
+                 shape: Sequence[int] | None = None) -> str:
+        """A weight-like constant: an exact float32 initializer, then its format's Quant."""
+        _check_width(t, node, f"{base} constant")
+        values = np.ldexp(np.asarray(raw, dtype=np.float64), -t.frac_bits)
+        if shape is not None:
+            values = values.reshape(shape)
+        init = self.b.const(values.astype(np.float32), f"{base}_init")
+        self.b.annotate(init, list(values.shape))
+        storage = FixedType(t.width, t.int_bits, t.signed)
+        if t.signed and t.width == 1:  # qonnx reads 1-bit signed as bipolar: widen, same grid
+            storage = FixedType(2, t.int_bits + 1, True)
+        return self.quant(init, values.shape, storage, "ROUND", base)
+
+
+QonnxEmitter = Callable[[QonnxContext, Node], tuple[str, FixedType | None]]
+QONNX_EMITTERS: dict[str, QonnxEmitter] = {}
+
+
+def _emits(*ops: str) -> Callable[[QonnxEmitter], QonnxEmitter]:
+    def register(fn: QonnxEmitter) -> QonnxEmitter:
+        for op in ops:
+            QONNX_EMITTERS[op] = fn
+        return fn
+    return register
+
+
+def _pair(v: object) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
+
+
+def _check_width(t: FixedType, node: Node, what: str) -> None:
+    if t.width > FLOAT32_EXACT_BITS:
+        raise OnnxExportError(f"{node_label(node)}: {what} {t.cpp()} is {t.width} bits wide; "
+                              f"QONNX runs in float32, exact only up to {FLOAT32_EXACT_BITS} "
+                              "bits (use export_onnx for a float64 model)")
+    if max(abs(t.frac_bits), abs(t.int_bits)) > _MAX_FRAC:
+        raise OnnxExportError(f"{node_label(node)}: {what} {t.cpp()} lies outside float32's "
+                              "exponent range")
+
+
+def _out_shape(ctx: QonnxContext, node: Node) -> list[int]:
+    return [ctx.batch, *ctx.shape(node.output)]
+
+
+@_emits("input")
+def _input(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    return ctx.x(node), edge_source(ctx.graph, node)
+
+
+@_emits("dense")
+def _dense(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a = node.attrs
+    w = ctx.constant(node.params["weight"].T, a["weight_type"], f"{node.name}_weight", node)
+    y = ctx.op("MatMul", [ctx.x(node), w], f"{node.name}__matmul", _out_shape(ctx, node))
+    if "bias" in node.params:
+        bias = ctx.constant(node.params["bias"], a["bias_type"], f"{node.name}_bias", node)
+        y = ctx.op("Add", [y, bias], f"{node.name}__acc", _out_shape(ctx, node))
+    return y, a["acc_type"]
+
+
+@_emits("conv2d")
+def _conv2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a = node.attrs
+    (sh, sw), (ph, pw), (dh, dw) = _pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"])
+    w_raw = node.params["weight"]
+    ins = [ctx.x(node), ctx.constant(w_raw, a["weight_type"], f"{node.name}_weight", node)]
+    if "bias" in node.params:
+        ins.append(ctx.constant(node.params["bias"], a["bias_type"], f"{node.name}_bias", node))
+    y = ctx.op("Conv", ins, f"{node.name}__acc", _out_shape(ctx, node),
+               kernel_shape=list(w_raw.shape[2:]), strides=[sh, sw], pads=[ph, pw, ph, pw],
+               dilations=[dh, dw], group=int(a["groups"]))
+    return y, a["acc_type"]
+
+
+@_emits("batchnorm")
+def _batchnorm(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a = node.attrs
+    rank = len(ctx.shape(node.inputs[0]))
+    shape = (-1,) + (1,) * (rank - 1)
+    scale = ctx.constant(node.params["scale"], a["scale_type"], f"{node.name}_scale", node, shape)
+    shift = ctx.constant(node.params["shift"], a["shift_type"], f"{node.name}_shift", node, shape)
+    y = ctx.op("Mul", [ctx.x(node), scale], f"{node.name}__mul", _out_shape(ctx, node))
+    return ctx.op("Add", [y, shift], f"{node.name}__acc", _out_shape(ctx, node)), a["acc_type"]
+
+
+@_emits("relu")
+def _relu(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    return (ctx.op("Relu", [ctx.x(node)], f"{node.name}__relu", _out_shape(ctx, node)),
+            edge_source(ctx.graph, node))
+
+
+@_emits("hardtanh")
+def _hardtanh(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a, b = node.attrs, ctx.b
+    t: FixedType = a["clamp_type"]
+    _check_width(t, node, "clamp type")
+    lo, hi = (np.float32(np.ldexp(float(a[k]), -t.frac_bits)) for k in ("min_raw", "max_raw"))
+    y = ctx.op("Clip", [ctx.x(node), b.const(lo, f"{node.name}__min"),
+                        b.const(hi, f"{node.name}__max")], f"{node.name}__clip",
+               _out_shape(ctx, node))
+    return y, (None if edge_source(ctx.graph, node) is None else t)
+
+
+@_emits("add")
+def _add(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    return (ctx.op("Add", [ctx.x(node, 0), ctx.x(node, 1)], f"{node.name}__acc",
+                   _out_shape(ctx, node)), node.attrs["acc_type"])
+
+
+@_emits("maxpool2d")
+def _maxpool2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a = node.attrs
+    (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+    (ph, pw), (dh, dw) = _pair(a["padding"]), _pair(a["dilation"])
+    _, h, w = ctx.shape(node.inputs[0])
+    _, oh, ow = ctx.shape(node.output)
+    ends = []
+    for size, k, s, p, d, o in ((h, kh, sh, ph, dh, oh), (w, kw, sw, pw, dw, ow)):
+        end = max(p, (o - 1) * s + d * (k - 1) + 1 - size - p)
+        if end >= k:
+            raise OnnxExportError(f"{node_label(node)}: this ceil_mode layout needs {end} cells "
+                                  f"of end padding, more than MaxPool allows (kernel {k})")
+        ends.append(end)
+    y = ctx.op("MaxPool", [ctx.x(node)], f"{node.name}__maxpool", _out_shape(ctx, node),
+               kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ends[0], ends[1]],
+               dilations=[dh, dw])
+    return y, edge_source(ctx.graph, node)
+
+
+@_emits("avgpool2d")
+def _avgpool2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a = node.attrs
+    (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+    c, h, w = ctx.shape(node.inputs[0])
+    _check_width(a["sum_type"], node, "window sum")
+    shape = _out_shape(ctx, node)
+    area = kh * kw
+    if "recip" not in node.params and pow2(int(a["shift"])) == float(area):
+        if (kh, kw) == (h, w) and shape[2:] == [1, 1]:
+            y = ctx.op("GlobalAveragePool", [ctx.x(node)], f"{node.name}__avg", shape)
+        else:
+            y = ctx.op("AveragePool", [ctx.x(node)], f"{node.name}__avg", shape,
+                       kernel_shape=[kh, kw], strides=[sh, sw])
+        return y, a["acc_type"]
+    # window sum as an all-ones depthwise convolution, then the fixed-point factor
+    ones = FixedType(2, 2, False)  # holds the raw value 1 at LSB 1
+    kernel = ctx.constant(np.ones((c, 1, kh, kw), dtype=np.int64), ones, f"{node.name}_ones",
+                          node)
+    s = ctx.op("Conv", [ctx.x(node), kernel], f"{node.name}__sum", shape,
+               kernel_shape=[kh, kw], strides=[sh, sw], group=c)
+    if "recip" in node.params:
+        factor = ctx.constant(node.params["recip"].reshape(-1), a["recip_type"],
+                              f"{node.name}_recip", node)
+    else:
+        shift = int(a["shift"])
+        factor = ctx.constant(np.array([1]), FixedType(2, 2 - shift, False),
+                              f"{node.name}_factor", node)
+    return ctx.op("Mul", [s, factor], f"{node.name}__acc", shape), a["acc_type"]
+
+
+@_emits("flatten")
+def _flatten(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    return (ctx.op("Flatten", [ctx.x(node)], f"{node.name}__flatten", _out_shape(ctx, node),
+                   axis=1), edge_source(ctx.graph, node))
+
+
+_NO_CAST = frozenset({"maxpool2d", "flatten"})
+
+
+def _emit_cast(ctx: QonnxContext, node: Node, x: str, src: FixedType | None) -> str:
+    """The Quant node(s) computing the node's output cast exactly (see the module docstring)."""
+    t = ctx.graph.edges[node.output].type
+    _check_width(t, node, "output type")
+    if t.signed and t.width == 1:
+        raise OnnxExportError(f"{node_label(node)}: a 1-bit signed output ({t.cpp()}) has no "
+                              "QONNX Quant equivalent (qonnx reads it as bipolar +-1)")
+    need_round, need_ovf = cast_needs(src, t)
+    if need_ovf and t.overflow not in ("SAT", "SAT_SYM"):
+        raise OnnxExportError(
+            f"{node_label(node)}: overflow mode AP_{t.overflow} of {t.cpp()} has no QONNX "
+            "equivalent (Quant always saturates) and this cast can overflow; use AP_SAT or "
+            "AP_SAT_SYM here, or export_onnx for the standard-ops model")
+    narrow = t.overflow == "SAT_SYM" and t.signed and t.width > 1
+    shape = _out_shape(ctx, node)
+    base = node.name
+    if not need_round:
+        return ctx.quant(x, shape, t, "ROUND", base, narrow=narrow)
+    first, add_half, final = _ROUNDING[t.rounding]
+    if first is not None:
+        if t.width + 1 > FLOAT32_EXACT_BITS:
+            raise OnnxExportError(f"{node_label(node)}: rounding mode AP_{t.rounding} needs a "
+                                  f"{t.width + 1}-bit half-LSB step, beyond float32's "
+                                  f"{FLOAT32_EXACT_BITS} bits")
+        half = FixedType(t.width + 1, t.int_bits, t.signed)
+        x = ctx.quant(x, shape, half, first, f"{base}_half")
+        if add_half:
+            x = ctx.op("Add", [x, ctx.b.const(np.float32(half.lsb), f"{base}__half_lsb")],
+                       f"{base}__tie", shape)
+    return ctx.quant(x, shape, t, final, base, narrow=narrow)
+
+
+def build_qonnx_model(graph: Graph, *, opset: int = DEFAULT_OPSET,
+                      batch_size: int = 1) -> onnx.ModelProto:
+    """The QONNX model of ``graph`` in memory (float32, fixed batch size).
+
+    Example:
+        >>> from qfx.ir.graph import Edge, Graph, Node
+        >>> from qfx.fixed import FixedType
+        >>> g = Graph(inputs=["x"], outputs=["q"])
+        >>> g.add_edge(Edge("x", (2,), FixedType(8, 3)))
+        >>> g.add_edge(Edge("q", (2,), FixedType(8, 3, rounding="RND_CONV", overflow="SAT")))
+        >>> g.add_node(Node("q", "input", ["x"], "q"))
+        >>> [n.op_type for n in build_qonnx_model(g).graph.node]
+        ['Quant']
+    """
+    opset = check_opset(opset)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise OnnxExportError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_exact(graph)
+    b = Builder(TensorProto.FLOAT)
+    ctx = QonnxContext(graph, b, batch_size)
+    for name in graph.edges:
+        ctx.tensors[name] = b.name(name)
+    for node in graph.nodes:
+        emit = QONNX_EMITTERS.get(node.op)
+        if emit is None:
+            raise OnnxExportError(f"{node_label(node)}: the QONNX exporter has no exact "
+                                  f"translation of op {node.op!r} (supported: "
+                                  f"{', '.join(sorted(QONNX_EMITTERS))})")
+        src_in = edge_source(graph, node)
+        if src_in is None and node.op not in ("input", "maxpool2d", "flatten", "relu"):
+            raise OnnxExportError(f"{node_label(node)} reads a graph input directly: start the "
+                                  "graph with an 'input' cast")
+        for t in [v for v in node.attrs.values() if isinstance(v, FixedType)]:
+            _check_width(t, node, "intermediate type")
+        acc, src = emit(ctx, node)
+        result = acc if node.op in _NO_CAST else _emit_cast(ctx, node, acc, src)
+        _rename(ctx, result, ctx.tensors[node.output], node)
+    computed = set(graph.inputs) | {n.output for n in graph.nodes}
+    for e in graph.outputs:
+        if e not in computed:
+            raise OnnxExportError(f"graph output {e!r} is never computed by a node")
+    inputs = [helper.make_tensor_value_info(ctx.tensors[e], TensorProto.FLOAT,
+                                            [batch_size, *graph.edges[e].shape])
+              for e in graph.inputs]
+    outputs = [helper.make_tensor_value_info(ctx.tensors[e], TensorProto.FLOAT,
+                                             [batch_size, *graph.edges[e].shape])
+               for e in graph.outputs]
+    for vi, e in zip(outputs, graph.outputs, strict=True):
+        vi.doc_string = f"values of {graph.edges[e].type.cpp()}"
+    io = {vi.name for vi in inputs + outputs}
+    inits = {t.name for t in b.initializers}
+    value_info = [vi for n, vi in b.value_info.items() if n not in io and n not in inits]
+    g = helper.make_graph(b.nodes, str(graph.meta.get("model", "qfx_model")), inputs, outputs,
+                          initializer=b.initializers, value_info=value_info,
+                          doc_string="qfx frozen fixed-point graph as QONNX")
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset),
+                                                helper.make_opsetid(QONNX_DOMAIN, 1)],
+                              producer_name="qfx", doc_string="exported by qfx.export_qonnx")
+    onnx.checker.check_model(model)
+    return model
+
+
+def _rename(ctx: QonnxContext, tensor: str, edge_name: str, node: Node) -> None:
+    """Give the node's final tensor the IR edge's name (Identity when it is another edge)."""
+    b = ctx.b
+    last = b.nodes[-1] if b.nodes else None
+    edges = set(ctx.tensors.values())
+    if last is not None and last.output[0] == tensor and tensor not in edges and \
+            not any(tensor in n.input for n in b.nodes):
+        last.output[0] = edge_name
+        last.name = edge_name
+        vi = b.value_info.pop(tensor)
+        vi.name = edge_name
+        vi.doc_string = f"qfx {ctx.graph.edges[node.output].type.cpp()}"
+        b.value_info[edge_name] = vi
+    elif tensor != edge_name:
+        b.nodes.append(helper.make_node("Identity", [tensor], [edge_name], name=edge_name))
+        b.annotate(edge_name, _out_shape(ctx, node))
+
+
+def export_qonnx(graph: Graph, path: str | os.PathLike[str], *, opset: int = DEFAULT_OPSET,
+                 batch_size: int = 1) -> Path:
+    """Write ``graph`` as a QONNX model (``Quant`` nodes, power-of-two scales, zero points 0).
+
+    Exact under ``qonnx.core.onnx_exec.execute_onnx`` for float32 inputs: every mode that has
+    no QONNX equivalent is either expressed exactly with extra Quant/Add nodes or refused with
+    the node's name (see the module docstring). The batch dimension is fixed to
+    ``batch_size`` (FINN expects 1). The file is written atomically.
+
+    Example:
+        >>> import os, tempfile
+        >>> from qfx.ir.graph import Edge, Graph, Node
+        >>> from qfx.fixed import FixedType
+        >>> g = Graph(inputs=["x"], outputs=["q"])
+        >>> g.add_edge(Edge("x", (2,), FixedType(8, 3)))
+        >>> g.add_edge(Edge("q", (2,), FixedType(8, 3, rounding="RND", overflow="SAT")))
+        >>> g.add_node(Node("q", "input", ["x"], "q"))
+        >>> export_qonnx(g, os.path.join(tempfile.mkdtemp(), "m.qonnx.onnx")).suffix
+        '.onnx'
+    """
+    return save_model_atomic(build_qonnx_model(graph, opset=opset, batch_size=batch_size), path)
