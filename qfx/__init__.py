@@ -19,3 +19,27 @@ __all__ = [
     "Graph", "load_graph", "run_graph", "save_graph", "QConfig", "config", "freeze",
     "quantize_model", "__version__", "KHotQuantizer", "cost_report",
 ]
+
+# Heavier entry points load on first use so that `import qfx` stays quick (onnx, jinja2, ...).
+_LAZY = {
+    "export_hls": ("qfx.backends.hls.export", "export_hls"),
+    "csim": ("qfx.csim", None),  # a callable package: qfx.csim(project, inputs)
+    "export_onnx": ("qfx.backends.onnx.export", "export_onnx"),
+    "export_qonnx": ("qfx.backends.onnx.qonnx_export", "export_qonnx"),
+    "import_onnx": ("qfx.backends.onnx.importer", "import_onnx"),
+    "run_flow": ("qfx.flows.flow", "run_flow"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
+    raise AttributeError(f"module 'qfx' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

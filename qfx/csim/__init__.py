@@ -3,11 +3,17 @@
 :func:`csim` proves that an exported HLS project computes exactly the software model's bits;
 ``qfx csim PROJECT_DIR`` is its command line (:mod:`qfx.csim.cli`).
 
+The package itself is callable, so ``qfx.csim(project, inputs)`` is :func:`csim`.
+
 Example:
+    >>> import qfx
     >>> from qfx.csim import csim, CSimReport, Divergence, CompileError
-    >>> callable(csim) and issubclass(CompileError, RuntimeError)
+    >>> callable(csim) and callable(qfx.csim) and issubclass(CompileError, RuntimeError)
     True
 """
+
+import sys
+import types
 
 from qfx.csim.harness import (
     RANDOM_INPUT_SCALES,
@@ -37,3 +43,13 @@ __all__ = [
     "csim",
     "random_inputs",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """``qfx.csim`` is both this package and the function :func:`csim`."""
+
+    def __call__(self, *args, **kwargs):  # noqa: D102
+        return csim(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
