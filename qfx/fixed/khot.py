@@ -327,22 +327,7 @@ class KHotQuantizer(FixedQuantizer):
         """Smallest and largest raw code (values beyond them saturate)."""
         return code_range(self.width, self.k, self.signed)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
-            return x
-        if self._observed is not None:
-            self._observe(x)
-            return x
-        if not bool(self.initialized):
-            if not self.training:
-                raise RuntimeError(
-                    "KHotQuantizer used in eval mode before its binary point was set: "
-                    "calibrate it (qfx.calibration / quantize_model with data), train it, "
-                    "or give int_bits"
-                )
-            self.calibrate(x)
-        if not self.training:
-            return self.quantize_exact(x)
+    def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
         return khot_fake_quantize(x, self.log2_lsb, width=self.width, k=self.k,
                                   signed=self.signed,
                                   channel_dim=self.channel_dim if self.per_channel else None)
@@ -368,25 +353,7 @@ class KHotQuantizer(FixedQuantizer):
         """CSD digits ``[..., k, 2]`` (sign, shift) of the raw codes of ``x``."""
         return khot_digits(self.to_int(x), self.k)
 
-    def _calibrate_rows(self, x: torch.Tensor, search: int = 8) -> None:
-        x = x.to(torch.float64)
-        if x.shape[0] != self.log2_lsb.numel():
-            raise ValueError(f"expected {self.log2_lsb.numel()} channels on dim "
-                             f"{self.channel_dim}, got {x.shape[0]}")
-        amax = x.abs().amax(dim=1)
-        top = torch.where(
-            amax > 0, torch.floor(torch.log2(amax.clamp(min=1e-300))) + 1 + int(self.signed),
-            torch.full_like(amax, 1.0)).to(torch.int64)
-        best_err = torch.full_like(amax, math.inf)
-        best_i = top.clone()
-        for delta in range(-search, 2):
-            cand = top + delta
-            frac = (self.width - cand).reshape(-1, 1).to(torch.float64)
-            codes = khot_project(torch.ldexp(x, frac), self.width, self.k, self.signed)
-            err = ((torch.ldexp(codes, -frac) - x) ** 2).mean(1)
-            better = err < best_err
-            best_err = torch.where(better, err, best_err)
-            best_i = torch.where(better, cand, best_i)
-        p = (best_i - self.width).to(self.log2_lsb.dtype).to(self.log2_lsb.device)
-        self.log2_lsb.data.copy_(p.reshape(self.log2_lsb.shape))
-        self.initialized.fill_(True)
+    def _candidate_values(self, x: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+        frac = frac.to(torch.float64)
+        codes = khot_project(torch.ldexp(x, frac), self.width, self.k, self.signed)
+        return torch.ldexp(codes, -frac)

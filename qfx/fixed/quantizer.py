@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from qfx.fixed.exact import decompose_double, quantize_double, requantize
+from qfx.fixed.exact import quantize_double
 from qfx.fixed.fake_quant import fake_quantize
 from qfx.fixed.fixed_type import FixedType
 
@@ -117,13 +117,17 @@ class FixedQuantizer(nn.Module):
         if not bool(self.initialized):
             if not self.training:
                 raise RuntimeError(
-                    "FixedQuantizer used in eval mode before its binary point was set: "
+                    f"{type(self).__name__} used in eval mode before its binary point was set: "
                     "calibrate it (qfx.calibration / quantize_model with data), train it, "
                     "or give int_bits"
                 )
             self.calibrate(x)
         if not self.training:
             return self.quantize_exact(x)
+        return self._fake_quantize(x)
+
+    def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
+        """The training-mode forward (float fake quantisation with STE)."""
         return fake_quantize(
             x, self.log2_lsb, width=self.width, signed=self.signed, rounding=self.rounding,
             overflow=self.overflow, channel_dim=self.channel_dim if self.per_channel else None,
@@ -199,17 +203,20 @@ class FixedQuantizer(nn.Module):
         for delta in range(-search, 2):
             cand = top + delta
             frac = (self.width - cand).reshape(-1, 1)
-            m, e = decompose_double(x)
-            raw = requantize(m, e + frac, width=self.width, signed=self.signed,
-                             rounding=self.rounding, overflow=self.overflow,
-                             sat_bits=self.sat_bits)
-            err = ((torch.ldexp(raw.to(torch.float64), (-frac).to(torch.float64)) - x) ** 2).mean(1)
+            err = ((self._candidate_values(x, frac) - x) ** 2).mean(1)
             better = err < best_err
             best_err = torch.where(better, err, best_err)
             best_i = torch.where(better, cand, best_i)
         p = (best_i - self.width).to(self.log2_lsb.dtype).to(self.log2_lsb.device)
         self.log2_lsb.data.copy_(p.reshape(self.log2_lsb.shape))
         self.initialized.fill_(True)
+
+    def _candidate_values(self, x: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+        """``x`` (float64 rows) quantised with ``frac`` fractional bits per row."""
+        raw = quantize_double(x, frac, width=self.width, signed=self.signed,
+                              rounding=self.rounding, overflow=self.overflow,
+                              sat_bits=self.sat_bits)
+        return torch.ldexp(raw.to(torch.float64), (-frac).to(torch.float64))
 
     def _observe(self, x: torch.Tensor) -> None:
         x = x.detach()
