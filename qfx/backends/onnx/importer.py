@@ -14,11 +14,20 @@ AP_TRN, DOWN -> AP_TRN_ZERO, HALF_UP -> AP_RND_INF, HALF_DOWN -> AP_RND_ZERO; ov
 or AP_SAT_SYM when signed and narrow. The two-node patterns :mod:`qonnx_export` writes for
 AP_RND, AP_RND_MIN_INF, AP_RND_INF and AP_RND_ZERO are recognised and read back as one cast.
 
+Binarized networks (the patterns :mod:`qonnx_export` writes): ``BipolarQuant`` with scale 1 on
+a constant gives +-1 weights, and MatMul / Conv of such weights on a -1/+1 tensor becomes
+``binary_dense`` / ``binary_conv2d`` (a preceding ``Pad(constant -1)`` is its -1 padding);
+with a power-of-two scale the weights are ordinary fixed-point weights. ``BipolarQuant`` (scale
+1) of ``x - T``, ``T - x`` or ``(x - T) * D`` (D = +-1 per channel) becomes one ``threshold``,
+of any other computed tensor a threshold at 0; ``Unsqueeze -> Sub -> BipolarQuant -> Reshape``
+becomes a ``thermometer``.
+
 Refused, with the node name and the reason: non-power-of-two or non-constant scales,
 non-zero zero points, per-channel activation scales, non-integer bit widths, CEIL/UP rounding
-where it would round, unsigned narrow ranges, 1-bit signed (bipolar) Quant on tensors,
-float BatchNormalization, AveragePool over a window whose area is not a power of two, and any
-operator without an exact qfx equivalent.
+where it would round, unsigned narrow ranges, 1-bit signed (bipolar) Quant on tensors (write
+BipolarQuant), BipolarQuant on a computed tensor with a scale other than 1, Pad other than a
+binary conv's -1, float BatchNormalization, AveragePool over a window whose area is not a
+power of two, and any operator without an exact qfx equivalent.
 """
 
 from __future__ import annotations
@@ -171,6 +180,13 @@ class _Importer:
                     self.consumers.setdefault(i, []).append(n)
         self.graph_outputs = {o.name for o in g.output}
         self.skip: set[int] = set()
+        self.node_index = {id(n): i for i, n in enumerate(g.node)}
+        #: constants made by a BipolarQuant with unit scale (+-1 weights of binary layers)
+        self.bipolar: set[str] = set()
+        #: IR edges holding only -1/+1 (threshold / thermometer outputs, pooled or flattened)
+        self.binary_edges: set[str] = set()
+        #: Pad(-1) outputs awaiting their binary Conv: tensor -> (input, [ph, pw], Pad node)
+        self.pads: dict[str, tuple[_Value, list[int], onnx.NodeProto]] = {}
 
     # ------------------------------------------------------------------ helpers
     def where(self, node: onnx.NodeProto) -> str:
@@ -241,6 +257,9 @@ class _Importer:
         except ValueError as err:
             raise OnnxImportError(f"{self.where(onnx_node)}: {err}") from None
         self.nodes.append(node)
+        if op in ("threshold", "thermometer") or (
+                op in ("maxpool2d", "flatten") and node.inputs[0] in self.binary_edges):
+            self.binary_edges.add(name)
         v = _Value(name, node if pending else None)
         self.values[onnx_node.output[0]] = v
         return v
@@ -250,6 +269,12 @@ class _Importer:
         self.nodes.remove(node)
         self.edges.pop(node.output)
         self.names.discard(node.output)
+
+    def is_binary(self, v: _Value) -> bool:
+        return v.edge in self.binary_edges
+
+    def skip_node(self, node: onnx.NodeProto) -> None:
+        self.skip.add(self.node_index[id(node)])
 
     def single_consumer(self, tensor: str) -> onnx.NodeProto | None:
         users = self.consumers.get(tensor, [])
@@ -323,8 +348,8 @@ class _Importer:
             raise OnnxImportError(f"{where}: per-channel scales on a computed tensor have no "
                                   "single fixed-point format")
         if bits == 1 and signed:
-            raise OnnxImportError(f"{where}: a 1-bit signed Quant is bipolar (+-1); the qfx IR "
-                                  "has no binary activations yet")
+            raise OnnxImportError(f"{where}: a 1-bit signed Quant is bipolar (+-1); write it "
+                                  "as BipolarQuant (scale 1), which imports as a threshold")
         e = int(exps.ravel()[0])
         overflow = "SAT_SYM" if narrow and signed else "SAT"
         t = FixedType(bits, bits + e, signed, "TRN", overflow)
@@ -482,18 +507,210 @@ def _quant(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
         imp.quant_dynamic(node, idx)
 
 
+def _unit_scale(imp: _Importer, node: onnx.NodeProto) -> bool:
+    """Whether a BipolarQuant's scale is the constant 1 (raises when it is not a constant)."""
+    if len(node.input) != 2:
+        raise OnnxImportError(f"{imp.where(node)}: BipolarQuant takes (x, scale)")
+    try:
+        scale = np.asarray(imp.const(node, 1), dtype=np.float64)
+    except OnnxImportError as err:
+        raise OnnxImportError(f"{err} (BipolarQuant's scale must be a constant)") from None
+    return scale.size > 0 and bool(np.all(scale == 1.0))
+
+
 def _bipolar(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
-    if node.input[0] in imp.consts:
+    where = imp.where(node)
+    if node.input[0] in imp.consts:  # +-1 weights (times power-of-two scales)
+        unit = _unit_scale(imp, node)
         scale = imp.const(node, 1)
-        e = _pow2_exponent(scale, imp.where(node))
+        e = _pow2_exponent(scale, where)
         w = imp.consts[node.input[0]]
+        if not np.all(np.isfinite(w)):
+            raise OnnxImportError(f"{where}: the constant has non-finite values")
+        try:
+            e = np.broadcast_to(e, w.shape)
+        except ValueError:
+            raise OnnxImportError(f"{where}: scale shape {e.shape} does not broadcast against "
+                                  f"the constant {w.shape}") from None
         frac = int(-e.min())
-        raw = np.where(w >= 0, 1, -1).astype(np.int64) << (np.broadcast_to(e, w.shape) + frac)
+        raw = np.where(w >= 0, 1, -1).astype(np.int64) << (e + frac)
         imp.qconsts[node.output[0]] = (raw, FixedType.for_raw_range(int(raw.min()),
                                                                     int(raw.max()), frac))
+        if unit:
+            imp.bipolar.add(node.output[0])
         return
-    raise OnnxImportError(f"{imp.where(node)}: BipolarQuant on a computed tensor (binary "
-                          "activations) has no operation in this qfx IR yet")
+    if node.input[0] in imp.qconsts:
+        raise OnnxImportError(f"{where}: BipolarQuant of a Quant-ed constant is not supported "
+                              "(apply it to the float initializer)")
+    # binary activations: +1 where x >= 0, i.e. a threshold at 0
+    if not _unit_scale(imp, node):
+        raise OnnxImportError(f"{where}: BipolarQuant on a computed tensor must have scale 1: "
+                              "qfx's binary activations are exactly -1/+1 (scale the next "
+                              "layer instead)")
+    x = imp.dyn(node)
+    t = np.zeros(imp.shape(x)[0], dtype=np.int64)
+    _threshold_node(imp, node, x, t, np.ones_like(t))
+
+
+_BINARY = FixedType(2, 2)  # the type of every binary (-1/+1) edge
+
+
+def _threshold_node(imp: _Importer, node: onnx.NodeProto, x: _Value, t_raw: np.ndarray,
+                    direction: np.ndarray) -> _Value:
+    """An IR threshold (raw thresholds on x's grid, clamped one step outside its range)."""
+    x_t = imp.type(x)
+    t_raw = np.clip(t_raw, x_t.raw_min - 1, x_t.raw_max + 1).astype(np.int64)
+    t_t = FixedType.for_raw_range(int(t_raw.min()), int(t_raw.max()), x_t.frac_bits)
+    return imp.add_node(node, "threshold", [x], _BINARY, imp.shape(x), {"threshold_type": t_t},
+                        {"threshold": t_raw, "direction": direction.astype(np.int64)},
+                        pending=False)
+
+
+def _per_channel(imp: _Importer, x: _Value, value: np.ndarray) -> np.ndarray | None:
+    """The float constant as one value per channel of x, or None if it is not one."""
+    shape = imp.shape(x)
+    arr = np.asarray(value, dtype=np.float64)
+    try:
+        full = np.broadcast_to(arr, (1, *shape))
+    except ValueError:
+        return None
+    if full.shape != (1, *shape):
+        return None
+    per = full[0].reshape(shape[0], -1)
+    if not np.all(per == per[:, :1]) or not np.all(np.isfinite(per)):
+        return None
+    return per[:, 0].copy()
+
+
+def _threshold_chain(imp: _Importer, node: onnx.NodeProto) -> bool:
+    """Sub(x, T) | Sub(T, x) | Add(x, -T), optionally then Mul(D) with D = +-1 per channel,
+    then BipolarQuant(scale 1): one IR threshold (+1 where D * (x - T) >= 0). False when the
+    nodes do not form this pattern (they are then imported one by one, also exactly)."""
+    dyn = [i for i in range(2) if node.input[i] in imp.values]
+    if len(dyn) != 1 or not any(node.input[1 - dyn[0]] in c for c in (imp.consts, imp.qconsts)):
+        return False
+    xi = dyn[0]
+    c = np.asarray(imp.const(node, 1 - xi), dtype=np.float64)
+    t, d0 = (-c, 1.0) if node.op_type == "Add" else (c, 1.0 if xi == 0 else -1.0)
+    chain, nxt = [], imp.single_consumer(node.output[0])
+    d = None
+    if nxt is not None and nxt.op_type == "Mul" and nxt.domain in ("", "ai.onnx") and \
+            len(nxt.input) == 2:
+        other = [i for i in nxt.input if i != node.output[0]]
+        if len(other) != 1 or other[0] not in imp.consts:
+            return False
+        d = imp.consts[other[0]]
+        chain.append(nxt)
+        nxt = imp.single_consumer(nxt.output[0])
+    if nxt is None or nxt.op_type != "BipolarQuant" or nxt.domain not in _QUANT_DOMAINS or \
+            nxt.input[0] != (chain[-1] if chain else node).output[0] or not _unit_scale(imp, nxt):
+        return False
+    x = imp.dyn(node, xi)
+    t_vec = _per_channel(imp, x, t)
+    d_vec = _per_channel(imp, x, d0 * (np.ones(1) if d is None else np.asarray(d)))
+    if t_vec is None or d_vec is None or not np.all(np.isin(d_vec, (-1.0, 1.0))):
+        return False
+    # a >= T <=> a >= ceil(T * 2**F);  a <= T <=> a <= floor(T * 2**F)  (a: raw on x's grid)
+    scaled = np.ldexp(t_vec, imp.type(x).frac_bits)
+    raw = np.where(d_vec > 0, np.ceil(scaled), np.floor(scaled))
+    x_t = imp.type(x)
+    raw = np.clip(raw, x_t.raw_min - 1, x_t.raw_max + 1).astype(np.int64)
+    for n in [*chain, nxt]:
+        imp.skip_node(n)
+    _threshold_node(imp, nxt, x, raw, d_vec.astype(np.int64))
+    return True
+
+
+def _thermometer(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """Unsqueeze(x, 2) -> Sub(thresholds along axis 2) -> BipolarQuant(scale 1) -> Reshape to
+    (batch, C * L, ...): the IR thermometer. Any other Unsqueeze is refused."""
+    where = imp.where(node)
+    x = imp.dyn(node)
+    shape = imp.shape(x)
+    axes = _attrs(node).get("axes")
+    if axes is None and len(node.input) > 1:
+        axes = imp.const(node, 1)
+    axes = None if axes is None else [int(a) for a in np.asarray(axes).ravel()]
+    sub = imp.single_consumer(node.output[0])
+    bq = imp.single_consumer(sub.output[0]) if sub is not None else None
+    rs = imp.single_consumer(bq.output[0]) if bq is not None else None
+    rank = len(shape) + 2
+    if axes not in ([2], [2 - rank]) or sub is None or sub.op_type != "Sub" or \
+            sub.input[0] != node.output[0] or sub.input[1] not in imp.consts or \
+            bq is None or bq.op_type != "BipolarQuant" or bq.domain not in _QUANT_DOMAINS or \
+            rs is None or rs.op_type != "Reshape" or rs.input[0] != bq.output[0]:
+        raise OnnxImportError(f"{where}: Unsqueeze is only supported as the start of a "
+                              "thermometer encoding: Unsqueeze(x, axes=[2]) -> Sub(thresholds) "
+                              "-> BipolarQuant -> Reshape(batch, C * levels, ...)")
+    if not _unit_scale(imp, bq):
+        raise OnnxImportError(f"{imp.where(bq)}: BipolarQuant on a computed tensor must have "
+                              "scale 1: qfx's binary activations are exactly -1/+1")
+    t = np.asarray(imp.consts[sub.input[1]], dtype=np.float64)
+    if t.ndim > rank:
+        raise OnnxImportError(f"{imp.where(sub)}: thresholds of shape {t.shape} do not fit")
+    t = t.reshape((1,) * (rank - t.ndim) + t.shape)
+    levels = t.shape[2]
+    try:
+        full = np.broadcast_to(t, (1, shape[0], levels, *shape[1:]))
+    except ValueError:
+        raise OnnxImportError(f"{imp.where(sub)}: thresholds of shape {t.shape} do not "
+                              f"broadcast against (batch, {shape[0]}, levels, ...)") from None
+    per = np.moveaxis(full[0], 1, -1).reshape(-1, levels)
+    if not np.all(per == per[:1]) or not np.all(np.isfinite(per)):
+        raise OnnxImportError(f"{imp.where(sub)}: thermometer thresholds must be the same for "
+                              "every channel and position and finite")
+    x_t = imp.type(x)
+    raw = np.ceil(np.ldexp(per[0], x_t.frac_bits))  # x >= t <=> raw >= ceil(t * 2**F)
+    raw = np.clip(raw, x_t.raw_min, x_t.raw_max + 1).astype(np.int64)
+    if np.any(np.diff(raw) < 0):
+        raise OnnxImportError(f"{imp.where(sub)}: thermometer thresholds must be "
+                              "non-decreasing")
+    target = [int(v) for v in np.asarray(imp.const(rs, 1)).ravel()]
+    want = [shape[0] * levels, *shape[1:]]
+    if len(target) != len(want) + 1 or target[1:] != want or target[0] < -1:
+        raise OnnxImportError(f"{imp.where(rs)}: expected a reshape to (batch, "
+                              f"{', '.join(map(str, want))}), got {target}")
+    for n in (sub, bq, rs):
+        imp.skip_node(n)
+    t_t = FixedType.for_raw_range(int(raw.min()), int(raw.max()), x_t.frac_bits)
+    imp.add_node(rs, "thermometer", [x], _BINARY, tuple(want),
+                 {"threshold_type": t_t, "levels": levels}, {"thresholds": raw}, pending=False)
+
+
+def _pad(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """Pad(-1) of a binary tensor into a binary Conv: the -1 padding of binary_conv2d."""
+    where = imp.where(node)
+    x = imp.dyn(node)
+    mode = _attrs(node).get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    value = imp.const(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros(1)
+    pads = [int(v) for v in np.asarray(imp.const(node, 1)).ravel()]
+    conv = imp.single_consumer(node.output[0])
+    if (len(node.input) > 3 and node.input[3]) or mode != "constant" or len(pads) != 8 or \
+            np.asarray(value).size != 1 or float(np.asarray(value).ravel()[0]) != -1.0 or \
+            any(pads[i] for i in (0, 1, 4, 5)) or pads[2] != pads[6] or pads[3] != pads[7] or \
+            min(pads) < 0 or not imp.is_binary(x) or conv is None or conv.op_type != "Conv" or \
+            conv.input[0] != node.output[0]:
+        raise OnnxImportError(f"{where}: Pad is only supported as the -1 padding of a binary "
+                              "convolution: constant -1, symmetric on H and W, of a -1/+1 "
+                              "tensor, read by one Conv with BipolarQuant weights")
+    imp.pads[node.output[0]] = (x, [pads[2], pads[3]], node)
+
+
+def _sub(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    if _threshold_chain(imp, node):
+        return
+    x, ci = _split_const(imp, node)
+    raw, t = imp.fixed(node, ci, "operand")
+    vec = _channel_vector(imp, node, x, raw, "operand")
+    if ci == 1:  # x - c
+        neg = -vec
+        _batchnorm_node(imp, node, x, (np.ones_like(vec), _ZERO),
+                        (neg, FixedType.for_raw_range(int(min(neg.min(), 0)),
+                                                      int(max(neg.max(), 0)), t.frac_bits)))
+    else:  # c - x
+        _batchnorm_node(imp, node, x, (-np.ones_like(vec), FixedType(1, 1, True)),
+                        (vec, FixedType(t.width, t.int_bits, t.signed)))
 
 
 def _constant(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
@@ -571,12 +788,25 @@ def _gemm(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
             raise OnnxImportError(f"{where}: bias of shape {b_raw.shape} must have one value "
                                   "per output")
         bias = (b_raw.reshape(-1), b_t)
+    if bias is None and node.input[1] in imp.bipolar and imp.is_binary(x):
+        _binary_layer(imp, node, x, "binary_dense", w, (w.shape[0],), {})
+        return
     _weighted(imp, node, x, "dense", w, w_t, bias, (w.shape[0],), {})
+
+
+def _binary_layer(imp: _Importer, node: onnx.NodeProto, x: _Value, op: str, w: np.ndarray,
+                  out_shape: tuple[int, ...], attrs: dict[str, Any]) -> None:
+    """+-1 weights on a -1/+1 tensor: the XNOR-popcount layer (output: the integer dots)."""
+    n = int(np.prod(w.shape[1:]))
+    acc = FixedType.for_raw_range(-n, n, 0)
+    imp.add_node(node, op, [x], acc, out_shape, dict(attrs, fan_in=n, acc_type=acc),
+                 {"weight": np.ascontiguousarray(w, dtype=np.int64)}, pending=False)
 
 
 def _conv(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     where = imp.where(node)
-    x = imp.dyn(node)
+    padded = imp.pads.pop(node.input[0], None)
+    x = padded[0] if padded is not None else imp.dyn(node)
     if len(imp.shape(x)) != 3:
         raise OnnxImportError(f"{where}: only 2-D convolutions on (batch, C, H, W) tensors are "
                               "supported")
@@ -590,6 +820,14 @@ def _conv(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
         raise OnnxImportError(f"{where}: auto_pad={auto_pad} is not supported (give explicit "
                               "pads)")
     pads = _pair_from(a.get("pads"), 0, 4)
+    binary = node.input[1] in imp.bipolar and imp.is_binary(x) and \
+        not (len(node.input) > 2 and node.input[2])
+    if padded is not None:
+        if any(pads) or not binary:
+            raise OnnxImportError(f"{imp.where(padded[2])}: a -1 Pad must feed a binary Conv "
+                                  "(BipolarQuant weights with scale 1, no bias, no pads of its "
+                                  f"own); {where} is not one")
+        pads = padded[1] * 2
     if pads[0] != pads[2] or pads[1] != pads[3]:
         raise OnnxImportError(f"{where}: asymmetric pads {pads} are not supported")
     strides, dil = _pair_from(a.get("strides"), 1), _pair_from(a.get("dilations"), 1)
@@ -609,6 +847,11 @@ def _conv(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     if len(node.input) > 2 and node.input[2]:
         b_raw, b_t = imp.fixed(node, 2, "bias")
         bias = (b_raw.reshape(-1), b_t)
+    conv_attrs = {"stride": strides, "padding": pads[:2], "dilation": dil, "groups": groups}
+    if binary and (padded is not None or not any(pads)):
+        _binary_layer(imp, node, x, "binary_conv2d", w_raw, (cout, oh, ow),
+                      dict(conv_attrs, pad_value=-1))
+        return
     _weighted(imp, node, x, "conv2d", w_raw, w_t, bias, (cout, oh, ow),
               {"stride": strides, "padding": pads[:2], "dilation": dil, "groups": groups})
 
@@ -685,6 +928,8 @@ def _add(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
             raise OnnxImportError(f"{where}: the exact sum needs {acc.cpp()}, wider than "
                                   f"{FLOAT64_EXACT_BITS} bits")
         imp.add_node(node, "add", [a, b], acc, imp.shape(a), {"acc_type": acc})
+        return
+    if _threshold_chain(imp, node):
         return
     x, ci = _split_const(imp, node)
     raw, t = imp.fixed(node, ci, "addend")
@@ -848,7 +1093,8 @@ def _unsupported_bn(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
 IMPORTERS = {
     "Quant": _quant, "BipolarQuant": _bipolar, "Constant": _constant, "Identity": _alias,
     "Dropout": _alias, "Gemm": _gemm, "MatMul": _gemm, "Conv": _conv, "Mul": _mul, "Div": _mul,
-    "Add": _add, "Relu": _relu, "Clip": _clip, "MaxPool": _maxpool, "AveragePool": _avgpool,
+    "Add": _add, "Sub": _sub, "Pad": _pad, "Unsqueeze": _thermometer, "Relu": _relu,
+    "Clip": _clip, "MaxPool": _maxpool, "AveragePool": _avgpool,
     "GlobalAveragePool": _avgpool, "Flatten": _flatten, "Reshape": _flatten,
     "BatchNormalization": _unsupported_bn,
 }

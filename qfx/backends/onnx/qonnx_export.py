@@ -32,6 +32,18 @@ Weights, biases and BatchNorm scale/shift are initializers followed by a ``Quant
 constant's exact format (as Brevitas exports them); ``dense`` is MatMul (+ Add bias),
 ``batchnorm`` is Mul + Add, ``avgpool2d`` is AveragePool when the window area is ``2**shift``
 and otherwise an all-ones depthwise Conv (the window sum) times the fixed-point reciprocal.
+
+Binarized networks use ``BipolarQuant`` (scale 1: +1 where x >= 0, else -1), as FINN reads them:
+
+- ``binary_dense`` / ``binary_conv2d``: +-1 weights as a float initializer -> BipolarQuant, then
+  MatMul / Conv on the (already +-1) activations; the -1 padding is an explicit
+  ``Pad(constant -1)`` before a Conv with zero pads. The integer dot products need no Quant;
+  an optional per-channel ``scale`` is a Mul by a Quant-ed constant, then the output cast.
+- ``threshold``: ``BipolarQuant(x - T)`` (direction +1), ``BipolarQuant(T - x)`` (direction
+  -1), ``BipolarQuant((x - T) * D)`` for mixed directions D = +-1; a zero difference gives +1,
+  matching ``a >= T`` / ``a <= T``. T is clamped to one step outside the input's range (same
+  outputs); refused when some difference x - T needs more than 24 bits.
+- ``thermometer``: ``Unsqueeze(x, 2) - thresholds -> BipolarQuant -> Reshape`` to (C * L, ...).
 """
 
 from __future__ import annotations
@@ -277,7 +289,141 @@ def _flatten(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
                    axis=1), edge_source(ctx.graph, node))
 
 
+# ---- binarized networks: +-1 weights and activations as BipolarQuant (scale 1), the form
+# ---- FINN reads; every product is +-1 and every sum an integer of at most 24 bits: exact
+_BINARY = FixedType(2, 2)  # holds -1 and +1
+
+
+def _bipolar(ctx: QonnxContext, x: str, shape: Sequence[int], base: str) -> str:
+    """BipolarQuant(x, scale=1): +1 where x >= 0, else -1."""
+    one = ctx.b.const(np.float32(1.0), f"{base}__unit_scale")
+    return ctx.op("BipolarQuant", [x, one], f"{base}__bipolar", shape, domain=QONNX_DOMAIN)
+
+
+def _bipolar_weight(ctx: QonnxContext, w: np.ndarray, base: str) -> str:
+    """+-1 weights as Brevitas exports them: a float initializer, then BipolarQuant."""
+    init = ctx.b.const(np.ascontiguousarray(w, dtype=np.float32), f"{base}_init")
+    ctx.b.annotate(init, list(w.shape))
+    return _bipolar(ctx, init, w.shape, base)
+
+
+def _binary_scale(ctx: QonnxContext, node: Node, y: str, rank: int) -> tuple[str, FixedType]:
+    """The integer dot products (checked to fit float32), times the optional scale."""
+    a = node.attrs
+    n = int(a["fan_in"])
+    _check_width(FixedType.for_raw_range(-n, n, 0), node, "popcount dot product")
+    if "scale" not in node.params:
+        return y, a["acc_type"]
+    scale = ctx.constant(node.params["scale"], a["scale_type"], f"{node.name}_scale", node,
+                         (-1,) + (1,) * (rank - 1))
+    return ctx.op("Mul", [y, scale], f"{node.name}__acc", _out_shape(ctx, node)), a["acc_type"]
+
+
+@_emits("binary_dense")
+def _binary_dense(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    w = _bipolar_weight(ctx, node.params["weight"].T, f"{node.name}_weight")
+    y = ctx.op("MatMul", [ctx.x(node), w], f"{node.name}__dot", _out_shape(ctx, node))
+    return _binary_scale(ctx, node, y, 1)
+
+
+@_emits("binary_conv2d")
+def _binary_conv2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a, b, name = node.attrs, ctx.b, node.name
+    if int(a.get("pad_value", -1)) != -1:
+        raise OnnxExportError(f"{node_label(node)}: pad_value must be -1, got {a['pad_value']}")
+    (sh, sw), (ph, pw), (dh, dw) = _pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"])
+    w_raw = node.params["weight"]
+    w = _bipolar_weight(ctx, w_raw, f"{name}_weight")
+    x = ctx.x(node)
+    if ph or pw:  # -1 padding (bit 0) as an explicit Pad: Conv's own pads would insert 0
+        c, h, wd = ctx.shape(node.inputs[0])
+        x = ctx.op("Pad", [x, b.int_const([0, 0, ph, pw, 0, 0, ph, pw], f"{name}__pads"),
+                           b.const(np.float32(-1.0), f"{name}__pad_value")], f"{name}__pad",
+                   [ctx.batch, c, h + 2 * ph, wd + 2 * pw], mode="constant")
+    y = ctx.op("Conv", [x, w], f"{name}__dot", _out_shape(ctx, node),
+               kernel_shape=list(w_raw.shape[2:]), strides=[sh, sw], pads=[0, 0, 0, 0],
+               dilations=[dh, dw], group=int(a["groups"]))
+    return _binary_scale(ctx, node, y, 3)
+
+
+def _difference_fits(node: Node, x_t: FixedType, t_raw: np.ndarray) -> None:
+    """x - T must be exact in float32: every difference on x's grid within 24 bits."""
+    lo, hi = x_t.raw_min - int(t_raw.max()), x_t.raw_max - int(t_raw.min())
+    _check_width(FixedType.for_raw_range(min(lo, 0), max(hi, 0), x_t.frac_bits), node,
+                 "difference x - threshold")
+
+
+@_emits("threshold")
+def _threshold(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    """BipolarQuant(x - T) (direction +1), BipolarQuant(T - x) (direction -1), or
+    BipolarQuant((x - T) * D) when the directions D differ between channels: +1 exactly where
+    the IR's ``a >= T`` / ``a <= T`` holds (a difference of 0, even -0.0, gives +1)."""
+    x_t = edge_source(ctx.graph, node)
+    assert x_t is not None  # build_qonnx_model refuses thresholds on graph inputs
+    t_t: FixedType = node.attrs["threshold_type"]
+    if t_t.frac_bits != x_t.frac_bits:
+        raise OnnxExportError(f"{node_label(node)}: threshold_type {t_t.cpp()} is not on the "
+                              f"input's grid ({x_t.cpp()})")
+    # a threshold beyond the input range acts like one a step outside it: same outputs
+    t_raw = np.clip(node.params["threshold"], x_t.raw_min - 1, x_t.raw_max + 1)
+    _difference_fits(node, x_t, t_raw)
+    in_shape = ctx.shape(node.inputs[0])
+    shape = (-1,) + (1,) * (len(in_shape) - 1)
+    full = _out_shape(ctx, node)
+    thr = ctx.b.const(np.ldexp(t_raw.astype(np.float64), -x_t.frac_bits)
+                      .astype(np.float32).reshape(shape), f"{node.name}_threshold")
+    d = node.params["direction"]
+    x = ctx.x(node)
+    if (d > 0).all():
+        y = ctx.op("Sub", [x, thr], f"{node.name}__diff", full)
+    elif (d < 0).all():
+        y = ctx.op("Sub", [thr, x], f"{node.name}__diff", full)
+    else:
+        y = ctx.op("Sub", [x, thr], f"{node.name}__diff", full)
+        sign = ctx.b.const(d.astype(np.float32).reshape(shape), f"{node.name}_direction")
+        y = ctx.op("Mul", [y, sign], f"{node.name}__oriented", full)
+    return _bipolar(ctx, y, full, node.name), _BINARY
+
+
+@_emits("thermometer")
+def _thermometer(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    """Unsqueeze(x, 2) - thresholds -> BipolarQuant -> Reshape to (C * L, ...): bit k of
+    channel c is +1 exactly where x_c >= thresholds[k]."""
+    b, name = ctx.b, node.name
+    x_t = edge_source(ctx.graph, node)
+    assert x_t is not None
+    if node.attrs["threshold_type"].frac_bits != x_t.frac_bits:
+        raise OnnxExportError(f"{node_label(node)}: threshold_type is not on the input's grid")
+    t_raw = np.clip(node.params["thresholds"], x_t.raw_min, x_t.raw_max + 1)
+    _difference_fits(node, x_t, t_raw)
+    in_shape = ctx.shape(node.inputs[0])
+    levels = int(node.attrs["levels"])
+    rest = list(in_shape[1:])
+    x = ctx.op("Unsqueeze", [ctx.x(node), b.int_const([2], f"{name}__axis2")], f"{name}__x",
+               [ctx.batch, in_shape[0], 1, *rest])
+    thr = b.const(np.ldexp(t_raw.astype(np.float64), -x_t.frac_bits).astype(np.float32)
+                  .reshape((levels,) + (1,) * len(rest)), f"{name}_thresholds")
+    full = [ctx.batch, in_shape[0], levels, *rest]
+    bits = _bipolar(ctx, ctx.op("Sub", [x, thr], f"{name}__diff", full), full, name)
+    y = ctx.op("Reshape", [bits, b.int_const([0, in_shape[0] * levels, *rest], f"{name}__shape")],
+               f"{name}__flat", _out_shape(ctx, node))
+    return y, _BINARY
+
+
 _NO_CAST = frozenset({"maxpool2d", "flatten"})
+#: ops whose result needs no Quant when it already has the output's values (+-1, or the
+#: integer dot products of an unscaled binary layer)
+_CAST_IF_NEEDED = frozenset({"threshold", "thermometer", "binary_dense", "binary_conv2d"})
+
+
+def _skip_cast(ctx: QonnxContext, node: Node, src: FixedType | None) -> bool:
+    if node.op in _NO_CAST:
+        return True
+    if node.op not in _CAST_IF_NEEDED or src is None or "scale" in node.params:
+        return False
+    t = ctx.graph.edges[node.output].type
+    _check_width(t, node, "output type")
+    return cast_needs(src, t) == (False, False)
 
 
 def _emit_cast(ctx: QonnxContext, node: Node, x: str, src: FixedType | None) -> str:
@@ -347,7 +493,7 @@ def build_qonnx_model(graph: Graph, *, opset: int = DEFAULT_OPSET,
         for t in [v for v in node.attrs.values() if isinstance(v, FixedType)]:
             _check_width(t, node, "intermediate type")
         acc, src = emit(ctx, node)
-        result = acc if node.op in _NO_CAST else _emit_cast(ctx, node, acc, src)
+        result = acc if _skip_cast(ctx, node, src) else _emit_cast(ctx, node, acc, src)
         _rename(ctx, result, ctx.tensors[node.output], node)
     computed = set(graph.inputs) | {n.output for n in graph.nodes}
     for e in graph.outputs:

@@ -178,11 +178,6 @@ def _thermometer_graph() -> Graph:
     return g
 
 
-def test_binary_ops_are_refused_until_bipolar_quant_lands():
-    with pytest.raises(OnnxExportError, match=r"node 't' \(thermometer\).*no exact"):
-        build_qonnx_model(_thermometer_graph())
-
-
 def _brevitas_like() -> tuple:
     """A hand-written QONNX graph in Brevitas' style: per-channel weight scales, a float bias,
     Relu then Quant, MaxPool, Reshape, Gemm(transB=1)."""
