@@ -166,18 +166,6 @@ def test_wrap_is_exported_where_it_cannot_overflow():
     _assert_qonnx_exact(graph, np.array([[100.0, -3.3], [0.1, 7.0]]))
 
 
-def _thermometer_graph() -> Graph:
-    g = Graph(inputs=["x"], outputs=["t"])
-    g.add_edge(Edge("x", (2,), FixedType(8, 0, False)))
-    g.add_edge(Edge("q", (2,), FixedType(8, 0, False, "RND", "SAT")))
-    g.add_edge(Edge("t", (6,), FixedType(2, 2)))
-    g.add_node(Node("q", "input", ["x"], "q"))
-    g.add_node(Node("t", "thermometer", ["q"], "t",
-                    {"threshold_type": FixedType(8, 0, False), "levels": 3},
-                    {"thresholds": np.array([64, 128, 192], dtype=np.int64)}))
-    return g
-
-
 def _brevitas_like() -> tuple:
     """A hand-written QONNX graph in Brevitas' style: per-channel weight scales, a float bias,
     Relu then Quant, MaxPool, Reshape, Gemm(transB=1)."""
