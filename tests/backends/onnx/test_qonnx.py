@@ -231,3 +231,22 @@ def test_brevitas_style_qonnx_imports_exactly():
             # and the imported model exports to an exact standard-ops ONNX model
             assert np.array_equal(run_onnx(build_onnx_model(graph), x.astype(np.float64))[0],
                                   want)
+
+
+@pytest.mark.parametrize("quant", [
+    {"bits": 6, "quantize_before_batchnorm": True},
+    {"bits": 6, "quantize_before_batchnorm": True, "weight_khot": 2},
+])
+def test_zoo_digits_cnn_runs_exactly_in_qonnx(quant):
+    # QONNX executes in float32, so intermediates must stay within 24 bits: the 6-bit model
+    # that casts before its BatchNorms does; the 8-bit default is refused with the node named.
+    import torch
+
+    import qfx
+    from qfx.zoo import digits_cnn
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 8, 8) * 0.5
+    model = qfx.quantize_model(digits_cnn(), quant, x).eval()
+    graph = qfx.freeze(model, x[:1])
+    _assert_qonnx_exact(graph, np.concatenate([x.numpy(), x.numpy() * 8]))
