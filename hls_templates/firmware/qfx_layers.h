@@ -23,6 +23,10 @@
 //
 // Arrays are flat, in PyTorch NCHW order (C-major); a flatten is therefore a no-op.
 //
+// K-hot layers (dense_khot, conv2d_khot, batchnorm_khot) take digit tables instead of constants
+// and compute every product with shifts and adds; binarized layers (binary_dense, binary_conv2d,
+// threshold, thermometer) work on packed bits. See their sections below.
+//
 // Config structs (generated in parameters.h) carry the types and sizes; see each layer.
 //
 // Folding (reuse factor R): a layer with n_mults multiplications gets M = ceil(n_mults / R)
@@ -607,6 +611,625 @@ AVGPOOL:
     const acc_t acc = s * r;
     y[o] = acc;  // the one cast to the output type
 #endif
+  }
+}
+
+// ==============================================================================================
+// K-hot (multiplier-free) layers.
+//
+// A K-hot constant c (weight or BatchNorm/binary scale) is stored as its K canonical-signed
+// digits, two constant tables in the IR's order: sign[...][K] in {-1, 0, +1} and shift[...][K]
+// >= 0, with raw(c) == sum_j sign_j * 2**shift_j (qfx.ir.graph.BINARY_OPS_DOC). A product is
+//     x * c == sum_j sign_j * (raw(x) << shift_j)      on the product grid F_x + F_c,
+// computed on an exact-width integer (khot_traits::raw_t: W_x + W_c + 1 bits, which the writer
+// checks holds every partial sum of the digits), then added to the accumulator: K shifts and at
+// most K - 1 adds per product, no multiplier (and `BIND_OP op=mul impl=fabric` for whatever
+// multiplication remains, so that none can land in a DSP). The accumulator then sees exactly
+// the products of the plain layers, so the IR's accumulator sizing applies unchanged.
+// The native C-simulation path computes the same digit sums on int64 raw mantissas.
+
+/// Exact product of a value of IN_T and a K-hot constant of C_T (see above).
+template <class IN_T, class C_T>
+struct khot_traits {
+  static const int width = fixed_traits<IN_T>::width + fixed_traits<C_T>::width + 1;
+  static const int frac = fixed_traits<IN_T>::frac + fixed_traits<C_T>::frac;
+  typedef ap_int<width> raw_t;
+  typedef ap_fixed<width, width - frac> prod_t;
+};
+
+/// The raw mantissa of x, sign- or zero-extended to an ap_int<W> (W > width of T).
+template <int W, class T>
+inline ap_int<W> raw_ext(const T& x) {
+  typedef typename if_c<fixed_traits<T>::is_signed, ap_int<fixed_traits<T>::width>,
+                        ap_uint<fixed_traits<T>::width> >::type R;
+  const ap_uint<fixed_traits<T>::width> bits = x.range(fixed_traits<T>::width - 1, 0);
+  const R r = bits;  // same width: the bits, read with T's signedness
+  return ap_int<W>(r);
+}
+
+/// x * c for the K-hot constant c whose digits are sg[0..K-1], sh[0..K-1]: shifts and adds.
+template <class IN_T, class C_T, int K, class SG, class SH>
+inline typename khot_traits<IN_T, C_T>::prod_t khot_product(const IN_T& x, const SG* sg,
+                                                            const SH* sh) {
+#pragma HLS INLINE
+  typedef typename khot_traits<IN_T, C_T>::raw_t raw_t;
+  const raw_t xr = raw_ext<khot_traits<IN_T, C_T>::width>(x);
+  raw_t p = 0;
+KHOT_DIGITS:
+  for (int j = 0; j < K; j++) {
+#pragma HLS UNROLL
+    const raw_t t = xr << (int)sh[j];
+    if (sg[j] > 0) {
+      p += t;
+    } else if (sg[j] < 0) {
+      p -= t;
+    }
+  }
+  return from_raw<typename khot_traits<IN_T, C_T>::prod_t>(p);
+}
+
+/// Native path: sum_j sign_j * (xr << shift_j) on int64 (a multiplication by 2**shift is the
+/// well-defined spelling of a left shift of a negative integer).
+template <int K, class SG, class SH>
+inline int64_t khot_native(int64_t xr, const SG* sg, const SH* sh) {
+  int64_t p = 0;
+  for (int j = 0; j < K; j++) {
+    if (sg[j] > 0) {
+      p += xr * pow2((int)sh[j]);
+    } else if (sg[j] < 0) {
+      p -= xr * pow2((int)sh[j]);
+    }
+  }
+  return p;
+}
+
+// ------------------------------------------------------------------------------ dense_khot
+// CFG: as dense, plus dsign_t, dshift_t (digit tables' types) and khot (K).
+// sg, sh: [n_out][n_in][K]; b: [n_out].
+template <class CFG>
+void dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
+                const typename raw_storage<typename CFG::dsign_t>::type
+                    sg[CFG::n_out * CFG::n_in * CFG::khot],
+                const typename raw_storage<typename CFG::dshift_t>::type
+                    sh[CFG::n_out * CFG::n_in * CFG::khot],
+                const typename raw_storage<typename CFG::bias_t>::type b[CFG::n_out]) {
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::weight_t weight_t;
+  typedef typename CFG::bias_t bias_t;
+  const int K = CFG::khot;
+  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                 fixed_traits<weight_t>::frac;
+  const int sb = fixed_traits<acc_t>::frac - fixed_traits<bias_t>::frac;
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                            fixed_traits<weight_t>::frac >= 0,
+                    "dense_khot: the accumulator must hold every product exactly");
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<bias_t>::frac,
+                    "dense_khot: the accumulator must hold the bias exactly");
+#if QFX_NATIVE
+  static int64_t xr[CFG::n_in];
+  for (int i = 0; i < CFG::n_in; i++) xr[i] = to_raw(x[i]);
+  for (int o = 0; o < CFG::n_out; o++) {
+    int64_t s = 0;
+    for (int i = 0; i < CFG::n_in; i++) {
+      const int d = (o * CFG::n_in + i) * K;
+      s += khot_native<K>(xr[i], sg + d, sh + d);
+    }
+    y[o] = from_raw<acc_t>((int64_t)b[o] * pow2(sb) + s * pow2(sx));
+  }
+#else
+  (void)sx;
+  (void)sb;
+  const int red_unroll = CFG::red_unroll;
+  const int out_unroll = CFG::out_unroll;
+  (void)red_unroll;
+  (void)out_unroll;
+#pragma HLS ARRAY_PARTITION variable=x cyclic factor=red_unroll
+#pragma HLS ARRAY_PARTITION variable=sg cyclic factor=red_unroll
+#pragma HLS ARRAY_PARTITION variable=sh cyclic factor=red_unroll
+#pragma HLS BIND_OP op=mul impl=fabric
+DENSE_KHOT_OUT:
+  for (int o = 0; o < CFG::n_out; o++) {
+#pragma HLS UNROLL factor=out_unroll
+    acc_t acc = from_raw<bias_t>(b[o]);
+  DENSE_KHOT_RED:
+    for (int i = 0; i < CFG::n_in; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=red_unroll
+      const int d = (o * CFG::n_in + i) * K;
+      acc += khot_product<typename CFG::in_t, weight_t, K>(x[i], sg + d, sh + d);
+    }
+    y[o] = acc;  // the one cast to the output type
+  }
+#endif
+}
+
+// ------------------------------------------------------------------------------ conv2d_khot
+// CFG: as conv2d, plus dsign_t, dshift_t and khot (K). sg, sh: [out_c][in_c/groups][k_h][k_w][K].
+template <class CFG>
+void conv2d_khot(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+                 typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
+                 const typename raw_storage<typename CFG::dsign_t>::type
+                     sg[CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w * CFG::khot],
+                 const typename raw_storage<typename CFG::dshift_t>::type
+                     sh[CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w * CFG::khot],
+                 const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::weight_t weight_t;
+  typedef typename CFG::bias_t bias_t;
+  const int K = CFG::khot;
+  const int cin_g = CFG::in_c / CFG::groups;
+  const int cout_g = CFG::out_c / CFG::groups;
+  const int n_pix = CFG::out_h * CFG::out_w;
+  const int n_red = cin_g * CFG::k_h * CFG::k_w;
+  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                 fixed_traits<weight_t>::frac;
+  const int sb = fixed_traits<acc_t>::frac - fixed_traits<bias_t>::frac;
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                            fixed_traits<weight_t>::frac >= 0,
+                    "conv2d_khot: the accumulator must hold every product exactly");
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<bias_t>::frac,
+                    "conv2d_khot: the accumulator must hold the bias exactly");
+  QFX_STATIC_ASSERT(CFG::in_c % CFG::groups == 0 && CFG::out_c % CFG::groups == 0,
+                    "conv2d_khot: channels must be divisible by groups");
+#if QFX_NATIVE
+  // Per output channel and tap, each non-zero digit adds sign * (x << shift) over the whole
+  // output plane (int64: exact whatever the order of the digit sums).
+  static int64_t xr[CFG::in_c * CFG::in_h * CFG::in_w];
+  static int64_t s[n_pix];
+  for (int i = 0; i < CFG::in_c * CFG::in_h * CFG::in_w; i++) xr[i] = to_raw(x[i]);
+  for (int oc = 0; oc < CFG::out_c; oc++) {
+    const int g = oc / cout_g;
+    for (int p = 0; p < n_pix; p++) s[p] = 0;
+    for (int k = 0; k < n_red; k++) {
+      const int icg = k / (CFG::k_h * CFG::k_w);
+      const int kh = (k / CFG::k_w) % CFG::k_h;
+      const int kw = k % CFG::k_w;
+      const int64_t* xc = xr + (g * cin_g + icg) * CFG::in_h * CFG::in_w;
+      for (int j = 0; j < K; j++) {
+        const int d = (oc * n_red + k) * K + j;
+        if (sg[d] == 0) continue;
+        const int64_t dv = sg[d] > 0 ? pow2((int)sh[d]) : -pow2((int)sh[d]);
+        for (int oh = 0; oh < CFG::out_h; oh++) {
+          const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
+          if (ih < 0 || ih >= CFG::in_h) continue;
+          for (int ow = 0; ow < CFG::out_w; ow++) {
+            const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
+            if (iw < 0 || iw >= CFG::in_w) continue;
+            s[oh * CFG::out_w + ow] += dv * xc[ih * CFG::in_w + iw];
+          }
+        }
+      }
+    }
+    const int64_t bias = (int64_t)b[oc] * pow2(sb);
+    typename CFG::out_t* yc = y + oc * n_pix;
+    for (int p = 0; p < n_pix; p++) yc[p] = from_raw<acc_t>(bias + s[p] * pow2(sx));
+  }
+#else
+  (void)sx;
+  (void)sb;
+  const int red_unroll = CFG::red_unroll;
+  const int out_unroll = CFG::out_unroll;
+  (void)red_unroll;
+  (void)out_unroll;
+#pragma HLS ARRAY_PARTITION variable=sg cyclic factor=red_unroll
+#pragma HLS ARRAY_PARTITION variable=sh cyclic factor=red_unroll
+#pragma HLS BIND_OP op=mul impl=fabric
+CONV_KHOT_OC:
+  for (int oc = 0; oc < CFG::out_c; oc++) {
+    const int g = oc / cout_g;
+  CONV_KHOT_PIX:
+    for (int p = 0; p < n_pix; p++) {
+#pragma HLS UNROLL factor=out_unroll
+      const int oh = p / CFG::out_w;
+      const int ow = p % CFG::out_w;
+      acc_t acc = from_raw<bias_t>(b[oc]);
+    CONV_KHOT_RED:
+      for (int k = 0; k < n_red; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=red_unroll
+        const int icg = k / (CFG::k_h * CFG::k_w);
+        const int kh = (k / CFG::k_w) % CFG::k_h;
+        const int kw = k % CFG::k_w;
+        const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
+        const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
+        if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w) {
+          const int d = (oc * n_red + k) * K;
+          acc += khot_product<typename CFG::in_t, weight_t, K>(
+              x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw], sg + d, sh + d);
+        }
+      }
+      y[oc * n_pix + p] = acc;  // the one cast to the output type
+    }
+  }
+#endif
+}
+
+// ------------------------------------------------------------------------------ batchnorm_khot
+// CFG: as batchnorm, plus dsign_t, dshift_t and khot (K). sg, sh: [n_chan][K] (digits of scale).
+template <class CFG>
+void batchnorm_khot(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+                    typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
+                    const typename raw_storage<typename CFG::dsign_t>::type
+                        sg[CFG::n_chan * CFG::khot],
+                    const typename raw_storage<typename CFG::dshift_t>::type
+                        sh[CFG::n_chan * CFG::khot],
+                    const typename raw_storage<typename CFG::shift_t>::type
+                        shift[CFG::n_chan]) {
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::scale_t scale_t;
+  typedef typename CFG::shift_t shift_t;
+  const int K = CFG::khot;
+  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                 fixed_traits<scale_t>::frac;
+  const int shf = fixed_traits<acc_t>::frac - fixed_traits<shift_t>::frac;
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                            fixed_traits<scale_t>::frac >= 0,
+                    "batchnorm_khot: the accumulator must hold x * scale exactly");
+  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<shift_t>::frac,
+                    "batchnorm_khot: the accumulator must hold the shift exactly");
+#if QFX_NATIVE
+  for (int c = 0; c < CFG::n_chan; c++) {
+    const int64_t hr = (int64_t)shift[c] * pow2(shf);
+    for (int p = 0; p < CFG::n_spatial; p++) {
+      const int i = c * CFG::n_spatial + p;
+      y[i] = from_raw<acc_t>(khot_native<K>(to_raw(x[i]), sg + c * K, sh + c * K) * pow2(sx) +
+                             hr);
+    }
+  }
+#else
+  (void)sx;
+  (void)shf;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+#pragma HLS BIND_OP op=mul impl=fabric
+BN_KHOT_CHAN:
+  for (int c = 0; c < CFG::n_chan; c++) {
+    const shift_t h = from_raw<shift_t>(shift[c]);
+  BN_KHOT_PIX:
+    for (int p = 0; p < CFG::n_spatial; p++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+      const int i = c * CFG::n_spatial + p;
+      const acc_t acc =
+          khot_product<typename CFG::in_t, scale_t, K>(x[i], sg + c * K, sh + c * K) + h;
+      y[i] = acc;  // the one cast to the output type
+    }
+  }
+#endif
+}
+
+// ==============================================================================================
+// Binarized layers: XNOR-popcount on packed bits.
+//
+// A binary edge holds -1/+1 in ap_fixed<2,2>; a layer packs it into 32-bit words, bit 1 <-> +1,
+// bit 0 <-> -1 (BINARY_OPS_DOC). Weights come packed the same way: row o of a binary_dense
+// (or output channel o of a binary_conv2d, window order [in_c/groups][k_h][k_w]) is n_words
+// words, bit i % 32 of word i / 32 = (w_oi == +1); bits at or beyond fan_in are 0 in weights and
+// inputs, so they never differ. With N = fan_in:
+//     popcount(XNOR(xb, wb)) = N - popcount(xb ^ wb)   (over the N valid bits)
+//     dot = 2 * popcount(XNOR) - N = N - 2 * popcount(xb ^ wb).
+// binary_conv2d pads with -1, i.e. with bit 0 (pad_value = -1), and every output position has
+// the same fan_in. The output stage is one of: the dot itself (acc_t = ap_fixed<B,B> holds
+// [-N, N]), dot * scale[c] exactly in acc_t, or the K-hot shift-add of the scale's digits; then
+// the one cast to out_t.
+
+#if QFX_NATIVE
+inline int popcount_word(uint32_t v) { return __builtin_popcount(v); }
+#endif
+template <int W>
+inline int popcount_word(const ap_uint<W>& v) {
+#pragma HLS INLINE
+  int c = 0;
+POPCOUNT:
+  for (int b = 0; b < W; b++) {
+#pragma HLS UNROLL
+    c += (int)v[b];
+  }
+  return c;
+}
+
+/// The word type of the packed bits (uint32_t in native C-simulation, ap_uint<32> otherwise).
+template <class CFG>
+struct binary_word {
+  typedef typename raw_storage<typename CFG::word_t>::type type;
+};
+
+/// Output stages (see above): store(i, c, dot) writes y[i] for channel c.
+template <class CFG>
+struct binary_store_plain {
+  typename CFG::out_t* y;
+  void operator()(int i, int c, int dot) const {
+#pragma HLS INLINE
+    (void)c;
+    y[i] = from_raw<typename CFG::acc_t>(dot);  // acc_t holds [-N, N]; the one cast
+  }
+};
+
+template <class CFG>
+struct binary_store_scale {
+  typename CFG::out_t* y;
+  const typename raw_storage<typename CFG::scale_t>::type* scale;
+  void operator()(int i, int c, int dot) const {
+#pragma HLS INLINE
+    typedef typename CFG::acc_t acc_t;
+    typedef typename CFG::scale_t scale_t;
+#if QFX_NATIVE
+    const int sa = fixed_traits<acc_t>::frac - fixed_traits<scale_t>::frac;
+    y[i] = from_raw<acc_t>((int64_t)scale[c] * (int64_t)dot * pow2(sa));
+#else
+    const acc_t acc = from_raw<scale_t>(scale[c]) * from_raw<typename CFG::dot_t>(dot);
+    y[i] = acc;  // the one cast to the output type
+#endif
+  }
+};
+
+template <class CFG>
+struct binary_store_khot {
+  typename CFG::out_t* y;
+  const typename raw_storage<typename CFG::dsign_t>::type* sg;
+  const typename raw_storage<typename CFG::dshift_t>::type* sh;
+  void operator()(int i, int c, int dot) const {
+#pragma HLS INLINE
+    typedef typename CFG::acc_t acc_t;
+    typedef typename CFG::scale_t scale_t;
+    const int K = CFG::khot;
+#if QFX_NATIVE
+    const int sa = fixed_traits<acc_t>::frac - fixed_traits<scale_t>::frac;
+    y[i] = from_raw<acc_t>(khot_native<K>((int64_t)dot, sg + c * K, sh + c * K) * pow2(sa));
+#else
+    const acc_t acc = khot_product<typename CFG::dot_t, scale_t, K>(
+        from_raw<typename CFG::dot_t>(dot), sg + c * K, sh + c * K);
+    y[i] = acc;  // the one cast to the output type
+#endif
+  }
+};
+
+// ------------------------------------------------------------------------------ binary_dense
+// CFG: in_t (binary), out_t, acc_t, dot_t, word_t, n_in (= fan_in), n_out, n_words,
+//      red_unroll, out_unroll (+ scale_t, dsign_t, dshift_t, khot for the scaled variants).
+// w: [n_out][n_words] packed bits.
+template <class CFG, class STORE>
+void binary_dense_core(const typename CFG::in_t x[CFG::n_in],
+                       const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words],
+                       const STORE& store) {
+  typedef typename binary_word<CFG>::type word;
+  QFX_STATIC_ASSERT(CFG::n_words * 32 >= CFG::n_in, "binary_dense: too few words");
+  word xw[CFG::n_words];
+  const int red_unroll = CFG::red_unroll;
+  const int out_unroll = CFG::out_unroll;
+  (void)red_unroll;
+  (void)out_unroll;
+#pragma HLS ARRAY_PARTITION variable=xw cyclic factor=red_unroll
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+BIN_DENSE_PACK:
+  for (int k = 0; k < CFG::n_words; k++) {
+    word v = 0;
+    for (int b = 0; b < 32; b++) {
+#pragma HLS UNROLL
+      const int i = k * 32 + b;
+      if (i < CFG::n_in && x[i] > 0) v |= (word)1 << b;
+    }
+    xw[k] = v;
+  }
+BIN_DENSE_OUT:
+  for (int o = 0; o < CFG::n_out; o++) {
+#pragma HLS UNROLL factor=out_unroll
+    int mism = 0;
+  BIN_DENSE_RED:
+    for (int k = 0; k < CFG::n_words; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=red_unroll
+      mism += popcount_word((word)(xw[k] ^ w[o * CFG::n_words + k]));
+    }
+    store(o, o, CFG::n_in - 2 * mism);
+  }
+}
+
+template <class CFG>
+void binary_dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
+                  const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words]) {
+  binary_store_plain<CFG> st = {y};
+  binary_dense_core<CFG>(x, w, st);
+}
+
+template <class CFG>
+void binary_dense_scale(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
+                        const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words],
+                        const typename raw_storage<typename CFG::scale_t>::type
+                            scale[CFG::n_out]) {
+#pragma HLS BIND_OP op=mul impl=fabric
+  binary_store_scale<CFG> st = {y, scale};
+  binary_dense_core<CFG>(x, w, st);
+}
+
+template <class CFG>
+void binary_dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
+                       const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words],
+                       const typename raw_storage<typename CFG::dsign_t>::type
+                           sg[CFG::n_out * CFG::khot],
+                       const typename raw_storage<typename CFG::dshift_t>::type
+                           sh[CFG::n_out * CFG::khot]) {
+#pragma HLS BIND_OP op=mul impl=fabric
+  binary_store_khot<CFG> st = {y, sg, sh};
+  binary_dense_core<CFG>(x, w, st);
+}
+
+// ------------------------------------------------------------------------------ binary_conv2d
+// CFG: in_t (binary), out_t, acc_t, dot_t, word_t, in_c, in_h, in_w, out_c, out_h, out_w, k_h,
+//      k_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, fan_in, n_words,
+//      red_unroll, out_unroll (+ scale_t, dsign_t, dshift_t, khot for the scaled variants).
+// w: [out_c][n_words] packed bits of [in_c/groups][k_h][k_w]. Padding: bit 0 (-1).
+template <class CFG, class STORE>
+void binary_conv2d_core(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+                        const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                        const STORE& store) {
+  typedef typename binary_word<CFG>::type word;
+  const int cin_g = CFG::in_c / CFG::groups;
+  const int cout_g = CFG::out_c / CFG::groups;
+  const int n_pix = CFG::out_h * CFG::out_w;
+  const int kk = CFG::k_h * CFG::k_w;
+  QFX_STATIC_ASSERT(CFG::fan_in == (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w,
+                    "binary_conv2d: fan_in must be in_c/groups * k_h * k_w");
+  QFX_STATIC_ASSERT(CFG::n_words * 32 >= CFG::fan_in, "binary_conv2d: too few words");
+  QFX_STATIC_ASSERT(CFG::in_c % CFG::groups == 0 && CFG::out_c % CFG::groups == 0,
+                    "binary_conv2d: channels must be divisible by groups");
+  word win[CFG::n_words];
+  const int red_unroll = CFG::red_unroll;
+  const int out_unroll = CFG::out_unroll;
+  (void)red_unroll;
+  (void)out_unroll;
+#pragma HLS ARRAY_PARTITION variable=win cyclic factor=red_unroll
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+BIN_CONV_PIX:
+  for (int p = 0; p < n_pix; p++) {
+    const int oh = p / CFG::out_w;
+    const int ow = p % CFG::out_w;
+  BIN_CONV_GROUP:
+    for (int g = 0; g < CFG::groups; g++) {
+    BIN_CONV_PACK:
+      for (int k = 0; k < CFG::n_words; k++) {
+        word v = 0;
+        for (int b = 0; b < 32; b++) {
+#pragma HLS UNROLL
+          const int i = k * 32 + b;  // window bit: [icg][kh][kw]
+          if (i < CFG::fan_in) {
+            const int icg = i / kk;
+            const int kh = (i / CFG::k_w) % CFG::k_h;
+            const int kw = i % CFG::k_w;
+            const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
+            const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
+            if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w &&
+                x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw] > 0) {
+              v |= (word)1 << b;
+            }
+          }
+        }
+        win[k] = v;
+      }
+    BIN_CONV_OC:
+      for (int oo = 0; oo < cout_g; oo++) {
+#pragma HLS UNROLL factor=out_unroll
+        const int oc = g * cout_g + oo;
+        int mism = 0;
+      BIN_CONV_RED:
+        for (int k = 0; k < CFG::n_words; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=red_unroll
+          mism += popcount_word((word)(win[k] ^ w[oc * CFG::n_words + k]));
+        }
+        store(oc * n_pix + p, oc, CFG::fan_in - 2 * mism);
+      }
+    }
+  }
+}
+
+template <class CFG>
+void binary_conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+                   typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
+                   const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words]) {
+  binary_store_plain<CFG> st = {y};
+  binary_conv2d_core<CFG>(x, w, st);
+}
+
+template <class CFG>
+void binary_conv2d_scale(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+                         typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
+                         const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                         const typename raw_storage<typename CFG::scale_t>::type
+                             scale[CFG::out_c]) {
+#pragma HLS BIND_OP op=mul impl=fabric
+  binary_store_scale<CFG> st = {y, scale};
+  binary_conv2d_core<CFG>(x, w, st);
+}
+
+template <class CFG>
+void binary_conv2d_khot(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+                        typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
+                        const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                        const typename raw_storage<typename CFG::dsign_t>::type
+                            sg[CFG::out_c * CFG::khot],
+                        const typename raw_storage<typename CFG::dshift_t>::type
+                            sh[CFG::out_c * CFG::khot]) {
+#pragma HLS BIND_OP op=mul impl=fabric
+  binary_store_khot<CFG> st = {y, sg, sh};
+  binary_conv2d_core<CFG>(x, w, st);
+}
+
+// ------------------------------------------------------------------------------ threshold
+// CFG: in_t, out_t (binary), threshold_t (frac bits == in_t's), dir_t, n_chan, n_spatial,
+//      unroll. t, dir: [n_chan]. y = +1 if (dir > 0 ? x >= T : x <= T) else -1, compared
+// exactly on the input's grid.
+template <class CFG>
+void threshold(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+               typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
+               const typename raw_storage<typename CFG::threshold_t>::type t[CFG::n_chan],
+               const typename raw_storage<typename CFG::dir_t>::type dir[CFG::n_chan]) {
+  typedef typename CFG::out_t out_t;
+  QFX_STATIC_ASSERT(fixed_traits<typename CFG::threshold_t>::frac ==
+                        fixed_traits<typename CFG::in_t>::frac,
+                    "threshold: the threshold must be on the input's grid");
+  const out_t plus = 1;
+  const out_t minus = -1;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+THRESH_CHAN:
+  for (int c = 0; c < CFG::n_chan; c++) {
+    const bool up = dir[c] > 0;
+#if QFX_NATIVE
+    const int64_t tr = (int64_t)t[c];
+#else
+    const typename CFG::threshold_t tv = from_raw<typename CFG::threshold_t>(t[c]);
+#endif
+  THRESH_PIX:
+    for (int p = 0; p < CFG::n_spatial; p++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+      const int i = c * CFG::n_spatial + p;
+#if QFX_NATIVE
+      const int64_t a = to_raw(x[i]);
+      const bool pos = up ? (a >= tr) : (a <= tr);
+#else
+      const bool pos = up ? (x[i] >= tv) : (x[i] <= tv);
+#endif
+      y[i] = pos ? plus : minus;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ thermometer
+// CFG: in_t, out_t (binary), threshold_t (frac bits == in_t's), n_chan, n_spatial, levels,
+//      unroll. t: [levels] non-decreasing. y[(c * levels + k) * n_spatial + p] =
+//      +1 if x[c * n_spatial + p] >= t[k] else -1.
+template <class CFG>
+void thermometer(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+                 typename CFG::out_t y[CFG::n_chan * CFG::levels * CFG::n_spatial],
+                 const typename raw_storage<typename CFG::threshold_t>::type t[CFG::levels]) {
+  typedef typename CFG::out_t out_t;
+  QFX_STATIC_ASSERT(fixed_traits<typename CFG::threshold_t>::frac ==
+                        fixed_traits<typename CFG::in_t>::frac,
+                    "thermometer: the thresholds must be on the input's grid");
+  const out_t plus = 1;
+  const out_t minus = -1;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+THERMO:
+  for (int i = 0; i < CFG::n_chan * CFG::n_spatial; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const int c = i / CFG::n_spatial;
+    const int p = i % CFG::n_spatial;
+#if QFX_NATIVE
+    const int64_t a = to_raw(x[i]);
+#endif
+  THERMO_LEVEL:
+    for (int k = 0; k < CFG::levels; k++) {
+#if QFX_NATIVE
+      const bool pos = a >= (int64_t)t[k];
+#else
+      const bool pos = x[i] >= from_raw<typename CFG::threshold_t>(t[k]);
+#endif
+      y[(c * CFG::levels + k) * CFG::n_spatial + p] = pos ? plus : minus;
+    }
   }
 }
 

@@ -81,9 +81,16 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
            else load_train_config(source))
     extra = cfg.extra
     where = str(cfg.source or "flow")
-    if cfg.quantization is None:
+    from qfx.zoo.registry import model_spec
+
+    kind = model_spec(cfg.model).kind
+    if cfg.quantization is None and kind != "qfx":
         raise ValueError(f"{where}: a flow needs a `quantization:` section (e.g. "
-                         "{bits: 8}): only a fixed-point model can be exported")
+                         "{bits: 8}): only a fixed-point model can be exported (or a zoo model "
+                         "built from qfx layers, such as digits_bnn)")
+    if cfg.quantization is not None and kind == "qfx":
+        raise ValueError(f"{where}: model {cfg.model!r} is built from qfx layers (already "
+                         "quantized): remove the `quantization:` section")
     board = extra.get("board", "ultra96")
     if not isinstance(board, str):
         raise ValueError(f"{where}.board: expected a board name or a path to a board YAML")

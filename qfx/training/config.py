@@ -6,7 +6,9 @@ A minimal config::
     model: digits_cnn               # or {name: resnet8, num_classes: 10}
     training: {epochs: 20, batch_size: 64, lr: 0.01}
     out_dir: runs/digits            # relative paths are relative to the working directory
-    quantization: {...}             # optional, handed to qfx.quantize_model unchanged
+    quantization: {...}             # optional, handed to qfx.quantize_model unchanged; not
+                                    # allowed for zoo models built from qfx layers (kind "qfx",
+                                    # e.g. digits_bnn): they are quantized already
 """
 
 from __future__ import annotations
@@ -321,7 +323,12 @@ def _build_model(config: TrainConfig, log: Callable[[str], None]
     torch.manual_seed(config.training.seed)  # model initialisation is part of the run
     model = get_model(config.model, **m_opts)
     quantized = False
-    if config.quantization is not None:
+    if spec.kind == "qfx":  # built from qfx layers: already quantized, trained and frozen as is
+        if config.quantization is not None:
+            raise ConfigError(f"{_where(config.source)}model {config.model!r} is built from qfx "
+                              "layers (already quantized): remove the `quantization:` section")
+        quantized = True
+    elif config.quantization is not None:
         if hasattr(qfx, "quantize_model"):
             calib = split.train.tensors[0][:CALIBRATION_SAMPLES]
             model = qfx.quantize_model(model, config.quantization, calib)
@@ -340,7 +347,9 @@ def run_training(
     log: Callable[[str], None] = _log,
 ) -> TrainResult:
     """Build the dataset and model of ``config``, quantize it if the config has a
-    ``quantization`` section and ``qfx.quantize_model`` exists, and train it.
+    ``quantization`` section and ``qfx.quantize_model`` exists, and train it. A zoo model of kind
+    ``"qfx"`` (built from qfx layers, e.g. ``digits_bnn``) is trained as is and recorded as
+    quantized (``metadata["quantized"] is True``); it takes no ``quantization`` section.
 
     ``qfx.quantize_model(model, config.quantization, calibration_data)`` receives the first
     ``CALIBRATION_SAMPLES`` training inputs as one CPU tensor.

@@ -8,12 +8,20 @@ Python only supplies identifiers, integers and ``FixedType.cpp()`` spellings)::
       firmware/qfx_axi_sdata.h       ap_axiu for host C-sim when <ap_axi_sdata.h> is missing
       firmware/parameters.h          one typedef per edge and per weight/bias/acc/... type, and
                                      one config struct per node, in namespace <project>_fw
-      firmware/weights/<node>_w.h    raw integer mantissas (weights, biases, BN scale/shift, 1/area)
+      firmware/weights/<node>_w.h    raw integer mantissas (weights, biases, BN scale/shift, 1/area,
+                                     thresholds); K-hot constants as digit tables
+                                     (<node>_w_dsign.h / _w_dshift.h, likewise scale_*) instead of
+                                     their values; binary weights packed in 32-bit words (_wbits.h)
       firmware/<project>.h/.cpp      the top function: the layers in IR order (one translation unit)
       firmware/<project>_axis.h/.cpp AXI-Stream wrapper (AXI-Lite control) for the board
       tb/tb_<project>.cpp            testbench: vectors in, raw outputs out (-DQFX_TRACE: per node)
       tb/inputs.txt, tb/expected.txt when ``test_vectors`` are given (expected = exact executor)
       project.json, model.qfx.npz    manifest and the frozen graph (HLSProject.load)
+
+K-hot nodes (``weight_digits`` / ``scale_digits``) call the ``*_khot`` layers: each product is
+a sum of signed shifts of the input's raw bits (no multiplier). Binarized nodes (``binary_dense``,
+``binary_conv2d``) are XNOR-popcount on packed bits; ``threshold`` and ``thermometer`` compare on
+the input's grid (qfx.ir.graph.BINARY_OPS_DOC is the contract).
 
 Exactness: each node accumulates in its IR ``acc_type`` and casts once to its output type, as
 the executor does; the writer re-checks the IR's accumulator sizing from the integer weights
@@ -80,7 +88,8 @@ IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_UNROLL = 4096
 #: IR ops the firmware writer implements.
 SUPPORTED_OPS = ("input", "dense", "conv2d", "batchnorm", "relu", "hardtanh", "add", "maxpool2d",
-                 "avgpool2d", "flatten")
+                 "avgpool2d", "flatten", "binary_dense", "binary_conv2d", "threshold",
+                 "thermometer")
 _IO_MODES = ("parallel",)
 _AXIS_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 _ROW = 16  # integer literals per line in the weight headers
@@ -88,8 +97,19 @@ _STATIC_FIRMWARE = ("qfx_layers.h", "qfx_axi_sdata.h")
 # IR attr -> suffix of the per-node typedef
 _TYPE_ATTRS = (("weight_type", "weight"), ("bias_type", "bias"), ("acc_type", "acc"),
                ("scale_type", "scale"), ("shift_type", "shift"), ("clamp_type", "clamp"),
-               ("sum_type", "sum"), ("recip_type", "recip"))
-_PARAM_SUFFIX = {"weight": "w", "bias": "b", "scale": "scale", "shift": "shift", "recip": "recip"}
+               ("sum_type", "sum"), ("recip_type", "recip"), ("threshold_type", "threshold"))
+_PARAM_SUFFIX = {"weight": "w", "bias": "b", "scale": "scale", "shift": "shift", "recip": "recip",
+                 "weight_dsign": "w_dsign", "weight_dshift": "w_dshift",
+                 "scale_dsign": "scale_dsign", "scale_dshift": "scale_dshift",
+                 "wbits": "wbits", "threshold": "thr", "thresholds": "thr", "direction": "dir"}
+#: K-hot digit tables (sign in {-1, 0, +1}, shift 0..62) and packed binary weights: the types of
+#: their raw storage in the generated headers.
+_DSIGN_T = FixedType(2, 2)
+_DSHIFT_T = FixedType(6, 6, False)
+_WORD_BITS = 32
+_WORD_T = FixedType(_WORD_BITS, _WORD_BITS, False)
+_BINARY_T = FixedType(2, 2)
+_DIR_T = FixedType(2, 2)
 
 
 # ====================================================================== templates
@@ -203,6 +223,37 @@ def _check_accumulator(node: Node, acc_t: FixedType, lo: Sequence[int], hi: Sequ
                          f"{frac} fractional bits); the IR is inconsistent, re-freeze the model")
 
 
+def _khot(node: Node, key: str) -> int | None:
+    """K of the node's K-hot ``key`` constant (``weight`` or ``scale``), or None."""
+    if f"{key}_digits" not in node.params:
+        return None
+    return int(node.attrs[f"{key}_khot"])
+
+
+def _check_khot(node: Node, key: str, c_t: FixedType, where: str) -> None:
+    """The shift-add of a K-hot constant of ``c_t`` runs on W_x + W_c + 1 bits (qfx_layers.h,
+    khot_traits): every partial sum of its digits must fit, i.e. sum_j 2**shift_j <= 2**W_c."""
+    digits = node.params.get(f"{key}_digits")
+    if digits is None:
+        return
+    if f"{key}_khot" not in node.attrs:
+        raise ValueError(f"{where}: {key}_digits without attrs['{key}_khot']")
+    sign, shift = digits[..., 0], digits[..., 1]
+    worst = max((sum(1 << int(h) for g, h in zip(sg, sh, strict=True) if g)
+                 for sg, sh in zip(sign.reshape(-1, sign.shape[-1]).tolist(),
+                                   shift.reshape(-1, shift.shape[-1]).tolist(), strict=True)),
+                default=0)
+    if worst > 1 << c_t.width:
+        raise ValueError(f"{where}: K-hot {key} digits reach 2**{worst.bit_length() - 1}, "
+                         f"beyond the {c_t.width}-bit {key} type {c_t.cpp()}")
+
+
+def _check_binary_input(where: str, x_t: FixedType) -> None:
+    if (x_t.width, x_t.int_bits, x_t.signed) != (2, 2, True):
+        raise ValueError(f"{where}: needs a binary input edge (ap_fixed<2,2> holding -1/+1), "
+                         f"got {x_t.cpp()}")
+
+
 def _validate(graph: Graph) -> None:
     """Refuse anything the firmware could not compute bit for bit like the executor."""
     for name in graph.edges:
@@ -259,6 +310,7 @@ def _validate_node(graph: Graph, node: Node) -> None:
         if acc_t.frac_bits < frac:
             raise ValueError(f"{where}: accumulator {acc_t.cpp()} has fewer fractional bits "
                              f"than its products/bias need ({frac})")
+        _check_khot(node, "weight", w_t, where)
         if node.op == "dense":
             if len(x.shape) != 1 or w.shape != (out.shape[0], x.shape[0]):
                 raise ValueError(f"{where}: needs a 1-D input and weight (out, in); got input "
@@ -295,6 +347,7 @@ def _validate_node(graph: Graph, node: Node) -> None:
         _raw_in_type(p["scale"], s_t, f"{where} scale")
         _raw_in_type(p["shift"], h_t, f"{where} shift")
         frac = max(x_t.frac_bits + s_t.frac_bits, h_t.frac_bits)
+        _check_khot(node, "scale", s_t, where)
         lo, hi = _dot_bounds(p["scale"].reshape(-1, 1), x_t, frac - x_t.frac_bits - s_t.frac_bits)
         hs = [int(v) << (frac - h_t.frac_bits) for v in p["shift"]]
         _check_accumulator(node, acc_t, [v + s for v, s in zip(lo, hs, strict=True)],
@@ -362,6 +415,73 @@ def _validate_node(graph: Graph, node: Node) -> None:
     elif node.op == "flatten":
         if out.type != x_t or math.prod(out.shape) != math.prod(x.shape) or len(out.shape) != 1:
             raise ValueError(f"{where}: must keep the type and flatten all dimensions")
+    elif node.op in ("binary_dense", "binary_conv2d"):
+        _validate_binary(node, x, out, where, shape_is)
+    elif node.op == "threshold":
+        shape_is(x.shape)
+        _check_binary_output(where, out.type)
+        t_t, c = a["threshold_type"], (x.shape[0] if x.shape else 0)
+        if not x.shape or p["threshold"].shape != (c,) or p["direction"].shape != (c,):
+            raise ValueError(f"{where}: threshold/direction must have one value per channel "
+                             f"({c})")
+        if t_t.frac_bits != x_t.frac_bits:
+            raise ValueError(f"{where}: threshold type {t_t.cpp()} is not on the input's grid "
+                             f"({x_t.cpp()})")
+        _raw_in_type(p["threshold"], t_t, f"{where} threshold")
+    elif node.op == "thermometer":
+        _check_binary_output(where, out.type)
+        t_t, levels = a["threshold_type"], int(a["levels"])
+        th = p["thresholds"]
+        if not x.shape or th.shape != (levels,) or levels < 1:
+            raise ValueError(f"{where}: needs a (C, ...) input and {levels} thresholds")
+        if t_t.frac_bits != x_t.frac_bits:
+            raise ValueError(f"{where}: threshold type {t_t.cpp()} is not on the input's grid "
+                             f"({x_t.cpp()})")
+        _raw_in_type(th, t_t, f"{where} thresholds")
+        shape_is((x.shape[0] * levels, *x.shape[1:]))
+
+
+def _check_binary_output(where: str, t: FixedType) -> None:
+    if (t.width, t.int_bits, t.signed) != (2, 2, True):
+        raise ValueError(f"{where}: the output edge must be binary (ap_fixed<2,2>), got {t.cpp()}")
+
+
+def _validate_binary(node: Node, x: Any, out: Any, where: str, shape_is: Any) -> None:
+    """binary_dense / binary_conv2d: shapes, padding, and an accumulator that holds the exact
+    dot (or scale * dot) of every output."""
+    a, p = node.attrs, node.params
+    _check_binary_input(where, x.type)
+    w, n = p["weight"], int(a["fan_in"])
+    if node.op == "binary_dense":
+        if len(x.shape) != 1 or w.shape != (out.shape[0], x.shape[0]) or n != x.shape[0]:
+            raise ValueError(f"{where}: needs a 1-D input and weight (out, in); got input "
+                             f"{x.shape}, weight {w.shape}, output {out.shape}")
+    else:
+        if int(a["pad_value"]) != -1:
+            raise ValueError(f"{where}: pad_value must be -1, got {a['pad_value']}")
+        groups = int(a["groups"])
+        if len(x.shape) != 3 or w.ndim != 4:
+            raise ValueError(f"{where}: needs a (C, H, W) input and a 4-D weight")
+        cin, h, wd = x.shape
+        cout, cin_g, kh, kw = w.shape
+        if groups < 1 or cin % groups or cout % groups or cin_g * groups != cin:
+            raise ValueError(f"{where}: groups={groups} does not fit {cin} input and "
+                             f"{cout} output channels with weight {w.shape}")
+        (sh, sw), (ph, pw), (dh, dw) = (_pair(a["stride"]), _pair(a["padding"]),
+                                        _pair(a["dilation"]))
+        shape_is((cout, conv2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh),
+                  conv2d_output_size(wd, kernel=kw, stride=sw, padding=pw, dilation=dw)))
+    acc_t = a["acc_type"]
+    if "scale" in p:
+        s_t = a.get("scale_type")
+        if not isinstance(s_t, FixedType) or p["scale"].shape != (w.shape[0],):
+            raise ValueError(f"{where}: needs one scale per output channel and a scale_type")
+        _raw_in_type(p["scale"], s_t, f"{where} scale")
+        _check_khot(node, "scale", s_t, where)
+        prods = [v * s for v in (int(p["scale"].min()), int(p["scale"].max())) for s in (-n, n)]
+        _check_accumulator(node, acc_t, [min(prods)], [max(prods)], s_t.frac_bits)
+    else:
+        _check_accumulator(node, acc_t, [-n], [n], 0)
 
 
 # ====================================================================== planning
@@ -382,6 +502,23 @@ def _fold(k: int, outputs: int, reuse: int) -> tuple[int, int]:
     red = max(1, min(k, mults))
     out = max(1, min(outputs, mults // red, MAX_UNROLL // red))
     return red, out
+
+
+def _pack_bits(weight: np.ndarray) -> np.ndarray:
+    """Rows of a {-1, +1} weight ([out, ...]) as words of ``_WORD_BITS`` bits, [out, words]:
+    bit i % 32 of word i // 32 is 1 where the row's i-th weight is +1; the padding bits are 0.
+
+    Example:
+        >>> _pack_bits(np.array([[1, -1, 1], [-1, -1, -1]])).tolist()
+        [[5], [0]]
+    """
+    rows = (weight.reshape(weight.shape[0], -1) > 0).astype(np.int64)
+    n = rows.shape[1]
+    words = -(-n // _WORD_BITS)
+    padded = np.zeros((rows.shape[0], words * _WORD_BITS), dtype=np.int64)
+    padded[:, :n] = rows
+    place = np.left_shift(np.int64(1), np.arange(_WORD_BITS, dtype=np.int64))
+    return (padded.reshape(rows.shape[0], words, _WORD_BITS) * place).sum(-1)
 
 
 def _unroll(n: int, reuse: int, inner: int = 1) -> int:
@@ -421,36 +558,74 @@ def _plan(graph: Graph, project_name: str, reuse: int, axis_width: int | None) -
         if node.op in ("dense", "conv2d") and "bias" not in node.params:
             add_type(node, "bias", node.attrs["acc_type"],
                      "no bias in the model: a zero bias in the accumulator type")
+        if _khot(node, "weight") or _khot(node, "scale"):
+            add_type(node, "dsign", _DSIGN_T, "K-hot digit signs (-1, 0, +1)")
+            add_type(node, "dshift", _DSHIFT_T, "K-hot digit shifts")
+        if node.op in ("binary_dense", "binary_conv2d"):
+            add_type(node, "word", _WORD_T, f"{_WORD_BITS} packed weight bits (1 <-> +1)")
+            db = int(node.attrs["fan_in"]).bit_length() + 1
+            add_type(node, "dot", FixedType(db, db), "the XNOR-popcount dot in [-fan_in, fan_in]")
+        if node.op == "threshold":
+            add_type(node, "dir", _DIR_T, "threshold direction (+1: x >= T, -1: x <= T)")
 
     # ---- constants
     params: list[dict[str, Any]] = []
     pname: dict[tuple[str, str], str] = {}
 
-    def add_param(node: Node, kind: str, raw: np.ndarray, t: FixedType, layout: str) -> None:
+    def add_param(node: Node, kind: str, raw: np.ndarray, t: FixedType, layout: str,
+                  tkind: str | None = None) -> None:
         array = names.take(f"{node.name}_{_PARAM_SUFFIX[kind]}")
         pname[(node.name, kind)] = array
         flat = [int(v) for v in np.asarray(raw, dtype=np.int64).ravel()]
         params.append({
             "array": array, "file": f"{array}.h",
-            "node": node.name, "op": node.op, "kind": kind, "type": ntype[(node.name, kind)],
+            "node": node.name, "op": node.op, "kind": kind,
+            "type": ntype[(node.name, tkind or kind)],
             "cpp": t.cpp(), "frac": t.frac_bits, "count": len(flat), "layout": layout,
             "rows": [flat[i:i + _ROW] for i in range(0, len(flat), _ROW)],
         })
+
+    def add_digits(node: Node, key: str, layout: str) -> None:
+        digits = node.params[f"{key}_digits"]
+        layout = f"{layout}[K={digits.shape[-2]}] (K-hot digits of {key})"
+        add_param(node, f"{key}_dsign", digits[..., 0], _DSIGN_T, layout, "dsign")
+        add_param(node, f"{key}_dshift", digits[..., 1], _DSHIFT_T, layout, "dshift")
 
     for node in graph.nodes:
         a, p = node.attrs, node.params
         if node.op in ("dense", "conv2d"):
             w = p["weight"]
             layout = "[out][in]" if node.op == "dense" else "[out_c][in_c/groups][k_h][k_w]"
-            add_param(node, "weight", w, a["weight_type"], layout)
+            if _khot(node, "weight"):
+                add_digits(node, "weight", layout)
+            else:
+                add_param(node, "weight", w, a["weight_type"], layout)
             if "bias" in p:
                 add_param(node, "bias", p["bias"], a["bias_type"], "[out]")
             else:
                 add_param(node, "bias", np.zeros(w.shape[0], dtype=np.int64), a["acc_type"],
                           "[out] (zeros: the model has no bias)")
         elif node.op == "batchnorm":
-            add_param(node, "scale", p["scale"], a["scale_type"], "[channel]")
+            if _khot(node, "scale"):
+                add_digits(node, "scale", "[channel]")
+            else:
+                add_param(node, "scale", p["scale"], a["scale_type"], "[channel]")
             add_param(node, "shift", p["shift"], a["shift_type"], "[channel]")
+        elif node.op in ("binary_dense", "binary_conv2d"):
+            add_param(node, "wbits", _pack_bits(p["weight"]), _WORD_T,
+                      f"[out][words of {_WORD_BITS}]: bit i % {_WORD_BITS} of word "
+                      f"i / {_WORD_BITS} is (weight i == +1), i over the flattened row",
+                      "word")
+            if _khot(node, "scale"):
+                add_digits(node, "scale", "[out]")
+            elif "scale" in p:
+                add_param(node, "scale", p["scale"], a["scale_type"], "[out]")
+        elif node.op == "threshold":
+            add_param(node, "threshold", p["threshold"], a["threshold_type"], "[channel]")
+            add_param(node, "direction", p["direction"], _DIR_T, "[channel]", "dir")
+        elif node.op == "thermometer":
+            add_param(node, "thresholds", p["thresholds"], a["threshold_type"], "[level]",
+                      "threshold")
         elif node.op == "avgpool2d" and "recip" in p:
             add_param(node, "recip", p["recip"], a["recip_type"], "[1]")
 
@@ -528,6 +703,16 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
     def typ(member: str, kind: str) -> None:
         types.append((member, ntype[(node.name, kind)]))
 
+    def khot(key: str) -> bool:
+        """Switch to the K-hot variant of the layer when ``key`` has digits."""
+        k = _khot(node, key)
+        if k is None:
+            return False
+        typ("dsign_t", "dsign")
+        typ("dshift_t", "dshift")
+        ints.append(("khot", k))
+        return True
+
     if node.op == "input":
         func = "cast"
         ints += [("n", n), ("unroll", _unroll(n, reuse))]
@@ -539,6 +724,8 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
         ints += [("n_in", n_in), ("n_out", n_out), ("red_unroll", red),
                  ("out_unroll", outer)]
         kinds = ["weight", "bias"]
+        if khot("weight"):
+            func, kinds = "dense_khot", ["weight_dsign", "weight_dshift", "bias"]
     elif node.op == "conv2d":
         for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
             typ(m, k)
@@ -554,6 +741,8 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
             ("pad_h", ph), ("pad_w", pw), ("dil_h", dh), ("dil_w", dw),
             ("groups", int(a["groups"])), ("red_unroll", red), ("out_unroll", outer)]
         kinds = ["weight", "bias"]
+        if khot("weight"):
+            func, kinds = "conv2d_khot", ["weight_dsign", "weight_dshift", "bias"]
     elif node.op == "batchnorm":
         for m, k in (("acc_t", "acc"), ("scale_t", "scale"), ("shift_t", "shift")):
             typ(m, k)
@@ -561,6 +750,50 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
         ints += [("n_chan", c), ("n_spatial", n // c),
                  ("unroll", _unroll(n // c, reuse))]
         kinds = ["scale", "shift"]
+        if khot("scale"):
+            func, kinds = "batchnorm_khot", ["scale_dsign", "scale_dshift", "shift"]
+    elif node.op in ("binary_dense", "binary_conv2d"):
+        for m, k in (("acc_t", "acc"), ("dot_t", "dot"), ("word_t", "word")):
+            typ(m, k)
+        fan_in = int(a["fan_in"])
+        n_words = -(-fan_in // _WORD_BITS)
+        if node.op == "binary_dense":
+            red, outer = _fold(n_words, out.shape[0], reuse)
+            ints += [("n_in", fan_in), ("n_out", out.shape[0])]
+        else:
+            cin, h, w = x.shape
+            cout, oh, ow = out.shape
+            _, _, kh, kw = node.params["weight"].shape
+            groups = int(a["groups"])
+            (sh, sw), (ph, pw), (dh, dw) = (_pair(a["stride"]), _pair(a["padding"]),
+                                            _pair(a["dilation"]))
+            red, outer = _fold(n_words, cout // groups, reuse)
+            ints += [
+                ("in_c", cin), ("in_h", h), ("in_w", w), ("out_c", cout), ("out_h", oh),
+                ("out_w", ow), ("k_h", kh), ("k_w", kw), ("stride_h", sh), ("stride_w", sw),
+                ("pad_h", ph), ("pad_w", pw), ("dil_h", dh), ("dil_w", dw), ("groups", groups),
+                ("fan_in", fan_in)]
+        ints += [("n_words", n_words), ("red_unroll", red), ("out_unroll", outer)]
+        kinds = ["wbits"]
+        if "scale" in node.params:
+            typ("scale_t", "scale")
+            if khot("scale"):
+                func, kinds = f"{node.op}_khot", ["wbits", "scale_dsign", "scale_dshift"]
+            else:
+                func, kinds = f"{node.op}_scale", ["wbits", "scale"]
+    elif node.op in ("threshold", "thermometer"):
+        typ("threshold_t", "threshold")
+        c = x.shape[0]
+        n_in = int(math.prod(x.shape))
+        ints += [("n_chan", c), ("n_spatial", n_in // c)]
+        if node.op == "threshold":
+            typ("dir_t", "dir")
+            kinds = ["threshold", "direction"]
+            ints.append(("unroll", _unroll(n_in // c, reuse)))
+        else:
+            levels = int(a["levels"])
+            kinds = ["thresholds"]
+            ints += [("levels", levels), ("unroll", _unroll(n_in, reuse, levels))]
     elif node.op == "relu":
         ints += [("n", n), ("unroll", _unroll(n, reuse))]
     elif node.op == "hardtanh":
