@@ -1,11 +1,25 @@
 """Every zoo model (float formats, K-hot, residual) exports for the Ultra96 and C-simulates with
 zero mismatches on random inputs, including inputs scaled to force saturation and wrap."""
 
+import subprocess
+
 import pytest
 import torch
 
 import qfx
+from qfx.csim.toolchain import ap_types_include_dir
 from qfx.zoo import get_model, model_spec
+
+
+def _synthesis_path_syntax_ok(project) -> None:
+    """The arithmetic Vitis synthesises (-DQFX_AP_ARITH: ap_fixed accumulators, K-hot shift-adds)
+    must compile too; C-sim above ran the native fast path."""
+    fw = project.root / "firmware"
+    for src in sorted(fw.glob("*.cpp")):
+        proc = subprocess.run(["g++", "-fsyntax-only", "-std=c++14", "-DQFX_AP_ARITH",
+                               f"-I{ap_types_include_dir()}", f"-I{fw}", str(src)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[:2000]
 
 CASES = {
     "digits_cnn-8bit": ("digits_cnn", {"bits": 8}),
@@ -29,3 +43,22 @@ def test_zoo_model_is_bit_exact_in_csim(case, tmp_path):
     report = qfx.csim(project, x)
     assert report.bit_exact, str(report)
     assert report.mismatches == 0 and report.samples == 8
+    _synthesis_path_syntax_ok(project)
+
+
+@pytest.mark.parametrize("name", ["digits_bnn", "cnv_w1a1"])
+def test_zoo_bnn_is_bit_exact_in_csim(name, tmp_path):
+    torch.manual_seed(0)
+    shape = model_spec(name).input_shape
+    model = get_model(name)
+    calib = torch.rand(32, *shape)
+    model.train()
+    with torch.no_grad():
+        model(calib)  # BN statistics and first-batch binary points
+    model.eval()
+    project = qfx.export_hls(model, calib[:1], tmp_path / "prj", board="ultra96", reuse=64,
+                             on_budget="ignore", test_vectors=calib[:2].numpy())
+    x = torch.cat([torch.rand(3, *shape), torch.rand(3, *shape) * 4 - 2])  # out of range too
+    report = qfx.csim(project, x)
+    assert report.bit_exact, str(report)
+    _synthesis_path_syntax_ok(project)
