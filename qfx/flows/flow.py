@@ -299,7 +299,19 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         (out / "synth.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode:
             raise RuntimeError(f"{Path(tool).name} exited {proc.returncode}; see {out}/synth.log")
-        return f"{Path(tool).name} finished; log in {out / 'synth.log'}"
+        from qfx.backends.hls.synth_report import find_csynth_report, read_csynth_xml
+
+        project = state["project"]
+        path = find_csynth_report(project.root, project.project_name, project.axis_top)
+        if path is None:
+            raise FileNotFoundError(f"{Path(tool).name} finished but wrote no "
+                                    f"{project.axis_top}_csynth.xml; see {out}/synth.log")
+        synth = read_csynth_xml(path)
+        state["synth"] = synth
+        result.metrics["synthesis"] = synth.as_dict()
+        r = synth.resources
+        return (f"{Path(tool).name}: DSP {r.dsp}, LUT {r.lut}, FF {r.ff}, BRAM18K {r.bram18k}, "
+                f"latency {synth.latency_worst} cycles")
 
     needs = {"freeze": "train", "export": "freeze", "csim": "export", "synth": "export"}
     done: set[str] = set()
@@ -391,6 +403,12 @@ def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> 
     rep = state.get("csim")
     if rep is not None:
         lines += ["", "## C-simulation", "", "```", str(rep), "```"]
+    synth = state.get("synth")
+    if synth is not None and project is not None:
+        from qfx.backends.hls.synth_report import compare_markdown
+
+        lines += ["", f"## HLS synthesis ({synth.source.name}) beside the estimate", "",
+                  compare_markdown(project.report.total, synth)]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
