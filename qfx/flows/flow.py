@@ -26,7 +26,7 @@ __all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "load_flow", "r
            "STAGES"]
 
 STAGES = ("train", "freeze", "export", "csim", "synth")
-_EXPORT_KEYS = {"io": str, "reuse": int, "clock_mhz": (int, float), "on_budget": str,
+_EXPORT_KEYS = {"io": str, "reuse": (int, dict), "clock_mhz": (int, float), "on_budget": str,
                 "project_name": str}
 _CSIM_KEYS = {"samples": int, "jobs": int, "timeout": (int, float)}
 _CRITERIA_KEYS = {"min_accuracy": (int, float), "min_hw_accuracy": (int, float),
@@ -96,6 +96,12 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
         raise ValueError(f"{where}.board: expected a board name or a path to a board YAML")
     export = {"io": "parallel", "reuse": 1, "on_budget": "error", "project_name": "qfx_model"}
     export.update(_check_section(f"{where}.export", extra.get("export"), _EXPORT_KEYS))
+    from qfx.backends.hls.writer import normalize_reuse
+
+    try:  # an int for every layer, or {node: reuse, "*": default}
+        normalize_reuse(export["reuse"])
+    except ValueError as err:
+        raise ValueError(f"{where}.export.reuse: {err}") from None
     csim = {"samples": 100, "jobs": None, "timeout": 600.0}
     csim.update(_check_section(f"{where}.csim", extra.get("csim"), _CSIM_KEYS))
     flow = _check_section(f"{where}.flow", extra.get("flow"), _FLOW_KEYS)

@@ -61,3 +61,12 @@ def test_flow_config_errors_are_one_line(tmp_path, capsys):
         load_flow({"dataset": "digits", "model": "digits_cnn"})
     assert main(["flow", "run", "no-such-flow"]) == 1
     assert "shipped flows" in capsys.readouterr().err
+
+
+def test_flow_export_reuse_may_be_per_layer():
+    spec = load_flow({"dataset": "digits", "model": "digits_cnn", "quantization": {"bits": 8},
+                      "export": {"reuse": {"fc": 1, "*": 32}}})
+    assert spec.export["reuse"] == {"fc": 1, "*": 32}
+    with pytest.raises(ValueError, match="export.reuse"):
+        load_flow({"dataset": "digits", "model": "digits_cnn", "quantization": {"bits": 8},
+                   "export": {"reuse": {"fc": 0}}})

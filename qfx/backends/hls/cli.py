@@ -3,12 +3,18 @@
 ::
 
     qfx export MODEL --board ultra96 -o DIR [--clock MHZ] [--io parallel|stream] [--reuse N]
-                     [--force] [--samples N] [--on-budget error|warn|ignore] [--name NAME]
+                     [--reuse-layer NODE=N ...] [--force] [--samples N]
+                     [--on-budget error|warn|ignore] [--name NAME]
 
 MODEL is a frozen ``.qfx.npz`` (``qfx freeze``) or a ``qfx train`` checkpoint (frozen on the
 fly). Test vectors for the testbench: the first N samples of the checkpoint's held-out split,
 or, for a frozen file, N pseudo-random inputs over the input type's range. The command prints
 the resource estimate; errors are one line on stderr with exit status 1 (``qfx.cli``).
+
+``--reuse N`` folds every layer by N; ``--reuse-layer NODE=N`` (repeatable) gives the IR node
+NODE its own factor, ``--reuse`` staying the default of the others: ``--reuse 32 --reuse-layer
+fc=1`` is ``export_hls(..., reuse={"fc": 1, "*": 32})``. An unknown NODE is an error listing
+the model's node names.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "run_export_command"]
+__all__ = ["parse_reuse_layers", "register", "run_export_command"]
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,6 +40,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         >>> args = parser.parse_args(["export", "m.qfx.npz", "-o", "out", "--reuse", "4"])
         >>> args.board, args.reuse, args.on_budget, args.io
         ('ultra96', 4, 'error', 'parallel')
+        >>> parser.parse_args(["export", "m.qfx.npz", "-o", "out", "--reuse-layer", "fc=1",
+        ...                    "--reuse-layer", "conv_0=64"]).reuse_layer
+        ['fc=1', 'conv_0=64']
     """
     p = subparsers.add_parser(
         "export", help="export a frozen model or checkpoint as a Vitis HLS / Vivado project",
@@ -51,7 +60,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--io", choices=("parallel", "stream"), default="parallel",
                    help="architecture (default: parallel)")
     p.add_argument("--reuse", type=int, default=1, metavar="N",
-                   help="reuse factor: multiplications per multiplier (default: 1)")
+                   help="reuse factor: multiplications per multiplier (default: 1); the "
+                        "default of the layers --reuse-layer does not name")
+    p.add_argument("--reuse-layer", action="append", default=None, metavar="NODE=N",
+                   help="reuse factor N for the IR node NODE only (repeatable), e.g. "
+                        "--reuse 32 --reuse-layer fc=1")
     p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="test vectors for the testbench (default: 8; a checkpoint's come from "
                         "its held-out split)")
@@ -91,6 +104,38 @@ def _checkpoint_samples(path: Path, n: int, data_root: str | None) -> np.ndarray
     return x.detach().cpu().numpy().astype(np.float64)
 
 
+def parse_reuse_layers(items: list[str] | None, default: int = 1) -> int | dict[str, int]:
+    """``--reuse`` and the ``--reuse-layer NODE=N`` items -> the ``reuse`` of ``export_hls``:
+    the int itself without items, else ``{NODE: N, ..., "*": default}``.
+
+    Example:
+        >>> parse_reuse_layers(None, 8), parse_reuse_layers(["fc=1", "conv_0=64"], 32)
+        (8, {'fc': 1, 'conv_0': 64, '*': 32})
+    """
+    if not items:
+        return default
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise ValueError(f"--reuse-layer expects NODE=N (an IR node name and an integer), "
+                             f"got {item!r}")
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"--reuse-layer {item}: {value!r} is not an integer") from None
+        if n < 1:
+            raise ValueError(f"--reuse-layer {item}: the reuse factor must be >= 1")
+        if name in out:
+            raise ValueError(f"--reuse-layer names {name!r} twice")
+        if name == "*":
+            raise ValueError("--reuse-layer '*=N': set the default with --reuse N")
+        out[name] = n
+    out["*"] = default
+    return out
+
+
 def run_export_command(args: argparse.Namespace) -> int:
     """Handler of ``qfx export``: export, print the estimate, return 0.
 
@@ -108,6 +153,7 @@ def run_export_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     if args.reuse < 1:
         raise ValueError(f"--reuse must be >= 1, got {args.reuse}")
+    reuse = parse_reuse_layers(getattr(args, "reuse_layer", None), args.reuse)
     out = Path(args.output)
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
@@ -133,7 +179,7 @@ def run_export_command(args: argparse.Namespace) -> int:
         vectors = samples
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prj = export_hls(graph, None, out, board=args.board, io=args.io, reuse=args.reuse,
+        prj = export_hls(graph, None, out, board=args.board, io=args.io, reuse=reuse,
                          clock_mhz=args.clock, force=args.force, test_vectors=vectors,
                          project_name=args.name, on_budget=args.on_budget)
     for w in caught:

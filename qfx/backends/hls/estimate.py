@@ -16,6 +16,10 @@ Parallelism (the writer's folding, reused verbatim from ``writer._fold`` / ``wri
 * element-wise layers (input cast, BatchNorm per channel, ReLU, HardTanh, add, threshold,
   thermometer) get ``u = min(n, ceil(n / reuse), 4096)`` lanes; pooling ``4096 // (KH*KW)`` at
   most.
+* ``reuse`` is each layer's own factor: an int for the whole model, or a mapping
+  ``{node_name: reuse, "*": default}`` (the writer's per-layer reuse). A layer's multipliers,
+  II and latency depend on its own factor only; its input array's partitioning (the banks of
+  the producing layer's output, below) follows the lanes of every layer that reads it.
 
 Multipliers (``n_mults`` = the nominal multiplications per inference, ``qfx.ir.cost``'s MACs):
 
@@ -99,13 +103,23 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from qfx.backends.hls.boards import Board, load_board
-from qfx.backends.hls.writer import MAX_UNROLL, _fold, _pair, _unroll
+from qfx.backends.hls.writer import (
+    MAX_UNROLL,
+    LayerReuse,
+    ReuseSpec,
+    _fold,
+    _pair,
+    _unroll,
+    normalize_reuse,
+    resolve_reuse,
+)
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.cost import NodeCost, binary_edges, cost_report
 from qfx.ir.graph import Graph, Node
@@ -238,7 +252,8 @@ class LayerEstimate:
     true multipliers (DSP- or LUT-mapped; 0 for K-hot, binary and multiplier-free layers);
     ``mult_impl``: ``"dsp"``, ``"lut"``, ``"shift-add"`` (K-hot), ``"xnor"``, ``"sign"`` or
     ``"-"``; ``ii``: cycles each unit is busy per inference; ``estimate``: LUT/FF/DSP/BRAM18K
-    and the latency in cycles.
+    and the latency in cycles; ``reuse``: the layer's own reuse factor (``None`` for the
+    AXI-Stream wrapper).
 
     Example:
         >>> row = LayerEstimate("fc", "dense", ("ap_fixed<8,3>",), "ap_fixed<8,3>",
@@ -263,6 +278,7 @@ class LayerEstimate:
     ii: int
     estimate: ResourceEstimate
     notes: tuple[str, ...] = ()
+    reuse: int | None = None
 
     @property
     def input_type(self) -> str:
@@ -297,8 +313,8 @@ class LayerEstimate:
         return {
             "node": self.node, "op": self.op, "input_types": list(self.input_types),
             "output_type": self.output_type, "weight_type": self.weight_type,
-            "acc_type": self.acc_type, "n_mults": self.n_mults, "parallel": self.parallel,
-            "multipliers": self.multipliers, "mult_impl": self.mult_impl,
+            "acc_type": self.acc_type, "reuse": self.reuse, "n_mults": self.n_mults,
+            "parallel": self.parallel, "multipliers": self.multipliers, "mult_impl": self.mult_impl,
             "dsp_per_mult": self.dsp_per_mult, "ii": self.ii, "notes": list(self.notes),
             "estimate": est,
         }
@@ -310,7 +326,9 @@ class ResourceReport:
 
     All numbers are estimates (see the module docstring for the model). ``board`` may be
     ``None`` (no budget; utilisation and over-budget are then empty); ``clock_mhz`` defaults to
-    the board's clock.
+    the board's clock. ``reuse`` is the factor asked for: an int, or a
+    :class:`~qfx.backends.hls.writer.LayerReuse` (``{node: reuse, "*": default}``); each row
+    carries its own (``layer_reuse``).
 
     Example:
         >>> rep = ResourceReport(layers=(), reuse=1, board=load_board("ultra96"),
@@ -321,7 +339,7 @@ class ResourceReport:
     """
 
     layers: tuple[LayerEstimate, ...]
-    reuse: int
+    reuse: int | LayerReuse
     board: Board | None
     clock_mhz: float | None
     total: ResourceEstimate
@@ -373,6 +391,11 @@ class ResourceReport:
         """True when no estimated resource exceeds the board's budget."""
         return not self.over_budget()
 
+    @property
+    def layer_reuse(self) -> dict[str, int]:
+        """Each layer's reuse factor (the AXI-Stream wrapper row excluded)."""
+        return {r.node: r.reuse for r in self.layers if r.reuse is not None}
+
     def layer(self, name: str) -> LayerEstimate:
         for row in self.layers:
             if row.node == name:
@@ -395,6 +418,7 @@ class ResourceReport:
             "model": self.model,
             "io": self.io,
             "reuse": self.reuse,
+            "reuse_per_layer": self.layer_reuse,
             "board": None if self.board is None else {
                 "name": self.board.name, "part": self.board.part,
                 "family": self.board.family, "default_clock_mhz": self.board.clock_mhz},
@@ -412,17 +436,19 @@ class ResourceReport:
 
     def summary(self) -> str:
         """A plain-text table of the per-layer estimate and the totals vs the budget."""
-        head = (f"{'layer':22s} {'op':14s} {'mults':>9s} {'par.':>5s} {'II':>7s} "
+        head = (f"{'layer':22s} {'op':14s} {'reuse':>6s} {'mults':>9s} {'par.':>5s} {'II':>7s} "
                 f"{'impl':9s} {'DSP':>6s} {'LUT':>8s} {'FF':>8s} {'BRAM18K':>7s} "
                 f"{'cycles':>9s}")
         lines = [f"Resource ESTIMATE ({ESTIMATE_NOTE})", head, "-" * len(head)]
         for r in self.layers:
-            lines.append(f"{r.node[:22]:22s} {r.op[:14]:14s} {r.n_mults:9d} {r.parallel:5d} "
-                         f"{r.ii:7d} {r.mult_impl[:9]:9s} {r.dsp:6d} {r.lut:8d} {r.ff:8d} "
+            reuse = "-" if r.reuse is None else str(r.reuse)
+            lines.append(f"{r.node[:22]:22s} {r.op[:14]:14s} {reuse:>6s} {r.n_mults:9d} "
+                         f"{r.parallel:5d} {r.ii:7d} {r.mult_impl[:9]:9s} {r.dsp:6d} "
+                         f"{r.lut:8d} {r.ff:8d} "
                          f"{r.bram18k:7d} {r.latency_cycles:9d}")
         lines.append("-" * len(head))
         t = self.total
-        lines.append(f"{'total (estimate)':22s} {'':14s} {'':9s} {'':5s} {'':7s} {'':9s} "
+        lines.append(f"{'total (estimate)':22s} {'':14s} {'':6s} {'':9s} {'':5s} {'':7s} {'':9s} "
                      f"{t.dsp:6d} {t.lut:8d} {t.ff:8d} {t.bram18k:7d} {self.latency_cycles:9d}")
         if self.clock_mhz is not None:
             lines.append(f"latency (estimate): {self.latency_cycles} cycles = "
@@ -467,13 +493,15 @@ class _Shape:
         return self.outer * (self.inner + depth) if self.inner else 0
 
 
-def estimate_resources(graph: Graph, *, reuse: int = 1, board: Board | str | None = None,
+def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str | None = None,
                        clock_mhz: float | None = None) -> ResourceReport:
     """Estimate LUT/FF/DSP/BRAM18K and latency of ``graph``'s HLS design at ``reuse``.
 
     Args:
         graph: the frozen integer graph.
-        reuse: the writer's reuse factor (multiplications per multiplier, >= 1).
+        reuse: the writer's reuse factor (multiplications per multiplier, >= 1): an int for
+            every layer, or a mapping ``{node_name: reuse}`` with an optional ``"*"`` default
+            (as ``export_firmware``; unknown node names are refused).
         board: a board name/alias/YAML path or :class:`Board` for the budget (``None``: no
             budget check), which also picks the DSP model (DSP48E1 on Zynq-7000).
         clock_mhz: clock for the microsecond figures (``None``: the board's default clock).
@@ -485,8 +513,8 @@ def estimate_resources(graph: Graph, *, reuse: int = 1, board: Board | str | Non
         >>> estimate_resources(Graph(), board="ultra96").total.dsp
         0
     """
-    if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
-        raise ValueError(f"reuse must be an integer >= 1, got {reuse!r}")
+    reuse = normalize_reuse(reuse)
+    per_node = resolve_reuse(graph, reuse)
     brd = None if board is None else load_board(board)
     clock = clock_mhz if clock_mhz is not None else (None if brd is None else brd.clock_mhz)
     if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))
@@ -502,7 +530,7 @@ def estimate_resources(graph: Graph, *, reuse: int = 1, board: Board | str | Non
         if node.op == "flatten":
             alias[node.output] = alias.get(node.inputs[0], node.inputs[0])
 
-    shapes = {n.name: _shape(graph, n, reuse) for n in graph.nodes}
+    shapes = {n.name: _shape(graph, n, per_node[n.name]) for n in graph.nodes}
     readers: dict[str, int] = {}
     for node in graph.nodes:
         for edge, lanes in shapes[node.name].read_lanes.items():
@@ -511,8 +539,8 @@ def estimate_resources(graph: Graph, *, reuse: int = 1, board: Board | str | Non
 
     rows: list[LayerEstimate] = []
     for node in graph.nodes:
-        rows.append(_layer(graph, node, shapes[node.name], costs[node.name], binary, ports,
-                           readers))
+        row = _layer(graph, node, shapes[node.name], costs[node.name], binary, ports, readers)
+        rows.append(dataclasses.replace(row, reuse=per_node[node.name]))
     rows.append(_axis_row(graph, readers))
     total = ResourceEstimate(latency_cycles=0)
     for r in rows:

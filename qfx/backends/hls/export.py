@@ -46,6 +46,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,15 @@ from qfx.backends.hls.tcl import (
     render_block_design_tcl,
     render_build_tcl,
 )
-from qfx.backends.hls.writer import _IO_MODES, export_firmware
+from qfx.backends.hls.writer import (
+    _IO_MODES,
+    DEFAULT_REUSE_KEY,
+    LayerReuse,
+    ReuseSpec,
+    export_firmware,
+    normalize_reuse,
+    resolve_reuse,
+)
 from qfx.ir.graph import Graph
 
 __all__ = ["BUDGET_POLICIES", "DEFAULT_RANDOM_SAMPLES", "ExportedProject",
@@ -184,26 +193,47 @@ def _vectors(graph: Graph, test_vectors: Any, example_input: Any,
 
 
 def suggest_reuse(graph: Graph, board: Board | str, *, start: int = 1,
-                  limit: int = 1 << 16) -> int | None:
+                  limit: int = 1 << 16, overrides: Mapping[str, int] | None = None
+                  ) -> int | None:
     """The smallest power-of-two multiple of ``start`` (up to ``limit``) whose estimate fits
-    ``board``; ``None`` if none does.
+    ``board``; ``None`` if none does. With ``overrides`` (``{node_name: reuse}``) those layers
+    keep their factor and the suggestion is the ``"*"`` default of the others.
 
     Example:
         >>> suggest_reuse(Graph(), "ultra96")
         1
     """
+    brd = load_board(board)
+    fixed = dict(overrides or {})
+    fixed.pop(DEFAULT_REUSE_KEY, None)
     reuse = max(1, int(start))
     while reuse <= limit:
-        if estimate_resources(graph, reuse=reuse, board=board).fits:
+        spec: ReuseSpec = {**fixed, DEFAULT_REUSE_KEY: reuse} if fixed else reuse
+        if estimate_resources(graph, reuse=spec, board=brd).fits:
             return reuse
         reuse *= 2
     return None
 
 
+def _budget_advice(graph: Graph, board: Board, reuse: int | LayerReuse) -> str:
+    """What to change when the estimate at ``reuse`` exceeds ``board``."""
+    if isinstance(reuse, int):
+        hint = suggest_reuse(graph, board, start=reuse * 2)
+        return (f"reuse={hint} fits (estimate)" if hint is not None
+                else "no reuse factor makes it fit (estimate)")
+    over = reuse.overrides
+    hint = suggest_reuse(graph, board, start=reuse.default * 2, overrides=over)
+    if hint is not None:
+        return f"reuse={dict(over, **{DEFAULT_REUSE_KEY: hint})!r} fits (estimate)"
+    named = ", ".join(f"{k}={v}" for k, v in over.items())
+    return (f"no default reuse ({DEFAULT_REUSE_KEY!r}) makes it fit while {named} keep their "
+            "reuse (estimate); raise those layers' reuse")
+
+
 # ====================================================================== export
 def export_hls(model_or_graph: Any, example_input: Any = None,
                out_dir: str | os.PathLike[str] | None = None, *, board: Board | str = "ultra96",
-               io: str = "parallel", reuse: int = 1, clock_mhz: float | None = None,
+               io: str = "parallel", reuse: ReuseSpec = 1, clock_mhz: float | None = None,
                force: bool = False, test_vectors: Any = None, project_name: str = "qfx_model",
                on_budget: str = "error") -> ExportedProject:
     """Export a complete HLS project for ``board`` (see the module docstring for the files).
@@ -217,7 +247,12 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
         board: board name/alias, board YAML path, or :class:`Board` (unknown names: an error
             listing the known boards).
         io: ``"parallel"`` (the architecture the firmware writer implements).
-        reuse: multiplications per multiplier (>= 1): fewer multipliers, more latency.
+        reuse: multiplications per multiplier (>= 1): fewer multipliers, more latency. An int
+            for every layer, or a mapping ``{node_name: reuse}`` with an optional ``"*"``
+            default (1 when absent), e.g. ``{"fc": 1, "*": 32}``: each layer is folded and
+            estimated with its own factor (unknown node names: an error listing the valid
+            ones). The project's ``reuse`` is the default; ``project.json`` and the report
+            list each layer's factor.
         clock_mhz: target clock (``None``: the board's default).
         force: replace an existing ``out_dir``.
         test_vectors: float inputs ``(samples, *input_shape)`` (a list for several inputs), or
@@ -244,8 +279,7 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
     if io not in _IO_MODES:
         raise ValueError(f"io={io!r} is not implemented by the HLS firmware writer yet; use "
                          f"{', '.join(repr(m) for m in _IO_MODES)}")
-    if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
-        raise ValueError(f"reuse must be an integer >= 1, got {reuse!r}")
+    reuse = normalize_reuse(reuse)
     if out_dir is None:
         raise ValueError("out_dir is required: the folder to write the project into")
     check_identifier(project_name, "project_name")
@@ -260,13 +294,12 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
         raise FileExistsError(f"{target} exists and is not a folder")
 
     graph = _resolve_graph(model_or_graph, example_input)
+    resolve_reuse(graph, reuse)  # unknown node names: an error listing the valid ones
     report = estimate_resources(graph, reuse=reuse, board=brd, clock_mhz=clock)
     over = report.over_budget()
     budget_msg = ""
     if over and on_budget != "ignore":
-        hint = suggest_reuse(graph, brd, start=reuse * 2)
-        advice = (f"reuse={hint} fits (estimate)" if hint is not None
-                  else "no reuse factor makes it fit (estimate)")
+        advice = _budget_advice(graph, brd, reuse)
         budget_msg = (f"the design does not fit {brd.name} ({brd.part}): {'; '.join(over)}; "
                       f"{advice}")
         if on_budget == "error":
@@ -328,6 +361,7 @@ def _write_extras(prj: HLSProject, board: Board, clock: float, report: ResourceR
     # the manifest lists every file of the project, plus what it was exported for
     manifest = dataclasses.replace(
         prj, files=tuple(sorted({*prj.files, *(root / n for n in _EXTRA_FILES)}))).manifest()
+    manifest["reuse_per_layer"] = report.layer_reuse
     manifest["export"] = {
         "board": board.name, "part": board.part, "clock_mhz": clock, "reuse": prj.reuse,
         "io": prj.io, "hls_top": prj.axis_top, "fits_estimate": report.fits,
@@ -372,7 +406,7 @@ def _readme_context(prj: HLSProject, board: Board, clock: float,
     return {
         "project": prj.project_name, "top": prj.top, "axis_top": prj.axis_top,
         "axis_width": prj.axis_width, "board": board, "clock_mhz": clock, "io": prj.io,
-        "reuse": prj.reuse, "model": str(prj.graph.meta.get("model", "graph")),
+        "reuse": report.reuse, "model": str(prj.graph.meta.get("model", "graph")),
         "have_vectors": prj.input_vectors is not None, "samples": samples,
         "estimate_line": line, "hls_project": hls_project_dir(prj.project_name),
         "input_shape": ", ".join(str(s) for s in first.shape), "input_type": first.type.cpp(),

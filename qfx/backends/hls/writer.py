@@ -33,6 +33,11 @@ them); anything else is refused before any file is written. Generated identifier
 suffixes (``_t``, ``_config``, ``_w``, ...), live in the project's namespace and are checked
 for uniqueness.
 
+Parallelism: ``reuse`` (multiplications per multiplier) folds every layer (``_fold`` /
+``_unroll``: unroll factors, never beyond Vivado's 4096); an int applies to the whole model, a
+mapping ``{node_name: reuse, "*": default}`` gives each layer its own factor. Reuse only changes
+unroll factors (pragmas), never the arithmetic.
+
 The export is atomic: everything is rendered and written into a temporary folder next to the
 target, which is then renamed into place; an existing target needs ``force=True``.
 
@@ -54,13 +59,15 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import numbers
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +87,8 @@ from qfx.fixed.fixed_type import FixedType
 from qfx.ir.executor import check_exact, run_graph
 from qfx.ir.graph import Graph, Node, sanitize_identifier, save_graph
 
-__all__ = ["IDENTIFIER_RE", "MAX_UNROLL", "SUPPORTED_OPS", "export_firmware", "templates_dir"]
+__all__ = ["DEFAULT_REUSE_KEY", "IDENTIFIER_RE", "MAX_UNROLL", "SUPPORTED_OPS", "LayerReuse",
+           "ReuseSpec", "export_firmware", "normalize_reuse", "resolve_reuse", "templates_dir"]
 
 #: Names that reach C++ must match this (and are never changed by the writer).
 IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -110,6 +118,114 @@ _WORD_BITS = 32
 _WORD_T = FixedType(_WORD_BITS, _WORD_BITS, False)
 _BINARY_T = FixedType(2, 2)
 _DIR_T = FixedType(2, 2)
+#: The key of a per-layer ``reuse`` mapping that sets the factor of every layer not named.
+DEFAULT_REUSE_KEY = "*"
+
+
+# ====================================================================== reuse factors
+class LayerReuse(dict[str, int]):
+    """Per-layer reuse factors: ``{node_name: reuse}`` plus the ``"*"`` default that every
+    other node gets (always present; :func:`normalize_reuse` builds it). Its ``str`` is the
+    one-line description the generated files and reports print.
+
+    Example:
+        >>> r = LayerReuse({"fc": 1, "*": 32})
+        >>> r.default, r.of("fc"), r.of("conv"), r.overrides, str(r)
+        (32, 1, 32, {'fc': 1}, '32 (per layer: fc=1)')
+    """
+
+    @property
+    def default(self) -> int:
+        """The factor of every node the mapping does not name."""
+        return int(self.get(DEFAULT_REUSE_KEY, 1))
+
+    @property
+    def overrides(self) -> dict[str, int]:
+        """The named nodes and their factors (without the default)."""
+        return {k: v for k, v in self.items() if k != DEFAULT_REUSE_KEY}
+
+    def of(self, node: str) -> int:
+        """The reuse factor of ``node``."""
+        return int(self.get(node, self.default))
+
+    def __str__(self) -> str:
+        over = ", ".join(f"{k}={v}" for k, v in self.overrides.items())
+        return f"{self.default} (per layer: {over})" if over else str(self.default)
+
+
+#: What ``reuse`` accepts: one factor for every layer, or ``{node_name: factor}`` with an
+#: optional ``"*"`` default (1 when absent).
+ReuseSpec = int | Mapping[str, int]
+
+
+def _reuse_value(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def normalize_reuse(reuse: Any) -> int | LayerReuse:
+    """Check a ``reuse`` argument without a graph: an int >= 1 stays an int; a mapping
+    ``{node_name: int >= 1}`` (optional ``"*"`` default, else 1) becomes a :class:`LayerReuse`
+    with the default stored under ``"*"``. Node names are checked by :func:`resolve_reuse`.
+
+    Example:
+        >>> normalize_reuse(4), normalize_reuse({"fc": 2})
+        (4, {'fc': 2, '*': 1})
+        >>> normalize_reuse({"fc": 0})
+        Traceback (most recent call last):
+        ...
+        ValueError: reuse['fc'] must be an integer >= 1, got 0
+    """
+    if isinstance(reuse, Mapping):
+        out = LayerReuse()
+        for key, value in reuse.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"reuse: keys must be node names (or {DEFAULT_REUSE_KEY!r} for "
+                                 f"the default), got {key!r}")
+            if key != DEFAULT_REUSE_KEY:
+                out[key] = _reuse_value(value, f"reuse[{key!r}]")
+        out[DEFAULT_REUSE_KEY] = _reuse_value(reuse.get(DEFAULT_REUSE_KEY, 1),
+                                              f"reuse[{DEFAULT_REUSE_KEY!r}]")
+        return out
+    if isinstance(reuse, bool) or not isinstance(reuse, numbers.Integral):
+        raise ValueError(f"reuse must be an integer >= 1 or a mapping {{node_name: integer >= 1}}"
+                         f" with an optional {DEFAULT_REUSE_KEY!r} default, got {reuse!r}")
+    return _reuse_value(reuse, "reuse")
+
+
+def resolve_reuse(graph: Graph, reuse: Any) -> dict[str, int]:
+    """The reuse factor of every node of ``graph`` (in graph order) from an int or a per-layer
+    mapping (see :func:`normalize_reuse`); a mapping that names a node the graph does not have
+    is refused with the list of valid node names.
+
+    Example:
+        >>> from qfx.ir.graph import Edge
+        >>> g = Graph(inputs=["x"], outputs=["y"])
+        >>> g.add_edge(Edge("x", (3,), FixedType(8, 3)))
+        >>> g.add_edge(Edge("y", (3,), FixedType(8, 3)))
+        >>> g.add_node(Node("relu_1", "relu", ["x"], "y"))
+        >>> resolve_reuse(g, {"*": 4})
+        {'relu_1': 4}
+        >>> resolve_reuse(g, {"relu1": 2})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: reuse: ... 'relu1' (did you mean 'relu_1'?); valid node names: relu_1 ...
+    """
+    spec = normalize_reuse(reuse)
+    names = [n.name for n in graph.nodes]
+    if isinstance(spec, int):
+        return dict.fromkeys(names, spec)
+    unknown = [k for k in spec.overrides if k not in set(names)]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(sanitize_identifier(k), names, n=1)
+            hints.append(f"{k!r} (did you mean {close[0]!r}?)" if close else repr(k))
+        raise ValueError(f"reuse: the graph has no node named {', '.join(hints)}; valid node "
+                         f"names: {', '.join(names) or '(none)'} (and {DEFAULT_REUSE_KEY!r} for "
+                         "the default of the others)")
+    return {n: spec.of(n) for n in names}
 
 
 # ====================================================================== templates
@@ -525,7 +641,9 @@ def _unroll(n: int, reuse: int, inner: int = 1) -> int:
     return max(1, min(n, -(-n // reuse), MAX_UNROLL // max(inner, 1)))
 
 
-def _plan(graph: Graph, project_name: str, reuse: int, axis_width: int | None) -> _Plan:
+def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
+          axis_width: int | None) -> _Plan:
+    per_node = resolve_reuse(graph, reuse)
     names = _Names()
     for reserved in ("in_stream", "out_stream", "qfx"):  # names the templates use
         names.take(reserved)
@@ -653,7 +771,8 @@ def _plan(graph: Graph, project_name: str, reuse: int, axis_width: int | None) -
         array[node.output] = names.take(f"{node.output}_out")
         locals_.append({"name": array[node.output], "type": tname[node.output], "size": size,
                         "node": node.name})
-        cfg = _config(graph, node, names.take(f"{node.name}_config"), tname, ntype, reuse)
+        cfg = _config(graph, node, names.take(f"{node.name}_config"), tname, ntype,
+                      per_node[node.name])
         configs.append(cfg)
         steps.append({
             "node": node.name, "op": node.op, "alias": False, "config": cfg["name"],
@@ -678,7 +797,7 @@ def _plan(graph: Graph, project_name: str, reuse: int, axis_width: int | None) -
     context = {
         "project": project_name, "top": top, "axis_top": axis_top, "axis_word": axis_word,
         "ns": ns, "model": sanitize_identifier(str(graph.meta.get("model", "graph"))),
-        "reuse": reuse,
+        "reuse": reuse, "reuse_per_layer": per_node,
         "axis_width": axis_width, "edge_types": edge_types, "node_types": node_types,
         "configs": configs, "params": params, "locals": locals_, "steps": steps,
         "copies": copies, "inputs": [port_ctx(p) for p in inputs],
@@ -690,7 +809,9 @@ def _plan(graph: Graph, project_name: str, reuse: int, axis_width: int | None) -
 
 def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
             ntype: dict[tuple[str, str], str], reuse: int) -> dict[str, Any]:
-    """One config struct: member typedefs, integer constants, the layer function to call."""
+    """One config struct: member typedefs, integer constants, the layer function to call.
+    ``reuse`` is this node's own factor: it sets the unroll factors (the pragmas' factors in
+    qfx_layers.h) and is recorded as the struct's ``reuse`` member."""
     a = node.attrs
     x = graph.edges[node.inputs[0]]
     out = graph.edges[node.output]
@@ -826,6 +947,7 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
                 func = "avgpool2d_shift"
                 ints.append(("shift", int(a["shift"])))
         ints.append(("unroll", _unroll(n, reuse, kh * kw)))
+    ints.append(("reuse", reuse))
     return {"name": name, "node": node.name, "op": node.op, "func": func, "types": types,
             "ints": ints, "param_kinds": kinds}
 
@@ -861,7 +983,8 @@ def _vectors(graph: Graph, vectors: Any) -> tuple[np.ndarray, np.ndarray]:
 
 # ====================================================================== export
 def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
-                    project_name: str = "qfx_model", io: str = "parallel", reuse: int = 1,
+                    project_name: str = "qfx_model", io: str = "parallel",
+                    reuse: ReuseSpec = 1,
                     force: bool = False, test_vectors: np.ndarray | Sequence[Any] | None = None,
                     axis_width: int | None = None) -> HLSProject:
     """Write the HLS firmware, testbench and (optionally) test vectors of a frozen graph.
@@ -874,7 +997,12 @@ def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
         io: ``"parallel"`` (arrays between layers); the streaming architecture is not
             implemented by this writer yet.
         reuse: multiplications per multiplier (>= 1); sets the unroll factors of each layer,
-            never beyond 4096 iterations of a loop.
+            never beyond 4096 iterations of a loop. An int applies to every layer; a mapping
+            ``{node_name: reuse}`` with an optional ``"*"`` default (1 when absent) folds each
+            layer by its own factor (``{"fc": 1, "*": 32}``); unknown node names are refused
+            with the list of valid ones. Reuse never changes the arithmetic, only the unroll
+            factors (recorded in each config struct's ``reuse`` member and in
+            ``project.json``'s ``reuse_per_layer``); ``HLSProject.reuse`` is the default.
         force: replace an existing ``out_dir``.
         test_vectors: float inputs, shape ``(samples, *input_shape)`` (a list for several graph
             inputs). They are represented in the graph input edge's type (its rounding and
@@ -901,9 +1029,9 @@ def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
     if io not in _IO_MODES:
         raise ValueError(f"io={io!r} is not implemented by the firmware writer; use one of "
                          f"{', '.join(_IO_MODES)}")
-    if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
-        raise ValueError(f"reuse must be an integer >= 1, got {reuse!r}")
+    reuse = normalize_reuse(reuse)
     _validate(graph)
+    resolve_reuse(graph, reuse)  # unknown node names: refused before anything is written
     target = Path(out_dir).expanduser().absolute()
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass force=True to replace it")
@@ -917,7 +1045,8 @@ def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        _write_tree(_project(tmp, plan, graph, io, files, vectors is not None), files, vectors)
+        _write_tree(_project(tmp, plan, graph, io, files, vectors is not None), files, vectors,
+                    plan.context["reuse_per_layer"])
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -932,9 +1061,12 @@ def _project(root: Path, plan: _Plan, graph: Graph, io: str, files: dict[str, st
     rel = [*files, MANIFEST_NAME, MODEL_NAME]
     if have_vectors:
         rel += ["tb/inputs.txt", "tb/expected.txt"]
+    reuse = ctx["reuse"]
     return HLSProject(
         root=root, project_name=ctx["project"], top=ctx["top"], axis_top=ctx["axis_top"],
-        namespace=ctx["ns"], io=io, reuse=ctx["reuse"], axis_width=ctx["axis_width"],
+        namespace=ctx["ns"], io=io,
+        reuse=reuse.default if isinstance(reuse, LayerReuse) else int(reuse),
+        axis_width=ctx["axis_width"],
         graph=graph, inputs=plan.inputs, outputs=plan.outputs,
         files=tuple(sorted(root / r for r in rel)),
         input_vectors=tb / "inputs.txt" if have_vectors else None,
@@ -965,7 +1097,8 @@ def _render(plan: _Plan, have_vectors: bool) -> dict[str, str]:
 
 
 def _write_tree(prj: HLSProject, files: dict[str, str],
-                vectors: tuple[np.ndarray, np.ndarray] | None) -> None:
+                vectors: tuple[np.ndarray, np.ndarray] | None,
+                reuse_per_layer: Mapping[str, int]) -> None:
     for rel, text in files.items():
         path = prj.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -978,7 +1111,8 @@ def _write_tree(prj: HLSProject, files: dict[str, str],
         write_vectors(prj.expected_vectors, exp,
                       [f"expected outputs of the exact executor (raw mantissas): {out_desc}"])
     save_graph(prj.graph, prj.root / MODEL_NAME)
-    (prj.root / MANIFEST_NAME).write_text(json.dumps(prj.manifest(), indent=2) + "\n",
+    manifest = dict(prj.manifest(), reuse_per_layer=dict(reuse_per_layer))
+    (prj.root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n",
                                           encoding="utf-8")
 
 
