@@ -175,11 +175,7 @@ def test_quantization_without_converter_trains_float(tmp_path: Path,
 
 def test_quantization_uses_qfx_quantize_model(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    nn_pkg = pytest.importorskip("qfx.nn")
-    if not hasattr(nn_pkg, "quantize_model"):
-        pytest.skip("qfx.nn.quantize_model is not available")
-    if not hasattr(qfx, "quantize_model"):
-        monkeypatch.setattr(qfx, "quantize_model", nn_pkg.quantize_model, raising=False)
+    assert hasattr(qfx, "quantize_model")
     cfg = parse_train_config(_synthetic_config(tmp_path, quantization={"bits": 8}))
     result = run_training(cfg, progress=False)
     assert result.metadata["quantized"] is True
