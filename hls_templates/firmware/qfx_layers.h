@@ -222,13 +222,45 @@ CAST:
   }
 }
 
+// ------------------------------------------------------------------------------ constants
+// dense, conv2d and batchnorm each have ONE loop nest (dense_core, conv2d_core, batchnorm_core)
+// shared by the plain layers and their K-hot variants; the layer's constants (weights, or the
+// BatchNorm scale) come as a policy object that forms the products:
+//   * const_weights<C_T>: raw mantissas of type C_T, one multiplication per product;
+//   * khot_weights<CFG, C_T>: K-hot digit tables, shifts and adds (see the K-hot section).
+// Policy interface (idx: the constant's index in the layer's PyTorch order):
+//   mac(acc, x, idx)  acc += x * c[idx] on ap_fixed values (exact in acc, see the header);
+//   n_terms, term(idx, j)  raw(c[idx]) == sum_{j < n_terms} term(idx, j) (native path; a term
+//                     is the raw constant, or +-2**shift of a digit, or 0);
+//   narrow            whether the native sums may run on native_acc (int32 for small
+//                     accumulators) instead of int64.
+// The wrappers (dense, dense_khot, ...) keep the functions the generated top calls and carry the
+// pragmas on their constant arrays; the cores are inlined into them.
+
+/// Constants stored as raw mantissas of C_T (the plain layers).
+template <class C_T>
+struct const_weights {
+  static const int n_terms = 1;
+  static const bool narrow = true;
+  const typename raw_storage<C_T>::type* c;
+  template <class ACC_T, class IN_T>
+  void mac(ACC_T& acc, const IN_T& x, int idx) const {
+#pragma HLS INLINE
+    acc += x * from_raw<C_T>(c[idx]);
+  }
+  int64_t term(int idx, int j) const {
+    (void)j;
+    return (int64_t)c[idx];
+  }
+};
+
 // ------------------------------------------------------------------------------ dense
 // CFG: in_t, out_t, acc_t, weight_t, bias_t, n_in, n_out, red_unroll, out_unroll.
 // w: [n_out][n_in] (PyTorch order), b: [n_out].
-template <class CFG>
-void dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
-           const typename raw_storage<typename CFG::weight_t>::type w[CFG::n_out * CFG::n_in],
-           const typename raw_storage<typename CFG::bias_t>::type b[CFG::n_out]) {
+template <class CFG, class WTS>
+void dense_core(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
+                const WTS& wts, const typename raw_storage<typename CFG::bias_t>::type b[CFG::n_out]) {
+#pragma HLS INLINE
   typedef typename CFG::acc_t acc_t;
   typedef typename CFG::weight_t weight_t;
   typedef typename CFG::bias_t bias_t;
@@ -241,13 +273,14 @@ void dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_o
   QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<bias_t>::frac,
                     "dense: the accumulator must hold the bias exactly");
 #if QFX_NATIVE
-  typedef typename native_acc<acc_t>::type A;
+  typedef typename if_c<WTS::narrow, typename native_acc<acc_t>::type, int64_t>::type A;
   static A xr[CFG::n_in];
   for (int i = 0; i < CFG::n_in; i++) xr[i] = (A)to_raw(x[i]);
   for (int o = 0; o < CFG::n_out; o++) {
-    const typename raw_storage<weight_t>::type* wo = w + o * CFG::n_in;
     A s = 0;
-    for (int i = 0; i < CFG::n_in; i++) s += xr[i] * (A)wo[i];
+    for (int i = 0; i < CFG::n_in; i++) {
+      for (int j = 0; j < WTS::n_terms; j++) s += xr[i] * (A)wts.term(o * CFG::n_in + i, j);
+    }
     const int64_t acc = (int64_t)b[o] * pow2(sb) + (int64_t)s * pow2(sx);
     y[o] = from_raw<acc_t>(acc);
   }
@@ -259,7 +292,6 @@ void dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_o
   (void)red_unroll;
   (void)out_unroll;
 #pragma HLS ARRAY_PARTITION variable=x cyclic factor=red_unroll
-#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
 DENSE_OUT:
   for (int o = 0; o < CFG::n_out; o++) {
 #pragma HLS UNROLL factor=out_unroll
@@ -268,11 +300,22 @@ DENSE_OUT:
     for (int i = 0; i < CFG::n_in; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=red_unroll
-      acc += x[i] * from_raw<weight_t>(w[o * CFG::n_in + i]);
+      wts.mac(acc, x[i], o * CFG::n_in + i);
     }
     y[o] = acc;  // the one cast to the output type
   }
 #endif
+}
+
+template <class CFG>
+void dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
+           const typename raw_storage<typename CFG::weight_t>::type w[CFG::n_out * CFG::n_in],
+           const typename raw_storage<typename CFG::bias_t>::type b[CFG::n_out]) {
+  const int red_unroll = CFG::red_unroll;
+  (void)red_unroll;
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+  const const_weights<typename CFG::weight_t> wts = {w};
+  dense_core<CFG>(x, y, wts, b);
 }
 
 // ------------------------------------------------------------------------------ conv2d
@@ -280,18 +323,18 @@ DENSE_OUT:
 //      stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, red_unroll, out_unroll.
 // x: [in_c][in_h][in_w], y: [out_c][out_h][out_w], w: [out_c][in_c/groups][k_h][k_w], b: [out_c].
 // Zero padding; groups == in_c == out_c is a depthwise convolution.
-template <class CFG>
-void conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
-            typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
-            const typename raw_storage<typename CFG::weight_t>::type
-                w[CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w],
-            const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
+template <class CFG, class WTS>
+void conv2d_core(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+                 typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w], const WTS& wts,
+                 const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
+#pragma HLS INLINE
   typedef typename CFG::acc_t acc_t;
   typedef typename CFG::weight_t weight_t;
   typedef typename CFG::bias_t bias_t;
   const int cin_g = CFG::in_c / CFG::groups;
   const int cout_g = CFG::out_c / CFG::groups;
   const int n_pix = CFG::out_h * CFG::out_w;
+  const int n_red = cin_g * CFG::k_h * CFG::k_w;
   const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
                  fixed_traits<weight_t>::frac;
   const int sb = fixed_traits<acc_t>::frac - fixed_traits<bias_t>::frac;
@@ -303,40 +346,39 @@ void conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
   QFX_STATIC_ASSERT(CFG::in_c % CFG::groups == 0 && CFG::out_c % CFG::groups == 0,
                     "conv2d: channels must be divisible by groups");
 #if QFX_NATIVE
-  // Loop order for the CPU: per output channel, one weight at a time over the whole output
-  // plane (the plane's partial sums stay in cache; the innermost loop is contiguous for
+  // Loop order for the CPU: per output channel, one term of one weight at a time over the whole
+  // output plane (the plane's partial sums stay in cache; the innermost loop is contiguous for
   // stride 1). Exact in any order, see the file header.
-  typedef typename native_acc<acc_t>::type A;
-  typedef typename raw_storage<weight_t>::type WR;
+  typedef typename if_c<WTS::narrow, typename native_acc<acc_t>::type, int64_t>::type A;
   static A xr[CFG::in_c * CFG::in_h * CFG::in_w];
   static A s[n_pix];
   for (int i = 0; i < CFG::in_c * CFG::in_h * CFG::in_w; i++) xr[i] = (A)to_raw(x[i]);
   for (int oc = 0; oc < CFG::out_c; oc++) {
     const int g = oc / cout_g;
     for (int p = 0; p < n_pix; p++) s[p] = 0;
-    for (int icg = 0; icg < cin_g; icg++) {
+    for (int k = 0; k < n_red; k++) {
+      const int icg = k / (CFG::k_h * CFG::k_w);
+      const int kh = (k / CFG::k_w) % CFG::k_h;
+      const int kw = k % CFG::k_w;
       const A* xc = xr + (g * cin_g + icg) * CFG::in_h * CFG::in_w;
-      const WR* wk = w + (oc * cin_g + icg) * CFG::k_h * CFG::k_w;
-      for (int kh = 0; kh < CFG::k_h; kh++) {
-        for (int kw = 0; kw < CFG::k_w; kw++) {
-          const A wv = (A)wk[kh * CFG::k_w + kw];
-          if (wv == 0) continue;
-          const int off_w = kw * CFG::dil_w - CFG::pad_w;  // iw = ow * stride_w + off_w
-          int ow_lo = 0;
-          while (ow_lo < CFG::out_w && ow_lo * CFG::stride_w + off_w < 0) ow_lo++;
-          int ow_hi = CFG::out_w;
-          while (ow_hi > ow_lo && (ow_hi - 1) * CFG::stride_w + off_w >= CFG::in_w) ow_hi--;
-          const int n_ow = ow_hi - ow_lo;
-          for (int oh = 0; oh < CFG::out_h; oh++) {
-            const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
-            if (ih < 0 || ih >= CFG::in_h) continue;
-            const A* row = xc + ih * CFG::in_w + ow_lo * CFG::stride_w + off_w;
-            A* srow = s + oh * CFG::out_w + ow_lo;
-            if (CFG::stride_w == 1) {
-              for (int j = 0; j < n_ow; j++) srow[j] += wv * row[j];
-            } else {
-              for (int j = 0; j < n_ow; j++) srow[j] += wv * row[j * CFG::stride_w];
-            }
+      for (int j = 0; j < WTS::n_terms; j++) {
+        const A wv = (A)wts.term(oc * n_red + k, j);
+        if (wv == 0) continue;
+        const int off_w = kw * CFG::dil_w - CFG::pad_w;  // iw = ow * stride_w + off_w
+        int ow_lo = 0;
+        while (ow_lo < CFG::out_w && ow_lo * CFG::stride_w + off_w < 0) ow_lo++;
+        int ow_hi = CFG::out_w;
+        while (ow_hi > ow_lo && (ow_hi - 1) * CFG::stride_w + off_w >= CFG::in_w) ow_hi--;
+        const int n_ow = ow_hi - ow_lo;
+        for (int oh = 0; oh < CFG::out_h; oh++) {
+          const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
+          if (ih < 0 || ih >= CFG::in_h) continue;
+          const A* row = xc + ih * CFG::in_w + ow_lo * CFG::stride_w + off_w;
+          A* srow = s + oh * CFG::out_w + ow_lo;
+          if (CFG::stride_w == 1) {
+            for (int q = 0; q < n_ow; q++) srow[q] += wv * row[q];
+          } else {
+            for (int q = 0; q < n_ow; q++) srow[q] += wv * row[q * CFG::stride_w];
           }
         }
       }
@@ -349,12 +391,10 @@ void conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
 #else
   (void)sx;
   (void)sb;
-  const int n_red = cin_g * CFG::k_h * CFG::k_w;
   const int red_unroll = CFG::red_unroll;
   const int out_unroll = CFG::out_unroll;
   (void)red_unroll;
   (void)out_unroll;
-#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
 CONV_OC:
   for (int oc = 0; oc < CFG::out_c; oc++) {
     const int g = oc / cout_g;
@@ -374,8 +414,7 @@ CONV_OC:
         const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
         const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
         if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w) {
-          acc += x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw] *
-                 from_raw<weight_t>(w[oc * n_red + k]);
+          wts.mac(acc, x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw], oc * n_red + k);
         }
       }
       y[oc * n_pix + p] = acc;  // the one cast to the output type
@@ -384,14 +423,27 @@ CONV_OC:
 #endif
 }
 
+template <class CFG>
+void conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+            typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
+            const typename raw_storage<typename CFG::weight_t>::type
+                w[CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w],
+            const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
+  const int red_unroll = CFG::red_unroll;
+  (void)red_unroll;
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+  const const_weights<typename CFG::weight_t> wts = {w};
+  conv2d_core<CFG>(x, y, wts, b);
+}
+
 // ------------------------------------------------------------------------------ batchnorm
 // CFG: in_t, out_t, acc_t, scale_t, shift_t, n_chan, n_spatial, unroll.
 // y[c][p] = (acc_t)(x[c][p] * scale[c] + shift[c]) cast to out_t.
-template <class CFG>
-void batchnorm(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
-               typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
-               const typename raw_storage<typename CFG::scale_t>::type scale[CFG::n_chan],
-               const typename raw_storage<typename CFG::shift_t>::type shift[CFG::n_chan]) {
+template <class CFG, class WTS>
+void batchnorm_core(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+                    typename CFG::out_t y[CFG::n_chan * CFG::n_spatial], const WTS& scale,
+                    const typename raw_storage<typename CFG::shift_t>::type shift[CFG::n_chan]) {
+#pragma HLS INLINE
   typedef typename CFG::acc_t acc_t;
   typedef typename CFG::scale_t scale_t;
   typedef typename CFG::shift_t shift_t;
@@ -405,11 +457,13 @@ void batchnorm(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
                     "batchnorm: the accumulator must hold the shift exactly");
 #if QFX_NATIVE
   for (int c = 0; c < CFG::n_chan; c++) {
-    const int64_t sr = (int64_t)scale[c] * pow2(sx);
     const int64_t hr = (int64_t)shift[c] * pow2(sh);
     for (int p = 0; p < CFG::n_spatial; p++) {
       const int i = c * CFG::n_spatial + p;
-      y[i] = from_raw<acc_t>(to_raw(x[i]) * sr + hr);
+      const int64_t xr = to_raw(x[i]);
+      int64_t prod = 0;
+      for (int j = 0; j < WTS::n_terms; j++) prod += xr * scale.term(c, j);
+      y[i] = from_raw<acc_t>(prod * pow2(sx) + hr);
     }
   }
 #else
@@ -419,18 +473,27 @@ void batchnorm(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
   (void)unroll;
 BN_CHAN:
   for (int c = 0; c < CFG::n_chan; c++) {
-    const scale_t s = from_raw<scale_t>(scale[c]);
     const shift_t h = from_raw<shift_t>(shift[c]);
   BN_PIX:
     for (int p = 0; p < CFG::n_spatial; p++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=unroll
       const int i = c * CFG::n_spatial + p;
-      const acc_t acc = x[i] * s + h;
+      acc_t acc = h;  // exact (see the static_asserts), then acc += x * scale exactly
+      scale.mac(acc, x[i], c);
       y[i] = acc;  // the one cast to the output type
     }
   }
 #endif
+}
+
+template <class CFG>
+void batchnorm(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+               typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
+               const typename raw_storage<typename CFG::scale_t>::type scale[CFG::n_chan],
+               const typename raw_storage<typename CFG::shift_t>::type shift[CFG::n_chan]) {
+  const const_weights<typename CFG::scale_t> wts = {scale};
+  batchnorm_core<CFG>(x, y, wts, shift);
 }
 
 // ------------------------------------------------------------------------------ relu
@@ -683,9 +746,31 @@ inline int64_t khot_native(int64_t xr, const SG* sg, const SH* sh) {
   return p;
 }
 
+/// K-hot constants of C_T: digit tables sg, sh ([...][K], K = CFG::khot), see above. The native
+/// sums run on int64 (the partial digit sums of one product may exceed the accumulator's range).
+template <class CFG, class C_T>
+struct khot_weights {
+  static const int n_terms = CFG::khot;
+  static const bool narrow = false;
+  const typename raw_storage<typename CFG::dsign_t>::type* sg;
+  const typename raw_storage<typename CFG::dshift_t>::type* sh;
+  template <class ACC_T, class IN_T>
+  void mac(ACC_T& acc, const IN_T& x, int idx) const {
+#pragma HLS INLINE
+    const int d = idx * CFG::khot;
+    acc += khot_product<IN_T, C_T, CFG::khot>(x, sg + d, sh + d);
+  }
+  int64_t term(int idx, int j) const {
+    const int d = idx * CFG::khot + j;
+    if (sg[d] > 0) return pow2((int)sh[d]);
+    if (sg[d] < 0) return -pow2((int)sh[d]);
+    return 0;
+  }
+};
+
 // ------------------------------------------------------------------------------ dense_khot
 // CFG: as dense, plus dsign_t, dshift_t (digit tables' types) and khot (K).
-// sg, sh: [n_out][n_in][K]; b: [n_out].
+// sg, sh: [n_out][n_in][K]; b: [n_out]. The loops are dense_core's.
 template <class CFG>
 void dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
                 const typename raw_storage<typename CFG::dsign_t>::type
@@ -693,58 +778,18 @@ void dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG
                 const typename raw_storage<typename CFG::dshift_t>::type
                     sh[CFG::n_out * CFG::n_in * CFG::khot],
                 const typename raw_storage<typename CFG::bias_t>::type b[CFG::n_out]) {
-  typedef typename CFG::acc_t acc_t;
-  typedef typename CFG::weight_t weight_t;
-  typedef typename CFG::bias_t bias_t;
-  const int K = CFG::khot;
-  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
-                 fixed_traits<weight_t>::frac;
-  const int sb = fixed_traits<acc_t>::frac - fixed_traits<bias_t>::frac;
-  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
-                            fixed_traits<weight_t>::frac >= 0,
-                    "dense_khot: the accumulator must hold every product exactly");
-  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<bias_t>::frac,
-                    "dense_khot: the accumulator must hold the bias exactly");
-#if QFX_NATIVE
-  static int64_t xr[CFG::n_in];
-  for (int i = 0; i < CFG::n_in; i++) xr[i] = to_raw(x[i]);
-  for (int o = 0; o < CFG::n_out; o++) {
-    int64_t s = 0;
-    for (int i = 0; i < CFG::n_in; i++) {
-      const int d = (o * CFG::n_in + i) * K;
-      s += khot_native<K>(xr[i], sg + d, sh + d);
-    }
-    y[o] = from_raw<acc_t>((int64_t)b[o] * pow2(sb) + s * pow2(sx));
-  }
-#else
-  (void)sx;
-  (void)sb;
   const int red_unroll = CFG::red_unroll;
-  const int out_unroll = CFG::out_unroll;
   (void)red_unroll;
-  (void)out_unroll;
-#pragma HLS ARRAY_PARTITION variable=x cyclic factor=red_unroll
 #pragma HLS ARRAY_PARTITION variable=sg cyclic factor=red_unroll
 #pragma HLS ARRAY_PARTITION variable=sh cyclic factor=red_unroll
 #pragma HLS BIND_OP op=mul impl=fabric
-DENSE_KHOT_OUT:
-  for (int o = 0; o < CFG::n_out; o++) {
-#pragma HLS UNROLL factor=out_unroll
-    acc_t acc = from_raw<bias_t>(b[o]);
-  DENSE_KHOT_RED:
-    for (int i = 0; i < CFG::n_in; i++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS UNROLL factor=red_unroll
-      const int d = (o * CFG::n_in + i) * K;
-      acc += khot_product<typename CFG::in_t, weight_t, K>(x[i], sg + d, sh + d);
-    }
-    y[o] = acc;  // the one cast to the output type
-  }
-#endif
+  const khot_weights<CFG, typename CFG::weight_t> wts = {sg, sh};
+  dense_core<CFG>(x, y, wts, b);
 }
 
 // ------------------------------------------------------------------------------ conv2d_khot
 // CFG: as conv2d, plus dsign_t, dshift_t and khot (K). sg, sh: [out_c][in_c/groups][k_h][k_w][K].
+// The loops are conv2d_core's.
 template <class CFG>
 void conv2d_khot(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
                  typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
@@ -753,99 +798,18 @@ void conv2d_khot(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
                  const typename raw_storage<typename CFG::dshift_t>::type
                      sh[CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w * CFG::khot],
                  const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
-  typedef typename CFG::acc_t acc_t;
-  typedef typename CFG::weight_t weight_t;
-  typedef typename CFG::bias_t bias_t;
-  const int K = CFG::khot;
-  const int cin_g = CFG::in_c / CFG::groups;
-  const int cout_g = CFG::out_c / CFG::groups;
-  const int n_pix = CFG::out_h * CFG::out_w;
-  const int n_red = cin_g * CFG::k_h * CFG::k_w;
-  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
-                 fixed_traits<weight_t>::frac;
-  const int sb = fixed_traits<acc_t>::frac - fixed_traits<bias_t>::frac;
-  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
-                            fixed_traits<weight_t>::frac >= 0,
-                    "conv2d_khot: the accumulator must hold every product exactly");
-  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<bias_t>::frac,
-                    "conv2d_khot: the accumulator must hold the bias exactly");
-  QFX_STATIC_ASSERT(CFG::in_c % CFG::groups == 0 && CFG::out_c % CFG::groups == 0,
-                    "conv2d_khot: channels must be divisible by groups");
-#if QFX_NATIVE
-  // Per output channel and tap, each non-zero digit adds sign * (x << shift) over the whole
-  // output plane (int64: exact whatever the order of the digit sums).
-  static int64_t xr[CFG::in_c * CFG::in_h * CFG::in_w];
-  static int64_t s[n_pix];
-  for (int i = 0; i < CFG::in_c * CFG::in_h * CFG::in_w; i++) xr[i] = to_raw(x[i]);
-  for (int oc = 0; oc < CFG::out_c; oc++) {
-    const int g = oc / cout_g;
-    for (int p = 0; p < n_pix; p++) s[p] = 0;
-    for (int k = 0; k < n_red; k++) {
-      const int icg = k / (CFG::k_h * CFG::k_w);
-      const int kh = (k / CFG::k_w) % CFG::k_h;
-      const int kw = k % CFG::k_w;
-      const int64_t* xc = xr + (g * cin_g + icg) * CFG::in_h * CFG::in_w;
-      for (int j = 0; j < K; j++) {
-        const int d = (oc * n_red + k) * K + j;
-        if (sg[d] == 0) continue;
-        const int64_t dv = sg[d] > 0 ? pow2((int)sh[d]) : -pow2((int)sh[d]);
-        for (int oh = 0; oh < CFG::out_h; oh++) {
-          const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
-          if (ih < 0 || ih >= CFG::in_h) continue;
-          for (int ow = 0; ow < CFG::out_w; ow++) {
-            const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
-            if (iw < 0 || iw >= CFG::in_w) continue;
-            s[oh * CFG::out_w + ow] += dv * xc[ih * CFG::in_w + iw];
-          }
-        }
-      }
-    }
-    const int64_t bias = (int64_t)b[oc] * pow2(sb);
-    typename CFG::out_t* yc = y + oc * n_pix;
-    for (int p = 0; p < n_pix; p++) yc[p] = from_raw<acc_t>(bias + s[p] * pow2(sx));
-  }
-#else
-  (void)sx;
-  (void)sb;
   const int red_unroll = CFG::red_unroll;
-  const int out_unroll = CFG::out_unroll;
   (void)red_unroll;
-  (void)out_unroll;
 #pragma HLS ARRAY_PARTITION variable=sg cyclic factor=red_unroll
 #pragma HLS ARRAY_PARTITION variable=sh cyclic factor=red_unroll
 #pragma HLS BIND_OP op=mul impl=fabric
-CONV_KHOT_OC:
-  for (int oc = 0; oc < CFG::out_c; oc++) {
-    const int g = oc / cout_g;
-  CONV_KHOT_PIX:
-    for (int p = 0; p < n_pix; p++) {
-#pragma HLS UNROLL factor=out_unroll
-      const int oh = p / CFG::out_w;
-      const int ow = p % CFG::out_w;
-      acc_t acc = from_raw<bias_t>(b[oc]);
-    CONV_KHOT_RED:
-      for (int k = 0; k < n_red; k++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS UNROLL factor=red_unroll
-        const int icg = k / (CFG::k_h * CFG::k_w);
-        const int kh = (k / CFG::k_w) % CFG::k_h;
-        const int kw = k % CFG::k_w;
-        const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
-        const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
-        if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w) {
-          const int d = (oc * n_red + k) * K;
-          acc += khot_product<typename CFG::in_t, weight_t, K>(
-              x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw], sg + d, sh + d);
-        }
-      }
-      y[oc * n_pix + p] = acc;  // the one cast to the output type
-    }
-  }
-#endif
+  const khot_weights<CFG, typename CFG::weight_t> wts = {sg, sh};
+  conv2d_core<CFG>(x, y, wts, b);
 }
 
 // ------------------------------------------------------------------------------ batchnorm_khot
 // CFG: as batchnorm, plus dsign_t, dshift_t and khot (K). sg, sh: [n_chan][K] (digits of scale).
+// The loops are batchnorm_core's.
 template <class CFG>
 void batchnorm_khot(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
                     typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
@@ -855,47 +819,9 @@ void batchnorm_khot(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
                         sh[CFG::n_chan * CFG::khot],
                     const typename raw_storage<typename CFG::shift_t>::type
                         shift[CFG::n_chan]) {
-  typedef typename CFG::acc_t acc_t;
-  typedef typename CFG::scale_t scale_t;
-  typedef typename CFG::shift_t shift_t;
-  const int K = CFG::khot;
-  const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
-                 fixed_traits<scale_t>::frac;
-  const int shf = fixed_traits<acc_t>::frac - fixed_traits<shift_t>::frac;
-  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
-                            fixed_traits<scale_t>::frac >= 0,
-                    "batchnorm_khot: the accumulator must hold x * scale exactly");
-  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac >= fixed_traits<shift_t>::frac,
-                    "batchnorm_khot: the accumulator must hold the shift exactly");
-#if QFX_NATIVE
-  for (int c = 0; c < CFG::n_chan; c++) {
-    const int64_t hr = (int64_t)shift[c] * pow2(shf);
-    for (int p = 0; p < CFG::n_spatial; p++) {
-      const int i = c * CFG::n_spatial + p;
-      y[i] = from_raw<acc_t>(khot_native<K>(to_raw(x[i]), sg + c * K, sh + c * K) * pow2(sx) +
-                             hr);
-    }
-  }
-#else
-  (void)sx;
-  (void)shf;
-  const int unroll = CFG::unroll;
-  (void)unroll;
 #pragma HLS BIND_OP op=mul impl=fabric
-BN_KHOT_CHAN:
-  for (int c = 0; c < CFG::n_chan; c++) {
-    const shift_t h = from_raw<shift_t>(shift[c]);
-  BN_KHOT_PIX:
-    for (int p = 0; p < CFG::n_spatial; p++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS UNROLL factor=unroll
-      const int i = c * CFG::n_spatial + p;
-      const acc_t acc =
-          khot_product<typename CFG::in_t, scale_t, K>(x[i], sg + c * K, sh + c * K) + h;
-      y[i] = acc;  // the one cast to the output type
-    }
-  }
-#endif
+  const khot_weights<CFG, typename CFG::scale_t> wts = {sg, sh};
+  batchnorm_core<CFG>(x, y, wts, shift);
 }
 
 // ==============================================================================================
