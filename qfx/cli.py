@@ -60,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"qfx {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except Exception as err:  # a bug, not bad input: still one line, traceback on request
+        if args.debug:
+            raise
+        print(f"qfx {args.command}: internal error: {type(err).__name__}: {err} (rerun with "
+              "--debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -91,6 +91,13 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
     if cfg.quantization is not None and kind == "qfx":
         raise ValueError(f"{where}: model {cfg.model!r} is built from qfx layers (already "
                          "quantized): remove the `quantization:` section")
+    if cfg.quantization is not None:
+        from qfx.nn.config import QConfig
+
+        try:  # fail at load time, not after training has started
+            QConfig.from_dict(cfg.quantization)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}.quantization: {err}") from None
     board = extra.get("board", "ultra96")
     if not isinstance(board, str):
         raise ValueError(f"{where}.board: expected a board name or a path to a board YAML")

@@ -70,3 +70,8 @@ def test_flow_export_reuse_may_be_per_layer():
     with pytest.raises(ValueError, match="export.reuse"):
         load_flow({"dataset": "digits", "model": "digits_cnn", "quantization": {"bits": 8},
                    "export": {"reuse": {"fc": 0}}})
+
+
+def test_bad_quantization_section_fails_when_the_flow_is_loaded():
+    with pytest.raises(ValueError, match=r"quantization: QConfig.input_width"):
+        load_flow({"dataset": "digits", "model": "digits_cnn", "quantization": {"bits": 99}})
