@@ -17,9 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.graph import Graph, Node, sanitize_identifier
 
-__all__ = ["OnnxExportError", "OnnxImportError", "Builder", "save_model_atomic", "edge_source",
-           "cast_needs", "check_opset", "node_label", "QONNX_DOMAIN", "DEFAULT_OPSET",
-           "MIN_OPSET"]
+__all__ = ["OnnxExportError", "OnnxImportError", "Builder", "maxpool_pads", "save_model_atomic",
+           "edge_source", "cast_needs", "check_opset", "node_label", "QONNX_DOMAIN",
+           "DEFAULT_OPSET", "MIN_OPSET"]
 
 #: Domain of the QONNX custom operators (Quant, BipolarQuant, Trunc).
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -73,6 +73,25 @@ def cast_needs(src: FixedType | None, dst: FixedType) -> tuple[bool, bool]:
     if dst.overflow == "SAT_SYM" and dst.signed and dst.width > 1:
         floor_min = -dst.raw_max
     return need_round, not (floor_min <= lo and hi <= dst.raw_max)
+
+
+def maxpool_pads(node: Node, in_hw: Sequence[int], out_hw: Sequence[int]) -> list[int]:
+    """ONNX MaxPool ``pads`` (top, left, bottom, right) giving torch's windows, ceil_mode
+    included: MaxPool ignores padded cells, so end padding that yields the same windows gives
+    the same values; onnxruntime refuses padding as large as the kernel."""
+    a = node.attrs
+    pair = [v if isinstance(v, (list, tuple)) else (v, v)
+            for v in (a["kernel"], a["stride"], a["padding"], a["dilation"])]
+    ends = []
+    for i in range(2):
+        k, s, p, d = (int(v[i]) for v in pair)
+        end = max(p, (out_hw[i] - 1) * s + d * (k - 1) + 1 - in_hw[i] - p)
+        if end >= k:
+            raise OnnxExportError(f"{node_label(node)}: this ceil_mode window layout needs "
+                                  f"{end} cells of end padding, which ONNX MaxPool refuses "
+                                  f"(padding must be smaller than the kernel {k})")
+        ends.append(end)
+    return [int(pair[2][0]), int(pair[2][1]), ends[0], ends[1]]
 
 
 def pow2(k: int) -> float:

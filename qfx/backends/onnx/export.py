@@ -33,6 +33,7 @@ from qfx.backends.onnx._common import (
     OnnxExportError,
     check_opset,
     edge_source,
+    maxpool_pads,
     node_label,
     pow2,
     save_model_atomic,
@@ -260,21 +261,12 @@ def _add(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
 def _maxpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     a = node.attrs
     (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
-    (ph, pw), (dh, dw) = _pair(a["padding"]), _pair(a["dilation"])
+    dh, dw = _pair(a["dilation"])
     _, h, w = ctx.shape(node.inputs[0])
     _, oh, ow = ctx.shape(node.output)
-    # torch's output size (ceil_mode included) through explicit end padding: MaxPool ignores
-    # padded cells, so any end padding that yields the same windows gives the same values
-    ends = []
-    for size, k, s, p, d, o in ((h, kh, sh, ph, dh, oh), (w, kw, sw, pw, dw, ow)):
-        end = max(p, (o - 1) * s + d * (k - 1) + 1 - size - p)
-        if end >= k:
-            raise OnnxExportError(f"{node_label(node)}: this ceil_mode window layout needs "
-                                  f"{end} cells of end padding, which onnxruntime's MaxPool "
-                                  f"refuses (padding must be smaller than the kernel {k})")
-        ends.append(end)
+    pads = maxpool_pads(node, (h, w), (oh, ow))
     y = ctx.b.op("MaxPool", [ctx.x(node)], f"{node.name}__maxpool", kernel_shape=[kh, kw],
-                 strides=[sh, sw], pads=[ph, pw, ends[0], ends[1]], dilations=[dh, dw])
+                 strides=[sh, sw], pads=pads, dilations=[dh, dw])
     return y, edge_source(ctx.graph, node)
 
 
