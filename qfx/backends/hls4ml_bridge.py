@@ -44,7 +44,7 @@ import numpy as np
 
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.executor import check_exact, run_graph
-from qfx.ir.graph import Graph, Node, sanitize_identifier
+from qfx.ir.graph import Graph, Node, pair, sanitize_identifier
 
 __all__ = ["Hls4mlExportError", "Hls4mlReport", "build_hls4ml_model", "export_hls4ml",
            "LAYER_BUILDERS"]
@@ -158,14 +158,6 @@ def _storage(t: FixedType) -> FixedType:
     return FixedType(t.width, t.int_bits, t.signed)
 
 
-def _values(t: FixedType, raw: np.ndarray) -> np.ndarray:
-    return np.ldexp(np.asarray(raw, dtype=np.float64), -t.frac_bits)
-
-
-def _pair(v: object) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
-
-
 def _hwc_perm(shape: tuple[int, ...]) -> np.ndarray:
     c, h, w = shape
     return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
@@ -202,7 +194,7 @@ def _input(b: _Build, node: Node) -> None:
 @_builds("dense")
 def _dense(b: _Build, node: Node) -> None:
     a, x = node.attrs, b.src(node)
-    w = _values(a["weight_type"], node.params["weight"])  # (out, in) in IR order
+    w = a["weight_type"].from_int(node.params["weight"])  # (out, in) in IR order
     if x.chw:
         raise Hls4mlExportError(f"{_label(node)}: a dense layer needs a flattened input")
     if x.perm is not None:
@@ -213,7 +205,7 @@ def _dense(b: _Build, node: Node) -> None:
     prec = {"weight": _storage(a["weight_type"]), "accum": _storage(a["acc_type"]),
             "result": b.graph.edges[node.output].type}
     if "bias" in node.params:
-        layer["bias_data"] = _values(a["bias_type"], node.params["bias"])
+        layer["bias_data"] = a["bias_type"].from_int(node.params["bias"])
         prec["bias"] = _storage(a["bias_type"])
     b.add(node, layer, prec)
 
@@ -224,13 +216,13 @@ def _conv2d(b: _Build, node: Node) -> None:
     if int(a["groups"]) != 1:
         raise Hls4mlExportError(f"{_label(node)}: grouped convolutions (groups={a['groups']}) "
                                 "are not translated to hls4ml")
-    if _pair(a["dilation"]) != (1, 1):
+    if pair(a["dilation"]) != (1, 1):
         raise Hls4mlExportError(f"{_label(node)}: hls4ml's io_parallel Conv2D has no dilation")
-    w = _values(a["weight_type"], node.params["weight"])  # (cout, cin, kh, kw)
+    w = a["weight_type"].from_int(node.params["weight"])  # (cout, cin, kh, kw)
     cout, cin, kh, kw = w.shape
     _, h, wd = b.graph.edges[node.inputs[0]].shape
     _, oh, ow = b.graph.edges[node.output].shape
-    (sh, sw), (ph, pw) = _pair(a["stride"]), _pair(a["padding"])
+    (sh, sw), (ph, pw) = pair(a["stride"]), pair(a["padding"])
     layer = {"class_name": "Conv2D", "inputs": [x.layer], "data_format": "channels_last",
              "in_height": h, "in_width": wd, "n_chan": cin, "n_filt": cout,
              "filt_height": kh, "filt_width": kw, "stride_height": sh, "stride_width": sw,
@@ -240,7 +232,7 @@ def _conv2d(b: _Build, node: Node) -> None:
     prec = {"weight": _storage(a["weight_type"]), "accum": _storage(a["acc_type"]),
             "result": b.graph.edges[node.output].type}
     if "bias" in node.params:
-        layer["bias_data"] = _values(a["bias_type"], node.params["bias"])
+        layer["bias_data"] = a["bias_type"].from_int(node.params["bias"])
         prec["bias"] = _storage(a["bias_type"])
     b.add(node, layer, prec, _Tensor("", chw=True))
 
@@ -248,8 +240,8 @@ def _conv2d(b: _Build, node: Node) -> None:
 @_builds("batchnorm")
 def _batchnorm(b: _Build, node: Node) -> None:
     a, x = node.attrs, b.src(node)
-    scale = _values(a["scale_type"], node.params["scale"])
-    shift = _values(a["shift_type"], node.params["shift"])
+    scale = a["scale_type"].from_int(node.params["scale"])
+    shift = a["shift_type"].from_int(node.params["shift"])
     if np.all(scale == 1.0) and np.all(shift == 0.0):
         _cast_layer(b, node, x)  # hls4ml removes no-op BNs, and their cast with them
         return
@@ -291,7 +283,7 @@ def _add(b: _Build, node: Node) -> None:
 def _pool_layer(b: _Build, node: Node, kind: str, pads: tuple[int, int, int, int]
                 ) -> dict[str, Any]:
     a = node.attrs
-    (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+    (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
     c, h, w = b.graph.edges[node.inputs[0]].shape
     _, oh, ow = b.graph.edges[node.output].shape
     return {"class_name": kind, "inputs": [b.src(node).layer], "data_format": "channels_last",
@@ -304,9 +296,9 @@ def _pool_layer(b: _Build, node: Node, kind: str, pads: tuple[int, int, int, int
 @_builds("maxpool2d")
 def _maxpool2d(b: _Build, node: Node) -> None:
     a = node.attrs
-    if _pair(a["dilation"]) != (1, 1):
+    if pair(a["dilation"]) != (1, 1):
         raise Hls4mlExportError(f"{_label(node)}: hls4ml's pooling has no dilation")
-    (kh, kw), (sh, sw), (ph, pw) = _pair(a["kernel"]), _pair(a["stride"]), _pair(a["padding"])
+    (kh, kw), (sh, sw), (ph, pw) = pair(a["kernel"]), pair(a["stride"]), pair(a["padding"])
     _, h, w = b.graph.edges[node.inputs[0]].shape
     _, oh, ow = b.graph.edges[node.output].shape
     # hls4ml counts floor((size + pads - k) / s) + 1 windows; ceil_mode's extra window comes
@@ -321,7 +313,7 @@ def _maxpool2d(b: _Build, node: Node) -> None:
 @_builds("avgpool2d")
 def _avgpool2d(b: _Build, node: Node) -> None:
     a = node.attrs
-    (kh, kw) = _pair(a["kernel"])
+    (kh, kw) = pair(a["kernel"])
     area = kh * kw
     if "recip" in node.params or (1 << int(a.get("shift", -1))) != area:
         raise Hls4mlExportError(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from qfx.fixed.fixed_type import FixedType
 from qfx.fixed.kernels import FLOAT64_EXACT_BITS, exact_conv2d, exact_linear, exact_sum_pool2d
-from qfx.ir.graph import Graph, Node
+from qfx.ir.graph import Graph, Node, pair
 
 __all__ = ["RunResult", "run_graph", "check_exact"]
 
@@ -56,10 +56,6 @@ def _values(t: FixedType, raw: np.ndarray, device: torch.device) -> torch.Tensor
     return t.from_int(torch.from_numpy(raw).to(device))
 
 
-def _pair(v) -> tuple[int, int]:
-    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
-
-
 def _accumulate(node: Node, xs: list[torch.Tensor], graph: Graph,
                 device: torch.device) -> torch.Tensor:
     """The full-precision result of one node, before its output cast."""
@@ -72,8 +68,8 @@ def _accumulate(node: Node, xs: list[torch.Tensor], graph: Graph,
         b = _values(a["bias_type"], node.params["bias"], device) if "bias" in node.params else None
         if node.op == "dense":
             return exact_linear(x, w, b)
-        return exact_conv2d(x, w, b, _pair(a["stride"]), _pair(a["padding"]),
-                            _pair(a["dilation"]), int(a["groups"]))
+        return exact_conv2d(x, w, b, pair(a["stride"]), pair(a["padding"]),
+                            pair(a["dilation"]), int(a["groups"]))
     if node.op == "batchnorm":
         shape = (1, -1) + (1,) * (x.dim() - 2)
         scale = _values(a["scale_type"], node.params["scale"], device).view(shape)
@@ -88,10 +84,10 @@ def _accumulate(node: Node, xs: list[torch.Tensor], graph: Graph,
     if node.op == "add":
         return xs[0] + xs[1]
     if node.op == "maxpool2d":
-        return F.max_pool2d(x, _pair(a["kernel"]), _pair(a["stride"]), _pair(a["padding"]),
-                            _pair(a["dilation"]), bool(a["ceil_mode"]))
+        return F.max_pool2d(x, pair(a["kernel"]), pair(a["stride"]), pair(a["padding"]),
+                            pair(a["dilation"]), bool(a["ceil_mode"]))
     if node.op == "avgpool2d":
-        s = exact_sum_pool2d(x, _pair(a["kernel"]), _pair(a["stride"]))
+        s = exact_sum_pool2d(x, pair(a["kernel"]), pair(a["stride"]))
         if "recip" in node.params:
             return s * float(_values(a["recip_type"], node.params["recip"], device)[0])
         return torch.ldexp(s, torch.tensor(-float(a["shift"]), dtype=torch.float64,
@@ -126,12 +122,12 @@ def _binary(node: Node, x: torch.Tensor, device: torch.device) -> torch.Tensor:
         pop = exact_linear(xb, wb, None) + exact_linear(1 - xb, 1 - wb, None)
         shape: tuple[int, ...] = (1, -1)
     else:
-        ph, pw = _pair(a["padding"])
+        ph, pw = pair(a["padding"])
         if int(a["pad_value"]) != -1:
             raise ValueError(f"node {node.name!r}: pad_value must be -1, got {a['pad_value']}")
         ones = F.pad(xb, (pw, pw, ph, ph), value=0.0)  # a padded -1 is a 0 bit
         zeros = F.pad(1 - xb, (pw, pw, ph, ph), value=1.0)
-        args = (None, _pair(a["stride"]), (0, 0), _pair(a["dilation"]), int(a["groups"]))
+        args = (None, pair(a["stride"]), (0, 0), pair(a["dilation"]), int(a["groups"]))
         pop = exact_conv2d(ones, wb, *args) + exact_conv2d(zeros, 1 - wb, *args)
         shape = (1, -1, 1, 1)
     dot = 2 * pop - n

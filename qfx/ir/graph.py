@@ -19,8 +19,8 @@ import numpy as np
 
 from qfx.fixed.fixed_type import FixedType
 
-__all__ = ["Edge", "Node", "Graph", "OPS", "BINARY_OPS_DOC", "sanitize_identifier", "save_graph",
-           "load_graph"]
+__all__ = ["Edge", "Node", "Graph", "OPS", "pair", "BINARY_OPS_DOC", "sanitize_identifier",
+           "save_graph", "load_graph"]
 
 FORMAT_VERSION = 1
 
@@ -96,6 +96,21 @@ thermometer: params ``thresholds`` int64 [L] non-decreasing (raw on ``threshold_
 """
 
 _IDENT = re.compile(r"[^A-Za-z0-9_]")
+
+
+def pair(v: Any) -> tuple[int, int]:
+    """A 2-D attribute (kernel, stride, padding, ...) as ``(h, w)``: IR attrs hold a list of
+    two or one int for both.
+
+    Example:
+        >>> pair(3), pair([1, 2])
+        ((3, 3), (1, 2))
+    """
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise ValueError(f"expected a pair, got {v!r}")
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
 
 
 def sanitize_identifier(name: str) -> str:

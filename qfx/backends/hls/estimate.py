@@ -115,14 +115,13 @@ from qfx.backends.hls.writer import (
     LayerReuse,
     ReuseSpec,
     _fold,
-    _pair,
     _unroll,
     normalize_reuse,
     resolve_reuse,
 )
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.cost import NodeCost, binary_edges, cost_report
-from qfx.ir.graph import Graph, Node
+from qfx.ir.graph import Graph, Node, pair
 from qfx.resources import ResourceBudget, ResourceEstimate
 
 __all__ = [
@@ -583,7 +582,7 @@ def _shape(graph: Graph, node: Node, reuse: int) -> _Shape:
         u = _unroll(s, reuse)
         return _Shape(u, c, _ceil(s, u), u, {x: u})
     if node.op in ("maxpool2d", "avgpool2d"):
-        kh, kw = _pair(node.attrs["kernel"])
+        kh, kw = pair(node.attrs["kernel"])
         u = _unroll(n, reuse, kh * kw)
         return _Shape(u, 1, _ceil(n, u), u, {x: u * kh * kw})
     if node.op == "flatten":
@@ -697,7 +696,7 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
         notes.append("XNOR-popcount, 0 DSP" if multipliers == 0 else "XNOR-popcount + scale")
     elif node.op == "avgpool2d":
         s_t = a["sum_type"]
-        kh, kw = _pair(a["kernel"])
+        kh, kw = pair(a["kernel"])
         lut += _ceil(cost.additions, ii) * s_t.width
         ff += sh.parallel * s_t.width
         depth = 2 + _clog2(kh * kw)
@@ -713,7 +712,7 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
     elif node.op in ("relu", "hardtanh", "maxpool2d"):
         lut += _ceil(cost.comparisons, ii) * 2 * x_t.width
         if node.op == "maxpool2d":
-            kh, kw = _pair(a["kernel"])
+            kh, kw = pair(a["kernel"])
             depth += _clog2(kh * kw)
     elif node.op in ("threshold", "thermometer"):
         lut += _ceil(cost.comparisons, ii) * x_t.width

@@ -85,7 +85,7 @@ from qfx.backends.hls.layout import (
 from qfx.backends.hls.project import MANIFEST_NAME, MODEL_NAME, HLSProject, PortInfo
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.executor import check_exact, run_graph
-from qfx.ir.graph import Graph, Node, sanitize_identifier, save_graph
+from qfx.ir.graph import Graph, Node, pair, sanitize_identifier, save_graph
 
 __all__ = ["DEFAULT_REUSE_KEY", "IDENTIFIER_RE", "MAX_UNROLL", "SUPPORTED_OPS", "LayerReuse",
            "ReuseSpec", "export_firmware", "normalize_reuse", "resolve_reuse", "templates_dir"]
@@ -291,14 +291,6 @@ class _Names:
 
 
 # ====================================================================== checks
-def _pair(v: Any) -> tuple[int, int]:
-    if isinstance(v, (list, tuple)):
-        if len(v) != 2:
-            raise ValueError(f"expected a pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
-
-
 def _raw_in_type(arr: np.ndarray, t: FixedType, what: str) -> None:
     if arr.size and (int(arr.min()) < t.raw_min or int(arr.max()) > t.raw_max):
         raise ValueError(f"{what}: raw values [{int(arr.min())}, {int(arr.max())}] do not fit "
@@ -441,8 +433,8 @@ def _validate_node(graph: Graph, node: Node) -> None:
             if groups < 1 or cin % groups or cout % groups or cin_g * groups != cin:
                 raise ValueError(f"{where}: groups={groups} does not fit {cin} input and "
                                  f"{cout} output channels with weight {w.shape}")
-            (sh, sw), (ph, pw), (dh, dw) = (_pair(a["stride"]), _pair(a["padding"]),
-                                            _pair(a["dilation"]))
+            (sh, sw), (ph, pw), (dh, dw) = (pair(a["stride"]), pair(a["padding"]),
+                                            pair(a["dilation"]))
             shape_is((cout, conv2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh),
                       conv2d_output_size(wd, kernel=kw, stride=sw, padding=pw, dilation=dw)))
             n_out = cout
@@ -495,7 +487,7 @@ def _validate_node(graph: Graph, node: Node) -> None:
         if len(x.shape) != 3:
             raise ValueError(f"{where}: needs a (C, H, W) input")
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            _pair(a["kernel"]), _pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"]))
+            pair(a["kernel"]), pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]))
         ceil = bool(a["ceil_mode"])
         shape_is((x.shape[0],
                   maxpool2d_output_size(x.shape[1], kernel=kh, stride=sh, padding=ph,
@@ -505,7 +497,7 @@ def _validate_node(graph: Graph, node: Node) -> None:
     elif node.op == "avgpool2d":
         if len(x.shape) != 3:
             raise ValueError(f"{where}: needs a (C, H, W) input")
-        (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+        (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
         shape_is((x.shape[0], avgpool2d_output_size(x.shape[1], kernel=kh, stride=sh),
                   avgpool2d_output_size(x.shape[2], kernel=kw, stride=sw)))
         sum_t, acc_t, area = a["sum_type"], a["acc_type"], kh * kw
@@ -583,8 +575,8 @@ def _validate_binary(node: Node, x: Any, out: Any, where: str, shape_is: Any) ->
         if groups < 1 or cin % groups or cout % groups or cin_g * groups != cin:
             raise ValueError(f"{where}: groups={groups} does not fit {cin} input and "
                              f"{cout} output channels with weight {w.shape}")
-        (sh, sw), (ph, pw), (dh, dw) = (_pair(a["stride"]), _pair(a["padding"]),
-                                        _pair(a["dilation"]))
+        (sh, sw), (ph, pw), (dh, dw) = (pair(a["stride"]), pair(a["padding"]),
+                                        pair(a["dilation"]))
         shape_is((cout, conv2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh),
                   conv2d_output_size(wd, kernel=kw, stride=sw, padding=pw, dilation=dw)))
     acc_t = a["acc_type"]
@@ -853,8 +845,8 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
         cin, h, w = x.shape
         cout, oh, ow = out.shape
         _, cin_g, kh, kw = node.params["weight"].shape
-        (sh, sw), (ph, pw), (dh, dw) = (_pair(a["stride"]), _pair(a["padding"]),
-                                        _pair(a["dilation"]))
+        (sh, sw), (ph, pw), (dh, dw) = (pair(a["stride"]), pair(a["padding"]),
+                                        pair(a["dilation"]))
         red, outer = _fold(cin_g * kh * kw, oh * ow, reuse)
         ints += [
             ("in_c", cin), ("in_h", h), ("in_w", w), ("out_c", cout), ("out_h", oh),
@@ -886,8 +878,8 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
             cout, oh, ow = out.shape
             _, _, kh, kw = node.params["weight"].shape
             groups = int(a["groups"])
-            (sh, sw), (ph, pw), (dh, dw) = (_pair(a["stride"]), _pair(a["padding"]),
-                                            _pair(a["dilation"]))
+            (sh, sw), (ph, pw), (dh, dw) = (pair(a["stride"]), pair(a["padding"]),
+                                            pair(a["dilation"]))
             red, outer = _fold(n_words, cout // groups, reuse)
             ints += [
                 ("in_c", cin), ("in_h", h), ("in_w", w), ("out_c", cout), ("out_h", oh),
@@ -927,14 +919,14 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
         typ("acc_t", "acc")
         ints += [("n", n), ("unroll", _unroll(n, reuse))]
     elif node.op in ("maxpool2d", "avgpool2d"):
-        (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+        (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
         ints += [
             ("chan", x.shape[0]), ("in_h", x.shape[1]), ("in_w", x.shape[2]),
             ("out_h", out.shape[1]), ("out_w", out.shape[2]), ("k_h", kh), ("k_w", kw),
             ("stride_h", sh), ("stride_w", sw)]
         if node.op == "maxpool2d":
             types = [("in_t", tname[x.name])]
-            (ph, pw), (dh, dw) = _pair(a["padding"]), _pair(a["dilation"])
+            (ph, pw), (dh, dw) = pair(a["padding"]), pair(a["dilation"])
             ints += [("pad_h", ph), ("pad_w", pw), ("dil_h", dh),
                      ("dil_w", dw)]
         else:

@@ -15,7 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from qfx.fixed.fixed_type import FixedType
-from qfx.ir.graph import Graph, Node, sanitize_identifier
+from qfx.ir.graph import Graph, Node, pair, sanitize_identifier
 
 __all__ = ["OnnxExportError", "OnnxImportError", "Builder", "maxpool_pads", "save_model_atomic",
            "edge_source", "cast_needs", "check_opset", "node_label", "QONNX_DOMAIN",
@@ -80,18 +80,17 @@ def maxpool_pads(node: Node, in_hw: Sequence[int], out_hw: Sequence[int]) -> lis
     included: MaxPool ignores padded cells, so end padding that yields the same windows gives
     the same values; onnxruntime refuses padding as large as the kernel."""
     a = node.attrs
-    pair = [v if isinstance(v, (list, tuple)) else (v, v)
-            for v in (a["kernel"], a["stride"], a["padding"], a["dilation"])]
+    kernel, stride, pad, dil = (pair(a[k]) for k in ("kernel", "stride", "padding", "dilation"))
     ends = []
     for i in range(2):
-        k, s, p, d = (int(v[i]) for v in pair)
+        k, s, p, d = kernel[i], stride[i], pad[i], dil[i]
         end = max(p, (out_hw[i] - 1) * s + d * (k - 1) + 1 - in_hw[i] - p)
         if end >= k:
             raise OnnxExportError(f"{node_label(node)}: this ceil_mode window layout needs "
                                   f"{end} cells of end padding, which ONNX MaxPool refuses "
                                   f"(padding must be smaller than the kernel {k})")
         ends.append(end)
-    return [int(pair[2][0]), int(pair[2][1]), ends[0], ends[1]]
+    return [pad[0], pad[1], ends[0], ends[1]]
 
 
 def pow2(k: int) -> float:

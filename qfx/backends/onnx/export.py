@@ -41,7 +41,7 @@ from qfx.backends.onnx._common import (
 from qfx.backends.onnx.exact_cast import emit_cast
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.executor import check_exact
-from qfx.ir.graph import Graph, Node
+from qfx.ir.graph import Graph, Node, pair
 
 __all__ = ["export_onnx", "build_onnx_model", "run_onnx", "EMITTERS", "NO_CAST_OPS"]
 
@@ -78,14 +78,6 @@ def _emits(*ops: str) -> Callable[[Emitter], Emitter]:
     return register
 
 
-def _values(t: FixedType, raw: np.ndarray) -> np.ndarray:
-    return np.ldexp(np.asarray(raw, dtype=np.float64), -t.frac_bits)
-
-
-def _pair(v: object) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
-
-
 @_emits("input")
 def _input(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     return ctx.x(node), edge_source(ctx.graph, node)
@@ -94,11 +86,11 @@ def _input(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
 @_emits("dense")
 def _dense(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     a, b = node.attrs, ctx.b
-    w = _values(a["weight_type"], node.params["weight"])
+    w = a["weight_type"].from_int(node.params["weight"])
     y = b.op("MatMul", [ctx.x(node), b.const(w.T.copy(), f"{node.name}__weight")],
              f"{node.name}__matmul")
     if "bias" in node.params:
-        bias = _values(a["bias_type"], node.params["bias"])
+        bias = a["bias_type"].from_int(node.params["bias"])
         y = b.op("Add", [y, b.const(bias, f"{node.name}__bias")], f"{node.name}__acc")
     return y, a["acc_type"]
 
@@ -110,7 +102,7 @@ def _im2col_conv(ctx: EmitContext, node: Node, x: str, w: np.ndarray, *, pad_val
     a, b, name = node.attrs, ctx.b, node.name
     cout, cin_g, kh, kw = w.shape
     groups = int(a["groups"])
-    (sh, sw), (ph, pw), (dh, dw) = _pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"])
+    (sh, sw), (ph, pw), (dh, dw) = pair(a["stride"]), pair(a["padding"]), pair(a["dilation"])
     _, oh, ow = ctx.shape(node.output)
     if ph or pw:
         x = b.op("Pad", [x, b.int_const([0, 0, ph, pw, 0, 0, ph, pw], f"{name}__pads"),
@@ -142,10 +134,10 @@ def _im2col_conv(ctx: EmitContext, node: Node, x: str, w: np.ndarray, *, pad_val
 @_emits("conv2d")
 def _conv2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     a, b = node.attrs, ctx.b
-    w = _values(a["weight_type"], node.params["weight"])
+    w = a["weight_type"].from_int(node.params["weight"])
     y = _im2col_conv(ctx, node, ctx.x(node), w)
     if "bias" in node.params:
-        bias = _values(a["bias_type"], node.params["bias"]).reshape(w.shape[0], 1, 1)
+        bias = a["bias_type"].from_int(node.params["bias"]).reshape(w.shape[0], 1, 1)
         y = b.op("Add", [y, b.const(bias, f"{node.name}__bias")], f"{node.name}__acc")
     return y, a["acc_type"]
 
@@ -159,7 +151,7 @@ def _binary_scale(ctx: EmitContext, node: Node, y: str, rank: int) -> tuple[str,
     a = node.attrs
     if "scale" not in node.params:
         return y, a["acc_type"]
-    scale = _values(a["scale_type"], node.params["scale"]).reshape((-1,) + (1,) * (rank - 1))
+    scale = a["scale_type"].from_int(node.params["scale"]).reshape((-1,) + (1,) * (rank - 1))
     return (ctx.b.op("Mul", [y, ctx.b.const(scale, f"{node.name}__scale")], f"{node.name}__acc"),
             a["acc_type"])
 
@@ -194,7 +186,7 @@ def _threshold(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     b, name = ctx.b, node.name
     rank = len(ctx.shape(node.inputs[0]))
     shape = (-1,) + (1,) * (rank - 1)
-    t = _values(node.attrs["threshold_type"], node.params["threshold"]).reshape(shape)
+    t = node.attrs["threshold_type"].from_int(node.params["threshold"]).reshape(shape)
     up = (node.params["direction"] > 0).reshape(shape)
     thr = b.const(t, f"{name}__threshold")
     x = ctx.x(node)
@@ -212,7 +204,7 @@ def _thermometer(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     b, name = ctx.b, node.name
     in_shape = ctx.shape(node.inputs[0])
     levels = int(node.attrs["levels"])
-    t = _values(node.attrs["threshold_type"], node.params["thresholds"])
+    t = node.attrs["threshold_type"].from_int(node.params["thresholds"])
     x = b.op("Unsqueeze", [ctx.x(node), b.int_const([2], f"{name}__axis2")], f"{name}__x")
     thr = b.const(t.reshape((1, 1, levels) + (1,) * (len(in_shape) - 1)), f"{name}__levels")
     bits = _sign_of(ctx, node, b.op("GreaterOrEqual", [x, thr], f"{name}__ge"))
@@ -226,8 +218,8 @@ def _batchnorm(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     a, b = node.attrs, ctx.b
     rank = len(ctx.shape(node.inputs[0]))
     shape = (-1,) + (1,) * (rank - 1)
-    scale = _values(a["scale_type"], node.params["scale"]).reshape(shape)
-    shift = _values(a["shift_type"], node.params["shift"]).reshape(shape)
+    scale = a["scale_type"].from_int(node.params["scale"]).reshape(shape)
+    shift = a["shift_type"].from_int(node.params["shift"]).reshape(shape)
     y = b.op("Mul", [ctx.x(node), b.const(scale, f"{node.name}__scale")], f"{node.name}__mul")
     y = b.op("Add", [y, b.const(shift, f"{node.name}__shift")], f"{node.name}__acc")
     return y, a["acc_type"]
@@ -260,8 +252,8 @@ def _add(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
 @_emits("maxpool2d")
 def _maxpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     a = node.attrs
-    (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
-    dh, dw = _pair(a["dilation"])
+    (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
+    dh, dw = pair(a["dilation"])
     _, h, w = ctx.shape(node.inputs[0])
     _, oh, ow = ctx.shape(node.output)
     pads = maxpool_pads(node, (h, w), (oh, ow))
@@ -273,7 +265,7 @@ def _maxpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
 @_emits("avgpool2d")
 def _avgpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     a, b, name = node.attrs, ctx.b, node.name
-    (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+    (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
     _, h, w = ctx.shape(node.inputs[0])
     _, oh, ow = ctx.shape(node.output)
     x = ctx.x(node)
@@ -289,7 +281,7 @@ def _avgpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
                 for i in range(kh) for j in range(kw)]
         s = taps[0] if len(taps) == 1 else b.op("Sum", taps, f"{name}__sum")
     if "recip" in node.params:
-        factor = float(_values(a["recip_type"], node.params["recip"]).reshape(-1)[0])
+        factor = float(a["recip_type"].from_int(node.params["recip"]).reshape(-1)[0])
     else:
         factor = pow2(-int(a["shift"]))
     y = b.op("Mul", [s, b.const(factor, f"{name}__scale")], f"{name}__acc")

@@ -72,7 +72,7 @@ from qfx.backends.onnx._common import (
 )
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.executor import check_exact
-from qfx.ir.graph import Graph, Node
+from qfx.ir.graph import Graph, Node, pair
 
 __all__ = ["export_qonnx", "build_qonnx_model", "QONNX_EMITTERS", "FLOAT32_EXACT_BITS"]
 
@@ -127,7 +127,7 @@ class QonnxContext:
                  shape: Sequence[int] | None = None) -> str:
         """A weight-like constant: an exact float32 initializer, then its format's Quant."""
         _check_width(t, node, f"{base} constant")
-        values = np.ldexp(np.asarray(raw, dtype=np.float64), -t.frac_bits)
+        values = t.from_int(np.asarray(raw))
         if shape is not None:
             values = values.reshape(shape)
         init = self.b.const(values.astype(np.float32), f"{base}_init")
@@ -148,10 +148,6 @@ def _emits(*ops: str) -> Callable[[QonnxEmitter], QonnxEmitter]:
             QONNX_EMITTERS[op] = fn
         return fn
     return register
-
-
-def _pair(v: object) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
 
 
 def _check_width(t: FixedType, node: Node, what: str) -> None:
@@ -187,7 +183,7 @@ def _dense(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
 @_emits("conv2d")
 def _conv2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     a = node.attrs
-    (sh, sw), (ph, pw), (dh, dw) = _pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"])
+    (sh, sw), (ph, pw), (dh, dw) = pair(a["stride"]), pair(a["padding"]), pair(a["dilation"])
     w_raw = node.params["weight"]
     ins = [ctx.x(node), ctx.constant(w_raw, a["weight_type"], f"{node.name}_weight", node)]
     if "bias" in node.params:
@@ -236,8 +232,8 @@ def _add(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
 @_emits("maxpool2d")
 def _maxpool2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     a = node.attrs
-    (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
-    dh, dw = _pair(a["dilation"])
+    (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
+    dh, dw = pair(a["dilation"])
     _, h, w = ctx.shape(node.inputs[0])
     _, oh, ow = ctx.shape(node.output)
     pads = maxpool_pads(node, (h, w), (oh, ow))
@@ -249,7 +245,7 @@ def _maxpool2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
 @_emits("avgpool2d")
 def _avgpool2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     a = node.attrs
-    (kh, kw), (sh, sw) = _pair(a["kernel"]), _pair(a["stride"])
+    (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
     c, h, w = ctx.shape(node.inputs[0])
     _check_width(a["sum_type"], node, "window sum")
     shape = _out_shape(ctx, node)
@@ -325,7 +321,7 @@ def _binary_conv2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None
     a, b, name = node.attrs, ctx.b, node.name
     if int(a.get("pad_value", -1)) != -1:
         raise OnnxExportError(f"{node_label(node)}: pad_value must be -1, got {a['pad_value']}")
-    (sh, sw), (ph, pw), (dh, dw) = _pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"])
+    (sh, sw), (ph, pw), (dh, dw) = pair(a["stride"]), pair(a["padding"]), pair(a["dilation"])
     w_raw = node.params["weight"]
     w = _bipolar_weight(ctx, w_raw, f"{name}_weight")
     x = ctx.x(node)
