@@ -233,7 +233,9 @@ CAST:
 //   n_terms, term(idx, j)  raw(c[idx]) == sum_{j < n_terms} term(idx, j) (native path; a term
 //                     is the raw constant, or +-2**shift of a digit, or 0);
 //   narrow            whether the native sums may run on native_acc (int32 for small
-//                     accumulators) instead of int64.
+//                     accumulators) instead of int64;
+//   at(idx0)          the same constants from index idx0 on (one group of a convolution that
+//                     the streaming layers compute as a dense product, see qfx_stream.h).
 // The wrappers (dense, dense_khot, ...) keep the functions the generated top calls and carry the
 // pragmas on their constant arrays; the cores are inlined into them.
 
@@ -251,6 +253,10 @@ struct const_weights {
   int64_t term(int idx, int j) const {
     (void)j;
     return (int64_t)c[idx];
+  }
+  const_weights at(int idx0) const {
+    const const_weights s = {c + idx0};
+    return s;
   }
 };
 
@@ -437,7 +443,8 @@ void conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
 }
 
 // ------------------------------------------------------------------------------ batchnorm
-// CFG: in_t, out_t, acc_t, scale_t, shift_t, n_chan, n_spatial, unroll.
+// CFG: in_t, out_t, acc_t, scale_t, shift_t, n_chan, n_spatial, unroll (positions),
+//      chan_unroll (channels; > 1 in the streaming architecture, where n_spatial is 1).
 // y[c][p] = (acc_t)(x[c][p] * scale[c] + shift[c]) cast to out_t.
 template <class CFG, class WTS>
 void batchnorm_core(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
@@ -471,8 +478,11 @@ void batchnorm_core(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
   (void)sh;
   const int unroll = CFG::unroll;
   (void)unroll;
+  const int chan_unroll = CFG::chan_unroll;
+  (void)chan_unroll;
 BN_CHAN:
   for (int c = 0; c < CFG::n_chan; c++) {
+#pragma HLS UNROLL factor=chan_unroll
     const shift_t h = from_raw<shift_t>(shift[c]);
   BN_PIX:
     for (int p = 0; p < CFG::n_spatial; p++) {
@@ -552,129 +562,173 @@ ADD:
   }
 }
 
+// ------------------------------------------------------------------------------ windows
+// Sliding-window layers (conv2d, binary_conv2d, maxpool2d, avgpool2d) read tap (kh, kw) of
+// output position (oh, ow) at input row/column
+//     ih = oh * stride_h + kh * dil_h - pad_h,   iw = ow * stride_w + kw * dil_w - pad_w;
+// taps outside the input are padding. The pooling arithmetic below is written once against a
+// FETCH accessor, fetch(c, ih, iw) -> in_t, so that the array layers (planar_fetch over an NCHW
+// array) and the streaming layers (a line buffer, qfx_stream.h) share it.
+
+/// Input coordinates of tap (kh, kw) of output (oh, ow); false when the tap is padding.
+template <class CFG>
+inline bool window_tap(int oh, int ow, int kh, int kw, int& ih, int& iw) {
+#pragma HLS INLINE
+  ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
+  iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
+  return ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w;
+}
+
+/// fetch(c, ih, iw) on a flat NCHW array of H x W planes.
+template <class T, int H, int W>
+struct planar_fetch {
+  const T* x;
+  T operator()(int c, int ih, int iw) const {
+#pragma HLS INLINE
+    return x[(c * H + ih) * W + iw];
+  }
+};
+
+// CFG (pooling): in_t, chan, in_h, in_w, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_h,
+//      pad_w, dil_h, dil_w, unroll (+ out_t, sum_t, acc_t[, recip_t] for average pooling).
+
+/// Max of the window of channel c at (oh, ow). Padded taps never win (PyTorch pads with -inf):
+/// they are skipped, the running maximum starts at the type's minimum.
+template <class CFG, class FETCH>
+typename CFG::in_t max_window(const FETCH& fetch, int c, int oh, int ow) {
+#pragma HLS INLINE
+  typedef typename CFG::in_t T;
+  T m = from_raw<T>(fixed_traits<T>::is_signed ? -((long long)1 << (fixed_traits<T>::width - 1))
+                                               : (long long)0);
+MAXPOOL_WIN:
+  for (int kh = 0; kh < CFG::k_h; kh++) {
+    for (int kw = 0; kw < CFG::k_w; kw++) {
+      int ih, iw;
+      if (window_tap<CFG>(oh, ow, kh, kw, ih, iw)) {
+        const T v = fetch(c, ih, iw);
+        if (v > m) m = v;
+      }
+    }
+  }
+  return m;
+}
+
+/// Sum of the window of channel c at (oh, ow) (average pooling: no padding), exact in sum_t.
+template <class CFG, class FETCH>
+typename CFG::sum_t window_sum(const FETCH& fetch, int c, int oh, int ow) {
+#pragma HLS INLINE
+  typedef typename CFG::sum_t sum_t;
+  QFX_STATIC_ASSERT(fixed_traits<sum_t>::frac == fixed_traits<typename CFG::in_t>::frac,
+                    "avgpool2d: the sum type must keep the input's binary point");
+#if QFX_NATIVE
+  int64_t s = 0;
+#else
+  sum_t s = 0;
+#endif
+AVGPOOL_WIN:
+  for (int kh = 0; kh < CFG::k_h; kh++) {
+    for (int kw = 0; kw < CFG::k_w; kw++) {
+      int ih, iw;
+#if QFX_NATIVE
+      if (window_tap<CFG>(oh, ow, kh, kw, ih, iw)) s += to_raw(fetch(c, ih, iw));
+#else
+      if (window_tap<CFG>(oh, ow, kh, kw, ih, iw)) s += fetch(c, ih, iw);
+#endif
+    }
+  }
+#if QFX_NATIVE
+  return from_raw<sum_t>(s);
+#else
+  return s;
+#endif
+}
+
+/// Window sum -> average, area 2**shift: acc_t has sum_t's raw bits with the binary point moved
+/// by shift (an exact multiplication by 2**-shift), then the one cast to out_t.
+template <class CFG>
+struct avg_by_shift {
+  typename CFG::out_t operator()(const typename CFG::sum_t& s) const {
+#pragma HLS INLINE
+    QFX_STATIC_ASSERT(fixed_traits<typename CFG::acc_t>::width ==
+                          fixed_traits<typename CFG::sum_t>::width,
+                      "avgpool2d: the shifted type must have the sum's width");
+    return reinterpret<typename CFG::acc_t>(s);
+  }
+};
+
+/// Window sum -> average: times recip_t (the fixed-point 1/area), exact in acc_t, then the one
+/// cast to out_t.
+template <class CFG>
+struct avg_by_recip {
+  const typename raw_storage<typename CFG::recip_t>::type* recip;
+  typename CFG::out_t operator()(const typename CFG::sum_t& s) const {
+#pragma HLS INLINE
+    typedef typename CFG::acc_t acc_t;
+    typedef typename CFG::recip_t recip_t;
+    const int sa = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::sum_t>::frac -
+                   fixed_traits<recip_t>::frac;
+    QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::sum_t>::frac -
+                              fixed_traits<recip_t>::frac >= 0,
+                      "avgpool2d: the accumulator must hold sum * recip exactly");
+#if QFX_NATIVE
+    return from_raw<acc_t>(to_raw(s) * (int64_t)recip[0] * pow2(sa));
+#else
+    (void)sa;
+    const acc_t acc = s * from_raw<recip_t>(recip[0]);
+    return acc;
+#endif
+  }
+};
+
 // ------------------------------------------------------------------------------ maxpool2d
-// CFG: in_t (output type too: a max never rounds), chan, in_h, in_w, out_h, out_w, k_h, k_w,
-//      stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, unroll.
-// Padded positions never win (PyTorch pads with -inf): they are skipped, the running maximum
-// starts at the type's minimum. Output sizes (incl. ceil_mode) come from the config.
+// CFG: see "windows"; in_t is the output type too (a max never rounds). Output sizes (incl.
+// ceil_mode) come from the config.
 template <class CFG>
 void maxpool2d(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
                typename CFG::in_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
-  typedef typename CFG::in_t T;
   const int unroll = CFG::unroll;
   (void)unroll;
-  const T lowest = from_raw<T>(fixed_traits<T>::is_signed
-                                   ? -((long long)1 << (fixed_traits<T>::width - 1))
-                                   : (long long)0);
+  const planar_fetch<typename CFG::in_t, CFG::in_h, CFG::in_w> fetch = {x};
 MAXPOOL:
   for (int o = 0; o < CFG::chan * CFG::out_h * CFG::out_w; o++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=unroll
-    const int c = o / (CFG::out_h * CFG::out_w);
-    const int oh = (o / CFG::out_w) % CFG::out_h;
-    const int ow = o % CFG::out_w;
-    T m = lowest;
-  MAXPOOL_WIN:
-    for (int kh = 0; kh < CFG::k_h; kh++) {
-      for (int kw = 0; kw < CFG::k_w; kw++) {
-        const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
-        const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
-        if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w) {
-          const T v = x[(c * CFG::in_h + ih) * CFG::in_w + iw];
-          if (v > m) m = v;
-        }
-      }
-    }
-    y[o] = m;
+    y[o] = max_window<CFG>(fetch, o / (CFG::out_h * CFG::out_w), (o / CFG::out_w) % CFG::out_h,
+                           o % CFG::out_w);
   }
 }
 
 // ------------------------------------------------------------------------------ avgpool2d
-// CFG: in_t, out_t, sum_t, acc_t, chan, in_h, in_w, out_h, out_w, k_h, k_w, stride_h, stride_w,
-//      unroll (no padding, floor mode). The window sum is exact in sum_t.
-// avgpool2d_shift: area 2**shift; acc_t has sum_t's raw bits with the binary point moved by shift.
-template <class CFG>
-void avgpool2d_shift(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
-                     typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
-  typedef typename CFG::sum_t sum_t;
-  typedef typename CFG::acc_t acc_t;
-  QFX_STATIC_ASSERT(fixed_traits<sum_t>::frac == fixed_traits<typename CFG::in_t>::frac,
-                    "avgpool2d: the sum type must keep the input's binary point");
-  QFX_STATIC_ASSERT(fixed_traits<acc_t>::width == fixed_traits<sum_t>::width,
-                    "avgpool2d: the shifted type must have the sum's width");
+// CFG: see "windows" (no padding, floor mode); FINISH: avg_by_shift or avg_by_recip.
+template <class CFG, class FINISH>
+void avgpool2d_core(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+                    typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
+                    const FINISH& finish) {
+#pragma HLS INLINE
   const int unroll = CFG::unroll;
   (void)unroll;
+  const planar_fetch<typename CFG::in_t, CFG::in_h, CFG::in_w> fetch = {x};
 AVGPOOL:
   for (int o = 0; o < CFG::chan * CFG::out_h * CFG::out_w; o++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=unroll
-    const int c = o / (CFG::out_h * CFG::out_w);
-    const int oh = (o / CFG::out_w) % CFG::out_h;
-    const int ow = o % CFG::out_w;
-#if QFX_NATIVE
-    int64_t s = 0;
-    for (int kh = 0; kh < CFG::k_h; kh++)
-      for (int kw = 0; kw < CFG::k_w; kw++)
-        s += to_raw(x[(c * CFG::in_h + oh * CFG::stride_h + kh) * CFG::in_w +
-                      ow * CFG::stride_w + kw]);
-    y[o] = from_raw<acc_t>(s);  // raw bits of the sum, binary point moved: times 2**-shift
-#else
-    sum_t s = 0;
-  AVGPOOL_WIN:
-    for (int kh = 0; kh < CFG::k_h; kh++)
-      for (int kw = 0; kw < CFG::k_w; kw++)
-        s += x[(c * CFG::in_h + oh * CFG::stride_h + kh) * CFG::in_w + ow * CFG::stride_w + kw];
-    y[o] = reinterpret<acc_t>(s);  // times 2**-shift exactly, then the one cast
-#endif
+    y[o] = finish(window_sum<CFG>(fetch, o / (CFG::out_h * CFG::out_w),
+                                  (o / CFG::out_w) % CFG::out_h, o % CFG::out_w));
   }
 }
 
-// avgpool2d_recip: acc = sum * recip (recip_t, the fixed-point 1/area), exact in acc_t.
+template <class CFG>
+void avgpool2d_shift(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+                     typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
+  avgpool2d_core<CFG>(x, y, avg_by_shift<CFG>());
+}
+
 template <class CFG>
 void avgpool2d_recip(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
                      typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
                      const typename raw_storage<typename CFG::recip_t>::type recip[1]) {
-  typedef typename CFG::sum_t sum_t;
-  typedef typename CFG::acc_t acc_t;
-  typedef typename CFG::recip_t recip_t;
-  QFX_STATIC_ASSERT(fixed_traits<sum_t>::frac == fixed_traits<typename CFG::in_t>::frac,
-                    "avgpool2d: the sum type must keep the input's binary point");
-  QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<sum_t>::frac -
-                            fixed_traits<recip_t>::frac >= 0,
-                    "avgpool2d: the accumulator must hold sum * recip exactly");
-  const int unroll = CFG::unroll;
-  (void)unroll;
-#if QFX_NATIVE
-  const int64_t r = (int64_t)recip[0] *
-                    pow2(fixed_traits<acc_t>::frac - fixed_traits<sum_t>::frac -
-                         fixed_traits<recip_t>::frac);
-#else
-  const recip_t r = from_raw<recip_t>(recip[0]);
-#endif
-AVGPOOL:
-  for (int o = 0; o < CFG::chan * CFG::out_h * CFG::out_w; o++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS UNROLL factor=unroll
-    const int c = o / (CFG::out_h * CFG::out_w);
-    const int oh = (o / CFG::out_w) % CFG::out_h;
-    const int ow = o % CFG::out_w;
-#if QFX_NATIVE
-    int64_t s = 0;
-    for (int kh = 0; kh < CFG::k_h; kh++)
-      for (int kw = 0; kw < CFG::k_w; kw++)
-        s += to_raw(x[(c * CFG::in_h + oh * CFG::stride_h + kh) * CFG::in_w +
-                      ow * CFG::stride_w + kw]);
-    y[o] = from_raw<acc_t>(s * r);
-#else
-    sum_t s = 0;
-  AVGPOOL_WIN:
-    for (int kh = 0; kh < CFG::k_h; kh++)
-      for (int kw = 0; kw < CFG::k_w; kw++)
-        s += x[(c * CFG::in_h + oh * CFG::stride_h + kh) * CFG::in_w + ow * CFG::stride_w + kw];
-    const acc_t acc = s * r;
-    y[o] = acc;  // the one cast to the output type
-#endif
-  }
+  const avg_by_recip<CFG> finish = {recip};
+  avgpool2d_core<CFG>(x, y, finish);
 }
 
 // ==============================================================================================
@@ -765,6 +819,10 @@ struct khot_weights {
     if (sg[d] > 0) return pow2((int)sh[d]);
     if (sg[d] < 0) return -pow2((int)sh[d]);
     return 0;
+  }
+  khot_weights at(int idx0) const {
+    const khot_weights s = {sg + idx0 * CFG::khot, sh + idx0 * CFG::khot};
+    return s;
   }
 };
 
@@ -860,53 +918,71 @@ struct binary_word {
   typedef typename raw_storage<typename CFG::word_t>::type type;
 };
 
-/// Output stages (see above): store(i, c, dot) writes y[i] for channel c.
+/// Output stages (see above): store(o, dot) writes output o (y[o * stride]) from the dot of
+/// output channel o; at(c0, pos) is the stage of channels c0, c0 + 1, ... at position pos (a
+/// group of a convolution at one pixel), i.e. y + c0 * stride + pos and the constants from c0.
 template <class CFG>
 struct binary_store_plain {
   typename CFG::out_t* y;
-  void operator()(int i, int c, int dot) const {
+  int stride;
+  void operator()(int o, int dot) const {
 #pragma HLS INLINE
-    (void)c;
-    y[i] = from_raw<typename CFG::acc_t>(dot);  // acc_t holds [-N, N]; the one cast
+    y[o * stride] = from_raw<typename CFG::acc_t>(dot);  // acc_t holds [-N, N]; the one cast
+  }
+  binary_store_plain at(int c0, int pos) const {
+    const binary_store_plain s = {y + c0 * stride + pos, stride};
+    return s;
   }
 };
 
 template <class CFG>
 struct binary_store_scale {
   typename CFG::out_t* y;
+  int stride;
   const typename raw_storage<typename CFG::scale_t>::type* scale;
-  void operator()(int i, int c, int dot) const {
+  void operator()(int o, int dot) const {
 #pragma HLS INLINE
     typedef typename CFG::acc_t acc_t;
     typedef typename CFG::scale_t scale_t;
 #if QFX_NATIVE
     const int sa = fixed_traits<acc_t>::frac - fixed_traits<scale_t>::frac;
-    y[i] = from_raw<acc_t>((int64_t)scale[c] * (int64_t)dot * pow2(sa));
+    y[o * stride] = from_raw<acc_t>((int64_t)scale[o] * (int64_t)dot * pow2(sa));
 #else
-    const acc_t acc = from_raw<scale_t>(scale[c]) * from_raw<typename CFG::dot_t>(dot);
-    y[i] = acc;  // the one cast to the output type
+    const acc_t acc = from_raw<scale_t>(scale[o]) * from_raw<typename CFG::dot_t>(dot);
+    y[o * stride] = acc;  // the one cast to the output type
 #endif
+  }
+  binary_store_scale at(int c0, int pos) const {
+    const binary_store_scale s = {y + c0 * stride + pos, stride, scale + c0};
+    return s;
   }
 };
 
 template <class CFG>
 struct binary_store_khot {
   typename CFG::out_t* y;
+  int stride;
   const typename raw_storage<typename CFG::dsign_t>::type* sg;
   const typename raw_storage<typename CFG::dshift_t>::type* sh;
-  void operator()(int i, int c, int dot) const {
+  void operator()(int o, int dot) const {
 #pragma HLS INLINE
     typedef typename CFG::acc_t acc_t;
     typedef typename CFG::scale_t scale_t;
     const int K = CFG::khot;
 #if QFX_NATIVE
     const int sa = fixed_traits<acc_t>::frac - fixed_traits<scale_t>::frac;
-    y[i] = from_raw<acc_t>(khot_native<K>((int64_t)dot, sg + c * K, sh + c * K) * pow2(sa));
+    y[o * stride] = from_raw<acc_t>(khot_native<K>((int64_t)dot, sg + o * K, sh + o * K) *
+                                    pow2(sa));
 #else
     const acc_t acc = khot_product<typename CFG::dot_t, scale_t, K>(
-        from_raw<typename CFG::dot_t>(dot), sg + c * K, sh + c * K);
-    y[i] = acc;  // the one cast to the output type
+        from_raw<typename CFG::dot_t>(dot), sg + o * K, sh + o * K);
+    y[o * stride] = acc;  // the one cast to the output type
 #endif
+  }
+  binary_store_khot at(int c0, int pos) const {
+    const binary_store_khot s = {y + c0 * stride + pos, stride, sg + c0 * CFG::khot,
+                                 sh + c0 * CFG::khot};
+    return s;
   }
 };
 
@@ -947,14 +1023,14 @@ BIN_DENSE_OUT:
 #pragma HLS UNROLL factor=red_unroll
       mism += popcount_word((word)(xw[k] ^ w[o * CFG::n_words + k]));
     }
-    store(o, o, CFG::n_in - 2 * mism);
+    store(o, CFG::n_in - 2 * mism);
   }
 }
 
 template <class CFG>
 void binary_dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
                   const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words]) {
-  binary_store_plain<CFG> st = {y};
+  const binary_store_plain<CFG> st = {y, 1};
   binary_dense_core<CFG>(x, w, st);
 }
 
@@ -964,7 +1040,7 @@ void binary_dense_scale(const typename CFG::in_t x[CFG::n_in], typename CFG::out
                         const typename raw_storage<typename CFG::scale_t>::type
                             scale[CFG::n_out]) {
 #pragma HLS BIND_OP op=mul impl=fabric
-  binary_store_scale<CFG> st = {y, scale};
+  const binary_store_scale<CFG> st = {y, 1, scale};
   binary_dense_core<CFG>(x, w, st);
 }
 
@@ -976,7 +1052,7 @@ void binary_dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_
                        const typename raw_storage<typename CFG::dshift_t>::type
                            sh[CFG::n_out * CFG::khot]) {
 #pragma HLS BIND_OP op=mul impl=fabric
-  binary_store_khot<CFG> st = {y, sg, sh};
+  const binary_store_khot<CFG> st = {y, 1, sg, sh};
   binary_dense_core<CFG>(x, w, st);
 }
 
@@ -984,68 +1060,68 @@ void binary_dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_
 // CFG: in_t (binary), out_t, acc_t, dot_t, word_t, in_c, in_h, in_w, out_c, out_h, out_w, k_h,
 //      k_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, fan_in, n_words,
 //      red_unroll, out_unroll (+ scale_t, dsign_t, dshift_t, khot for the scaled variants).
-// w: [out_c][n_words] packed bits of [in_c/groups][k_h][k_w]. Padding: bit 0 (-1).
+// w: [out_c][n_words] packed bits of [in_c/groups][k_h][k_w]. Padding: -1 (bit 0).
+// Each output pixel and group is a binary_dense of the window (conv_group_binary) over the
+// group's weight rows.
+
+/// One group of a binary_conv2d at one pixel, as the binary_dense_core configuration.
+template <class CFG>
+struct conv_group_binary {
+  typedef typename CFG::in_t in_t;
+  typedef typename CFG::word_t word_t;
+  static const int n_in = CFG::fan_in;
+  static const int n_out = CFG::out_c / CFG::groups;
+  static const int n_words = CFG::n_words;
+  static const int red_unroll = CFG::red_unroll;
+  static const int out_unroll = CFG::out_unroll;
+};
+
+/// win[(icg * k_h + kh) * k_w + kw] = the window of group g at (oh, ow); padded taps get `pad`.
+template <class CFG, class FETCH>
+void gather_window(const FETCH& fetch, int g, int oh, int ow, typename CFG::in_t pad,
+                   typename CFG::in_t win[(CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w]) {
+#pragma HLS INLINE
+  const int cin_g = CFG::in_c / CFG::groups;
+GATHER:
+  for (int icg = 0; icg < cin_g; icg++) {
+    for (int kh = 0; kh < CFG::k_h; kh++) {
+      for (int kw = 0; kw < CFG::k_w; kw++) {
+        int ih, iw;
+        win[(icg * CFG::k_h + kh) * CFG::k_w + kw] =
+            window_tap<CFG>(oh, ow, kh, kw, ih, iw) ? fetch(g * cin_g + icg, ih, iw) : pad;
+      }
+    }
+  }
+}
+
+/// The binary_conv2d of output pixel (oh, ow), every group, into store (see binary_store_*).
+template <class CFG, class FETCH, class STORE>
+void binary_conv2d_pixel(const FETCH& fetch, int oh, int ow,
+                         const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                         const STORE& store, int pos) {
+#pragma HLS INLINE
+  const int cout_g = CFG::out_c / CFG::groups;
+  typename CFG::in_t win[CFG::fan_in];
+BIN_CONV_GROUP:
+  for (int g = 0; g < CFG::groups; g++) {
+    gather_window<CFG>(fetch, g, oh, ow, typename CFG::in_t(-1), win);
+    binary_dense_core<conv_group_binary<CFG> >(win, w + g * cout_g * CFG::n_words,
+                                               store.at(g * cout_g, pos));
+  }
+}
+
 template <class CFG, class STORE>
 void binary_conv2d_core(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
                         const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
                         const STORE& store) {
-  typedef typename binary_word<CFG>::type word;
-  const int cin_g = CFG::in_c / CFG::groups;
-  const int cout_g = CFG::out_c / CFG::groups;
-  const int n_pix = CFG::out_h * CFG::out_w;
-  const int kk = CFG::k_h * CFG::k_w;
   QFX_STATIC_ASSERT(CFG::fan_in == (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w,
                     "binary_conv2d: fan_in must be in_c/groups * k_h * k_w");
-  QFX_STATIC_ASSERT(CFG::n_words * 32 >= CFG::fan_in, "binary_conv2d: too few words");
   QFX_STATIC_ASSERT(CFG::in_c % CFG::groups == 0 && CFG::out_c % CFG::groups == 0,
                     "binary_conv2d: channels must be divisible by groups");
-  word win[CFG::n_words];
-  const int red_unroll = CFG::red_unroll;
-  const int out_unroll = CFG::out_unroll;
-  (void)red_unroll;
-  (void)out_unroll;
-#pragma HLS ARRAY_PARTITION variable=win cyclic factor=red_unroll
-#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+  const planar_fetch<typename CFG::in_t, CFG::in_h, CFG::in_w> fetch = {x};
 BIN_CONV_PIX:
-  for (int p = 0; p < n_pix; p++) {
-    const int oh = p / CFG::out_w;
-    const int ow = p % CFG::out_w;
-  BIN_CONV_GROUP:
-    for (int g = 0; g < CFG::groups; g++) {
-    BIN_CONV_PACK:
-      for (int k = 0; k < CFG::n_words; k++) {
-        word v = 0;
-        for (int b = 0; b < 32; b++) {
-#pragma HLS UNROLL
-          const int i = k * 32 + b;  // window bit: [icg][kh][kw]
-          if (i < CFG::fan_in) {
-            const int icg = i / kk;
-            const int kh = (i / CFG::k_w) % CFG::k_h;
-            const int kw = i % CFG::k_w;
-            const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
-            const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
-            if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w &&
-                x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw] > 0) {
-              v |= (word)1 << b;
-            }
-          }
-        }
-        win[k] = v;
-      }
-    BIN_CONV_OC:
-      for (int oo = 0; oo < cout_g; oo++) {
-#pragma HLS UNROLL factor=out_unroll
-        const int oc = g * cout_g + oo;
-        int mism = 0;
-      BIN_CONV_RED:
-        for (int k = 0; k < CFG::n_words; k++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS UNROLL factor=red_unroll
-          mism += popcount_word((word)(win[k] ^ w[oc * CFG::n_words + k]));
-        }
-        store(oc * n_pix + p, oc, CFG::fan_in - 2 * mism);
-      }
-    }
+  for (int p = 0; p < CFG::out_h * CFG::out_w; p++) {
+    binary_conv2d_pixel<CFG>(fetch, p / CFG::out_w, p % CFG::out_w, w, store, p);
   }
 }
 
@@ -1053,7 +1129,7 @@ template <class CFG>
 void binary_conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
                    typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
                    const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words]) {
-  binary_store_plain<CFG> st = {y};
+  const binary_store_plain<CFG> st = {y, CFG::out_h * CFG::out_w};
   binary_conv2d_core<CFG>(x, w, st);
 }
 
@@ -1064,7 +1140,7 @@ void binary_conv2d_scale(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG:
                          const typename raw_storage<typename CFG::scale_t>::type
                              scale[CFG::out_c]) {
 #pragma HLS BIND_OP op=mul impl=fabric
-  binary_store_scale<CFG> st = {y, scale};
+  const binary_store_scale<CFG> st = {y, CFG::out_h * CFG::out_w, scale};
   binary_conv2d_core<CFG>(x, w, st);
 }
 
@@ -1077,13 +1153,13 @@ void binary_conv2d_khot(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::
                         const typename raw_storage<typename CFG::dshift_t>::type
                             sh[CFG::out_c * CFG::khot]) {
 #pragma HLS BIND_OP op=mul impl=fabric
-  binary_store_khot<CFG> st = {y, sg, sh};
+  const binary_store_khot<CFG> st = {y, CFG::out_h * CFG::out_w, sg, sh};
   binary_conv2d_core<CFG>(x, w, st);
 }
 
 // ------------------------------------------------------------------------------ threshold
 // CFG: in_t, out_t (binary), threshold_t (frac bits == in_t's), dir_t, n_chan, n_spatial,
-//      unroll. t, dir: [n_chan]. y = +1 if (dir > 0 ? x >= T : x <= T) else -1, compared
+//      unroll, chan_unroll (as batchnorm). t, dir: [n_chan]. y = +1 if (dir > 0 ? x >= T : x <= T) else -1, compared
 // exactly on the input's grid.
 template <class CFG>
 void threshold(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
@@ -1098,8 +1174,11 @@ void threshold(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
   const out_t minus = -1;
   const int unroll = CFG::unroll;
   (void)unroll;
+  const int chan_unroll = CFG::chan_unroll;
+  (void)chan_unroll;
 THRESH_CHAN:
   for (int c = 0; c < CFG::n_chan; c++) {
+#pragma HLS UNROLL factor=chan_unroll
     const bool up = dir[c] > 0;
 #if QFX_NATIVE
     const int64_t tr = (int64_t)t[c];

@@ -11,6 +11,11 @@
   raw mantissa (W bits, two's complement when signed) in ``data[W-1:0]``; on output the bits
   above W repeat the sign bit (signed types) or are 0; on input they are ignored. Inputs arrive as
   one stream of all input elements in port order; TLAST is set on the last output word only.
+  The order of a port's elements on the wire depends on the architecture (:func:`wire_order`):
+  NCHW for ``io="parallel"``, pixel by pixel with the channels innermost (HWC) for
+  ``io="stream"``, the order in which a streaming design consumes and produces them.
+* Streaming architecture (``io="stream"``): a 3-D edge ``[C, H, W]`` is ``H*W`` pixels of ``C``
+  values, a 1-D edge ``[N]`` one pixel of ``N`` values (:func:`edge_pixels`).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -40,9 +45,11 @@ __all__ = [
     "axis_words",
     "conv2d_output_size",
     "default_axis_width",
+    "edge_pixels",
     "maxpool2d_output_size",
     "read_trace",
     "read_vectors",
+    "wire_order",
     "write_vectors",
 ]
 
@@ -87,6 +94,38 @@ def avgpool2d_output_size(size: int, *, kernel: int, stride: int) -> int:
         3
     """
     return (size - kernel) // stride + 1
+
+
+def edge_pixels(shape: Sequence[int]) -> tuple[int, int]:
+    """``(values per pixel, pixels)`` of an edge in the streaming architecture: ``[C, H, W]`` is
+    ``H*W`` pixels of ``C`` channels, ``[N]`` one pixel of ``N`` values.
+
+    Example:
+        >>> edge_pixels((16, 8, 8)), edge_pixels((10,))
+        ((16, 64), (10, 1))
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 3:
+        return shape[0], shape[1] * shape[2]
+    if len(shape) == 1:
+        return shape[0], 1
+    raise ValueError(f"the streaming architecture handles [C, H, W] and [N] tensors, not shape "
+                     f"{list(shape)}")
+
+
+def wire_order(shape: Sequence[int], io: str) -> np.ndarray:
+    """For each position on the AXI-Stream wire, the NCHW index of the element sent there:
+    identity for ``io="parallel"``, HWC (pixel by pixel, channels innermost) for ``"stream"``.
+
+    Example:
+        >>> wire_order((2, 1, 3), "stream").tolist(), wire_order((2, 1, 3), "parallel").tolist()
+        ([0, 3, 1, 4, 2, 5], [0, 1, 2, 3, 4, 5])
+    """
+    n = int(math.prod(shape))
+    if io == "parallel":
+        return np.arange(n, dtype=np.int64)
+    chan, pixels = edge_pixels(shape)
+    return np.arange(n, dtype=np.int64).reshape(chan, pixels).T.ravel()
 
 
 def write_vectors(path: str | os.PathLike[str], raw: np.ndarray,

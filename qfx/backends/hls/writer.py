@@ -79,6 +79,7 @@ from qfx.backends.hls.layout import (
     avgpool2d_output_size,
     conv2d_output_size,
     default_axis_width,
+    edge_pixels,
     maxpool2d_output_size,
     write_vectors,
 )
@@ -98,7 +99,9 @@ MAX_UNROLL = 4096
 SUPPORTED_OPS = ("input", "dense", "conv2d", "batchnorm", "relu", "hardtanh", "add", "maxpool2d",
                  "avgpool2d", "flatten", "binary_dense", "binary_conv2d", "threshold",
                  "thermometer")
-_IO_MODES = ("parallel",)
+_IO_MODES = ("parallel", "stream")
+#: Sliding-window ops: a line buffer in the streaming architecture (qfx_stream.h).
+_WINDOW_OPS = ("conv2d", "binary_conv2d", "maxpool2d", "avgpool2d")
 _AXIS_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 _ROW = 16  # integer literals per line in the weight headers
 _STATIC_FIRMWARE = ("qfx_layers.h", "qfx_axi_sdata.h")
@@ -634,7 +637,8 @@ def _unroll(n: int, reuse: int, inner: int = 1) -> int:
 
 
 def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
-          axis_width: int | None) -> _Plan:
+          axis_width: int | None, io: str = "parallel") -> _Plan:
+    stream = io == "stream"
     per_node = resolve_reuse(graph, reuse)
     names = _Names()
     for reserved in ("in_stream", "out_stream", "qfx"):  # names the templates use
@@ -651,6 +655,12 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
         tname[e.name] = names.take(f"{e.name}_t")
         edge_types.append({"name": tname[e.name], "cpp": e.type.cpp(), "edge": e.name,
                            "shape": "x".join(map(str, e.shape)) or "scalar"})
+    pixel_types: list[dict[str, Any]] = []  # io="stream": the element type of each edge's stream
+    if stream:
+        for e in graph.edges.values():
+            chan, pixels = edge_pixels(e.shape)
+            pixel_types.append({"name": names.take(f"{e.name}_px"), "type": tname[e.name],
+                                "edge": e.name, "chan": chan, "pixels": pixels})
     node_types: list[dict[str, Any]] = []
     ntype: dict[tuple[str, str], str] = {}
 
@@ -755,6 +765,11 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
     for node in graph.nodes:
         out = graph.edges[node.output]
         size = int(math.prod(out.shape))
+        if stream:
+            if node.op != "flatten":
+                configs.append(_config(graph, node, names.take(f"{node.name}_config"), tname,
+                                       ntype, per_node[node.name], True))
+            continue
         if node.op == "flatten":  # NCHW is already flat: the output is the input's array
             array[node.output] = array[node.inputs[0]]
             steps.append({"node": node.name, "op": node.op, "alias": True,
@@ -764,7 +779,7 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
         locals_.append({"name": array[node.output], "type": tname[node.output], "size": size,
                         "node": node.name})
         cfg = _config(graph, node, names.take(f"{node.name}_config"), tname, ntype,
-                      per_node[node.name])
+                      per_node[node.name], False)
         configs.append(cfg)
         steps.append({
             "node": node.name, "op": node.op, "alias": False, "config": cfg["name"],
@@ -772,8 +787,8 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
             "size": size, "params": [pname[(node.name, k)] for k in cfg["param_kinds"]],
         })
 
-    copies = [{"src": array[p.edge], "dst": p.name, "type": p.typedef, "size": p.size}
-              for p in outputs]
+    copies = [] if stream else [{"src": array[p.edge], "dst": p.name, "type": p.typedef,
+                                 "size": p.size} for p in outputs]
     widths = [p.type.width for p in (*inputs, *outputs)]
     if axis_width is None:
         axis_width = default_axis_width(widths)
@@ -781,10 +796,19 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
         raise ValueError(f"axis_width must be one of {_AXIS_WIDTHS} and at least the widest "
                          f"port ({max(widths)} bits), got {axis_width}")
 
+    px_name = {t["edge"]: t["name"] for t in pixel_types}
+
     def port_ctx(p: PortInfo) -> dict[str, Any]:
+        # wire order (layout.wire_order): element j of the port on the AXI-Stream wire is NCHW
+        # element (j % wire_chan) * wire_pixels + j // wire_chan
+        chan, pixels = edge_pixels(p.shape) if stream else (1, p.size)
         return {"name": p.name, "edge": p.edge, "type": p.typedef, "cpp": p.type.cpp(),
                 "size": p.size, "shape": "x".join(map(str, p.shape)), "width": p.type.width,
-                "signed": p.type.signed}
+                "signed": p.type.signed, "wire_chan": chan, "wire_pixels": pixels,
+                "px": px_name.get(p.edge)}
+
+    body, streams = (_stream_body(graph, configs, tname, pname, px_name, inputs, outputs, names)
+                     if stream else ([], []))
 
     context = {
         "project": project_name, "top": top, "axis_top": axis_top, "axis_word": axis_word,
@@ -793,21 +817,118 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
         "axis_width": axis_width, "edge_types": edge_types, "node_types": node_types,
         "configs": configs, "params": params, "locals": locals_, "steps": steps,
         "copies": copies, "inputs": [port_ctx(p) for p in inputs],
+        "io": io, "pixel_types": pixel_types, "body": body, "streams": streams,
         "outputs": [port_ctx(p) for p in outputs],
         "n_in_total": sum(p.size for p in inputs), "n_out_total": sum(p.size for p in outputs),
     }
     return _Plan(context, inputs, outputs, params)
 
 
+def _stream_body(graph: Graph, configs: list[dict[str, Any]], tname: dict[str, str],
+                 pname: dict[tuple[str, str], str], px_name: dict[str, str],
+                 inputs: Sequence[PortInfo], outputs: Sequence[PortInfo],
+                 names: _Names) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The DATAFLOW body of the streaming top function: (steps, local streams).
+
+    Each edge is written by its producer into one stream (the input port for a graph input, the
+    output port for a graph output that nothing else reads, else a local stream) and read by
+    each of its readers (nodes, and the output port when it is a graph output) from a stream of
+    its own: an edge with several readers is copied by a chain of ``clone`` processes. Streams
+    that leave a clone are as deep as the edge has pixels: a reader may lag the other by up to
+    the whole tensor (a residual branch behind a line buffer), and a shallower FIFO could
+    deadlock the DATAFLOW region. Every other stream keeps the default depth (2).
+    """
+    cfg_of = {c["node"]: c for c in configs}
+    in_port = {p.edge: p.name for p in inputs}
+    out_port = {p.edge: p.name for p in outputs}
+    readers: dict[str, list[tuple[str, int]]] = {e: [] for e in graph.edges}
+    for node in graph.nodes:
+        for k, e in enumerate(node.inputs):
+            readers[e].append((node.name, k))
+    streams: list[dict[str, Any]] = []
+    source: dict[str, str] = {}  # edge -> the stream its producer writes
+    read_from: dict[tuple[str, int], str] = {}  # (node, input index) -> stream
+
+    def local(edge: str, suffix: str, depth: int) -> str:
+        name = names.take(f"s_{edge}{suffix}")
+        streams.append({"name": name, "px": px_name[edge], "depth": depth, "edge": edge})
+        return name
+
+    def px_args(edge: str) -> dict[str, Any]:
+        chan, pixels = edge_pixels(graph.edges[edge].shape)
+        return {"type": tname[edge], "chan": chan, "pixels": pixels}
+
+    body: list[dict[str, Any]] = []
+
+    def fan_out(edge: str) -> None:
+        """Route ``edge`` from its source stream to every reader (clones when > 1)."""
+        dests: list[tuple[str, int] | None] = [*readers[edge]]
+        if edge in out_port:
+            dests.append(None)  # the output port
+        if not dests:
+            raise ValueError(f"io='stream': edge {edge!r} is never read; a streaming design "
+                             "cannot leave a stream unread")
+        if edge in in_port and edge in out_port:
+            raise ValueError(f"io='stream': graph input {edge!r} is also a graph output")
+        if len(dests) == 1:
+            if dests[0] is not None:
+                read_from[dests[0]] = source[edge]
+            return
+        depth = edge_pixels(graph.edges[edge].shape)[1]
+
+        def stream_for(dest: tuple[str, int] | None, i: int) -> str:
+            if dest is None:
+                return out_port[edge]
+            read_from[dest] = local(edge, f"_r{i}", depth)
+            return read_from[dest]
+
+        src = source[edge]
+        for i, dest in enumerate(dests[:-1]):
+            a = stream_for(dest, i)
+            last = i == len(dests) - 2
+            b = stream_for(dests[-1], i + 1) if last else local(edge, f"_c{i}", depth)
+            body.append({"kind": "clone", "x": src, "a": a, "b": b, **px_args(edge)})
+            src = b
+
+    for e in graph.inputs:
+        source[e] = in_port[e]
+        fan_out(e)
+    for node in graph.nodes:
+        y = node.output
+        only_port = y in out_port and not readers[y]
+        source[y] = out_port[y] if only_port else local(y, "", 2)
+        xs = [read_from[(node.name, k)] for k in range(len(node.inputs))]
+        if node.op == "flatten":
+            body.append({"kind": "flatten", "node": node.name, "x": xs[0], "y": source[y],
+                         **px_args(node.inputs[0])})
+        else:
+            cfg = cfg_of[node.name]
+            body.append({"kind": "call", "node": node.name, "func": cfg["func"],
+                         "config": cfg["name"], "x": xs, "y": source[y],
+                         "params": [pname[(node.name, k)] for k in cfg["param_kinds"]]})
+        body.append({"kind": "trace", "node": node.name, "stream": source[y], **px_args(y)})
+        fan_out(y)
+    return body, streams
+
+
 def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
-            ntype: dict[tuple[str, str], str], reuse: int) -> dict[str, Any]:
+            ntype: dict[tuple[str, str], str], reuse: int, stream: bool) -> dict[str, Any]:
     """One config struct: member typedefs, integer constants, the layer function to call.
     ``reuse`` is this node's own factor: it sets the unroll factors (the pragmas' factors in
-    qfx_layers.h) and is recorded as the struct's ``reuse`` member."""
+    qfx_layers.h) and is recorded as the struct's ``reuse`` member.
+
+    ``stream`` (io="stream"): the layers run once per pixel (qfx_stream.h), so element-wise
+    layers get per-pixel sizes (n = channels, n_spatial = 1) plus ``n_pixels``, ``px_in`` and
+    ``px_out``, and a convolution folds the products of one output pixel (out_c / groups outputs
+    of a reduction of in_c / groups * k_h * k_w) instead of a whole output channel."""
     a = node.attrs
     x = graph.edges[node.inputs[0]]
     out = graph.edges[node.output]
     n = int(math.prod(out.shape))
+    pixels = 1
+    if stream:  # per-pixel sizes: n is the values of one output pixel
+        (c_in, pixels), (c_out, _) = edge_pixels(x.shape), edge_pixels(out.shape)
+        n = c_out
     types: list[tuple[str, str]] = [("in_t", tname[x.name]), ("out_t", tname[node.output])]
     ints: list[tuple[str, int]] = []
     kinds: list[str] = []
@@ -847,7 +968,8 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
         _, cin_g, kh, kw = node.params["weight"].shape
         (sh, sw), (ph, pw), (dh, dw) = (pair(a["stride"]), pair(a["padding"]),
                                         pair(a["dilation"]))
-        red, outer = _fold(cin_g * kh * kw, oh * ow, reuse)
+        red, outer = _fold(cin_g * kh * kw, cout // int(a["groups"]) if stream else oh * ow,
+                           reuse)
         ints += [
             ("in_c", cin), ("in_h", h), ("in_w", w), ("out_c", cout), ("out_h", oh),
             ("out_w", ow), ("k_h", kh), ("k_w", kw), ("stride_h", sh), ("stride_w", sw),
@@ -861,7 +983,8 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
             typ(m, k)
         c = x.shape[0]
         ints += [("n_chan", c), ("n_spatial", n // c),
-                 ("unroll", _unroll(n // c, reuse))]
+                 ("unroll", _unroll(n // c, reuse)),
+                 ("chan_unroll", _unroll(c, reuse) if stream else 1)]
         kinds = ["scale", "shift"]
         if khot("scale"):
             func, kinds = "batchnorm_khot", ["scale_dsign", "scale_dshift", "shift"]
@@ -897,12 +1020,13 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
     elif node.op in ("threshold", "thermometer"):
         typ("threshold_t", "threshold")
         c = x.shape[0]
-        n_in = int(math.prod(x.shape))
+        n_in = c if stream else int(math.prod(x.shape))
         ints += [("n_chan", c), ("n_spatial", n_in // c)]
         if node.op == "threshold":
             typ("dir_t", "dir")
             kinds = ["threshold", "direction"]
-            ints.append(("unroll", _unroll(n_in // c, reuse)))
+            ints += [("unroll", _unroll(n_in // c, reuse)),
+                     ("chan_unroll", _unroll(c, reuse) if stream else 1)]
         else:
             levels = int(a["levels"])
             kinds = ["thresholds"]
@@ -924,11 +1048,12 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
             ("chan", x.shape[0]), ("in_h", x.shape[1]), ("in_w", x.shape[2]),
             ("out_h", out.shape[1]), ("out_w", out.shape[2]), ("k_h", kh), ("k_w", kw),
             ("stride_h", sh), ("stride_w", sw)]
+        # average pooling has no padding or dilation: the window walk is shared (qfx_layers.h)
+        (ph, pw), (dh, dw) = ((pair(a["padding"]), pair(a["dilation"]))
+                              if node.op == "maxpool2d" else ((0, 0), (1, 1)))
+        ints += [("pad_h", ph), ("pad_w", pw), ("dil_h", dh), ("dil_w", dw)]
         if node.op == "maxpool2d":
             types = [("in_t", tname[x.name])]
-            (ph, pw), (dh, dw) = pair(a["padding"]), pair(a["dilation"])
-            ints += [("pad_h", ph), ("pad_w", pw), ("dil_h", dh),
-                     ("dil_w", dw)]
         else:
             typ("sum_t", "sum")
             typ("acc_t", "acc")
@@ -939,6 +1064,8 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
                 func = "avgpool2d_shift"
                 ints.append(("shift", int(a["shift"])))
         ints.append(("unroll", _unroll(n, reuse, kh * kw)))
+    if stream and node.op not in _WINDOW_OPS:
+        ints += [("n_pixels", pixels), ("px_in", c_in), ("px_out", c_out)]
     ints.append(("reuse", reuse))
     return {"name": name, "node": node.name, "op": node.op, "func": func, "types": types,
             "ints": ints, "param_kinds": kinds}
@@ -986,8 +1113,13 @@ def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
             identifiers.
         out_dir: the project folder to create (refused if it exists, unless ``force``).
         project_name: C++ identifier; the top function's name and the files' stem.
-        io: ``"parallel"`` (arrays between layers); the streaming architecture is not
-            implemented by this writer yet.
+        io: ``"parallel"``: arrays between layers that run one after another, each folded by
+            its reuse factor (small MLPs and CNNs); ``"stream"``: a DATAFLOW pipeline with a
+            FIFO of pixels on every edge and line buffers in the convolution and pooling layers
+            (CNNs: the layers overlap, and no layer holds a whole feature map; see
+            ``qfx_stream.h``). Both compute the same bits; the stream top function takes
+            ``hls::stream`` ports and its AXI-Stream wrapper sends each port pixel by pixel
+            (channels innermost, :func:`qfx.backends.hls.layout.wire_order`).
         reuse: multiplications per multiplier (>= 1); sets the unroll factors of each layer,
             never beyond 4096 iterations of a loop. An int applies to every layer; a mapping
             ``{node_name: reuse}`` with an optional ``"*"`` default (1 when absent) folds each
@@ -1030,7 +1162,7 @@ def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a folder")
 
-    plan = _plan(graph, project_name, reuse, axis_width)
+    plan = _plan(graph, project_name, reuse, axis_width, io)
     vectors = _vectors(graph, test_vectors) if test_vectors is not None else None
     files = _render(plan, vectors is not None)
 
@@ -1073,16 +1205,18 @@ def _render(plan: _Plan, have_vectors: bool) -> dict[str, str]:
     ctx = dict(plan.context, have_vectors=have_vectors)
     project = ctx["project"]
     out: dict[str, str] = {}
-    for name in _STATIC_FIRMWARE:
+    stream = ctx["io"] == "stream"
+    for name in (*_STATIC_FIRMWARE, *(("qfx_stream.h",) if stream else ())):
         out[f"firmware/{name}"] = (root / "firmware" / name).read_text(encoding="utf-8")
     out["firmware/parameters.h"] = env.get_template("firmware/parameters.h.j2").render(ctx)
     for p in plan.params:
         out[f"firmware/weights/{p['file']}"] = env.get_template(
             "firmware/weights.h.j2").render(ctx, p=p)
-    for tmpl, dst in (("firmware/top.h.j2", f"{project}.h"),
-                      ("firmware/top.cpp.j2", f"{project}.cpp"),
+    arch = "_stream" if stream else ""
+    for tmpl, dst in ((f"firmware/top{arch}.h.j2", f"{project}.h"),
+                      (f"firmware/top{arch}.cpp.j2", f"{project}.cpp"),
                       ("firmware/axis.h.j2", f"{project}_axis.h"),
-                      ("firmware/axis.cpp.j2", f"{project}_axis.cpp")):
+                      (f"firmware/axis{arch}.cpp.j2", f"{project}_axis.cpp")):
         out[f"firmware/{dst}"] = env.get_template(tmpl).render(ctx)
     out[f"tb/tb_{project}.cpp"] = env.get_template("tb/tb.cpp.j2").render(ctx)
     return out

@@ -1,0 +1,139 @@
+"""The streaming architecture (io="stream": a DATAFLOW pipeline of pixel FIFOs with line buffers)
+computes exactly the bits of the exact executor, like the parallel one.
+
+Each model of test_csim_smoke is exported with io="stream" and compiled with g++: the native
+C-simulation path, the ap_fixed path that synthesis compiles (-DQFX_AP_ARITH), the AXI-Stream
+wrapper (words pixel by pixel, channels innermost) and the per-node trace, all compared with
+`==` on raw integers. Zoo models with residual fan-out, K-hot and binarized layers go through
+the public API (qfx.export_hls + qfx.csim)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from test_csim_smoke import MODELS, SCALES, _assert_bit_exact, _build, _run, _two_port_graph
+
+import qfx
+from qfx.backends.hls.layout import read_trace, read_vectors, wire_order
+from qfx.backends.hls.writer import export_firmware
+from qfx.ir import run_graph
+from qfx.zoo import get_model, model_spec
+
+
+def _export_stream(tmp, model: str, overflow: str, **kw):
+    net, x = MODELS[model](overflow)
+    graph = qfx.freeze(net.eval(), x[:1])
+    xs = np.concatenate([x.numpy()[:8] * s for s in SCALES])
+    return export_firmware(graph, tmp / f"{model}_{overflow}", io="stream", test_vectors=xs,
+                           **kw), xs
+
+
+@pytest.mark.parametrize("model, overflow", [("mlp", "SAT"), ("cnn", "WRAP"), ("cnn", "SAT"),
+                                             ("residual", "WRAP"), ("wide", "SAT")])
+def test_stream_csim_is_bit_exact_on_both_arithmetic_paths(tmp_path, model, overflow):
+    prj, _ = _export_stream(tmp_path, model, overflow)
+    top = prj.top_source.read_text()
+    assert "#pragma HLS DATAFLOW" in top and "hls::stream<" in top
+    _assert_bit_exact(prj, _build(prj))
+    _assert_bit_exact(prj, _build(prj, "-DQFX_AP_ARITH"))
+
+
+def test_stream_layers_use_line_buffers_and_clone_fan_out(tmp_path):
+    prj, _ = _export_stream(tmp_path, "residual", "SAT")
+    top = prj.top_source.read_text()
+    # the residual input x feeds two convolutions: cloned into two FIFOs as deep as the tensor
+    clones = re.findall(r"qfx::stream::clone<[^>]*, (\d+), (\d+) >", top)
+    assert clones == [("4", "36")]
+    depths = re.findall(r"#pragma HLS STREAM variable=(\w+) depth=(\d+)", top)
+    assert len(depths) == 2 and {d for _, d in depths} == {"36"}
+    assert top.count("qfx::stream::conv2d<") == 2
+    assert "qfx::stream::flatten<" in top  # [4, 3, 3] -> one pixel of 36 values in NCHW order
+    assert (prj.firmware_dir / "qfx_stream.h").is_file()
+    assert "static T buf[span][CFG::in_w][IN_C]" in (prj.firmware_dir / "qfx_stream.h").read_text()
+
+
+def test_stream_axi_wrapper_sends_pixels_channels_innermost(tmp_path):
+    prj, xs = _export_stream(tmp_path, "cnn", "WRAP")
+    _assert_bit_exact(prj, _build(prj, "-DQFX_TB_AXIS", axis=True))
+    assert "pixel by pixel" in prj.axis_header.read_text()
+    assert "#pragma HLS DATAFLOW" in prj.axis_source.read_text()
+    order = wire_order(prj.inputs[0].shape, "stream")
+    c, h, w = prj.inputs[0].shape
+    assert order[:3].tolist() == [0, h * w, 2 * h * w]  # the channels of pixel (0, 0) first
+
+
+def test_stream_several_inputs_and_outputs(tmp_path):
+    g = _two_port_graph()
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(size=(20, 2, 3)) * 4, rng.uniform(-1, 3, size=(20, 2, 3))]
+    with pytest.raises(ValueError, match=r"\[C, H, W\] and \[N\]"):
+        export_firmware(g, tmp_path / "two", io="stream", test_vectors=xs)
+    assert not (tmp_path / "two").exists()
+
+
+def test_stream_trace_matches_the_executor_and_finds_a_corrupted_layer(tmp_path):
+    prj, xs = _export_stream(tmp_path, "residual", "SAT")
+    g = prj.graph
+    trace_file = prj.root / "trace.txt"
+    _run(_build(prj, "-DQFX_TRACE"), prj, prj.input_vectors, "-", str(trace_file))
+    t = g.edges[g.inputs[0]].type
+    raw_in = read_vectors(prj.input_vectors).reshape(xs.shape)
+    ref = run_graph(g, t.from_int(raw_in), trace=True).trace
+    trace = read_trace(trace_file)
+    assert list(trace) == [n.name for n in g.nodes]
+    for name, values in ref.items():
+        assert np.array_equal(trace[name], values.reshape(len(xs), -1)), name
+
+    node = next(n for n in g.nodes if n.op == "conv2d" and n.params["weight"].shape[-1] == 1)
+    header = prj.weights_dir / f"{node.name}_w.h"
+    head, body = header.read_text().split("= {", 1)
+    first = re.search(r"-?\d+", body)
+    value = int(first.group())
+    body = body[:first.start()] + str(value + 1 if value < 0 else value - 1) + body[first.end():]
+    header.write_text(head + "= {" + body)
+    _run(_build(prj, "-DQFX_TRACE"), prj, prj.input_vectors, "-", str(trace_file))
+    trace = read_trace(trace_file)
+    diverging = [n.name for n in g.nodes
+                 if not np.array_equal(trace[n.name], ref[n.name].reshape(len(xs), -1))]
+    assert diverging and diverging[0] == node.name
+
+
+ZOO = {
+    "resnet8-8bit": ("resnet8", {"bits": 8}),
+    "digits_cnn-khot2": ("digits_cnn", {"bits": 8, "weight_khot": 2, "bn_scale_khot": 2}),
+}
+
+
+@pytest.mark.parametrize("case", list(ZOO))
+def test_stream_zoo_model_is_bit_exact_through_the_api(case, tmp_path):
+    name, quant = ZOO[case]
+    torch.manual_seed(0)
+    shape = model_spec(name).input_shape
+    calib = torch.randn(64, *shape)
+    model = qfx.quantize_model(get_model(name), quant, calib).eval()
+    project = qfx.export_hls(model, calib[:1], tmp_path / "prj", board="ultra96", io="stream",
+                             reuse=64, on_budget="ignore", test_vectors=calib[:2].numpy())
+    assert project.io == "stream"
+    x = torch.cat([torch.randn(3, *shape), torch.randn(3, *shape) * 16])
+    report = qfx.csim(project, x)
+    assert report.bit_exact and report.mismatches == 0 and report.samples == 6, str(report)
+
+
+@pytest.mark.parametrize("name", ["digits_bnn", "cnv_w1a1"])
+def test_stream_binarized_zoo_model_is_bit_exact(name, tmp_path):
+    torch.manual_seed(0)
+    shape = model_spec(name).input_shape
+    model = get_model(name)
+    calib = torch.rand(32, *shape)
+    model.train()
+    with torch.no_grad():
+        model(calib)
+    model.eval()
+    project = qfx.export_hls(model, calib[:1], tmp_path / "prj", board="ultra96", io="stream",
+                             reuse=64, on_budget="ignore", test_vectors=calib[:2].numpy())
+    x = torch.cat([torch.rand(2, *shape), torch.rand(2, *shape) * 4 - 2])
+    report = qfx.csim(project, x)
+    assert report.bit_exact, str(report)
