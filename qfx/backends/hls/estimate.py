@@ -86,6 +86,26 @@ order, each loop nest pipelined at II = 1 as the writer's pragmas request):
 * The design's interval (cycles between inferences) equals its latency (no DATAFLOW); cycles
   become microseconds at the board (or given) clock.
 
+Streaming architecture (``io="stream"``, the writer's DATAFLOW pipeline, qfx_stream.h):
+
+* Every layer is a process that works pixel by pixel (``P`` output pixels; a 1-D tensor is one
+  pixel). A convolution folds the products of ONE output pixel: ``_fold(K, C_out / groups,
+  reuse)`` per group, busy ``P * groups * ceil(C_out/g / out) * ceil(K / red)`` cycles; element-
+  wise layers unroll the channels of a pixel (``u = min(C, ceil(C / reuse))``), busy
+  ``P * ceil(C / u)``; pooling likewise per output pixel; dense is the parallel model (one
+  pixel). A layer's constants are logic when one pixel takes one cycle, else a ROM.
+* Memories: no activation arrays. Each edge's FIFO holds 2 pixels (registers), except the FIFOs
+  of an edge read by several layers, which hold the whole tensor (``P`` pixels of ``C`` values,
+  the writer's depth that rules out a DATAFLOW deadlock); the window layers keep a line buffer
+  of ``((k_h - 1) * dil_h + 1) * W_in * C_in`` values (one bank per channel); flatten buffers
+  its tensor.
+* Timing: the processes overlap. A layer's first output comes ``fill`` cycles after its first
+  input (window layers: the input rows that complete the first output row, one pixel per cycle,
+  plus one pixel's compute; dense and flatten: all their work; others: one pixel), and its last
+  output ``max(last input + one pixel's work, first input + busy cycles)``. The latency is the
+  last output word's time (inputs arrive one word per cycle); the interval is the busiest
+  process (or the input/output words).
+
 Not included: the AXI DMA, interconnect and processing-system logic of the block design.
 
 Example:
@@ -110,7 +130,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfx.backends.hls.boards import Board, load_board
+from qfx.backends.hls.layout import edge_pixels
 from qfx.backends.hls.writer import (
+    _WINDOW_OPS,
     MAX_UNROLL,
     LayerReuse,
     ReuseSpec,
@@ -345,6 +367,7 @@ class ResourceReport:
     model: str = "graph"
     io: str = "parallel"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    interval: int | None = None
 
     # ------------------------------------------------------------------ latency
     @property
@@ -354,8 +377,9 @@ class ResourceReport:
 
     @property
     def interval_cycles(self) -> int:
-        """Estimated cycles between two inferences (= the latency: layers run one by one)."""
-        return self.latency_cycles
+        """Estimated cycles between two inferences: the latency for ``io="parallel"`` (layers
+        run one by one), the busiest process for ``io="stream"`` (DATAFLOW)."""
+        return self.latency_cycles if self.interval is None else int(self.interval)
 
     @property
     def latency_us(self) -> float | None:
@@ -474,14 +498,20 @@ def _pct(x: float) -> str:
 @dataclass
 class _Shape:
     """What the folding gives one node: ``parallel`` units; a pipelined loop of ``inner``
-    iterations entered ``outer`` times (latency ``outer * (inner + depth)``); the lanes that
-    write its output array and read each input array."""
+    iterations entered ``outer`` times (latency ``outer * (inner + depth)``, plus ``extra``
+    cycles: a window layer reading its input rows); the lanes that write its output array and
+    read each input array. ``const_ii``: cycles per pass over the layer's constants (``None``:
+    ``ii``; one output pixel in the streaming architecture); ``pixels``: output pixels
+    (streaming)."""
 
     parallel: int = 1
     outer: int = 1
     inner: int = 0
     write_lanes: int = 1
     read_lanes: dict[str, int] = field(default_factory=dict)
+    const_ii: int | None = None
+    pixels: int = 1
+    extra: int = 0
 
     @property
     def ii(self) -> int:
@@ -489,11 +519,11 @@ class _Shape:
         return self.outer * self.inner
 
     def cycles(self, depth: int) -> int:
-        return self.outer * (self.inner + depth) if self.inner else 0
+        return (self.outer * (self.inner + depth) if self.inner else 0) + self.extra
 
 
 def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str | None = None,
-                       clock_mhz: float | None = None) -> ResourceReport:
+                       clock_mhz: float | None = None, io: str = "parallel") -> ResourceReport:
     """Estimate LUT/FF/DSP/BRAM18K and latency of ``graph``'s HLS design at ``reuse``.
 
     Args:
@@ -504,6 +534,8 @@ def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str
         board: a board name/alias/YAML path or :class:`Board` for the budget (``None``: no
             budget check), which also picks the DSP model (DSP48E1 on Zynq-7000).
         clock_mhz: clock for the microsecond figures (``None``: the board's default clock).
+        io: the architecture the writer generates: ``"parallel"`` or ``"stream"`` (DATAFLOW;
+            see the module docstring).
 
     Returns:
         A :class:`ResourceReport` (per-layer rows plus the AXI-Stream wrapper, totals, budget).
@@ -512,6 +544,9 @@ def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str
         >>> estimate_resources(Graph(), board="ultra96").total.dsp
         0
     """
+    if io not in ("parallel", "stream"):
+        raise ValueError(f"io must be 'parallel' or 'stream', got {io!r}")
+    stream = io == "stream"
     reuse = normalize_reuse(reuse)
     per_node = resolve_reuse(graph, reuse)
     brd = None if board is None else load_board(board)
@@ -529,33 +564,141 @@ def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str
         if node.op == "flatten":
             alias[node.output] = alias.get(node.inputs[0], node.inputs[0])
 
-    shapes = {n.name: _shape(graph, n, per_node[n.name]) for n in graph.nodes}
+    shapes = {n.name: (_stream_shape if stream else _shape)(graph, n, per_node[n.name])
+              for n in graph.nodes}
     readers: dict[str, int] = {}
     for node in graph.nodes:
         for edge, lanes in shapes[node.name].read_lanes.items():
             base = alias.get(edge, edge)
             readers[base] = max(readers.get(base, 1), lanes)
 
+    fifos = _stream_fifos(graph) if stream else None
     rows: list[LayerEstimate] = []
     for node in graph.nodes:
-        row = _layer(graph, node, shapes[node.name], costs[node.name], binary, ports, readers)
+        row = _layer(graph, node, shapes[node.name], costs[node.name], binary, ports, readers,
+                     fifos)
         rows.append(dataclasses.replace(row, reuse=per_node[node.name]))
-    rows.append(_axis_row(graph, readers))
+    rows.append(_axis_row(graph, readers, stream))
     total = ResourceEstimate(latency_cycles=0)
     for r in rows:
         total = total + r.estimate
+    interval = None
+    if stream:
+        latency, interval = _stream_timing(graph, shapes, {r.node: r for r in rows})
+        total = dataclasses.replace(total, latency_cycles=latency)
+    timing = ("layers run one after another (io=parallel, no DATAFLOW); interval = latency"
+              if not stream else
+              "layers overlap (io=stream, DATAFLOW): latency from the first input word to the "
+              "last output word, interval = the busiest process; per-layer cycles are each "
+              "process's busy cycles")
     return ResourceReport(
         layers=tuple(rows), reuse=reuse, board=brd,
         clock_mhz=None if clock is None else float(clock), total=total,
-        model=str(graph.meta.get("model", "graph")),
+        model=str(graph.meta.get("model", "graph")), io=io, interval=interval,
         notes=(ESTIMATE_NOTE,
                f"DSP model: {'DSP48E1' if ports[0] == 25 else 'DSP48E2'} "
                f"{ports[0]}x{ports[1]} multipliers; products with both operands <= "
                f"{LUT_MULT_MAX_BITS} bits or a 1-bit operand map to LUTs",
-               "K-hot constants are shift-adds: 0 DSP",
-               "layers run one after another (io=parallel, no DATAFLOW); interval = latency",
+               "K-hot constants are shift-adds: 0 DSP", timing,
                "not included: AXI DMA, interconnect and processing-system logic"),
     )
+
+
+def _window_rows(graph: Graph, node: Node) -> tuple[int, int]:
+    """(line-buffer rows, input rows read before the first output row) of a window layer."""
+    a = node.attrs
+    kh = int(node.params["weight"].shape[2]) if "weight" in node.params else pair(a["kernel"])[0]
+    dil = pair(a.get("dilation", 1))[0]
+    pad = pair(a.get("padding", 0))[0]
+    in_h = int(graph.edges[node.inputs[0]].shape[1])
+    span = (kh - 1) * dil + 1
+    return span, max(1, min(span - pad, in_h))
+
+
+def _stream_shape(graph: Graph, node: Node, reuse: int) -> _Shape:
+    """The streaming writer's folding of ``node`` (per pixel; see the module docstring)."""
+    if node.op in ("dense", "binary_dense"):
+        return _shape(graph, node, reuse)
+    out = graph.edges[node.output]
+    chan, pixels = edge_pixels(out.shape)
+    in_c, in_pixels = edge_pixels(graph.edges[node.inputs[0]].shape)
+    extra = in_pixels if node.op in _WINDOW_OPS else 0  # the line buffer reads every input pixel
+    if node.op in ("conv2d", "binary_conv2d"):
+        w = node.params["weight"]
+        k = int(math.prod(w.shape[1:]))
+        groups = int(node.attrs["groups"])
+        cout_g = int(w.shape[0]) // groups
+        red, lanes = _fold(k, cout_g, reuse)
+        per_pixel = groups * _ceil(cout_g, lanes)
+        return _Shape(red * lanes, pixels * per_pixel, _ceil(k, red), lanes, {},
+                      per_pixel * _ceil(k, red), pixels, extra)
+    if node.op in ("batchnorm", "threshold"):
+        u = _unroll(chan, reuse)
+        return _Shape(u, pixels * _ceil(chan, u), 1, u, {}, _ceil(chan, u), pixels)
+    if node.op in ("maxpool2d", "avgpool2d"):
+        kh, kw = pair(node.attrs["kernel"])
+        u = _unroll(chan, reuse, kh * kw)
+        return _Shape(u, pixels, _ceil(chan, u), u, {}, _ceil(chan, u), pixels, extra)
+    if node.op == "flatten":
+        return _Shape(1, 1, in_pixels, 1, {}, None, 1)
+    if node.op in ("input", "relu", "hardtanh", "add", "thermometer"):
+        u = _unroll(in_c, reuse, int(node.attrs.get("levels", 1)))
+        return _Shape(u, pixels, _ceil(in_c, u), u, {}, _ceil(in_c, u), pixels)
+    raise ValueError(f"node {node.name!r}: no resource model for op {node.op!r}")
+
+
+def _stream_fifos(graph: Graph) -> dict[str, list[tuple[int, int]]]:
+    """Per edge, the FIFOs the streaming writer gives it as ``(depth in pixels, count)``: one of
+    depth 2; an edge with d > 1 readers (an output port counts) also 2 * (d - 1) streams of a
+    whole tensor from its chain of clones."""
+    readers = {e: 0 for e in graph.edges}
+    for node in graph.nodes:
+        for e in node.inputs:
+            readers[e] += 1
+    for e in graph.outputs:
+        readers[e] += 1
+    out: dict[str, list[tuple[int, int]]] = {}
+    for e, d in readers.items():
+        fifos = [(2, 1)]
+        if d > 1:
+            fifos.append((edge_pixels(graph.edges[e].shape)[1], 2 * (d - 1)))
+        out[e] = fifos
+    return out
+
+
+def _stream_timing(graph: Graph, shapes: Mapping[str, _Shape],
+                   rows: Mapping[str, LayerEstimate]) -> tuple[int, int]:
+    """(latency, interval) in cycles of the DATAFLOW pipeline (see the module docstring)."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    words = 0
+    for name in graph.inputs:
+        chan, pixels = edge_pixels(graph.edges[name].shape)
+        first[name] = words + chan
+        words += chan * pixels
+        last[name] = words
+    in_words = words
+    busiest = 0
+    for node in graph.nodes:
+        sh = shapes[node.name]
+        busy = rows[node.name].latency_cycles
+        busiest = max(busiest, busy)
+        per_pixel = _ceil(busy, max(sh.pixels, 1))
+        f_in = max(first[i] for i in node.inputs)
+        l_in = max(last[i] for i in node.inputs)
+        if node.op in _WINDOW_OPS:
+            _, rows_first = _window_rows(graph, node)
+            in_w = int(graph.edges[node.inputs[0]].shape[2])
+            fill = rows_first * in_w + per_pixel
+        elif node.op in ("dense", "binary_dense", "flatten"):
+            fill = busy
+        else:
+            fill = per_pixel
+        first[node.output] = f_in + fill
+        last[node.output] = max(l_in + per_pixel, f_in + busy)
+    out_words = sum(int(math.prod(graph.edges[o].shape)) for o in graph.outputs)
+    latency = max((last[o] for o in graph.outputs), default=in_words) + out_words
+    return latency, max(busiest, in_words, out_words)
 
 
 def _shape(graph: Graph, node: Node, reuse: int) -> _Shape:
@@ -608,7 +751,10 @@ def _mult_model(node: Node, key: str, a_t: FixedType, b_t: FixedType, on_binary:
 
 
 def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str],
-           ports: tuple[int, int], readers: Mapping[str, int]) -> LayerEstimate:
+           ports: tuple[int, int], readers: Mapping[str, int],
+           fifos: Mapping[str, list[tuple[int, int]]] | None = None) -> LayerEstimate:
+    """One row of the estimate; ``fifos`` (the streaming architecture's FIFOs per edge) replaces
+    the activation arrays of the parallel architecture by FIFOs and line buffers."""
     a = node.attrs
     out_e = graph.edges[node.output]
     out_t = out_e.type
@@ -624,6 +770,7 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
     impl, dpm, depth = "-", 0, 2
     notes: list[str] = []
     ii = max(sh.ii, 1) if node.op != "flatten" else 0
+    cii = ii if sh.const_ii is None else sh.const_ii  # cycles per pass over the constants
     acc_w = acc_t.width if acc_t is not None else out_t.width
 
     if node.op in ("dense", "conv2d", "batchnorm"):
@@ -646,7 +793,7 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
         elif impl == "shift-add":
             k = int(a.get(f"{key}_khot", 1))
             notes.append(f"K-hot (K={k}): shifts and adds, 0 DSP")
-            if ii > 1:
+            if cii > 1:
                 prod_w = x_t.width + b_t.width
                 lut += sh.parallel * k * prod_w * _ceil(_clog2(b_t.width), 2)
         if node.op == "batchnorm":
@@ -658,7 +805,7 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
             w = node.params["weight"]
             red_len = int(math.prod(w.shape[1:]))
             depth = mlat + _clog2(red_len) + 2
-            if ii > 1:
+            if cii > 1:
                 mem.add(int(w.size), b_t.width, min(int(w.size), sh.parallel))
                 if "bias" in node.params:
                     mem.add(int(w.shape[0]), a["bias_type"].width, sh.write_lanes)
@@ -682,7 +829,7 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
         ff += sh.write_lanes * acc_w
         depth = 1 + _clog2(fan_in) + 2
         w = node.params["weight"]
-        if ii > 1:
+        if cii > 1:
             mem.add(int(w.size), 1, min(int(w.size), sh.parallel))
         if "scale" in node.params:
             s_t = a["scale_type"]
@@ -721,7 +868,8 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
     elif node.op == "input":
         pass
     elif node.op == "flatten":
-        notes.append("no hardware: arrays are NCHW-flat")
+        notes.append("no hardware: arrays are NCHW-flat" if fifos is None else
+                     "gathers the tensor into one NCHW pixel")
     else:  # pragma: no cover - _shape refused it already
         raise ValueError(f"node {node.name!r}: no resource model for op {node.op!r}")
 
@@ -729,11 +877,25 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
                                             and "scale" not in node.params):
         src_t = acc_t if acc_t is not None else x_t
         lut += sh.write_lanes * _cast_luts(src_t, out_t)
-    if node.op != "flatten":
+    if node.op != "flatten" or fifos is not None:
         ff += sh.write_lanes * out_t.width
         lut += LAYER_CONTROL_LUT
         ff += LAYER_CONTROL_FF
+    if fifos is None and node.op != "flatten":
         mem.add(n_out, out_t.width, max(sh.write_lanes, readers.get(node.output, 1)))
+    elif fifos is not None:
+        chan = edge_pixels(out_e.shape)[0]
+        for fifo_depth, count in fifos[node.output]:
+            for _ in range(count):
+                mem.add(fifo_depth, chan * out_t.width, 1)
+        if node.op in _WINDOW_OPS:
+            span, _ = _window_rows(graph, node)
+            in_e = graph.edges[node.inputs[0]]
+            in_c, in_w = int(in_e.shape[0]), int(in_e.shape[2])
+            mem.add(span * in_w * in_c, x_t.width, in_c)
+            notes.append(f"line buffer: {span} rows x {in_w} x {in_c}")
+        if node.op == "flatten":
+            mem.add(n_out, out_t.width, 1)
     est = ResourceEstimate(lut=lut + mem.lut, ff=ff + mem.ff, dsp=dsp, bram18k=mem.bram18k,
                            latency_cycles=sh.cycles(depth))
     n_mults = cost.macs if node.op in ("dense", "conv2d", "batchnorm", "binary_dense",
@@ -745,21 +907,24 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
         mult_impl=impl, dsp_per_mult=int(dpm), ii=int(ii), estimate=est, notes=tuple(notes))
 
 
-def _axis_row(graph: Graph, readers: Mapping[str, int]) -> LayerEstimate:
-    """The AXI-Stream wrapper: stream in, output copy, stream out, port arrays."""
+def _axis_row(graph: Graph, readers: Mapping[str, int], stream: bool = False) -> LayerEstimate:
+    """The AXI-Stream wrapper: stream in, output copy, stream out, port arrays (``stream``:
+    words to pixels and back inside the DATAFLOW region, no port arrays)."""
     mem = _Mem()
     n_in = n_out = 0
     for name in graph.inputs:
         e = graph.edges[name]
         n = int(math.prod(e.shape)) if e.shape else 1
         n_in += n
-        mem.add(n, e.type.width, readers.get(name, 1))
+        if not stream:
+            mem.add(n, e.type.width, readers.get(name, 1))
     for name in graph.outputs:
         e = graph.edges[name]
         n = int(math.prod(e.shape)) if e.shape else 1
         n_out += n
-        mem.add(n, e.type.width, 1)
-    cycles = n_in + 2 * n_out + 6
+        if not stream:
+            mem.add(n, e.type.width, 1)
+    cycles = n_in + (1 if stream else 2) * n_out + 6
     est = ResourceEstimate(lut=AXIS_LUT + mem.lut, ff=AXIS_FF + mem.ff, bram18k=mem.bram18k,
                            latency_cycles=cycles)
     types = tuple(graph.edges[i].type.cpp() for i in graph.inputs)
@@ -767,7 +932,7 @@ def _axis_row(graph: Graph, readers: Mapping[str, int]) -> LayerEstimate:
     return LayerEstimate(
         node=_AXIS_ROW, op="axis", input_types=types, output_type=out_types, weight_type=None,
         acc_type=None, n_mults=0, parallel=1, multipliers=0, mult_impl="-", dsp_per_mult=0,
-        ii=n_in + 2 * n_out, estimate=est,
-        notes=(f"{n_in} input words in, {n_out} outputs copied and streamed out, "
-               "AXI-Lite control",))
+        ii=n_in + (1 if stream else 2) * n_out, estimate=est,
+        notes=(f"{n_in} input words in, {n_out} outputs "
+               f"{'streamed out' if stream else 'copied and streamed out'}, AXI-Lite control",))
 

@@ -193,8 +193,8 @@ def _vectors(graph: Graph, test_vectors: Any, example_input: Any,
 
 
 def suggest_reuse(graph: Graph, board: Board | str, *, start: int = 1,
-                  limit: int = 1 << 16, overrides: Mapping[str, int] | None = None
-                  ) -> int | None:
+                  limit: int = 1 << 16, overrides: Mapping[str, int] | None = None,
+                  io: str = "parallel") -> int | None:
     """The smallest power-of-two multiple of ``start`` (up to ``limit``) whose estimate fits
     ``board``; ``None`` if none does. With ``overrides`` (``{node_name: reuse}``) those layers
     keep their factor and the suggestion is the ``"*"`` default of the others.
@@ -209,20 +209,20 @@ def suggest_reuse(graph: Graph, board: Board | str, *, start: int = 1,
     reuse = max(1, int(start))
     while reuse <= limit:
         spec: ReuseSpec = {**fixed, DEFAULT_REUSE_KEY: reuse} if fixed else reuse
-        if estimate_resources(graph, reuse=spec, board=brd).fits:
+        if estimate_resources(graph, reuse=spec, board=brd, io=io).fits:
             return reuse
         reuse *= 2
     return None
 
 
-def _budget_advice(graph: Graph, board: Board, reuse: int | LayerReuse) -> str:
+def _budget_advice(graph: Graph, board: Board, reuse: int | LayerReuse, io: str) -> str:
     """What to change when the estimate at ``reuse`` exceeds ``board``."""
     if isinstance(reuse, int):
-        hint = suggest_reuse(graph, board, start=reuse * 2)
+        hint = suggest_reuse(graph, board, start=reuse * 2, io=io)
         return (f"reuse={hint} fits (estimate)" if hint is not None
                 else "no reuse factor makes it fit (estimate)")
     over = reuse.overrides
-    hint = suggest_reuse(graph, board, start=reuse.default * 2, overrides=over)
+    hint = suggest_reuse(graph, board, start=reuse.default * 2, overrides=over, io=io)
     if hint is not None:
         return f"reuse={dict(over, **{DEFAULT_REUSE_KEY: hint})!r} fits (estimate)"
     named = ", ".join(f"{k}={v}" for k, v in over.items())
@@ -246,7 +246,9 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
         out_dir: the project folder to create.
         board: board name/alias, board YAML path, or :class:`Board` (unknown names: an error
             listing the known boards).
-        io: ``"parallel"`` (the architecture the firmware writer implements).
+        io: ``"parallel"`` (arrays between layers that run one after another: small MLPs and
+            CNNs) or ``"stream"`` (a DATAFLOW pipeline with pixel FIFOs and line buffers: CNNs;
+            the layers overlap). Both are bit-identical; the estimate models the one chosen.
         reuse: multiplications per multiplier (>= 1): fewer multipliers, more latency. An int
             for every layer, or a mapping ``{node_name: reuse}`` with an optional ``"*"``
             default (1 when absent), e.g. ``{"fc": 1, "*": 32}``: each layer is folded and
@@ -277,7 +279,7 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
         raise ValueError(f"on_budget must be one of {', '.join(BUDGET_POLICIES)}, got "
                          f"{on_budget!r}")
     if io not in _IO_MODES:
-        raise ValueError(f"io={io!r} is not implemented by the HLS firmware writer yet; use "
+        raise ValueError(f"io={io!r} is not an architecture the HLS writer knows; use one of "
                          f"{', '.join(repr(m) for m in _IO_MODES)}")
     reuse = normalize_reuse(reuse)
     if out_dir is None:
@@ -295,11 +297,11 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
 
     graph = _resolve_graph(model_or_graph, example_input)
     resolve_reuse(graph, reuse)  # unknown node names: an error listing the valid ones
-    report = estimate_resources(graph, reuse=reuse, board=brd, clock_mhz=clock)
+    report = estimate_resources(graph, reuse=reuse, board=brd, clock_mhz=clock, io=io)
     over = report.over_budget()
     budget_msg = ""
     if over and on_budget != "ignore":
-        advice = _budget_advice(graph, brd, reuse)
+        advice = _budget_advice(graph, brd, reuse, io)
         budget_msg = (f"the design does not fit {brd.name} ({brd.part}): {'; '.join(over)}; "
                       f"{advice}")
         if on_budget == "error":
@@ -382,7 +384,7 @@ def _driver_context(prj: HLSProject) -> dict[str, Any]:
     return {
         "project": prj.project_name, "bitfile": f"{prj.project_name}.bit",
         "ip_name": f"{prj.axis_top}_0", "dma_name": DMA_CELL, "axis_width": prj.axis_width,
-        "inputs": [_port_context(p) for p in prj.inputs],
+        "io": prj.io, "inputs": [_port_context(p) for p in prj.inputs],
         "outputs": [_port_context(p) for p in prj.outputs],
     }
 

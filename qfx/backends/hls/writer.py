@@ -1151,8 +1151,8 @@ def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
     """
     _check_identifier(project_name, "project_name")
     if io not in _IO_MODES:
-        raise ValueError(f"io={io!r} is not implemented by the firmware writer; use one of "
-                         f"{', '.join(_IO_MODES)}")
+        raise ValueError(f"io={io!r} is not an architecture the firmware writer knows; use one "
+                         f"of {', '.join(_IO_MODES)}")
     reuse = normalize_reuse(reuse)
     _validate(graph)
     resolve_reuse(graph, reuse)  # unknown node names: refused before anything is written

@@ -266,3 +266,60 @@ def test_bad_arguments_are_one_line_errors(cnn):
         estimate_resources(cnn, board="nexys")
     with pytest.raises(ValueError, match="clock_mhz"):
         estimate_resources(cnn, board="ultra96", clock_mhz=-5)
+
+
+# ---------------------------------------------------------------------------- io="stream"
+def test_stream_estimate_moves_with_reuse_and_overlaps_the_layers(cnn):
+    reports = [estimate_resources(cnn, reuse=r, board="ultra96", io="stream") for r in REUSES]
+    dsp = [r.total.dsp for r in reports]
+    assert _non_increasing(dsp) and dsp[0] > dsp[-1] > 0, dsp
+    assert _non_decreasing([r.interval_cycles for r in reports])
+    for rep in reports:
+        assert rep.io == "stream" and rep.as_dict()["io"] == "stream"
+        busy = [row.latency_cycles for row in rep.layers]
+        # DATAFLOW: one inference every busiest-process cycles, the latency below the sum
+        assert rep.interval_cycles == max(busy)
+        assert max(busy) <= rep.latency_cycles < sum(busy)
+        assert any("DATAFLOW" in n for n in rep.notes)
+
+
+def test_stream_conv_folds_one_output_pixel(cnn):
+    """The streaming conv computes one output pixel (all 4 channels) at a time: the writer's
+    _fold(K, C_out, reuse), over 16 output pixels, plus one cycle per input pixel read into the
+    line buffer (2 rows of 4 pixels of 2 channels: 3x3 kernel, padding 1 -> span 3)."""
+    k, cout, pixels = 18, 4, 16
+    for reuse in (1, 4, 64):
+        row = estimate_resources(cnn, reuse=reuse, io="stream").layer("n_1")
+        red, lanes = _fold(k, cout, reuse)
+        assert row.parallel == red * lanes
+        assert row.ii == pixels * math.ceil(cout / lanes) * math.ceil(k / red)
+        assert any("line buffer: 3 rows x 4 x 2" in n for n in row.notes)
+
+
+def test_stream_has_fifos_not_activation_arrays():
+    """A wide CNN: the parallel architecture stores every feature map (BRAM18K), the streaming
+    one keeps 2-pixel FIFOs and 3-row line buffers."""
+    torch.manual_seed(3)
+    net = nn.Sequential(QInput(8), QConv2d(8, 32, 3, padding=1), QReLU(),
+                        QConv2d(32, 32, 3, padding=1), QReLU(), QFlatten(),
+                        QLinear(32 * 32 * 32, 2))
+    g = _freeze(net, torch.randn(4, 8, 32, 32))
+    par = estimate_resources(g, reuse=4096)
+    st = estimate_resources(g, reuse=4096, io="stream")
+    relu = [n.name for n in g.nodes if n.op == "relu"][0]
+    assert par.layer(relu).bram18k > 0 and st.layer(relu).bram18k == 0
+    assert st.total.bram18k < par.total.bram18k
+
+
+def test_stream_k_hot_layers_report_zero_dsp():
+    g = _cnn(QConfig(weight_khot=2, bn_scale_khot=2))
+    for reuse in (1, 8):
+        rep = estimate_resources(g, reuse=reuse, board="ultra96", io="stream")
+        assert rep.total.dsp == 0
+        for name in ("n_1", "n_2", "n_6"):
+            assert rep.layer(name).mult_impl == "shift-add"
+
+
+def test_stream_estimate_refuses_an_unknown_architecture(cnn):
+    with pytest.raises(ValueError, match="io must be 'parallel' or 'stream'"):
+        estimate_resources(cnn, io="dataflow")

@@ -37,7 +37,7 @@ from qfx.backends.hls.export import (
     export_hls,
     random_test_vectors,
 )
-from qfx.backends.hls.layout import axis_unpack, axis_words, read_vectors
+from qfx.backends.hls.layout import axis_unpack, axis_words, read_vectors, wire_order
 from qfx.backends.hls.project import HLSProject
 from qfx.backends.hls.report import text_environment
 from qfx.fixed.fixed_type import OVERFLOW_MODES, ROUNDING_MODES, FixedType
@@ -313,7 +313,7 @@ def test_force_semantics(cnn, tmp_path):
 
 def test_bad_arguments_are_refused_before_writing(cnn, tmp_path):
     for kwargs, match in (({"on_budget": "maybe"}, "on_budget must be one of"),
-                          ({"io": "stream"}, "io='stream' is not implemented"),
+                          ({"io": "dataflow"}, "io='dataflow' is not an architecture"),
                           ({"reuse": 0}, "reuse must be an integer >= 1"),
                           ({"clock_mhz": 0}, "clock_mhz"),
                           ({"project_name": "a-b"}, "not a valid identifier")):
@@ -409,12 +409,13 @@ def test_driver_imports_without_pynq_and_packs_like_the_stream_format(exported, 
             drv.Driver()
 
 
-def _render_driver(tmp_path: Path, ports: list[dict], axis_width: int) -> ModuleType:
+def _render_driver(tmp_path: Path, ports: list[dict], axis_width: int,
+                   io: str = "parallel") -> ModuleType:
     ctx = {"project": "t", "bitfile": "t.bit", "ip_name": "t_axis_0", "dma_name": "axi_dma_0",
-           "axis_width": axis_width, "inputs": ports, "outputs": ports}
-    path = tmp_path / f"driver_{axis_width}.py"
+           "axis_width": axis_width, "inputs": ports, "outputs": ports, "io": io}
+    path = tmp_path / f"driver_{axis_width}_{io}.py"
     path.write_text(text_environment().get_template("driver.py.j2").render(ctx))
-    return _load_driver(path, f"qfx_test_driver_{axis_width}")
+    return _load_driver(path, f"qfx_test_driver_{axis_width}_{io}")
 
 
 def _port(t: FixedType, shape: tuple[int, ...]) -> dict:
@@ -434,6 +435,20 @@ def test_driver_round_trips_narrow_and_wide_stream_words(tmp_path, axis_width):
     assert np.array_equal(drv.unpack_raw(buf), raw)
     assert np.array_equal(drv.unpack_raw(drv.words_to_buffer(axis_words(raw, t, axis_width))),
                           axis_unpack(axis_words(raw, t, axis_width), t, axis_width))
+
+
+def test_stream_driver_sends_pixels_channels_innermost(tmp_path):
+    """io="stream": pack_raw/unpack_raw take NCHW values and put them on the wire pixel by
+    pixel (the order qfx::stream::axis_to_pixels reads, the testbench's -DQFX_TB_AXIS order)."""
+    t = FixedType(8, 3)
+    drv = _render_driver(tmp_path, [_port(t, (2, 2, 3))], 16, io="stream")
+    raw = np.arange(12) - 6  # NCHW: channel 0 is -6..-1, channel 1 is 0..5
+    words = drv.buffer_to_words(drv.pack_raw(raw))
+    assert np.array_equal(axis_unpack(words, t, 16), [-6, 0, -5, 1, -4, 2, -3, 3, -2, 4, -1, 5])
+    assert np.array_equal(axis_unpack(words, t, 16), raw[wire_order((2, 2, 3), "stream")])
+    assert np.array_equal(drv.unpack_raw(drv.pack_raw(raw)), raw)
+    flat = _render_driver(tmp_path, [_port(t, (2, 2, 3))], 16)
+    assert np.array_equal(axis_unpack(flat.buffer_to_words(flat.pack_raw(raw)), t, 16), raw)
 
 
 def test_driver_quantizer_matches_fixed_type_for_every_mode(tmp_path):
@@ -498,8 +513,10 @@ def test_cli_exports_a_frozen_model(cli, cnn, big, tmp_path, capsys):
     assert cli(["export", str(model), "-o", str(tmp_path / "x"), "--board", "nexys"]) == 1
     err = capsys.readouterr().err
     assert "ultra96v2" in err and "pynq-z2" in err and err.count("\n") == 1
-    assert cli(["export", str(model), "-o", str(tmp_path / "x"), "--io", "stream"]) == 1
-    assert "not implemented" in capsys.readouterr().err
+    assert cli(["export", str(model), "-o", str(tmp_path / "st"), "--io", "stream"]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "st" / "project.json").read_text())["io"] == "stream"
+    assert "io=stream (DATAFLOW" in (tmp_path / "st" / "report.md").read_text()
     big_file = save_graph(big, tmp_path / "big.qfx.npz")
     assert cli(["export", str(big_file), "-o", str(tmp_path / "big")]) == 1
     err = capsys.readouterr().err

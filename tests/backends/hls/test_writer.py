@@ -269,8 +269,8 @@ def test_colliding_generated_names_are_refused(tmp_path):
 
 
 def test_bad_arguments_are_refused(tmp_path, mlp):
-    with pytest.raises(ValueError, match="io='stream' is not implemented"):
-        export_firmware(mlp, tmp_path / "a", io="stream")
+    with pytest.raises(ValueError, match="io='dataflow' is not an architecture.*parallel, stream"):
+        export_firmware(mlp, tmp_path / "a", io="dataflow")
     with pytest.raises(ValueError, match="reuse"):
         export_firmware(mlp, tmp_path / "b", reuse=0)
     with pytest.raises(ValueError, match="axis_width"):
