@@ -6,7 +6,8 @@ and the same random inputs (uniform in [0, 1), as the peers measured):
 * hls4ml: ``config_from_pytorch_model`` + ``convert_from_pytorch_model`` (Vitis backend,
   io_stream, ``ap_fixed<16,6>``, xczu3eg part), ``compile()`` (its g++ build), ``predict``;
 * qfx: ``quantize_model`` (``QConfig.uniform(--bits)``, default 16 bits like hls4ml's
-  ``ap_fixed<16,6>``) + ``freeze`` once, then per repetition ``export_firmware``, a cold g++
+  ``ap_fixed<16,6>``) + ``freeze`` once, then per repetition ``export_firmware`` (``--io``:
+  ``stream`` by default, the same architecture as hls4ml's io_stream), a cold g++
   build of the exported testbench (an empty cache folder: ``build_testbench``) and ``csim`` on
   the inputs (the cached binary, ``--jobs`` processes; also one process).
 
@@ -99,12 +100,12 @@ def qfx_graph(model: nn.Module, bits: int, seed: int) -> tuple[qfx.Graph, float]
 
 
 def qfx_rep(graph: qfx.Graph, x: np.ndarray, work: Path, jobs: int | None,
-            opt: str) -> dict[str, Any]:
+            opt: str, io_mode: str = "stream") -> dict[str, Any]:
     """One qfx repetition: export, cold g++ build, C-sim (``jobs`` processes and 1 process)."""
     work.mkdir(parents=True)
     cache = work / "cache"  # empty: the build is cold
     start = time.perf_counter()
-    prj = export_firmware(graph, work / "prj", project_name="resnet8")
+    prj = export_firmware(graph, work / "prj", project_name="resnet8", io=io_mode)
     export_s = time.perf_counter() - start
     build = build_testbench(prj, opt=opt, cache_dir=cache)
     if build.cached:
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="qfx QConfig.uniform width (default 16, like ap_fixed<16,6>)")
     ap.add_argument("--jobs", type=int, help="qfx C-sim processes (default: the CPU cores)")
     ap.add_argument("--opt", default="-O3", help="qfx g++ optimisation flag (default -O3)")
+    ap.add_argument("--io", default="stream", choices=("stream", "parallel"),
+                    help="qfx architecture (default stream, like hls4ml's io_stream)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-hls4ml", action="store_true", help="measure qfx only")
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             timed = i >= args.warmup
             tag = f"rep{i}" if timed else f"warmup{i}"
             print(f"[{tag}] qfx ...", file=sys.stderr, flush=True)
-            q = qfx_rep(graph, x, root / f"qfx_{i}", args.jobs, args.opt)
+            q = qfx_rep(graph, x, root / f"qfx_{i}", args.jobs, args.opt, args.io)
             print(f"[{tag}] qfx: export {q['export_s']:.2f} s, compile {q['compile_s']:.1f} s, "
                   f"C-sim {q['sim_sps']:.0f}/s ({q['jobs']} proc), {q['sim_sps_1']:.0f}/s "
                   f"(1 proc); {q['summary']}", file=sys.stderr, flush=True)
@@ -227,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             ("C-sim [samples/s], qfx 1 proc", _median(q_reps, "sim_sps_1"),
              _median(h_reps, "sim_sps") if h_reps else None)]
     print(f"\nResNet-8 (CIFAR 3x32x32), {args.samples} random inputs, medians of {args.reps} "
-          f"reps ({args.warmup} warm-up); qfx {args.bits}-bit (QConfig.uniform), g++ "
-          f"{args.opt}; hls4ml {HLS4ML_PRECISION}, Vitis, io_stream; {os.cpu_count()} CPUs")
+          f"reps ({args.warmup} warm-up); qfx {args.bits}-bit (QConfig.uniform), io={args.io}, "
+          f"g++ {args.opt}; hls4ml {HLS4ML_PRECISION}, Vitis, io_stream; {os.cpu_count()} CPUs")
     print(f"{'row':36s} {'qfx':>10s} {'hls4ml':>10s} {'qfx/hls4ml':>11s}")
     for name, qv, hv in rows:
         ratio = f"{qv / hv:10.2f}x" if hv else f"{'-':>11s}"

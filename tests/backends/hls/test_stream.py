@@ -120,6 +120,8 @@ def test_stream_zoo_model_is_bit_exact_through_the_api(case, tmp_path):
     x = torch.cat([torch.randn(3, *shape), torch.randn(3, *shape) * 16])
     report = qfx.csim(project, x)
     assert report.bit_exact and report.mismatches == 0 and report.samples == 6, str(report)
+    if "khot" in case:  # the shift-add arithmetic that synthesis compiles, run too
+        _assert_bit_exact(project, _build(project, "-DQFX_AP_ARITH"))
 
 
 @pytest.mark.parametrize("name", ["digits_bnn", "cnv_w1a1"])
@@ -137,3 +139,5 @@ def test_stream_binarized_zoo_model_is_bit_exact(name, tmp_path):
     x = torch.cat([torch.rand(2, *shape), torch.rand(2, *shape) * 4 - 2])
     report = qfx.csim(project, x)
     assert report.bit_exact, str(report)
+    if name == "digits_bnn":  # XNOR-popcount on ap_uint words, as synthesis compiles it
+        _assert_bit_exact(project, _build(project, "-DQFX_AP_ARITH"))
