@@ -65,7 +65,8 @@ class PortInfo:
 class HLSProject:
     """An exported HLS firmware project (paths are absolute, under ``root``).
 
-    * ``top``: the plain C++ top function (arrays in, arrays out) that the testbench calls;
+    * ``top``: the plain C++ top function that the testbench calls (arrays in and out for
+      ``io="parallel"``, ``hls::stream`` of pixels for ``io="stream"``);
     * ``axis_top``: the AXI-Stream wrapper for a board (``axis_width``-bit words);
     * ``namespace``: the C++ namespace of the generated typedefs, configs and weights;
     * ``sources``: firmware translation units of the plain top, ``axis_sources`` of the wrapper;

@@ -6,13 +6,15 @@ Python only supplies identifiers, integers and ``FixedType.cpp()`` spellings)::
     <out_dir>/
       firmware/qfx_layers.h          the layer library (static; see its header for the contract)
       firmware/qfx_axi_sdata.h       ap_axiu for host C-sim when <ap_axi_sdata.h> is missing
+      firmware/qfx_stream.h          io="stream" only: pixel FIFOs, line buffers, DATAFLOW layers
       firmware/parameters.h          one typedef per edge and per weight/bias/acc/... type, and
                                      one config struct per node, in namespace <project>_fw
       firmware/weights/<node>_w.h    raw integer mantissas (weights, biases, BN scale/shift, 1/area,
                                      thresholds); K-hot constants as digit tables
                                      (<node>_w_dsign.h / _w_dshift.h, likewise scale_*) instead of
                                      their values; binary weights packed in 32-bit words (_wbits.h)
-      firmware/<project>.h/.cpp      the top function: the layers in IR order (one translation unit)
+      firmware/<project>.h/.cpp      the top function: the layers in IR order (one translation unit;
+                                     io="stream": one DATAFLOW region of processes and FIFOs)
       firmware/<project>_axis.h/.cpp AXI-Stream wrapper (AXI-Lite control) for the board
       tb/tb_<project>.cpp            testbench: vectors in, raw outputs out (-DQFX_TRACE: per node)
       tb/inputs.txt, tb/expected.txt when ``test_vectors`` are given (expected = exact executor)
