@@ -58,7 +58,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--clock", type=float, default=None, metavar="MHZ",
                    help="clock in MHz (default: the board's)")
     p.add_argument("--io", choices=("parallel", "stream"), default="parallel",
-                   help="architecture (default: parallel)")
+                   help="architecture: parallel (arrays, layers one after another; default) or "
+                        "stream (DATAFLOW: pixel FIFOs and line buffers, the layers overlap)")
     p.add_argument("--reuse", type=int, default=1, metavar="N",
                    help="reuse factor: multiplications per multiplier (default: 1); the "
                         "default of the layers --reuse-layer does not name")
