@@ -10,11 +10,21 @@ the public API (qfx.export_hls + qfx.csim)."""
 from __future__ import annotations
 
 import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
-from test_csim_smoke import MODELS, SCALES, _assert_bit_exact, _build, _run, _two_port_graph
+from test_csim_smoke import (
+    AP_TYPES,
+    MODELS,
+    SCALES,
+    _assert_bit_exact,
+    _build,
+    _run,
+    _two_port_graph,
+)
 
 import qfx
 from qfx.backends.hls.layout import read_trace, read_vectors, wire_order
@@ -141,3 +151,34 @@ def test_stream_binarized_zoo_model_is_bit_exact(name, tmp_path):
     assert report.bit_exact, str(report)
     if name == "digits_bnn":  # XNOR-popcount on ap_uint words, as synthesis compiles it
         _assert_bit_exact(project, _build(project, "-DQFX_AP_ARITH"))
+
+
+def _syntax_only(path, fw, *defines: str) -> str:
+    cmd = ["g++", "-fsyntax-only", "-std=c++14", "-Wall", "-Wno-unknown-pragmas", *defines,
+           f"-I{AP_TYPES}", f"-I{fw}", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    ours = [ln for ln in proc.stderr.splitlines()
+            if str(fw.parent) in ln and ("error" in ln or "warning" in ln)]
+    return "" if proc.returncode == 0 and not ours else f"{path}: {proc.stderr[-2000:]}"
+
+
+def test_every_generated_stream_file_passes_syntax_only(tmp_path):
+    prj, _ = _export_stream(tmp_path, "cnn", "SAT")
+    jobs = [(f, ()) for f in prj.cpp_files]
+    jobs += [(prj.tb_source, ("-DQFX_AP_ARITH", "-DQFX_TRACE", "-DQFX_TB_AXIS")),
+             (prj.axis_source, ("-DQFX_AP_ARITH",))]
+    assert prj.firmware_dir / "qfx_stream.h" in prj.cpp_files
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = [m for m in pool.map(lambda j: _syntax_only(j[0], prj.firmware_dir, *j[1]),
+                                        jobs) if m]
+    assert not failures, "\n".join(failures)
+
+
+def test_stream_resnet20_synthesis_path_compiles(tmp_path):
+    torch.manual_seed(0)
+    calib = torch.randn(8, *model_spec("resnet20").input_shape)
+    model = qfx.quantize_model(get_model("resnet20"), {"bits": 6}, calib).eval()
+    prj = qfx.export_hls(model, calib[:1], tmp_path / "prj", io="stream", reuse=256,
+                         on_budget="ignore", test_vectors=calib[:1].numpy())
+    assert prj.top_source.read_text().count("qfx::stream::clone<") == 9  # 9 residual blocks
+    assert _syntax_only(prj.axis_source, prj.firmware_dir, "-DQFX_AP_ARITH") == ""
