@@ -643,25 +643,40 @@ AVGPOOL_WIN:
 #endif
 }
 
-/// Window sum -> average, area 2**shift: acc_t has sum_t's raw bits with the binary point moved
-/// by shift (an exact multiplication by 2**-shift), then the one cast to out_t.
+// Pooling ops: op(fetch, c, oh, ow) is the output of channel c at (oh, ow). The array layers
+// (pool2d below) and the streaming ones (qfx_stream.h) run the same ops.
+
+/// Max pooling: max_window (the output type is in_t: a max never rounds).
+template <class CFG>
+struct max_pool {
+  template <class FETCH>
+  typename CFG::in_t operator()(const FETCH& fetch, int c, int oh, int ow) const {
+#pragma HLS INLINE
+    return max_window<CFG>(fetch, c, oh, ow);
+  }
+};
+
+/// Average pooling of area 2**shift: acc_t has sum_t's raw bits with the binary point moved by
+/// shift (an exact multiplication by 2**-shift), then the one cast to out_t.
 template <class CFG>
 struct avg_by_shift {
-  typename CFG::out_t operator()(const typename CFG::sum_t& s) const {
+  template <class FETCH>
+  typename CFG::out_t operator()(const FETCH& fetch, int c, int oh, int ow) const {
 #pragma HLS INLINE
     QFX_STATIC_ASSERT(fixed_traits<typename CFG::acc_t>::width ==
                           fixed_traits<typename CFG::sum_t>::width,
                       "avgpool2d: the shifted type must have the sum's width");
-    return reinterpret<typename CFG::acc_t>(s);
+    return reinterpret<typename CFG::acc_t>(window_sum<CFG>(fetch, c, oh, ow));
   }
 };
 
-/// Window sum -> average: times recip_t (the fixed-point 1/area), exact in acc_t, then the one
-/// cast to out_t.
+/// Average pooling: the window sum times recip_t (the fixed-point 1/area), exact in acc_t, then
+/// the one cast to out_t.
 template <class CFG>
 struct avg_by_recip {
   const typename raw_storage<typename CFG::recip_t>::type* recip;
-  typename CFG::out_t operator()(const typename CFG::sum_t& s) const {
+  template <class FETCH>
+  typename CFG::out_t operator()(const FETCH& fetch, int c, int oh, int ow) const {
 #pragma HLS INLINE
     typedef typename CFG::acc_t acc_t;
     typedef typename CFG::recip_t recip_t;
@@ -670,6 +685,7 @@ struct avg_by_recip {
     QFX_STATIC_ASSERT(fixed_traits<acc_t>::frac - fixed_traits<typename CFG::sum_t>::frac -
                               fixed_traits<recip_t>::frac >= 0,
                       "avgpool2d: the accumulator must hold sum * recip exactly");
+    const typename CFG::sum_t s = window_sum<CFG>(fetch, c, oh, ow);
 #if QFX_NATIVE
     return from_raw<acc_t>(to_raw(s) * (int64_t)recip[0] * pow2(sa));
 #else
@@ -680,55 +696,44 @@ struct avg_by_recip {
   }
 };
 
-// ------------------------------------------------------------------------------ maxpool2d
-// CFG: see "windows"; in_t is the output type too (a max never rounds). Output sizes (incl.
-// ceil_mode) come from the config.
-template <class CFG>
-void maxpool2d(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
-               typename CFG::in_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
-  const int unroll = CFG::unroll;
-  (void)unroll;
-  const planar_fetch<typename CFG::in_t, CFG::in_h, CFG::in_w> fetch = {x};
-MAXPOOL:
-  for (int o = 0; o < CFG::chan * CFG::out_h * CFG::out_w; o++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS UNROLL factor=unroll
-    y[o] = max_window<CFG>(fetch, o / (CFG::out_h * CFG::out_w), (o / CFG::out_w) % CFG::out_h,
-                           o % CFG::out_w);
-  }
-}
-
-// ------------------------------------------------------------------------------ avgpool2d
-// CFG: see "windows" (no padding, floor mode); FINISH: avg_by_shift or avg_by_recip.
-template <class CFG, class FINISH>
-void avgpool2d_core(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
-                    typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
-                    const FINISH& finish) {
+// ------------------------------------------------------------------------------ pooling layers
+// CFG: see "windows" (average pooling: no padding, floor mode; output sizes, incl. max pooling's
+// ceil_mode, come from the config). pool2d runs OP (max_pool, avg_by_shift, avg_by_recip) at
+// every output element.
+template <class CFG, class OUT_T, class OP>
+void pool2d(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+            OUT_T y[CFG::chan * CFG::out_h * CFG::out_w], const OP& op) {
 #pragma HLS INLINE
   const int unroll = CFG::unroll;
   (void)unroll;
   const planar_fetch<typename CFG::in_t, CFG::in_h, CFG::in_w> fetch = {x};
-AVGPOOL:
+POOL:
   for (int o = 0; o < CFG::chan * CFG::out_h * CFG::out_w; o++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=unroll
-    y[o] = finish(window_sum<CFG>(fetch, o / (CFG::out_h * CFG::out_w),
-                                  (o / CFG::out_w) % CFG::out_h, o % CFG::out_w));
+    y[o] = op(fetch, o / (CFG::out_h * CFG::out_w), (o / CFG::out_w) % CFG::out_h,
+              o % CFG::out_w);
   }
+}
+
+template <class CFG>
+void maxpool2d(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+               typename CFG::in_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
+  pool2d<CFG>(x, y, max_pool<CFG>());
 }
 
 template <class CFG>
 void avgpool2d_shift(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
                      typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
-  avgpool2d_core<CFG>(x, y, avg_by_shift<CFG>());
+  pool2d<CFG>(x, y, avg_by_shift<CFG>());
 }
 
 template <class CFG>
 void avgpool2d_recip(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
                      typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
                      const typename raw_storage<typename CFG::recip_t>::type recip[1]) {
-  const avg_by_recip<CFG> finish = {recip};
-  avgpool2d_core<CFG>(x, y, finish);
+  const avg_by_recip<CFG> op = {recip};
+  pool2d<CFG>(x, y, op);
 }
 
 // ==============================================================================================

@@ -14,7 +14,7 @@
 //   * flatten gathers a whole [C][H][W] tensor and emits it as one pixel in NCHW order; an edge
 //     read by several nodes is copied into one stream per reader (clone).
 //
-// The arithmetic is the array layers' (dense_core, max_window, window_sum, the binary cores):
+// The arithmetic is the array layers' (dense_core, the pooling ops, the binary cores):
 // the streaming layers only move data, so both architectures compute the same bits.
 // C-simulation runs the processes one after another (hls::stream is an unbounded queue there);
 // built with -DQFX_TRACE the top function records each edge as it is produced (trace_tap).
@@ -303,18 +303,20 @@ void conv2d_khot(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
   window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);
 }
 
-/// maxpool2d output pixel: the max of every channel's window.
-template <class CFG>
-struct maxpool_pixel {
+/// Pooling output pixel: OP (max_pool, avg_by_shift, avg_by_recip; qfx_layers.h) for every
+/// channel.
+template <class CFG, class OUT_T, class OP>
+struct pool_pixel {
+  OP op;
   template <class FETCH>
-  void operator()(const FETCH& fetch, int oh, int ow, typename CFG::in_t* y) const {
+  void operator()(const FETCH& fetch, int oh, int ow, OUT_T* y) const {
 #pragma HLS INLINE
     const int unroll = CFG::unroll;
     (void)unroll;
-  MAXPOOL_CHAN:
+  POOL_CHAN:
     for (int c = 0; c < CFG::chan; c++) {
 #pragma HLS UNROLL factor=unroll
-      y[c] = max_window<CFG>(fetch, c, oh, ow);
+      y[c] = op(fetch, c, oh, ow);
     }
   }
 };
@@ -322,30 +324,14 @@ struct maxpool_pixel {
 template <class CFG>
 void maxpool2d(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
                hls::stream<pixel<typename CFG::in_t, CFG::chan> >& y) {
-  window<CFG, CFG::chan, typename CFG::in_t, CFG::chan>(x, y, maxpool_pixel<CFG>());
+  const pool_pixel<CFG, typename CFG::in_t, max_pool<CFG> > op = {max_pool<CFG>()};
+  window<CFG, CFG::chan, typename CFG::in_t, CFG::chan>(x, y, op);
 }
-
-/// avgpool2d output pixel: every channel's window sum, finished by FINISH (avg_by_*).
-template <class CFG, class FINISH>
-struct avgpool_pixel {
-  FINISH finish;
-  template <class FETCH>
-  void operator()(const FETCH& fetch, int oh, int ow, typename CFG::out_t* y) const {
-#pragma HLS INLINE
-    const int unroll = CFG::unroll;
-    (void)unroll;
-  AVGPOOL_CHAN:
-    for (int c = 0; c < CFG::chan; c++) {
-#pragma HLS UNROLL factor=unroll
-      y[c] = finish(window_sum<CFG>(fetch, c, oh, ow));
-    }
-  }
-};
 
 template <class CFG>
 void avgpool2d_shift(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
                      hls::stream<pixel<typename CFG::out_t, CFG::chan> >& y) {
-  const avgpool_pixel<CFG, avg_by_shift<CFG> > op = {avg_by_shift<CFG>()};
+  const pool_pixel<CFG, typename CFG::out_t, avg_by_shift<CFG> > op = {avg_by_shift<CFG>()};
   window<CFG, CFG::chan, typename CFG::out_t, CFG::chan>(x, y, op);
 }
 
@@ -353,7 +339,7 @@ template <class CFG>
 void avgpool2d_recip(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
                      hls::stream<pixel<typename CFG::out_t, CFG::chan> >& y,
                      const typename raw_storage<typename CFG::recip_t>::type recip[1]) {
-  const avgpool_pixel<CFG, avg_by_recip<CFG> > op = {{recip}};
+  const pool_pixel<CFG, typename CFG::out_t, avg_by_recip<CFG> > op = {{recip}};
   window<CFG, CFG::chan, typename CFG::out_t, CFG::chan>(x, y, op);
 }
 

@@ -885,9 +885,8 @@ def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str
         mem.add(n_out, out_t.width, max(sh.write_lanes, readers.get(node.output, 1)))
     elif fifos is not None:
         chan = edge_pixels(out_e.shape)[0]
-        for fifo_depth, count in fifos[node.output]:
-            for _ in range(count):
-                mem.add(fifo_depth, chan * out_t.width, 1)
+        for fifo_depth, count in fifos[node.output]:  # count FIFOs: one bank each
+            mem.add(fifo_depth * count, chan * out_t.width, count)
         if node.op in _WINDOW_OPS:
             span, _ = _window_rows(graph, node)
             in_e = graph.edges[node.inputs[0]]

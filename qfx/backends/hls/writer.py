@@ -798,7 +798,7 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
         raise ValueError(f"axis_width must be one of {_AXIS_WIDTHS} and at least the widest "
                          f"port ({max(widths)} bits), got {axis_width}")
 
-    px_name = {t["edge"]: t["name"] for t in pixel_types}
+    pixel_of = {t["edge"]: t for t in pixel_types}
 
     def port_ctx(p: PortInfo) -> dict[str, Any]:
         # wire order (layout.wire_order): element j of the port on the AXI-Stream wire is NCHW
@@ -807,9 +807,9 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
         return {"name": p.name, "edge": p.edge, "type": p.typedef, "cpp": p.type.cpp(),
                 "size": p.size, "shape": "x".join(map(str, p.shape)), "width": p.type.width,
                 "signed": p.type.signed, "wire_chan": chan, "wire_pixels": pixels,
-                "px": px_name.get(p.edge)}
+                "px": pixel_of[p.edge]["name"] if stream else None}
 
-    body, streams = (_stream_body(graph, configs, tname, pname, px_name, inputs, outputs, names)
+    body, streams = (_stream_body(graph, configs, pname, pixel_of, inputs, outputs, names)
                      if stream else ([], []))
 
     context = {
@@ -826,8 +826,8 @@ def _plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
     return _Plan(context, inputs, outputs, params)
 
 
-def _stream_body(graph: Graph, configs: list[dict[str, Any]], tname: dict[str, str],
-                 pname: dict[tuple[str, str], str], px_name: dict[str, str],
+def _stream_body(graph: Graph, configs: list[dict[str, Any]],
+                 pname: dict[tuple[str, str], str], pixel_of: dict[str, dict[str, Any]],
                  inputs: Sequence[PortInfo], outputs: Sequence[PortInfo],
                  names: _Names) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The DATAFLOW body of the streaming top function: (steps, local streams).
@@ -839,6 +839,7 @@ def _stream_body(graph: Graph, configs: list[dict[str, Any]], tname: dict[str, s
     that leave a clone are as deep as the edge has pixels: a reader may lag the other by up to
     the whole tensor (a residual branch behind a line buffer), and a shallower FIFO could
     deadlock the DATAFLOW region. Every other stream keeps the default depth (2).
+    ``pixel_of``: each edge's pixel type (name, element typedef, values per pixel, pixels).
     """
     cfg_of = {c["node"]: c for c in configs}
     in_port = {p.edge: p.name for p in inputs}
@@ -853,12 +854,13 @@ def _stream_body(graph: Graph, configs: list[dict[str, Any]], tname: dict[str, s
 
     def local(edge: str, suffix: str, depth: int) -> str:
         name = names.take(f"s_{edge}{suffix}")
-        streams.append({"name": name, "px": px_name[edge], "depth": depth, "edge": edge})
+        streams.append({"name": name, "px": pixel_of[edge]["name"], "depth": depth,
+                        "edge": edge})
         return name
 
     def px_args(edge: str) -> dict[str, Any]:
-        chan, pixels = edge_pixels(graph.edges[edge].shape)
-        return {"type": tname[edge], "chan": chan, "pixels": pixels}
+        t = pixel_of[edge]
+        return {"type": t["type"], "chan": t["chan"], "pixels": t["pixels"]}
 
     body: list[dict[str, Any]] = []
 
@@ -876,7 +878,7 @@ def _stream_body(graph: Graph, configs: list[dict[str, Any]], tname: dict[str, s
             if dests[0] is not None:
                 read_from[dests[0]] = source[edge]
             return
-        depth = edge_pixels(graph.edges[edge].shape)[1]
+        depth = pixel_of[edge]["pixels"]
 
         def stream_for(dest: tuple[str, int] | None, i: int) -> str:
             if dest is None:
@@ -929,7 +931,7 @@ def _config(graph: Graph, node: Node, name: str, tname: dict[str, str],
     n = int(math.prod(out.shape))
     pixels = 1
     if stream:  # per-pixel sizes: n is the values of one output pixel
-        (c_in, pixels), (c_out, _) = edge_pixels(x.shape), edge_pixels(out.shape)
+        (c_in, _), (c_out, pixels) = edge_pixels(x.shape), edge_pixels(out.shape)
         n = c_out
     types: list[tuple[str, str]] = [("in_t", tname[x.name]), ("out_t", tname[node.output])]
     ints: list[tuple[str, int]] = []

@@ -239,8 +239,10 @@ def test_several_inputs_and_outputs_plain_and_axi_stream(tmp_path):
         assert np.array_equal(got, expected) and "40 samples, 0 mismatches" in stdout
 
 
-def test_trace_matches_the_executor_and_finds_a_corrupted_layer(tmp_path):
-    prj, xs = _export(tmp_path, "residual", "SAT")
+def assert_trace_finds_a_corrupted_layer(prj: HLSProject, xs: np.ndarray) -> None:
+    """The -DQFX_TRACE build of ``prj`` (the residual net) traces every node exactly as the
+    executor; after one weight of the 1x1 residual conv is changed, that conv is the first node
+    whose trace differs."""
     g = prj.graph
     exe = _build(prj, "-DQFX_TRACE")
     trace_file = prj.root / "trace.txt"
@@ -267,6 +269,11 @@ def test_trace_matches_the_executor_and_finds_a_corrupted_layer(tmp_path):
     diverging = [n.name for n in g.nodes
                  if not np.array_equal(trace[n.name], ref[n.name].reshape(len(xs), -1))]
     assert diverging and diverging[0] == node.name
+
+
+def test_trace_matches_the_executor_and_finds_a_corrupted_layer(tmp_path):
+    prj, xs = _export(tmp_path, "residual", "SAT")
+    assert_trace_finds_a_corrupted_layer(prj, xs)
 
 
 def test_testbench_rejects_bad_vectors(tmp_path):

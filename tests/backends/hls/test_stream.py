@@ -22,14 +22,13 @@ from test_csim_smoke import (
     SCALES,
     _assert_bit_exact,
     _build,
-    _run,
     _two_port_graph,
+    assert_trace_finds_a_corrupted_layer,
 )
 
 import qfx
-from qfx.backends.hls.layout import read_trace, read_vectors, wire_order
+from qfx.backends.hls.layout import wire_order
 from qfx.backends.hls.writer import export_firmware
-from qfx.ir import run_graph
 from qfx.zoo import get_model, model_spec
 
 
@@ -86,29 +85,7 @@ def test_stream_several_inputs_and_outputs(tmp_path):
 
 def test_stream_trace_matches_the_executor_and_finds_a_corrupted_layer(tmp_path):
     prj, xs = _export_stream(tmp_path, "residual", "SAT")
-    g = prj.graph
-    trace_file = prj.root / "trace.txt"
-    _run(_build(prj, "-DQFX_TRACE"), prj, prj.input_vectors, "-", str(trace_file))
-    t = g.edges[g.inputs[0]].type
-    raw_in = read_vectors(prj.input_vectors).reshape(xs.shape)
-    ref = run_graph(g, t.from_int(raw_in), trace=True).trace
-    trace = read_trace(trace_file)
-    assert list(trace) == [n.name for n in g.nodes]
-    for name, values in ref.items():
-        assert np.array_equal(trace[name], values.reshape(len(xs), -1)), name
-
-    node = next(n for n in g.nodes if n.op == "conv2d" and n.params["weight"].shape[-1] == 1)
-    header = prj.weights_dir / f"{node.name}_w.h"
-    head, body = header.read_text().split("= {", 1)
-    first = re.search(r"-?\d+", body)
-    value = int(first.group())
-    body = body[:first.start()] + str(value + 1 if value < 0 else value - 1) + body[first.end():]
-    header.write_text(head + "= {" + body)
-    _run(_build(prj, "-DQFX_TRACE"), prj, prj.input_vectors, "-", str(trace_file))
-    trace = read_trace(trace_file)
-    diverging = [n.name for n in g.nodes
-                 if not np.array_equal(trace[n.name], ref[n.name].reshape(len(xs), -1))]
-    assert diverging and diverging[0] == node.name
+    assert_trace_finds_a_corrupted_layer(prj, xs)
 
 
 ZOO = {
