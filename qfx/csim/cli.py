@@ -18,12 +18,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from qfx.atomic import atomic_write_text
 
 __all__ = ["EXIT_OK", "EXIT_MISMATCH", "EXIT_ERROR", "load_inputs", "main", "register",
            "run_csim_command"]
@@ -108,17 +109,7 @@ def load_inputs(path: str | os.PathLike[str], graph_inputs: Sequence[str]) -> An
 
 
 def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path.expanduser(), json.dumps(doc, indent=2) + "\n")
 
 
 def run_csim_command(args: argparse.Namespace) -> int:

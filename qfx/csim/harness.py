@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from qfx.atomic import atomic_write_bytes
 from qfx.backends.hls.layout import VECTORS_HEADER, read_trace, read_vectors
 from qfx.backends.hls.project import HLSProject
 from qfx.csim.toolchain import (
@@ -366,18 +367,6 @@ def _compile_message(prj: HLSProject, err: CompileError) -> str:
     return f"g++ could not build the C-simulation of {prj.root}: {hint.strip()}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool = False,
                     opt: str = "-O3", cache_dir: str | os.PathLike[str] | None = None,
                     timeout: float = 600.0, compiler: str = DEFAULT_COMPILER) -> Build:
@@ -427,7 +416,7 @@ def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool
     meta = {"format": _BUILD_FORMAT, "key": key, "project": str(prj.root), "flags": flags,
             "sources": [str(s) for s in sources], "compile_seconds": seconds,
             "compiler_version": compiler_version(compiler).splitlines()[0]}
-    _write_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
     return Build(exe, cached=False, seconds=seconds, key=key)
 
 

@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from qfx.atomic import atomic_write_text
+
 __all__ = [
     "DEFAULT_COMPILER",
     "DEFAULT_FLAGS",
@@ -281,18 +283,6 @@ def build_key(
     return hashlib.sha256(blob).hexdigest()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cached_build(
     source_text: str,
     *,
@@ -336,7 +326,7 @@ def cached_build(
     build_dir.mkdir(parents=True, exist_ok=True)
     src = build_dir / "main.cpp"
     if not src.is_file() or src.read_text(encoding="utf-8") != source_text:
-        _write_atomic(src, source_text)
+        atomic_write_text(src, source_text)
     fd, tmp_name = tempfile.mkstemp(dir=build_dir, prefix=".main.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)

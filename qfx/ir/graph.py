@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from qfx.atomic import atomic_open
 from qfx.fixed.fixed_type import FixedType
 
 __all__ = ["Edge", "Node", "Graph", "OPS", "pair", "BINARY_OPS_DOC", "sanitize_identifier",
@@ -307,15 +307,8 @@ def save_graph(graph: Graph, path: str | os.PathLike[str]) -> Path:
         "nodes": nodes, "meta": _encode_attr(graph.meta),
     }
     arrays["__graph__"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qfx.training._atomic import atomic_open, temp_beside
+from qfx.atomic import atomic_open, temp_beside
 
 __all__ = [
     "save_checkpoint", "load_checkpoint", "read_checkpoint", "sidecar_path", "CheckpointError",

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qfx.training._atomic import atomic_open
+from qfx.atomic import atomic_open
 
 __all__ = ["plot_history"]
 

@@ -18,8 +18,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
+from qfx.atomic import atomic_write_text
 from qfx.data.augment import Augmentation, get_augmentation
-from qfx.training._atomic import atomic_write_text
 from qfx.training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [

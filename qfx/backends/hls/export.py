@@ -43,8 +43,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,9 +51,10 @@ from typing import Any
 
 import numpy as np
 
+from qfx.atomic import staging_dir, swap_into_place
 from qfx.backends.hls.boards import Board, load_board
 from qfx.backends.hls.estimate import ResourceReport, estimate_resources
-from qfx.backends.hls.project import MANIFEST_NAME, MODEL_NAME, HLSProject
+from qfx.backends.hls.project import MANIFEST_NAME, HLSProject
 from qfx.backends.hls.report import REPORT_FILES, text_environment, write_report
 from qfx.backends.hls.tcl import (
     check_identifier,
@@ -310,22 +309,12 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
     vectors = _vectors(graph, test_vectors, example_input,
                        from_model=not isinstance(model_or_graph, (Graph, str, os.PathLike)))
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.export-", dir=target.parent))
-    try:
+    with staging_dir(target, "export") as stage:
         work = stage / "project"
         fw = export_firmware(graph, work, project_name=project_name, io=io, reuse=reuse,
                              test_vectors=vectors)
         _write_extras(fw, brd, clock, report)
-        # mkdtemp/mkstemp create owner-only folders and files: give the project the modes
-        # a plain mkdir/open would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(work, 0o777 & ~umask)
-        os.chmod(work / MODEL_NAME, 0o666 & ~umask)
-        _swap_into_place(work, target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        swap_into_place(work, target)
     if budget_msg:
         warnings.warn(f"{budget_msg}; exported anyway (on_budget='warn')",
                       ResourceBudgetWarning, stacklevel=2)
@@ -413,20 +402,3 @@ def _readme_context(prj: HLSProject, board: Board, clock: float,
         "estimate_line": line, "hls_project": hls_project_dir(prj.project_name),
         "input_shape": ", ".join(str(s) for s in first.shape), "input_type": first.type.cpp(),
     }
-
-
-def _swap_into_place(work: Path, target: Path) -> None:
-    """Rename the finished ``work`` folder to ``target`` (replacing an old one if present)."""
-    if not target.exists():
-        os.replace(work, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    old.rmdir()
-    os.replace(target, old)
-    try:
-        os.replace(work, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-

@@ -67,8 +67,6 @@ import math
 import numbers
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +75,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from qfx.atomic import staging_dir, swap_into_place
 from qfx.backends.hls.layout import (
     avgpool2d_output_size,
     conv2d_output_size,
@@ -1170,15 +1169,11 @@ def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
     vectors = _vectors(graph, test_vectors) if test_vectors is not None else None
     files = _render(plan, vectors is not None)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        _write_tree(_project(tmp, plan, graph, io, files, vectors is not None), files, vectors,
+    with staging_dir(target) as stage:
+        work = stage / "project"
+        _write_tree(_project(work, plan, graph, io, files, vectors is not None), files, vectors,
                     plan.context["reuse_per_layer"])
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        swap_into_place(work, target)
     return _project(target, plan, graph, io, files, vectors is not None)
 
 
@@ -1244,20 +1239,3 @@ def _write_tree(prj: HLSProject, files: dict[str, str],
     manifest = dict(prj.manifest(), reuse_per_layer=dict(reuse_per_layer))
     (prj.root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n",
                                           encoding="utf-8")
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename the finished ``tmp`` folder to ``target`` (replacing an old one if present)."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    old.rmdir()
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-

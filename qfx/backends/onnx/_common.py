@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from qfx.atomic import atomic_write_bytes
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.graph import Graph, Node, pair, sanitize_identifier
 
@@ -164,16 +164,7 @@ class Builder:
 def save_model_atomic(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
     """Serialize ``model`` to ``path`` through a temporary file and ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = model.SerializeToString()
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, model.SerializeToString())
     return path
 
 
