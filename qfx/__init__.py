@@ -9,8 +9,9 @@ from qfx.fixed import (
     calibration,
 )
 from qfx.fixed.khot import KHotQuantizer
+from qfx.frontends.pytorch import freeze
 from qfx.ir import Graph, cost_report, load_graph, run_graph, save_graph
-from qfx.nn import QConfig, config, freeze, quantize_model
+from qfx.nn import QConfig, config, quantize_model
 
 __version__ = "0.1.0"
 
@@ -26,7 +27,7 @@ _LAZY = {
     "csim": ("qfx.csim", None),  # a callable package: qfx.csim(project, inputs)
     "export_onnx": ("qfx.backends.onnx.export", "export_onnx"),
     "export_qonnx": ("qfx.backends.onnx.qonnx_export", "export_qonnx"),
-    "import_onnx": ("qfx.backends.onnx.importer", "import_onnx"),
+    "import_onnx": ("qfx.frontends.onnx", "import_onnx"),
     "run_flow": ("qfx.flows.flow", "run_flow"),
 }
 

@@ -16,7 +16,7 @@ import torch
 
 from qfx.fixed.exact import quantize_double, requantize
 
-__all__ = ["FixedType", "ROUNDING_MODES", "OVERFLOW_MODES", "MAX_WIDTH"]
+__all__ = ["FixedType", "ROUNDING_MODES", "OVERFLOW_MODES", "MAX_WIDTH", "cast_needs"]
 
 ROUNDING_MODES: tuple[str, ...] = (
     "TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV",
@@ -345,3 +345,31 @@ def _with_torch(x, fn, *, integer_input: bool = False):
         arr = arr.astype(np.float64)
     out = fn(torch.from_numpy(np.ascontiguousarray(arr)))
     return out.numpy()
+
+
+def cast_needs(src: FixedType | None, dst: FixedType) -> tuple[bool, bool]:
+    """(rounding needed, overflow possible) for casting a value of ``src`` to ``dst``.
+
+    ``src=None`` means any double. Rounding is needed when the source grid is finer than the
+    destination's; overflow is possible when some source value, rounded either way, falls
+    outside what ``dst`` keeps (for signed AP_SAT_SYM the most negative code counts as
+    outside, because the headers rewrite it to -max).
+
+    Example:
+        >>> cast_needs(FixedType(8, 3), FixedType(10, 4))
+        (False, False)
+        >>> cast_needs(FixedType(8, 3), FixedType(6, 3, overflow="SAT"))  # 127/4 rounds to 32
+        (True, True)
+    """
+    if src is None:
+        return True, True
+    need_round = src.frac_bits > dst.frac_bits
+    shift = dst.frac_bits - src.frac_bits
+    if shift >= 0:
+        lo, hi = src.raw_min << shift, src.raw_max << shift
+    else:  # floor / ceil of the scaled bounds cover every rounding mode
+        lo, hi = src.raw_min >> -shift, -((-src.raw_max) >> -shift)
+    floor_min = dst.raw_min
+    if dst.overflow == "SAT_SYM" and dst.signed and dst.width > 1:
+        floor_min = -dst.raw_max
+    return need_round, not (floor_min <= lo and hi <= dst.raw_max)

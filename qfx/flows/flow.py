@@ -258,9 +258,9 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         return f"test accuracy {res.final_test_acc:.4f} (exact fixed-point eval)"
 
     def freeze() -> str:
+        from qfx.frontends.pytorch import freeze as do_freeze
         from qfx.ir.graph import save_graph
         from qfx.ir.report import overflow_report
-        from qfx.nn.freeze import freeze as do_freeze
 
         graph = do_freeze(state["model"].cpu().eval(), test_x[:1])
         save_graph(graph, out / "model.qfx.npz")

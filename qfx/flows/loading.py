@@ -25,7 +25,7 @@ def freeze_checkpoint(path: str | Path, *, data_root: str | None = None) -> Grap
     """Rebuild a ``qfx train`` checkpoint's model and freeze it (the example input comes
     from the dataset the model was trained on)."""
     from qfx.data import get_dataset
-    from qfx.nn.freeze import freeze
+    from qfx.frontends.pytorch import freeze
     from qfx.training.config import parse_train_config, restore_model
 
     options = {"root": data_root} if data_root else None

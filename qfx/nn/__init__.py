@@ -1,11 +1,10 @@
-"""Trainable fixed-point layers, the torch.nn converter, and `freeze` to the integer graph."""
+"""Trainable fixed-point layers and the torch.nn converter (`qfx.freeze` lives in qfx.frontends)."""
 
 from qfx.nn.activation import QHardTanh, QReLU
 from qfx.nn.base import QLayer
 from qfx.nn.binary import QBinaryConv2d, QBinaryLinear, QSign, QThermometer
 from qfx.nn.config import QConfig, config, current_config
 from qfx.nn.convert import quantize_model
-from qfx.nn.freeze import freeze
 from qfx.nn.io import QFlatten, QInput
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.merge import QAdd
@@ -15,6 +14,6 @@ from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QMaxPool2d
 __all__ = [
     "QAdd", "QAvgPool2d", "QBatchNorm1d", "QBatchNorm2d", "QConfig", "QConv2d", "QFlatten",
     "QGlobalAvgPool2d", "QHardTanh", "QInput", "QLayer", "QLinear", "QMaxPool2d", "QReLU",
-    "config", "current_config", "freeze", "quantize_model",
+    "config", "current_config", "quantize_model",
     "QBinaryConv2d", "QBinaryLinear", "QSign", "QThermometer",
 ]

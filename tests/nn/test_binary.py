@@ -15,6 +15,7 @@ from torch import nn
 
 import qfx
 from qfx import ROUNDING_MODES
+from qfx.frontends.pytorch import freeze
 from qfx.ir import cost_report, load_graph, run_graph, save_graph
 from qfx.nn import (
     QBatchNorm1d,
@@ -30,7 +31,6 @@ from qfx.nn import (
     QReLU,
     QSign,
     QThermometer,
-    freeze,
     quantize_model,
 )
 from qfx.nn.binary import BINARY_TYPE, binarize

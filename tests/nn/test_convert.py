@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 import qfx
+from qfx import freeze, quantize_model
 from qfx.ir import run_graph
-from qfx.nn import QAdd, QBatchNorm2d, QConv2d, QInput, QReLU, freeze, quantize_model
+from qfx.nn import QAdd, QBatchNorm2d, QConv2d, QInput, QReLU
 
 
 class BasicBlock(nn.Module):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import qfx
+from qfx.frontends.pytorch import freeze
 from qfx.ir import load_graph, run_graph, save_graph
 from qfx.nn import (
     QAdd,
@@ -22,7 +23,6 @@ from qfx.nn import (
     QLinear,
     QMaxPool2d,
     QReLU,
-    freeze,
 )
 
 

@@ -12,6 +12,7 @@ from torch import nn
 import qfx
 from qfx import KHotQuantizer
 from qfx.fixed.khot import csd_weight
+from qfx.frontends.pytorch import freeze
 from qfx.ir import cost_report, load_graph, run_graph, save_graph
 from qfx.nn import (
     QBatchNorm1d,
@@ -23,7 +24,6 @@ from qfx.nn import (
     QLinear,
     QMaxPool2d,
     QReLU,
-    freeze,
     quantize_model,
 )
 

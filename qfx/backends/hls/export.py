@@ -142,7 +142,7 @@ def _resolve_graph(model_or_graph: Any, example_input: Any) -> Graph:
         if example_input is None:
             raise ValueError("exporting a qfx model needs example_input (one input batch) to "
                              "freeze it; or pass a frozen Graph or a .qfx.npz path")
-        from qfx.nn.freeze import freeze
+        from qfx.frontends.pytorch import freeze
 
         x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(
             np.asarray(example_input), dtype=torch.float32)

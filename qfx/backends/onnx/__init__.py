@@ -8,10 +8,9 @@
   frozen qfx graph; anything not representable exactly is refused with the node and reason.
 """
 
-from qfx.backends.onnx._common import OnnxExportError, OnnxImportError
+from qfx.backends.onnx._common import OnnxExportError
 from qfx.backends.onnx.export import build_onnx_model, export_onnx, run_onnx
-from qfx.backends.onnx.importer import import_onnx, import_onnx_model
 from qfx.backends.onnx.qonnx_export import build_qonnx_model, export_qonnx
 
-__all__ = ["OnnxExportError", "OnnxImportError", "build_onnx_model", "build_qonnx_model",
-           "export_onnx", "export_qonnx", "import_onnx", "import_onnx_model", "run_onnx"]
+__all__ = ["OnnxExportError", "build_onnx_model", "build_qonnx_model",
+           "export_onnx", "export_qonnx", "run_onnx"]

@@ -14,11 +14,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from qfx.atomic import atomic_write_bytes
-from qfx.fixed.fixed_type import FixedType
+from qfx.fixed.fixed_type import FixedType, cast_needs  # noqa: F401 (re-exported)
 from qfx.ir.graph import Graph, Node, pair, sanitize_identifier
 
-__all__ = ["OnnxExportError", "OnnxImportError", "Builder", "maxpool_pads", "save_model_atomic",
-           "edge_source", "cast_needs", "check_opset", "node_label", "QONNX_DOMAIN",
+__all__ = ["OnnxExportError", "Builder", "maxpool_pads", "save_model_atomic",
+           "edge_source", "check_opset", "node_label", "QONNX_DOMAIN",
            "DEFAULT_OPSET", "MIN_OPSET"]
 
 #: Domain of the QONNX custom operators (Quant, BipolarQuant, Trunc).
@@ -32,10 +32,6 @@ class OnnxExportError(ValueError):
     """A frozen graph cannot be exported exactly; the message names the node and the reason."""
 
 
-class OnnxImportError(ValueError):
-    """An ONNX file cannot be imported exactly; the message names the node and the reason."""
-
-
 def node_label(node: Node) -> str:
     """``node 'fc1' (dense)`` — how messages name an IR node."""
     return f"node {node.name!r} ({node.op})"
@@ -45,34 +41,6 @@ def edge_source(graph: Graph, node: Node, index: int = 0) -> FixedType | None:
     """The format of a node's input, or None when it is a graph input (an arbitrary double)."""
     name = node.inputs[index]
     return None if name in graph.inputs else graph.edges[name].type
-
-
-def cast_needs(src: FixedType | None, dst: FixedType) -> tuple[bool, bool]:
-    """(rounding needed, overflow possible) for casting a value of ``src`` to ``dst``.
-
-    ``src=None`` means any double. Rounding is needed when the source grid is finer than the
-    destination's; overflow is possible when some source value, rounded either way, falls
-    outside what ``dst`` keeps (for signed AP_SAT_SYM the most negative code counts as
-    outside, because the headers rewrite it to -max).
-
-    Example:
-        >>> cast_needs(FixedType(8, 3), FixedType(10, 4))
-        (False, False)
-        >>> cast_needs(FixedType(8, 3), FixedType(6, 3, overflow="SAT"))  # 127/4 rounds to 32
-        (True, True)
-    """
-    if src is None:
-        return True, True
-    need_round = src.frac_bits > dst.frac_bits
-    shift = dst.frac_bits - src.frac_bits
-    if shift >= 0:
-        lo, hi = src.raw_min << shift, src.raw_max << shift
-    else:  # floor / ceil of the scaled bounds cover every rounding mode
-        lo, hi = src.raw_min >> -shift, -((-src.raw_max) >> -shift)
-    floor_min = dst.raw_min
-    if dst.overflow == "SAT_SYM" and dst.signed and dst.width > 1:
-        floor_min = -dst.raw_max
-    return need_round, not (floor_min <= lo and hi <= dst.raw_max)
 
 
 def maxpool_pads(node: Node, in_hw: Sequence[int], out_hw: Sequence[int]) -> list[int]:

@@ -60,7 +60,7 @@ def import_graph_file(onnx_path: str | os.PathLike[str], out: str | os.PathLike[
         >>> import_graph_file(onnx_file, os.path.join(d, "m.qfx.npz")).name
         'm.qfx.npz'
     """
-    from qfx.backends.onnx.importer import import_onnx
+    from qfx.frontends.onnx import import_onnx
 
     return save_graph(import_onnx(onnx_path), out)
 

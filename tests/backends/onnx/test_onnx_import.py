@@ -9,14 +9,12 @@ from torch import nn
 
 import qfx
 from qfx.backends.onnx import (
-    OnnxImportError,
     build_qonnx_model,
     export_qonnx,
-    import_onnx,
-    import_onnx_model,
 )
 from qfx.backends.onnx._common import QONNX_DOMAIN
 from qfx.backends.onnx.cli import import_graph_file
+from qfx.frontends.onnx import OnnxImportError, import_onnx, import_onnx_model
 from qfx.ir import load_graph, run_graph
 from qfx.nn import (
     QAdd,

@@ -16,11 +16,11 @@ from qfx.backends.onnx import (
     OnnxExportError,
     build_onnx_model,
     build_qonnx_model,
-    import_onnx_model,
     run_onnx,
 )
 from qfx.backends.onnx._common import QONNX_DOMAIN
 from qfx.fixed.fixed_type import ROUNDING_MODES, FixedType
+from qfx.frontends.onnx import import_onnx_model
 from qfx.ir import run_graph
 from qfx.ir.graph import Edge, Graph, Node
 from qfx.nn import (

@@ -13,12 +13,12 @@ from torch import nn
 import qfx
 from qfx.backends.onnx import (
     OnnxExportError,
-    OnnxImportError,
     build_qonnx_model,
-    import_onnx_model,
 )
 from qfx.backends.onnx._common import QONNX_DOMAIN
 from qfx.fixed.fixed_type import FixedType
+from qfx.frontends.onnx import OnnxImportError, import_onnx_model
+from qfx.frontends.pytorch import freeze
 from qfx.ir import run_graph
 from qfx.ir.graph import Edge, Graph, Node
 from qfx.nn import (
@@ -33,7 +33,6 @@ from qfx.nn import (
     QMaxPool2d,
     QSign,
     QThermometer,
-    freeze,
 )
 from qfx.zoo import digits_bnn
 

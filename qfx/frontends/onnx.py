@@ -42,13 +42,17 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from qfx.backends.onnx._common import OnnxImportError, cast_needs
-from qfx.fixed.fixed_type import MAX_WIDTH, FixedType
+from qfx.fixed.fixed_type import MAX_WIDTH, FixedType, cast_needs
 from qfx.fixed.kernels import FLOAT64_EXACT_BITS
 from qfx.ir.executor import check_exact
 from qfx.ir.graph import Edge, Graph, Node, sanitize_identifier
 
-__all__ = ["import_onnx", "import_onnx_model", "IMPORTERS"]
+__all__ = ["IMPORTERS", "OnnxImportError", "import_onnx", "import_onnx_model"]
+
+
+class OnnxImportError(ValueError):
+    """An ONNX file cannot be imported exactly; the message names the node and the reason."""
+
 
 _QUANT_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general")
 _MODE_TO_AP = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN", "DOWN": "TRN_ZERO",
