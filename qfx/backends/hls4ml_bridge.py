@@ -43,8 +43,9 @@ from typing import Any
 import numpy as np
 
 from qfx.fixed.fixed_type import FixedType
-from qfx.ir.executor import check_exact, run_graph
+from qfx.ir.executor import run_graph
 from qfx.ir.graph import Graph, Node, pair, sanitize_identifier
+from qfx.ir.verify import check_exact
 
 __all__ = ["Hls4mlExportError", "Hls4mlReport", "build_hls4ml_model", "export_hls4ml",
            "LAYER_BUILDERS"]

@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 def _freeze(args: argparse.Namespace) -> int:
     from qfx.flows.loading import load_frozen
-    from qfx.ir.graph import save_graph
+    from qfx.ir.serialize import save_graph
 
     graph = load_frozen(args.model, data_root=args.data_root)
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".qfx.npz")

@@ -259,8 +259,8 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
 
     def freeze() -> str:
         from qfx.frontends.pytorch import freeze as do_freeze
-        from qfx.ir.graph import save_graph
         from qfx.ir.report import overflow_report
+        from qfx.ir.serialize import save_graph
 
         graph = do_freeze(state["model"].cpu().eval(), test_x[:1])
         save_graph(graph, out / "model.qfx.npz")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from qfx.ir.graph import Graph, load_graph
+from qfx.ir.graph import Graph
+from qfx.ir.serialize import load_graph
 
 __all__ = ["is_frozen_file", "load_frozen", "freeze_checkpoint"]
 

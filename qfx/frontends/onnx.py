@@ -44,8 +44,11 @@ from onnx import numpy_helper
 
 from qfx.fixed.fixed_type import MAX_WIDTH, FixedType, cast_needs
 from qfx.fixed.kernels import FLOAT64_EXACT_BITS
-from qfx.ir.executor import check_exact
+from qfx.ir.builder import GraphBuilder
 from qfx.ir.graph import Edge, Graph, Node, sanitize_identifier
+from qfx.ir.ops import spec
+from qfx.ir.ops.pooling import AvgPool2d
+from qfx.ir.verify import verify
 
 __all__ = ["IMPORTERS", "OnnxImportError", "import_onnx", "import_onnx_model"]
 
@@ -135,24 +138,6 @@ def _align(raws: list[tuple[np.ndarray, FixedType]]) -> tuple[list[np.ndarray], 
     return [r << (frac - t.frac_bits) for r, t in raws], frac
 
 
-def _dot_range(w: np.ndarray, x_t: FixedType) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output [lo, hi] of sum_i w_i x_i over x in x_t's range (raw, Python ints)."""
-    w = w.reshape(w.shape[0], -1).astype(object)
-    a, b = w * x_t.raw_min, w * x_t.raw_max
-    return np.minimum(a, b).sum(axis=1), np.maximum(a, b).sum(axis=1)
-
-
-def _acc_type(lo: np.ndarray, hi: np.ndarray, frac: int, where: str) -> FixedType:
-    """The smallest format holding every partial sum in [lo, hi] (raw at ``frac`` bits)."""
-    lo_i, hi_i = int(min(np.min(lo), 0)), int(max(np.max(hi), 0))
-    bits = max(hi_i.bit_length(), (-lo_i - 1).bit_length()) + 1 if lo_i < 0 else \
-        max(hi_i.bit_length(), 1)
-    if bits > FLOAT64_EXACT_BITS:
-        raise OnnxImportError(f"{where}: the exact accumulator needs {bits} bits, more than "
-                              f"the {FLOAT64_EXACT_BITS} qfx evaluates exactly")
-    return FixedType.for_raw_range(lo_i, hi_i, frac)
-
-
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
@@ -176,7 +161,7 @@ class _Importer:
         self.edges: dict[str, Edge] = {}
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
-        self.names: set[str] = set()
+        self.build = GraphBuilder()  # unique names and binary-edge tracking
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for n in g.node:
             for i in n.input:
@@ -187,8 +172,6 @@ class _Importer:
         self.node_index = {id(n): i for i, n in enumerate(g.node)}
         #: constants made by a BipolarQuant with unit scale (+-1 weights of binary layers)
         self.bipolar: set[str] = set()
-        #: IR edges holding only -1/+1 (threshold / thermometer outputs, pooled or flattened)
-        self.binary_edges: set[str] = set()
         #: Pad(-1) outputs awaiting their binary Conv: tensor -> (input, [ph, pw], Pad node)
         self.pads: dict[str, tuple[_Value, list[int], onnx.NodeProto]] = {}
 
@@ -197,13 +180,17 @@ class _Importer:
         return f"node {node.name or node.output[0]!r} ({node.op_type})"
 
     def fresh(self, base: str) -> str:
-        name = sanitize_identifier(base)
-        candidate, i = name, 1
-        while candidate in self.names:
-            i += 1
-            candidate = f"{name}_{i}"
-        self.names.add(candidate)
-        return candidate
+        return self.build.name(base)
+
+    def size_acc(self, onnx_node: onnx.NodeProto, op: str, inputs: list[_Value],
+                 attrs: dict[str, Any], params: dict[str, np.ndarray]) -> FixedType:
+        """The exact accumulator of an IR node (the op's own rule), named in errors."""
+        node = Node("", op, [v.edge for v in inputs], "", attrs, params)
+        try:
+            return spec(op).size_accumulator(node, [self.type(v) for v in inputs],
+                                             self.where(onnx_node))
+        except ValueError as err:
+            raise OnnxImportError(str(err)) from None
 
     def shape(self, v: _Value) -> tuple[int, ...]:
         return self.edges[v.edge].shape
@@ -261,9 +248,7 @@ class _Importer:
         except ValueError as err:
             raise OnnxImportError(f"{self.where(onnx_node)}: {err}") from None
         self.nodes.append(node)
-        if op in ("threshold", "thermometer") or (
-                op in ("maxpool2d", "flatten") and node.inputs[0] in self.binary_edges):
-            self.binary_edges.add(name)
+        self.build.track(node)
         v = _Value(name, node if pending else None)
         self.values[onnx_node.output[0]] = v
         return v
@@ -272,10 +257,10 @@ class _Importer:
         """Remove a pending node again (its only consumer is being merged into it)."""
         self.nodes.remove(node)
         self.edges.pop(node.output)
-        self.names.discard(node.output)
+        self.build.names.discard(node.output)
 
     def is_binary(self, v: _Value) -> bool:
-        return v.edge in self.binary_edges
+        return self.build.is_binary(v.edge)
 
     def skip_node(self, node: onnx.NodeProto) -> None:
         self.skip.add(self.node_index[id(node)])
@@ -428,7 +413,7 @@ class _Importer:
             old = producer.output
             new = self.fresh(out_tensor)
             self.edges[new] = Edge(new, self.edges.pop(old).shape, t)
-            self.names.discard(old)
+            self.build.names.discard(old)
             producer.output = producer.name = new
             self.values[out_tensor] = _Value(new, None)
             return
@@ -496,10 +481,9 @@ class _Importer:
         for n in self.nodes:
             graph.add_node(n)
         try:
-            check_exact(graph)
+            return verify(graph)
         except ValueError as err:
             raise OnnxImportError(str(err)) from None
-        return graph
 
 
 # ---------------------------------------------------------------------- op handlers
@@ -740,29 +724,20 @@ def _alias(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
 def _weighted(imp: _Importer, node: onnx.NodeProto, x: _Value, op: str, w_raw: np.ndarray,
               w_t: FixedType, bias: tuple[np.ndarray, FixedType] | None,
               out_shape: tuple[int, ...], attrs: dict[str, Any]) -> None:
-    x_t = imp.type(x)
     where = imp.where(node)
     for t, what in ((w_t, "weight"), (bias[1] if bias else None, "bias")):
         if t is not None and t.width > MAX_WIDTH:
             raise OnnxImportError(f"{where}: {what} format {t.cpp()} is too wide")
-    frac = x_t.frac_bits + w_t.frac_bits
     params = {"weight": np.ascontiguousarray(w_raw, dtype=np.int64)}
     attrs = dict(attrs, weight_type=w_t)
-    lo, hi = _dot_range(w_raw, x_t)
     if bias is not None:
         b_raw, b_t = bias
         b_raw = np.ascontiguousarray(b_raw, dtype=np.int64).reshape(-1)
         if b_raw.shape != (w_raw.shape[0],):
             raise OnnxImportError(f"{where}: bias shape {b_raw.shape} does not match "
                                   f"{w_raw.shape[0]} outputs")
-        frac = max(frac, b_t.frac_bits)
-        shift = frac - x_t.frac_bits - w_t.frac_bits
-        lo, hi = lo * (1 << shift), hi * (1 << shift)
-        b = b_raw.astype(object) * (1 << (frac - b_t.frac_bits))
-        lo, hi = lo + b, hi + b
         params["bias"], attrs["bias_type"] = b_raw, b_t
-    acc = _acc_type(lo, hi, frac, where)
-    attrs["acc_type"] = acc
+    acc = attrs["acc_type"] = imp.size_acc(node, op, [x], attrs, params)
     imp.add_node(node, op, [x], acc, out_shape, attrs, params)
 
 
@@ -883,15 +858,11 @@ def _channel_vector(imp: _Importer, node: onnx.NodeProto, x: _Value, raw: np.nda
 def _batchnorm_node(imp: _Importer, node: onnx.NodeProto, x: _Value,
                     scale: tuple[np.ndarray, FixedType],
                     shift: tuple[np.ndarray, FixedType]) -> None:
-    x_t = imp.type(x)
     (s_raw, s_t), (h_raw, h_t) = scale, shift
-    frac = max(x_t.frac_bits + s_t.frac_bits, h_t.frac_bits)
-    lo, hi = _dot_range(s_raw.reshape(-1, 1) * (1 << (frac - x_t.frac_bits - s_t.frac_bits)), x_t)
-    h = h_raw.astype(object) * (1 << (frac - h_t.frac_bits))
-    acc = _acc_type(lo + h, hi + h, frac, imp.where(node))
-    imp.add_node(node, "batchnorm", [x], acc, imp.shape(x),
-                 {"scale_type": s_t, "shift_type": h_t, "acc_type": acc},
-                 {"scale": s_raw, "shift": h_raw})
+    attrs: dict[str, Any] = {"scale_type": s_t, "shift_type": h_t}
+    params = {"scale": s_raw, "shift": h_raw}
+    acc = attrs["acc_type"] = imp.size_acc(node, "batchnorm", [x], attrs, params)
+    imp.add_node(node, "batchnorm", [x], acc, imp.shape(x), attrs, params)
 
 
 def _split_const(imp: _Importer, node: onnx.NodeProto) -> tuple[_Value, int]:
@@ -1059,12 +1030,14 @@ def _avgpool(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
         raise OnnxImportError(f"{where}: the window area {area} is not a power of two, so "
                               "AveragePool's division is not exact in fixed point")
     shift = area.bit_length() - 1
-    x_t = imp.type(x)
-    sum_t = x_t.sum_of(area)
-    acc = FixedType(sum_t.width, sum_t.int_bits - shift, sum_t.signed)
+    attrs: dict[str, Any] = {"kernel": k, "stride": s,
+                             "sum_type": AvgPool2d.sum_type(imp.type(x), area)}
+    attrs["shift"] = shift
+    acc = imp.size_acc(node, "avgpool2d", [x], attrs, {})
+    attrs = {"kernel": k, "stride": s, "sum_type": attrs["sum_type"], "acc_type": acc,
+             "shift": shift}  # the file format keeps this attribute order
     oh, ow = (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1
-    imp.add_node(node, "avgpool2d", [x], acc, (c, oh, ow),
-                 {"kernel": k, "stride": s, "sum_type": sum_t, "acc_type": acc, "shift": shift})
+    imp.add_node(node, "avgpool2d", [x], acc, (c, oh, ow), attrs)
 
 
 def _flatten(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:

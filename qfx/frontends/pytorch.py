@@ -35,11 +35,11 @@ import torch.fx as fx
 from torch import nn
 
 from qfx.fixed.fixed_type import FixedType
-from qfx.fixed.kernels import FLOAT64_EXACT_BITS
 from qfx.fixed.khot import KHotQuantizer, digits_to_raw, khot_digits
 from qfx.fixed.quantizer import FixedQuantizer
-from qfx.ir.executor import check_exact
-from qfx.ir.graph import Edge, Graph, Node, sanitize_identifier
+from qfx.ir.builder import GraphBuilder
+from qfx.ir.graph import Graph
+from qfx.ir.ops.pooling import AvgPool2d
 from qfx.nn.activation import QHardTanh, QReLU
 from qfx.nn.base import QLayer
 from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
@@ -115,27 +115,6 @@ def _frac_of(v: float) -> int:
     return max(Fraction(v).denominator.bit_length() - 1, 0)
 
 
-def _dot_range(w: np.ndarray, x_t: FixedType, shift_w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output [lo, hi] of sum_i w_i * x_i over x in x_t's range (raw, Python ints)."""
-    w = w.reshape(w.shape[0], -1).astype(object) * (1 << shift_w)
-    a, b = w * x_t.raw_min, w * x_t.raw_max
-    lo = np.minimum(a, b).sum(axis=1)
-    hi = np.maximum(a, b).sum(axis=1)
-    return lo, hi
-
-
-def _acc_type(lo: np.ndarray, hi: np.ndarray, frac: int, where: str) -> FixedType:
-    lo_i, hi_i = int(min(lo.min(), 0)), int(max(hi.max(), 0))
-    bits = max(hi_i.bit_length(), (-lo_i - 1).bit_length()) + 1
-    if bits > FLOAT64_EXACT_BITS:
-        raise ValueError(
-            f"{where}: the exact accumulator needs {bits} bits, more than "
-            f"{FLOAT64_EXACT_BITS} bits cannot be evaluated exactly; reduce the widths of this "
-            "layer's inputs, weights or bias"
-        )
-    return FixedType.for_raw_range(lo_i, hi_i, frac)
-
-
 def _bisect_threshold(positive, lo: int, hi: int, channels: int
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per channel, (T, direction) with ``positive(a) == (a >= T if direction > 0 else
@@ -189,20 +168,9 @@ class _Recorder(fx.Interpreter):
 class _Freezer:
     def __init__(self, gm: fx.GraphModule, values: dict[fx.Node, Any]) -> None:
         self.gm, self.values = gm, values
-        self.graph = Graph()
+        self.build = GraphBuilder()
         self.edge_of: dict[fx.Node, str] = {}
-        self.names: set[str] = set()
-        self.binary_edges: set[str] = set()  # edges whose values are all in {-1, +1}
         self.deferred_bn: set[fx.Node] = set()  # BatchNorms folded into the next threshold
-
-    def _name(self, base: str) -> str:
-        name = sanitize_identifier(base)
-        candidate, i = name, 1
-        while candidate in self.names:
-            i += 1
-            candidate = f"{name}_{i}"
-        self.names.add(candidate)
-        return candidate
 
     def _shape(self, n: fx.Node) -> tuple[int, ...]:
         v = self.values[n]
@@ -210,25 +178,36 @@ class _Freezer:
             raise ValueError(f"node {n.name!r} does not produce a tensor")
         return tuple(v.shape[1:])
 
-    def _type(self, n: fx.Node) -> FixedType:
+    def _edge(self, n: fx.Node) -> str:
         try:
-            return self.graph.edges[self.edge_of[n]].type
+            return self.edge_of[n]
         except KeyError:
             raise ValueError(f"{n.name!r} is used before it has a fixed-point format: every "
                              "model input must go through qfx.nn.QInput first") from None
 
-    def _emit(self, n: fx.Node, op: str, inputs: list[fx.Node], out_t: FixedType,
+    def _type(self, n: fx.Node) -> FixedType:
+        return self.build.type(self._edge(n))
+
+    def _size_acc(self, n: fx.Node, op: str, inputs: list[fx.Node], attrs: dict[str, Any],
+                  params: dict[str, np.ndarray]) -> FixedType:
+        """Set ``attrs["acc_type"]`` to the exact accumulator of the node (the op's rule)."""
+        node = self.build.node(op, [self._edge(i) for i in inputs], attrs, params)
+        attrs["acc_type"] = self.build.size_accumulator(node, f"layer {n.target!r}")
+        return attrs["acc_type"]
+
+    def _emit(self, n: fx.Node, op: str, inputs: list[fx.Node], out_t: FixedType | None,
               attrs: dict[str, Any] | None = None, params: dict[str, np.ndarray] | None = None,
-              source: str = "") -> None:
-        name = self._name(str(n.target) if n.op == "call_module" else n.name)
-        self.graph.add_edge(Edge(name, self._shape(n), out_t))
-        in_edges = [self.edge_of[i] for i in inputs]
-        self.graph.add_node(Node(name, op, in_edges, name, attrs or {}, params or {},
-                                 source or str(n.target)))
-        self.edge_of[n] = name
-        if op in ("threshold", "thermometer") or (
-                op in ("maxpool2d", "flatten") and in_edges[0] in self.binary_edges):
-            self.binary_edges.add(name)
+              source: str = "", acc: bool = False) -> None:
+        """Add the IR node of ``n``; ``acc``: size its exact ``acc_type`` by the op's rule
+        (``out_t=None``: the output is the accumulator itself)."""
+        attrs, params = dict(attrs or {}), dict(params or {})
+        if acc:
+            self._size_acc(n, op, inputs, attrs, params)
+        node = self.build.node(op, [self._edge(i) for i in inputs], attrs, params,
+                               source or str(n.target))
+        base = str(n.target) if n.op == "call_module" else n.name
+        self.edge_of[n] = self.build.add_node(node, base, out_t or node.attrs["acc_type"],
+                                              self._shape(n))
 
     def _unsupported(self, n: fx.Node, what: str) -> ValueError:
         return ValueError(
@@ -244,7 +223,7 @@ class _Freezer:
                 continue  # becomes a graph input at its QInput
             if n.op == "output":
                 outs = n.args[0] if isinstance(n.args[0], (tuple, list)) else [n.args[0]]
-                self.graph.outputs = [self.edge_of[o] for o in outs]
+                outputs = [self.edge_of[o] for o in outs]
             elif n.op == "call_module":
                 self._module(n, self.gm.get_submodule(n.target))
             elif n.op == "call_function":
@@ -253,8 +232,7 @@ class _Freezer:
                 self._method(n)
             else:
                 raise self._unsupported(n, f"node {n.name!r} ({n.op})")
-        check_exact(self.graph)
-        return self.graph
+        return self.build.finish(outputs)
 
     # ------------------------------------------------------------------ modules
     def _module(self, n: fx.Node, m: nn.Module) -> None:
@@ -263,10 +241,7 @@ class _Freezer:
             if src is None or src.op != "placeholder":
                 raise ValueError(f"QInput {n.target!r} must take a model input directly")
             t = m.output_quantizer.fixed_type
-            in_name = self._name(src.name)
-            self.graph.inputs.append(in_name)
-            self.graph.add_edge(Edge(in_name, self._shape(src), t))
-            self.edge_of[src] = in_name
+            self.edge_of[src] = self.build.add_input(src.name, self._shape(src), t)
             self._emit(n, "input", [src], t)
         elif isinstance(m, (QLinear, QConv2d)):
             self._weighted(n, m, src)
@@ -293,9 +268,7 @@ class _Freezer:
             self._emit(n, "hardtanh", [src], m.output_quantizer.fixed_type,
                        {"min_raw": lo, "max_raw": hi, "clamp_type": clamp_t})
         elif isinstance(m, QAdd):
-            a, b = n.args[0], n.args[1]
-            self._emit(n, "add", [a, b], m.output_quantizer.fixed_type,
-                       {"acc_type": FixedType.add(self._type(a), self._type(b))})
+            self._emit(n, "add", [n.args[0], n.args[1]], m.output_quantizer.fixed_type, acc=True)
         elif isinstance(m, QMaxPool2d):
             self._emit(n, "maxpool2d", [src], self._type(src),
                        {"kernel": list(m.kernel_size), "stride": list(m.stride),
@@ -314,21 +287,13 @@ class _Freezer:
             raise self._unsupported(n, f"module {n.target!r} of type {type(m).__name__}")
 
     def _weighted(self, n: fx.Node, m: QLinear | QConv2d, src: fx.Node) -> None:
-        x_t = self._type(src)
         w_raw, w_t = _param_raw(m.weight_quantizer, m.weight)
-        frac = x_t.frac_bits + w_t.frac_bits
         params = {"weight": w_raw}
         attrs: dict[str, Any] = {"weight_type": w_t}
-        b_raw = None
         if m.bias is not None:
-            b_raw, b_t = _param_raw(m.bias_quantizer, m.bias)
-            frac = max(frac, b_t.frac_bits)
-            params["bias"], attrs["bias_type"] = b_raw, b_t
-        lo, hi = _dot_range(w_raw, x_t, frac - x_t.frac_bits - w_t.frac_bits)
-        if b_raw is not None:
-            b = b_raw.astype(object) * (1 << (frac - attrs["bias_type"].frac_bits))
-            lo, hi = lo + b, hi + b
-        attrs["acc_type"] = _acc_type(lo, hi, frac, f"layer {n.target!r}")
+            params["bias"], attrs["bias_type"] = _param_raw(m.bias_quantizer, m.bias)
+        op = "conv2d" if isinstance(m, QConv2d) else "dense"
+        acc_t = self._size_acc(n, op, [src], attrs, params)
         if isinstance(m.weight_quantizer, KHotQuantizer):
             k = m.weight_quantizer.k
             params["weight_digits"] = _khot_digits_checked(w_raw, k, f"layer {n.target!r}")
@@ -336,36 +301,30 @@ class _Freezer:
         if isinstance(m, QConv2d):
             attrs.update(stride=list(m.stride), padding=list(m.padding),
                          dilation=list(m.dilation), groups=int(m.groups))
-            op = "conv2d"
-        else:
-            op = "dense"
         q = m.output_quantizer
-        out_t = attrs["acc_type"] if q is None else q.fixed_type
-        self._emit(n, op, [src], out_t, attrs, params)
+        self._emit(n, op, [src], acc_t if q is None else q.fixed_type, attrs, params)
 
-    def _bn_constants(self, n: fx.Node, m: _QBatchNorm, x_t: FixedType
-                      ) -> tuple[FixedType, FixedType, np.ndarray, np.ndarray, FixedType]:
-        """Scale/shift types and raw values, and the exact accumulator type (checked)."""
+    def _bn_constants(self, n: fx.Node, m: _QBatchNorm
+                      ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The batchnorm node's attrs (scale/shift types) and params (raw values)."""
         with torch.no_grad():
             scale, shift = m.quantized_scale_shift()  # the eval path's exact values
         s_t = _storage(m.scale_quantizer.fixed_type)
         h_t = _storage(m.shift_quantizer.fixed_type)
-        s_raw, h_raw = s_t.to_int(scale).cpu().numpy(), h_t.to_int(shift).cpu().numpy()
-        frac = max(x_t.frac_bits + s_t.frac_bits, h_t.frac_bits)
-        lo, hi = _dot_range(s_raw.reshape(-1, 1), x_t, frac - x_t.frac_bits - s_t.frac_bits)
-        h = h_raw.astype(object) * (1 << (frac - h_t.frac_bits))
-        acc_t = _acc_type(lo + h, hi + h, frac, f"layer {n.target!r}")
-        return s_t, h_t, s_raw, h_raw, acc_t
-
-    def _batchnorm(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> None:
-        s_t, h_t, s_raw, h_raw, acc_t = self._bn_constants(n, m, self._type(src))
-        attrs: dict[str, Any] = {"scale_type": s_t, "shift_type": h_t, "acc_type": acc_t}
-        params = {"scale": s_raw, "shift": h_raw}
+        attrs: dict[str, Any] = {"scale_type": s_t, "shift_type": h_t}
+        params = {"scale": s_t.to_int(scale).cpu().numpy(),
+                  "shift": h_t.to_int(shift).cpu().numpy()}
         if isinstance(m.scale_quantizer, KHotQuantizer):
             k = m.scale_quantizer.k
-            params["scale_digits"] = _khot_digits_checked(s_raw, k, f"layer {n.target!r}")
+            params["scale_digits"] = _khot_digits_checked(params["scale"], k,
+                                                          f"layer {n.target!r}")
             attrs["scale_khot"] = k
-        self._emit(n, "batchnorm", [src], m.output_quantizer.fixed_type, attrs, params)
+        return attrs, params
+
+    def _batchnorm(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> None:
+        attrs, params = self._bn_constants(n, m)
+        self._emit(n, "batchnorm", [src], m.output_quantizer.fixed_type, attrs, params,
+                   acc=True)
 
     # ------------------------------------------------------------------ binary layers
     def _bn_folds_into_sign(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> bool:
@@ -393,7 +352,9 @@ class _Freezer:
         if src in self.deferred_bn:
             bn = self.gm.get_submodule(src.target)
             source = f"{src.target}+{n.target}"
-            self._bn_constants(src, bn, self._type(src.args[0]))  # exact in float64?
+            attrs, params = self._bn_constants(src, bn)  # its accumulator: exact in float64?
+            self.build.size_accumulator(self.build.node(
+                "batchnorm", [self.edge_of[src.args[0]]], attrs, params), f"layer {src.target!r}")
             src = src.args[0]
         x_t = self._type(src)
         shape = self._shape(src)
@@ -416,8 +377,8 @@ class _Freezer:
 
     def _binary(self, n: fx.Node, m: QBinaryLinear | QBinaryConv2d, src: fx.Node) -> None:
         edge = self.edge_of.get(src)
-        if edge not in self.binary_edges:
-            producer = self.graph.producer(edge) if edge is not None else None
+        if edge is None or not self.build.is_binary(edge):
+            producer = self.build.graph.producer(edge) if edge is not None else None
             raise ValueError(
                 f"{type(m).__name__} {n.target!r} needs {{-1, +1}} inputs, but its input "
                 f"comes from {'a ' + producer.op + ' node' if producer else 'a model input'}: "
@@ -426,9 +387,9 @@ class _Freezer:
             w = m.binary_weight().to(torch.int64).cpu().numpy()
         params: dict[str, np.ndarray] = {"weight": w}
         attrs: dict[str, Any] = {"fan_in": int(m.fan_in)}
-        if m.scale is None:
-            out_t = m.output_type
-            attrs["acc_type"] = out_t
+        op = "binary_conv2d" if isinstance(m, QBinaryConv2d) else "binary_dense"
+        if m.scale is None:  # the output is the dot itself: no cast
+            out_t = attrs["acc_type"] = m.output_type
         else:
             with torch.no_grad():
                 scale = m.quantized_scale()
@@ -439,15 +400,11 @@ class _Freezer:
                 k = m.scale_quantizer.k
                 params["scale_digits"] = _khot_digits_checked(s_raw, k, f"layer {n.target!r}")
                 attrs["scale_khot"] = k
-            bound = np.abs(s_raw).astype(object) * m.fan_in  # acc = scale * dot, |dot| <= n
-            attrs["acc_type"] = _acc_type(-bound, bound, s_t.frac_bits, f"layer {n.target!r}")
+            self._size_acc(n, op, [src], attrs, params)
             out_t = m.output_quantizer.fixed_type
         if isinstance(m, QBinaryConv2d):
             attrs.update(stride=list(m.stride), padding=list(m.padding),
                          dilation=list(m.dilation), groups=int(m.groups), pad_value=-1)
-            op = "binary_conv2d"
-        else:
-            op = "binary_dense"
         self._emit(n, op, [src], out_t, attrs, params)
 
     def _thermometer(self, n: fx.Node, m: QThermometer, src: fx.Node) -> None:
@@ -462,21 +419,17 @@ class _Freezer:
                    {"thresholds": np.array(raw, dtype=np.int64)})
 
     def _avgpool(self, n: fx.Node, m: QAvgPool2d, src: fx.Node) -> None:
-        x_t = self._type(src)
-        sum_t = x_t.sum_of(m.area)
         attrs: dict[str, Any] = {"kernel": list(m.kernel_size), "stride": list(m.stride),
-                                 "sum_type": sum_t}
+                                 "sum_type": AvgPool2d.sum_type(self._type(src), m.area)}
         params = {}
         if m.shift is not None:
             attrs["shift"] = m.shift
-            attrs["acc_type"] = FixedType(sum_t.width, sum_t.int_bits - m.shift, sum_t.signed)
         else:
-            r_t = _storage(m.recip_type)
             recip = torch.tensor([1.0 / m.area], dtype=torch.float64)
             params["recip"] = m.recip_quantizer.to_int(recip).cpu().numpy()
-            attrs["recip_type"] = r_t
-            attrs["acc_type"] = FixedType.mul(sum_t, r_t)
-        self._emit(n, "avgpool2d", [src], m.output_quantizer.fixed_type, attrs, params)
+            attrs["recip_type"] = _storage(m.recip_type)
+        self._emit(n, "avgpool2d", [src], m.output_quantizer.fixed_type, attrs, params,
+                   acc=True)
 
     # ------------------------------------------------------------------ functions, methods
     def _flatten_like(self, n: fx.Node, src: fx.Node) -> None:

@@ -1,4 +1,5 @@
-"""Arithmetic cost of a frozen graph: true multipliers, shift-add terms, XNOR bits, adder bits.
+"""Arithmetic cost of a frozen graph: true multipliers, shift-add terms, XNOR bits, adder bits
+(each op counts its own in ``OpSpec.cost``; the rules below are theirs).
 
 Per node and in total, per inference (one sample):
 
@@ -38,39 +39,15 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass, fields
 
-import numpy as np
-
-from qfx.ir.graph import Graph, Node
+from qfx.ir.graph import Graph
+from qfx.ir.ops import NodeCost, spec
 
 __all__ = ["NodeCost", "CostReport", "cost_report", "binary_edges"]
 
 _COUNTS = ("macs", "multipliers", "mult_ops", "shift_add_terms", "xnor_bits", "additions",
            "adder_bits", "comparisons")
-
-
-@dataclass
-class NodeCost:
-    """Cost of one node (or the total) per inference; see the module docstring."""
-
-    name: str
-    op: str
-    macs: int = 0
-    multipliers: int = 0
-    mult_ops: int = 0
-    shift_add_terms: int = 0
-    xnor_bits: int = 0
-    additions: int = 0
-    adder_bits: int = 0
-    comparisons: int = 0
-
-    @property
-    def dsp_free(self) -> bool:
-        """True when nothing in this node needs a hardware multiplier."""
-        return self.multipliers == 0
 
 
 @dataclass
@@ -140,115 +117,10 @@ def binary_edges(graph: Graph) -> set[str]:
     """
     out: set[str] = set()
     for n in graph.nodes:
-        if n.op in ("threshold", "thermometer") or (
-                n.op in ("maxpool2d", "flatten") and n.inputs[0] in out):
+        op = spec(n.op)
+        if op.makes_binary or (op.keeps_binary and n.inputs[0] in out):
             out.add(n.output)
     return out
-
-
-def _is_pow2_or_zero(raw: np.ndarray) -> np.ndarray:
-    mag = np.abs(raw.astype(np.int64))
-    return (mag & (mag - 1)) == 0
-
-
-def _nonzero_digits(node: Node, key: str) -> np.ndarray:
-    """Number of non-zero CSD digits per constant of a K-hot param."""
-    return np.count_nonzero(node.params[f"{key}_digits"][..., 0], axis=-1)
-
-
-def _constant_terms(node: Node, key: str, binary_input: bool = False
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Per constant: (needs a true multiplier, shift-add summands it contributes)."""
-    raw = node.params[key]
-    if f"{key}_digits" in node.params:
-        return np.zeros(raw.shape, dtype=bool), _nonzero_digits(node, key)
-    nonzero = raw != 0
-    if binary_input:
-        return np.zeros(raw.shape, dtype=bool), nonzero.astype(np.int64)
-    cheap = _is_pow2_or_zero(raw)
-    return ~cheap, (nonzero & cheap).astype(np.int64)
-
-
-@functools.lru_cache(maxsize=256)
-def _popcount_tree_bits(n: int) -> int:
-    """Adder bits of a balanced tree summing n single bits (each sum as wide as its count)."""
-    counts, bits = [1] * n, 0
-    while len(counts) > 1:
-        paired = [a + b for a, b in zip(counts[::2], counts[1::2], strict=False)]
-        bits += sum(c.bit_length() for c in paired)
-        counts = paired + (counts[-1:] if len(counts) % 2 else [])
-    return bits
-
-
-def _positions(graph: Graph, node: Node) -> int:
-    shape = graph.edges[node.output].shape
-    return math.prod(shape[1:]) if len(shape) > 1 else 1
-
-
-def _elements(graph: Graph, edge: str) -> int:
-    return math.prod(graph.edges[edge].shape)
-
-
-def _node_cost(graph: Graph, node: Node, binary: set[str]) -> NodeCost:
-    c = NodeCost(node.name, node.op)
-    a = node.attrs
-    out_elems = _elements(graph, node.output)
-    if node.op in ("dense", "conv2d"):
-        w = node.params["weight"]
-        rows, per_row = w.shape[0], w[0].size
-        pos = _positions(graph, node) if node.op == "conv2d" else 1
-        mult, shift = _constant_terms(node, "weight", node.inputs[0] in binary)
-        summands = mult.reshape(rows, -1).sum(1) + shift.reshape(rows, -1).sum(1)
-        if "bias" in node.params:
-            summands = summands + (node.params["bias"] != 0)
-        c.macs = rows * per_row * pos
-        c.multipliers = int(mult.sum())
-        c.mult_ops = c.multipliers * pos
-        c.shift_add_terms = int(shift.sum()) * pos
-        c.additions = int(np.maximum(summands - 1, 0).sum()) * pos
-        c.adder_bits = c.additions * a["acc_type"].width
-    elif node.op == "batchnorm":
-        per_channel = out_elems // node.params["scale"].size
-        mult, shift = _constant_terms(node, "scale")
-        summands = mult.astype(np.int64) + shift + (node.params["shift"] != 0)
-        c.macs = out_elems
-        c.multipliers = int(mult.sum())
-        c.mult_ops = c.multipliers * per_channel
-        c.shift_add_terms = int(shift.sum()) * per_channel
-        c.additions = int(np.maximum(summands - 1, 0).sum()) * per_channel
-        c.adder_bits = c.additions * a["acc_type"].width
-    elif node.op in ("binary_dense", "binary_conv2d"):
-        n = int(a["fan_in"])
-        per_channel = out_elems // node.params["weight"].shape[0]
-        c.macs = c.xnor_bits = out_elems * n
-        c.additions = out_elems * n  # popcount tree (n - 1) + the 2p - n correction
-        c.adder_bits = out_elems * (_popcount_tree_bits(n) + a["acc_type"].width)
-        if "scale" in node.params:
-            mult, shift = _constant_terms(node, "scale")
-            c.multipliers = int(mult.sum())
-            c.mult_ops = c.multipliers * per_channel
-            c.shift_add_terms = int(shift.sum()) * per_channel
-            extra = int(np.maximum(shift - 1, 0).sum()) * per_channel
-            c.additions += extra
-            c.adder_bits += extra * a["acc_type"].width
-    elif node.op == "avgpool2d":
-        area = int(np.prod(a["kernel"]))
-        c.additions = out_elems * (area - 1)
-        c.adder_bits = c.additions * a["sum_type"].width
-        if "recip" in node.params and not _is_pow2_or_zero(node.params["recip"]).all():
-            c.multipliers, c.mult_ops = 1, out_elems
-    elif node.op == "add":
-        c.additions = out_elems
-        c.adder_bits = out_elems * a["acc_type"].width
-    elif node.op in ("relu", "threshold"):
-        c.comparisons = out_elems
-    elif node.op == "hardtanh":
-        c.comparisons = 2 * out_elems
-    elif node.op == "thermometer":
-        c.comparisons = out_elems
-    elif node.op == "maxpool2d":
-        c.comparisons = out_elems * (int(np.prod(a["kernel"])) - 1)
-    return c
 
 
 def cost_report(graph: Graph) -> CostReport:
@@ -260,4 +132,7 @@ def cost_report(graph: Graph) -> CostReport:
         []
     """
     binary = binary_edges(graph)
-    return CostReport([_node_cost(graph, n, binary) for n in graph.nodes])
+    return CostReport([
+        spec(n.op).cost(n, [graph.edges[i] for i in n.inputs], graph.edges[n.output],
+                        n.inputs[0] in binary)
+        for n in graph.nodes])

@@ -23,8 +23,6 @@ Example:
     >>> _ = write_vectors(p, np.array([[1, -2, 3], [4, 5, -6]]), ["two samples"])
     >>> read_vectors(p).tolist()
     [[1, -2, 3], [4, 5, -6]]
-    >>> conv2d_output_size(32, kernel=3, stride=2, padding=1, dilation=1)
-    16
 """
 
 from __future__ import annotations
@@ -40,13 +38,10 @@ from qfx.fixed.fixed_type import FixedType
 
 __all__ = [
     "VECTORS_HEADER",
-    "avgpool2d_output_size",
     "axis_unpack",
     "axis_words",
-    "conv2d_output_size",
     "default_axis_width",
     "edge_pixels",
-    "maxpool2d_output_size",
     "read_trace",
     "read_vectors",
     "wire_order",
@@ -55,45 +50,6 @@ __all__ = [
 
 #: First line of every vector file qfx writes.
 VECTORS_HEADER = "# qfx-vectors v1"
-
-
-def conv2d_output_size(size: int, *, kernel: int, stride: int, padding: int,
-                       dilation: int) -> int:
-    """Output length of a convolution along one axis (PyTorch's formula).
-
-    Example:
-        >>> conv2d_output_size(8, kernel=3, stride=1, padding=2, dilation=2)
-        8
-    """
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def maxpool2d_output_size(size: int, *, kernel: int, stride: int, padding: int, dilation: int,
-                          ceil_mode: bool) -> int:
-    """Output length of max pooling along one axis, ``ceil_mode`` included (PyTorch's rule: in
-    ceil mode the last window must start inside the input or its left padding).
-
-    Example:
-        >>> maxpool2d_output_size(5, kernel=2, stride=2, padding=0, dilation=1, ceil_mode=True)
-        3
-    """
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + padding:
-            out -= 1
-        return out
-    return span // stride + 1
-
-
-def avgpool2d_output_size(size: int, *, kernel: int, stride: int) -> int:
-    """Output length of average pooling without padding, floor mode.
-
-    Example:
-        >>> avgpool2d_output_size(11, kernel=3, stride=3)
-        3
-    """
-    return (size - kernel) // stride + 1
 
 
 def edge_pixels(shape: Sequence[int]) -> tuple[int, int]:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from qfx.fixed.fixed_type import FixedType
-from qfx.ir.graph import Graph, load_graph
+from qfx.ir.graph import Graph
+from qfx.ir.serialize import load_graph
 
 __all__ = ["MANIFEST_NAME", "MODEL_NAME", "PortInfo", "HLSProject"]
 

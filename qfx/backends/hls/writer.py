@@ -66,7 +66,6 @@ import json
 import math
 import numbers
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,23 +76,21 @@ import numpy as np
 
 from qfx.atomic import staging_dir, swap_into_place
 from qfx.backends.hls.layout import (
-    avgpool2d_output_size,
-    conv2d_output_size,
     default_axis_width,
     edge_pixels,
-    maxpool2d_output_size,
     write_vectors,
 )
 from qfx.backends.hls.project import MANIFEST_NAME, MODEL_NAME, HLSProject, PortInfo
 from qfx.fixed.fixed_type import FixedType
-from qfx.ir.executor import check_exact, run_graph
-from qfx.ir.graph import Graph, Node, pair, sanitize_identifier, save_graph
+from qfx.ir.executor import run_graph
+from qfx.ir.graph import Graph, Node, pair, sanitize_identifier
+from qfx.ir.ops.base import khot_k
+from qfx.ir.serialize import save_graph
+from qfx.ir.verify import IDENTIFIER_RE, check_identifier, verify
 
 __all__ = ["DEFAULT_REUSE_KEY", "IDENTIFIER_RE", "MAX_UNROLL", "SUPPORTED_OPS", "LayerReuse",
            "ReuseSpec", "export_firmware", "normalize_reuse", "resolve_reuse", "templates_dir"]
 
-#: Names that reach C++ must match this (and are never changed by the writer).
-IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Vivado/Vitis HLS refuse to unroll a loop further than this.
 MAX_UNROLL = 4096
 #: IR ops the firmware writer implements.
@@ -271,12 +268,7 @@ def _environment(root: Path) -> jinja2.Environment:
 
 
 # ====================================================================== naming
-def _check_identifier(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
-        raise ValueError(f"{what} {name!r} is not a C++ identifier (it must match "
-                         "[A-Za-z_][A-Za-z0-9_]*); rename it, e.g. with "
-                         "qfx.ir.sanitize_identifier, before exporting")
-    return name
+_check_identifier = check_identifier
 
 
 class _Names:
@@ -295,305 +287,19 @@ class _Names:
 
 
 # ====================================================================== checks
-def _raw_in_type(arr: np.ndarray, t: FixedType, what: str) -> None:
-    if arr.size and (int(arr.min()) < t.raw_min or int(arr.max()) > t.raw_max):
-        raise ValueError(f"{what}: raw values [{int(arr.min())}, {int(arr.max())}] do not fit "
-                         f"{t.cpp()}")
-
-
-def _holds(t: FixedType, lo: int, hi: int, frac: int) -> bool:
-    """True when ``t`` holds every raw value in [lo, hi] given at ``frac`` fractional bits."""
-    if t.frac_bits < frac:
-        return False
-    s = t.frac_bits - frac
-    return t.raw_min <= (lo << s) and (hi << s) <= t.raw_max
-
-
-def _dot_bounds(w: np.ndarray, x_t: FixedType, shift: int) -> tuple[list[int], list[int]]:
-    """Per row of ``w * 2**shift`` (rows x terms), the exact [lo, hi] of sum_i w_i * x_i over
-    x_t's range (raw integers; int64 when provably wide enough, else Python integers)."""
-    w2 = w.reshape(w.shape[0], -1)
-    wmax = int(np.abs(w2).max()) << shift if w2.size else 0
-    xmax = max(abs(x_t.raw_min), abs(x_t.raw_max))
-    if wmax * xmax * max(w2.shape[1], 1) < 2**62:
-        ws = w2 * (1 << shift)
-    else:
-        ws = w2.astype(object) * (1 << shift)
-    a, b = ws * x_t.raw_min, ws * x_t.raw_max
-    lo = np.minimum(a, b).sum(axis=1)
-    hi = np.maximum(a, b).sum(axis=1)
-    return [int(v) for v in lo], [int(v) for v in hi]
-
-
-def _check_accumulator(node: Node, acc_t: FixedType, lo: Sequence[int], hi: Sequence[int],
-                       frac: int) -> None:
-    """Every partial sum (raw at ``frac``) lies in [lo, hi]; acc_t must hold that range."""
-    lo_all, hi_all = min(min(lo), 0), max(max(hi), 0)
-    if not _holds(acc_t, lo_all, hi_all, frac):
-        raise ValueError(f"node {node.name!r} ({node.op}): accumulator {acc_t.cpp()} cannot hold "
-                         f"every partial sum exactly (raw range [{lo_all}, {hi_all}] at "
-                         f"{frac} fractional bits); the IR is inconsistent, re-freeze the model")
-
-
 def _khot(node: Node, key: str) -> int | None:
     """K of the node's K-hot ``key`` constant (``weight`` or ``scale``), or None."""
-    if f"{key}_digits" not in node.params:
-        return None
-    return int(node.attrs[f"{key}_khot"])
-
-
-def _check_khot(node: Node, key: str, c_t: FixedType, where: str) -> None:
-    """The shift-add of a K-hot constant of ``c_t`` runs on W_x + W_c + 1 bits (qfx_layers.h,
-    khot_traits): every partial sum of its digits must fit, i.e. sum_j 2**shift_j <= 2**W_c."""
-    digits = node.params.get(f"{key}_digits")
-    if digits is None:
-        return
-    if f"{key}_khot" not in node.attrs:
-        raise ValueError(f"{where}: {key}_digits without attrs['{key}_khot']")
-    sign, shift = digits[..., 0], digits[..., 1]
-    worst = max((sum(1 << int(h) for g, h in zip(sg, sh, strict=True) if g)
-                 for sg, sh in zip(sign.reshape(-1, sign.shape[-1]).tolist(),
-                                   shift.reshape(-1, shift.shape[-1]).tolist(), strict=True)),
-                default=0)
-    if worst > 1 << c_t.width:
-        raise ValueError(f"{where}: K-hot {key} digits reach 2**{worst.bit_length() - 1}, "
-                         f"beyond the {c_t.width}-bit {key} type {c_t.cpp()}")
-
-
-def _check_binary_input(where: str, x_t: FixedType) -> None:
-    if (x_t.width, x_t.int_bits, x_t.signed) != (2, 2, True):
-        raise ValueError(f"{where}: needs a binary input edge (ap_fixed<2,2> holding -1/+1), "
-                         f"got {x_t.cpp()}")
+    return khot_k(node, key)
 
 
 def _validate(graph: Graph) -> None:
-    """Refuse anything the firmware could not compute bit for bit like the executor."""
-    for name in graph.edges:
-        _check_identifier(name, "IR edge name")
+    """Refuse anything the firmware could not compute bit for bit like the executor: the IR's
+    own proof (:func:`qfx.ir.verify`), then the ops this backend has layers for."""
+    verify(graph)
     for node in graph.nodes:
-        _check_identifier(node.name, "IR node name")
-        node.validate()
         if node.op not in SUPPORTED_OPS:
             raise ValueError(f"node {node.name!r}: op {node.op!r} has no HLS layer; supported: "
                              f"{', '.join(SUPPORTED_OPS)}")
-    if not graph.inputs or not graph.outputs:
-        raise ValueError("the graph needs at least one input and one output")
-    check_exact(graph)
-    known = set(graph.inputs)
-    for node in graph.nodes:
-        for i in node.inputs:
-            if i not in known:
-                raise ValueError(f"node {node.name!r} reads edge {i!r} before it is computed "
-                                 "(nodes must be in execution order)")
-        if node.output in known:
-            raise ValueError(f"edge {node.output!r} is written twice")
-        known.add(node.output)
-        _validate_node(graph, node)
-    for o in graph.outputs:
-        if o not in known:
-            raise ValueError(f"graph output {o!r} is never computed")
-
-
-def _validate_node(graph: Graph, node: Node) -> None:
-    a, p = node.attrs, node.params
-    ins = [graph.edges[i] for i in node.inputs]
-    x, out = ins[0], graph.edges[node.output]
-    x_t = x.type
-    where = f"node {node.name!r} ({node.op})"
-
-    def shape_is(expected: tuple[int, ...]) -> None:
-        if tuple(out.shape) != tuple(expected):
-            raise ValueError(f"{where}: output shape {out.shape} != computed {expected}")
-
-    if node.op == "input":
-        shape_is(x.shape)
-    elif node.op in ("dense", "conv2d"):
-        w_t, acc_t = a["weight_type"], a["acc_type"]
-        w = p["weight"]
-        _raw_in_type(w, w_t, f"{where} weight")
-        frac = x_t.frac_bits + w_t.frac_bits
-        b = p.get("bias")
-        if b is not None:
-            b_t = a.get("bias_type")
-            if not isinstance(b_t, FixedType):
-                raise ValueError(f"{where}: has a bias but no bias_type")
-            _raw_in_type(b, b_t, f"{where} bias")
-            frac = max(frac, b_t.frac_bits)
-        if acc_t.frac_bits < frac:
-            raise ValueError(f"{where}: accumulator {acc_t.cpp()} has fewer fractional bits "
-                             f"than its products/bias need ({frac})")
-        _check_khot(node, "weight", w_t, where)
-        if node.op == "dense":
-            if len(x.shape) != 1 or w.shape != (out.shape[0], x.shape[0]):
-                raise ValueError(f"{where}: needs a 1-D input and weight (out, in); got input "
-                                 f"{x.shape}, weight {w.shape}, output {out.shape}")
-            n_out = out.shape[0]
-        else:
-            groups = int(a["groups"])
-            if len(x.shape) != 3 or w.ndim != 4:
-                raise ValueError(f"{where}: needs a (C, H, W) input and a 4-D weight")
-            cin, h, wd = x.shape
-            cout, cin_g, kh, kw = w.shape
-            if groups < 1 or cin % groups or cout % groups or cin_g * groups != cin:
-                raise ValueError(f"{where}: groups={groups} does not fit {cin} input and "
-                                 f"{cout} output channels with weight {w.shape}")
-            (sh, sw), (ph, pw), (dh, dw) = (pair(a["stride"]), pair(a["padding"]),
-                                            pair(a["dilation"]))
-            shape_is((cout, conv2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh),
-                      conv2d_output_size(wd, kernel=kw, stride=sw, padding=pw, dilation=dw)))
-            n_out = cout
-        if b is not None and b.shape != (n_out,):
-            raise ValueError(f"{where}: bias shape {b.shape} != ({n_out},)")
-        lo, hi = _dot_bounds(w, x_t, frac - x_t.frac_bits - w_t.frac_bits)
-        if b is not None:
-            bs = [int(v) << (frac - a["bias_type"].frac_bits) for v in b]
-            lo = [v + s for v, s in zip(lo, bs, strict=True)]
-            hi = [v + s for v, s in zip(hi, bs, strict=True)]
-        _check_accumulator(node, acc_t, lo, hi, frac)
-    elif node.op == "batchnorm":
-        s_t, h_t, acc_t = a["scale_type"], a["shift_type"], a["acc_type"]
-        c = x.shape[0] if x.shape else 0
-        if not x.shape or p["scale"].shape != (c,) or p["shift"].shape != (c,):
-            raise ValueError(f"{where}: scale/shift must have one value per channel ({c})")
-        shape_is(x.shape)
-        _raw_in_type(p["scale"], s_t, f"{where} scale")
-        _raw_in_type(p["shift"], h_t, f"{where} shift")
-        frac = max(x_t.frac_bits + s_t.frac_bits, h_t.frac_bits)
-        _check_khot(node, "scale", s_t, where)
-        lo, hi = _dot_bounds(p["scale"].reshape(-1, 1), x_t, frac - x_t.frac_bits - s_t.frac_bits)
-        hs = [int(v) << (frac - h_t.frac_bits) for v in p["shift"]]
-        _check_accumulator(node, acc_t, [v + s for v, s in zip(lo, hs, strict=True)],
-                           [v + s for v, s in zip(hi, hs, strict=True)], frac)
-    elif node.op == "relu":
-        shape_is(x.shape)
-    elif node.op == "hardtanh":
-        shape_is(x.shape)
-        c_t = a["clamp_type"]
-        lo_r, hi_r = int(a["min_raw"]), int(a["max_raw"])
-        if not (c_t.contains(x_t) and c_t.raw_min <= lo_r <= hi_r <= c_t.raw_max):
-            raise ValueError(f"{where}: clamp type {c_t.cpp()} must hold the input "
-                             f"{x_t.cpp()} and the bounds [{lo_r}, {hi_r}]")
-    elif node.op == "add":
-        y = ins[1]
-        if tuple(x.shape) != tuple(y.shape):
-            raise ValueError(f"{where}: adds shapes {x.shape} and {y.shape}")
-        shape_is(x.shape)
-        acc_t = a["acc_type"]
-        frac = max(x_t.frac_bits, y.type.frac_bits)
-        sx, sy = frac - x_t.frac_bits, frac - y.type.frac_bits
-        lo = (x_t.raw_min << sx) + (y.type.raw_min << sy)
-        hi = (x_t.raw_max << sx) + (y.type.raw_max << sy)
-        _check_accumulator(node, acc_t, [lo], [hi], frac)
-    elif node.op == "maxpool2d":
-        if out.type != x_t:
-            raise ValueError(f"{where}: a max pool keeps its input type ({x_t.cpp()}), the "
-                             f"output edge has {out.type.cpp()}")
-        if len(x.shape) != 3:
-            raise ValueError(f"{where}: needs a (C, H, W) input")
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            pair(a["kernel"]), pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]))
-        ceil = bool(a["ceil_mode"])
-        shape_is((x.shape[0],
-                  maxpool2d_output_size(x.shape[1], kernel=kh, stride=sh, padding=ph,
-                                        dilation=dh, ceil_mode=ceil),
-                  maxpool2d_output_size(x.shape[2], kernel=kw, stride=sw, padding=pw,
-                                        dilation=dw, ceil_mode=ceil)))
-    elif node.op == "avgpool2d":
-        if len(x.shape) != 3:
-            raise ValueError(f"{where}: needs a (C, H, W) input")
-        (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
-        shape_is((x.shape[0], avgpool2d_output_size(x.shape[1], kernel=kh, stride=sh),
-                  avgpool2d_output_size(x.shape[2], kernel=kw, stride=sw)))
-        sum_t, acc_t, area = a["sum_type"], a["acc_type"], kh * kw
-        if sum_t.frac_bits != x_t.frac_bits or not _holds(
-                sum_t, x_t.raw_min * area, x_t.raw_max * area, x_t.frac_bits):
-            raise ValueError(f"{where}: sum type {sum_t.cpp()} must hold the exact sum of "
-                             f"{area} values of {x_t.cpp()} on the input's grid")
-        if "recip" in p:
-            r_t = a.get("recip_type")
-            if not isinstance(r_t, FixedType) or p["recip"].shape != (1,):
-                raise ValueError(f"{where}: needs one recip value and a recip_type")
-            _raw_in_type(p["recip"], r_t, f"{where} recip")
-            r = int(p["recip"][0])
-            frac = sum_t.frac_bits + r_t.frac_bits
-            lo, hi = sorted((sum_t.raw_min * r, sum_t.raw_max * r))
-            _check_accumulator(node, acc_t, [lo], [hi], frac)
-        else:
-            shift = int(a.get("shift", -1))
-            if shift < 0 or acc_t.width != sum_t.width or acc_t.signed != sum_t.signed or \
-                    acc_t.frac_bits != sum_t.frac_bits + shift:
-                raise ValueError(f"{where}: without a recip the accumulator must be the sum's "
-                                 f"bits with the binary point moved by 'shift'")
-    elif node.op == "flatten":
-        if out.type != x_t or math.prod(out.shape) != math.prod(x.shape) or len(out.shape) != 1:
-            raise ValueError(f"{where}: must keep the type and flatten all dimensions")
-    elif node.op in ("binary_dense", "binary_conv2d"):
-        _validate_binary(node, x, out, where, shape_is)
-    elif node.op == "threshold":
-        shape_is(x.shape)
-        _check_binary_output(where, out.type)
-        t_t, c = a["threshold_type"], (x.shape[0] if x.shape else 0)
-        if not x.shape or p["threshold"].shape != (c,) or p["direction"].shape != (c,):
-            raise ValueError(f"{where}: threshold/direction must have one value per channel "
-                             f"({c})")
-        if t_t.frac_bits != x_t.frac_bits:
-            raise ValueError(f"{where}: threshold type {t_t.cpp()} is not on the input's grid "
-                             f"({x_t.cpp()})")
-        _raw_in_type(p["threshold"], t_t, f"{where} threshold")
-    elif node.op == "thermometer":
-        _check_binary_output(where, out.type)
-        t_t, levels = a["threshold_type"], int(a["levels"])
-        th = p["thresholds"]
-        if not x.shape or th.shape != (levels,) or levels < 1:
-            raise ValueError(f"{where}: needs a (C, ...) input and {levels} thresholds")
-        if t_t.frac_bits != x_t.frac_bits:
-            raise ValueError(f"{where}: threshold type {t_t.cpp()} is not on the input's grid "
-                             f"({x_t.cpp()})")
-        _raw_in_type(th, t_t, f"{where} thresholds")
-        shape_is((x.shape[0] * levels, *x.shape[1:]))
-
-
-def _check_binary_output(where: str, t: FixedType) -> None:
-    if (t.width, t.int_bits, t.signed) != (2, 2, True):
-        raise ValueError(f"{where}: the output edge must be binary (ap_fixed<2,2>), got {t.cpp()}")
-
-
-def _validate_binary(node: Node, x: Any, out: Any, where: str, shape_is: Any) -> None:
-    """binary_dense / binary_conv2d: shapes, padding, and an accumulator that holds the exact
-    dot (or scale * dot) of every output."""
-    a, p = node.attrs, node.params
-    _check_binary_input(where, x.type)
-    w, n = p["weight"], int(a["fan_in"])
-    if node.op == "binary_dense":
-        if len(x.shape) != 1 or w.shape != (out.shape[0], x.shape[0]) or n != x.shape[0]:
-            raise ValueError(f"{where}: needs a 1-D input and weight (out, in); got input "
-                             f"{x.shape}, weight {w.shape}, output {out.shape}")
-    else:
-        if int(a["pad_value"]) != -1:
-            raise ValueError(f"{where}: pad_value must be -1, got {a['pad_value']}")
-        groups = int(a["groups"])
-        if len(x.shape) != 3 or w.ndim != 4:
-            raise ValueError(f"{where}: needs a (C, H, W) input and a 4-D weight")
-        cin, h, wd = x.shape
-        cout, cin_g, kh, kw = w.shape
-        if groups < 1 or cin % groups or cout % groups or cin_g * groups != cin:
-            raise ValueError(f"{where}: groups={groups} does not fit {cin} input and "
-                             f"{cout} output channels with weight {w.shape}")
-        (sh, sw), (ph, pw), (dh, dw) = (pair(a["stride"]), pair(a["padding"]),
-                                        pair(a["dilation"]))
-        shape_is((cout, conv2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh),
-                  conv2d_output_size(wd, kernel=kw, stride=sw, padding=pw, dilation=dw)))
-    acc_t = a["acc_type"]
-    if "scale" in p:
-        s_t = a.get("scale_type")
-        if not isinstance(s_t, FixedType) or p["scale"].shape != (w.shape[0],):
-            raise ValueError(f"{where}: needs one scale per output channel and a scale_type")
-        _raw_in_type(p["scale"], s_t, f"{where} scale")
-        _check_khot(node, "scale", s_t, where)
-        prods = [v * s for v in (int(p["scale"].min()), int(p["scale"].max())) for s in (-n, n)]
-        _check_accumulator(node, acc_t, [min(prods)], [max(prods)], s_t.frac_bits)
-    else:
-        _check_accumulator(node, acc_t, [-n], [n], 0)
 
 
 # ====================================================================== planning

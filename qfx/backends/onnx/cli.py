@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from qfx.backends.onnx._common import DEFAULT_OPSET
-from qfx.ir.graph import Graph, load_graph, save_graph
+from qfx.ir.graph import Graph
+from qfx.ir.serialize import load_graph, save_graph
 
 __all__ = ["register", "export_graph_file", "import_graph_file", "export_hls4ml_file", "FORMATS"]
 

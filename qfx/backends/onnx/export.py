@@ -40,8 +40,8 @@ from qfx.backends.onnx._common import (
 )
 from qfx.backends.onnx.exact_cast import emit_cast
 from qfx.fixed.fixed_type import FixedType
-from qfx.ir.executor import check_exact
 from qfx.ir.graph import Graph, Node, pair
+from qfx.ir.verify import check_exact
 
 __all__ = ["export_onnx", "build_onnx_model", "run_onnx", "EMITTERS", "NO_CAST_OPS"]
 

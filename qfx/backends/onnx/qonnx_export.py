@@ -71,8 +71,8 @@ from qfx.backends.onnx._common import (
     save_model_atomic,
 )
 from qfx.fixed.fixed_type import FixedType
-from qfx.ir.executor import check_exact
 from qfx.ir.graph import Graph, Node, pair
+from qfx.ir.verify import check_exact
 
 __all__ = ["export_qonnx", "build_qonnx_model", "QONNX_EMITTERS", "FLOAT32_EXACT_BITS"]
 

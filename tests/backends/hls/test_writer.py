@@ -19,7 +19,6 @@ from qfx.backends.hls import writer
 from qfx.backends.hls.layout import (
     axis_unpack,
     axis_words,
-    maxpool2d_output_size,
     read_trace,
     read_vectors,
     write_vectors,
@@ -28,6 +27,7 @@ from qfx.backends.hls.project import HLSProject
 from qfx.backends.hls.writer import MAX_UNROLL, export_firmware
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir import run_graph
+from qfx.ir.ops.shapes import maxpool2d_output_size
 from qfx.nn import QBatchNorm2d, QConfig, QConv2d, QFlatten, QInput, QLinear, QMaxPool2d, QReLU
 
 

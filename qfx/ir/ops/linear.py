@@ -1,0 +1,164 @@
+"""``dense`` and ``conv2d``: integer weights (optionally K-hot digits) and bias, one exact
+accumulator, one cast.
+
+dense: params ``weight`` [O, N] (``weight_type``), optional ``bias`` [O] (``bias_type``);
+attrs ``acc_type``. conv2d: ``weight`` [O, C/groups, KH, KW]; attrs ``stride``, ``padding``,
+``dilation``, ``groups`` (PyTorch's cross-correlation). The accumulator holds every partial sum
+of ``bias + sum w * x`` over the input format's range, on the grid F_x + F_w (or the bias's
+finer grid), so no order of additions can round or overflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from qfx.fixed.fixed_type import FixedType
+from qfx.fixed.kernels import exact_conv2d, exact_linear
+from qfx.ir.ops.base import (
+    NodeCost,
+    OpSpec,
+    check_accumulator,
+    check_khot_width,
+    const_values,
+    constant_terms,
+    dot_rows,
+    pair,
+    raw_in_type,
+    register,
+    where,
+)
+from qfx.ir.ops.shapes import conv2d_output_size
+
+if TYPE_CHECKING:
+    from qfx.ir.graph import Edge, Node
+
+__all__ = ["Conv2d", "Dense"]
+
+
+class _Weighted(OpSpec):
+    params = ("weight",)
+    optional_params = ("bias", "weight_digits")
+    optional_attrs = ("bias_type", "weight_khot")
+    khot_keys = ("weight",)
+
+    def _frac(self, node: Node, x_t: FixedType) -> int:
+        frac = x_t.frac_bits + node.attrs["weight_type"].frac_bits
+        if "bias" in node.params:
+            frac = max(frac, node.attrs["bias_type"].frac_bits)
+        return frac
+
+    def accumulator_range(self, node: Node, ins: Sequence[FixedType]
+                          ) -> tuple[int, int, int]:
+        x_t, w_t = ins[0], node.attrs["weight_type"]
+        frac = self._frac(node, x_t)
+        add = None
+        if "bias" in node.params:
+            add = node.params["bias"].astype(object) * (1 << (frac - node.attrs["bias_type"]
+                                                               .frac_bits))
+        lo, hi = dot_rows(node.params["weight"], x_t, frac - x_t.frac_bits - w_t.frac_bits, add)
+        return lo, hi, frac
+
+    def check_types(self, node: Node, ins: Sequence[Edge], out: Edge) -> None:
+        a, p, at = node.attrs, node.params, where(node)
+        x_t, w_t, acc_t = ins[0].type, a["weight_type"], a["acc_type"]
+        raw_in_type(p["weight"], w_t, f"{at} weight")
+        frac = x_t.frac_bits + w_t.frac_bits
+        if "bias" in p:
+            b_t = a.get("bias_type")
+            if not isinstance(b_t, FixedType):
+                raise ValueError(f"{at}: has a bias but no bias_type")
+            raw_in_type(p["bias"], b_t, f"{at} bias")
+            frac = max(frac, b_t.frac_bits)
+            n_out = p["weight"].shape[0]
+            if p["bias"].shape != (n_out,):
+                raise ValueError(f"{at}: bias shape {p['bias'].shape} != ({n_out},)")
+        if acc_t.frac_bits < frac:
+            raise ValueError(f"{at}: accumulator {acc_t.cpp()} has fewer fractional bits "
+                             f"than its products/bias need ({frac})")
+        check_khot_width(node, "weight", w_t, at)
+        lo, hi, frac = self.accumulator_range(node, [x_t])
+        check_accumulator(node, acc_t, lo, hi, frac)
+
+    def _bias(self, node: Node, device: torch.device) -> torch.Tensor | None:
+        if "bias" not in node.params:
+            return None
+        return const_values(node.attrs["bias_type"], node.params["bias"], device)
+
+    def cost(self, node: Node, ins: Sequence[Edge], out: Edge, binary_input: bool) -> NodeCost:
+        c = NodeCost(node.name, node.op)
+        w = node.params["weight"]
+        rows, per_row = w.shape[0], w[0].size
+        pos = self.positions(out)
+        mult, shift = constant_terms(node, "weight", binary_input)
+        summands = mult.reshape(rows, -1).sum(1) + shift.reshape(rows, -1).sum(1)
+        if "bias" in node.params:
+            summands = summands + (node.params["bias"] != 0)
+        c.macs = rows * per_row * pos
+        c.multipliers = int(mult.sum())
+        c.mult_ops = c.multipliers * pos
+        c.shift_add_terms = int(shift.sum()) * pos
+        c.additions = int(np.maximum(summands - 1, 0).sum()) * pos
+        c.adder_bits = c.additions * node.attrs["acc_type"].width
+        return c
+
+    def positions(self, out: Edge) -> int:
+        """Output positions that reuse each weight (1 for dense)."""
+        return 1
+
+
+@register
+class Dense(_Weighted):
+    name = "dense"
+    attrs = ("weight_type", "acc_type")
+
+    def infer_shape(self, node: Node, ins: Sequence[Edge]) -> tuple[int, ...]:
+        x, w = ins[0], node.params["weight"]
+        if len(x.shape) != 1 or w.ndim != 2 or w.shape[1] != x.shape[0]:
+            raise ValueError(f"{where(node)}: needs a 1-D input and weight (out, in); got "
+                             f"input {x.shape}, weight {w.shape}")
+        return (w.shape[0],)
+
+    def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
+                ) -> torch.Tensor:
+        w = const_values(node.attrs["weight_type"], node.params["weight"], device)
+        return exact_linear(xs[0], w, self._bias(node, device))
+
+
+@register
+class Conv2d(_Weighted):
+    name = "conv2d"
+    attrs = ("weight_type", "acc_type", "stride", "padding", "dilation", "groups")
+    window = True
+
+    def infer_shape(self, node: Node, ins: Sequence[Edge]) -> tuple[int, ...]:
+        return conv_shape(node, ins[0].shape, node.params["weight"])
+
+    def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
+                ) -> torch.Tensor:
+        a = node.attrs
+        w = const_values(a["weight_type"], node.params["weight"], device)
+        return exact_conv2d(xs[0], w, self._bias(node, device), pair(a["stride"]),
+                            pair(a["padding"]), pair(a["dilation"]), int(a["groups"]))
+
+    def positions(self, out: Edge) -> int:
+        return int(np.prod(out.shape[1:]))
+
+
+def conv_shape(node: Node, x_shape: tuple[int, ...], w: np.ndarray) -> tuple[int, ...]:
+    """Output shape of a (binary) 2-D convolution, with the structural checks."""
+    a, at = node.attrs, where(node)
+    groups = int(a["groups"])
+    if len(x_shape) != 3 or w.ndim != 4:
+        raise ValueError(f"{at}: needs a (C, H, W) input and a 4-D weight")
+    cin, h, wd = x_shape
+    cout, cin_g, kh, kw = w.shape
+    if groups < 1 or cin % groups or cout % groups or cin_g * groups != cin:
+        raise ValueError(f"{at}: groups={groups} does not fit {cin} input and "
+                         f"{cout} output channels with weight {w.shape}")
+    (sh, sw), (ph, pw), (dh, dw) = pair(a["stride"]), pair(a["padding"]), pair(a["dilation"])
+    return (cout, conv2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh),
+            conv2d_output_size(wd, kernel=kw, stride=sw, padding=pw, dilation=dw))

@@ -1,0 +1,148 @@
+"""``maxpool2d`` (no cast: the input's format, padding never wins) and ``avgpool2d`` (the exact
+window sum on ``sum_type``, times 2**-shift or a fixed-point reciprocal ``recip``, then one
+cast). Windows follow PyTorch (kernel, stride, padding, dilation, ceil_mode for max pooling;
+no padding for average pooling)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qfx.fixed.fixed_type import FixedType
+from qfx.fixed.kernels import exact_sum_pool2d
+from qfx.ir.ops.base import (
+    NodeCost,
+    OpSpec,
+    check_accumulator,
+    const_values,
+    holds,
+    is_pow2_or_zero,
+    pair,
+    raw_in_type,
+    register,
+    where,
+)
+from qfx.ir.ops.shapes import avgpool2d_output_size, maxpool2d_output_size
+
+if TYPE_CHECKING:
+    from qfx.ir.graph import Edge, Node
+
+__all__ = ["AvgPool2d", "MaxPool2d"]
+
+
+def _chw(node: Node, x: Edge) -> tuple[int, int, int]:
+    if len(x.shape) != 3:
+        raise ValueError(f"{where(node)}: needs a (C, H, W) input")
+    return x.shape  # type: ignore[return-value]
+
+
+@register
+class MaxPool2d(OpSpec):
+    name = "maxpool2d"
+    attrs = ("kernel", "stride", "padding", "dilation", "ceil_mode")
+    same_format = True
+    casts = False
+    window = True
+    keeps_binary = True
+
+    def infer_shape(self, node: Node, ins: Sequence[Edge]) -> tuple[int, ...]:
+        a = node.attrs
+        c, h, w = _chw(node, ins[0])
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            pair(a["kernel"]), pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]))
+        ceil = bool(a["ceil_mode"])
+        return (c, maxpool2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh,
+                                         ceil_mode=ceil),
+                maxpool2d_output_size(w, kernel=kw, stride=sw, padding=pw, dilation=dw,
+                                      ceil_mode=ceil))
+
+    def check_types(self, node: Node, ins: Sequence[Edge], out: Edge) -> None:
+        x_t = ins[0].type
+        if out.type != x_t:
+            raise ValueError(f"{where(node)}: a max pool keeps its input type ({x_t.cpp()}), "
+                             f"the output edge has {out.type.cpp()}")
+
+    def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
+                ) -> torch.Tensor:
+        a = node.attrs
+        return F.max_pool2d(xs[0], pair(a["kernel"]), pair(a["stride"]), pair(a["padding"]),
+                            pair(a["dilation"]), bool(a["ceil_mode"]))
+
+    def cost(self, node: Node, ins: Sequence[Edge], out: Edge, binary_input: bool) -> NodeCost:
+        area = int(np.prod(node.attrs["kernel"]))
+        return NodeCost(node.name, node.op, comparisons=int(np.prod(out.shape)) * (area - 1))
+
+
+@register
+class AvgPool2d(OpSpec):
+    name = "avgpool2d"
+    attrs = ("kernel", "stride", "sum_type", "acc_type")
+    optional_params = ("recip",)
+    optional_attrs = ("shift", "recip_type")
+    window = True
+
+    def infer_shape(self, node: Node, ins: Sequence[Edge]) -> tuple[int, ...]:
+        a = node.attrs
+        c, h, w = _chw(node, ins[0])
+        (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
+        return (c, avgpool2d_output_size(h, kernel=kh, stride=sh),
+                avgpool2d_output_size(w, kernel=kw, stride=sw))
+
+    @staticmethod
+    def sum_type(x_t: FixedType, area: int) -> FixedType:
+        """The exact window sum of ``area`` values of ``x_t``."""
+        return x_t.sum_of(area)
+
+    def size_accumulator(self, node: Node, ins: Sequence[FixedType], where: str) -> FixedType:
+        """The sum's bits with the binary point moved by ``shift``, or sum x recip exactly."""
+        sum_t = node.attrs["sum_type"]
+        if "recip" in node.params:
+            return FixedType.mul(sum_t, node.attrs["recip_type"])
+        shift = int(node.attrs["shift"])
+        return FixedType(sum_t.width, sum_t.int_bits - shift, sum_t.signed)
+
+    def check_types(self, node: Node, ins: Sequence[Edge], out: Edge) -> None:
+        a, p, at, x_t = node.attrs, node.params, where(node), ins[0].type
+        (kh, kw) = pair(a["kernel"])
+        sum_t, acc_t, area = a["sum_type"], a["acc_type"], kh * kw
+        if sum_t.frac_bits != x_t.frac_bits or not holds(
+                sum_t, x_t.raw_min * area, x_t.raw_max * area, x_t.frac_bits):
+            raise ValueError(f"{at}: sum type {sum_t.cpp()} must hold the exact sum of "
+                             f"{area} values of {x_t.cpp()} on the input's grid")
+        if "recip" in p:
+            r_t = a.get("recip_type")
+            if not isinstance(r_t, FixedType) or p["recip"].shape != (1,):
+                raise ValueError(f"{at}: needs one recip value and a recip_type")
+            raw_in_type(p["recip"], r_t, f"{at} recip")
+            r = int(p["recip"][0])
+            lo, hi = sorted((sum_t.raw_min * r, sum_t.raw_max * r))
+            check_accumulator(node, acc_t, lo, hi, sum_t.frac_bits + r_t.frac_bits)
+        else:
+            shift = int(a.get("shift", -1))
+            if shift < 0 or acc_t.width != sum_t.width or acc_t.signed != sum_t.signed or \
+                    acc_t.frac_bits != sum_t.frac_bits + shift:
+                raise ValueError(f"{at}: without a recip the accumulator must be the sum's "
+                                 f"bits with the binary point moved by 'shift'")
+
+    def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
+                ) -> torch.Tensor:
+        a = node.attrs
+        s = exact_sum_pool2d(xs[0], pair(a["kernel"]), pair(a["stride"]))
+        if "recip" in node.params:
+            return s * float(const_values(a["recip_type"], node.params["recip"], device)[0])
+        return torch.ldexp(s, torch.tensor(-float(a["shift"]), dtype=torch.float64,
+                                           device=device))
+
+    def cost(self, node: Node, ins: Sequence[Edge], out: Edge, binary_input: bool) -> NodeCost:
+        c = NodeCost(node.name, node.op)
+        out_elems = int(np.prod(out.shape))
+        area = int(np.prod(node.attrs["kernel"]))
+        c.additions = out_elems * (area - 1)
+        c.adder_bits = c.additions * node.attrs["sum_type"].width
+        if "recip" in node.params and not is_pow2_or_zero(node.params["recip"]).all():
+            c.multipliers, c.mult_ops = 1, out_elems
+        return c
