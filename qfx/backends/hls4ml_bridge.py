@@ -155,10 +155,6 @@ def _hls_type(t: FixedType, node: Node, what: str) -> str:
             f"AP_{t.overflow},{t.sat_bits}>")
 
 
-def _storage(t: FixedType) -> FixedType:
-    return FixedType(t.width, t.int_bits, t.signed)
-
-
 def _hwc_perm(shape: tuple[int, ...]) -> np.ndarray:
     c, h, w = shape
     return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
@@ -203,11 +199,11 @@ def _dense(b: _Build, node: Node) -> None:
     layer = {"class_name": "Dense", "inputs": [x.layer], "n_in": w.shape[1],
              "n_out": w.shape[0], "weight_data": np.ascontiguousarray(w.T),
              "bias_data": None, "use_bias": "bias" in node.params}
-    prec = {"weight": _storage(a["weight_type"]), "accum": _storage(a["acc_type"]),
+    prec = {"weight": a["weight_type"].storage(), "accum": a["acc_type"].storage(),
             "result": b.graph.edges[node.output].type}
     if "bias" in node.params:
         layer["bias_data"] = a["bias_type"].from_int(node.params["bias"])
-        prec["bias"] = _storage(a["bias_type"])
+        prec["bias"] = a["bias_type"].storage()
     b.add(node, layer, prec)
 
 
@@ -230,11 +226,11 @@ def _conv2d(b: _Build, node: Node) -> None:
              "pad_top": ph, "pad_bottom": ph, "pad_left": pw, "pad_right": pw,
              "out_height": oh, "out_width": ow, "dilation": 1,
              "weight_data": np.ascontiguousarray(w.transpose(2, 3, 1, 0)), "bias_data": None}
-    prec = {"weight": _storage(a["weight_type"]), "accum": _storage(a["acc_type"]),
+    prec = {"weight": a["weight_type"].storage(), "accum": a["acc_type"].storage(),
             "result": b.graph.edges[node.output].type}
     if "bias" in node.params:
         layer["bias_data"] = a["bias_type"].from_int(node.params["bias"])
-        prec["bias"] = _storage(a["bias_type"])
+        prec["bias"] = a["bias_type"].storage()
     b.add(node, layer, prec, _Tensor("", chw=True))
 
 
@@ -257,7 +253,7 @@ def _batchnorm(b: _Build, node: Node) -> None:
     layer = {"class_name": "BatchNormalization", "inputs": [x.layer], "n_in": n_in,
              "n_filt": n_filt, "scale_data": scale, "bias_data": shift,
              "data_format": "channels_last"}
-    b.add(node, layer, {"scale": _storage(a["scale_type"]), "bias": _storage(a["shift_type"]),
+    b.add(node, layer, {"scale": a["scale_type"].storage(), "bias": a["shift_type"].storage(),
                         "result": b.graph.edges[node.output].type},
           _Tensor("", x.chw, x.perm))
 

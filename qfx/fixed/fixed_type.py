@@ -187,6 +187,16 @@ class FixedType:
         """A copy with some fields changed, e.g. ``t.replace(rounding="RND")``."""
         return replace(self, **changes)
 
+    def storage(self) -> FixedType:
+        """This W/I/signedness with the default modes: how a constant whose raw value is
+        already exact is stored (its rounding/overflow modes would never act).
+
+        Example:
+            >>> FixedType(8, 3, rounding="RND", overflow="SAT").storage().cpp()
+            'ap_fixed<8,3>'
+        """
+        return FixedType(self.width, self.int_bits, self.signed)
+
     def with_modes_of(self, other: FixedType) -> FixedType:
         """This W/I/signedness with another type's rounding, overflow and N."""
         return self.replace(rounding=other.rounding, overflow=other.overflow,

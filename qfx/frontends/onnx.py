@@ -698,7 +698,7 @@ def _sub(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
                                                       int(max(neg.max(), 0)), t.frac_bits)))
     else:  # c - x
         _batchnorm_node(imp, node, x, (-np.ones_like(vec), FixedType(1, 1, True)),
-                        (vec, FixedType(t.width, t.int_bits, t.signed)))
+                        (vec, t.storage()))
 
 
 def _constant(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
@@ -887,7 +887,7 @@ def _mul(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
         _pow2_exponent(np.abs(vals), f"{imp.where(node)} divisor")
         raw, t = _exact_fixed(1.0 / vals, imp.where(node))  # exact: powers of two
     s = _channel_vector(imp, node, x, raw, "factor")
-    _batchnorm_node(imp, node, x, (s, FixedType(t.width, t.int_bits, t.signed)),
+    _batchnorm_node(imp, node, x, (s, t.storage()),
                     (np.zeros_like(s), _ZERO))
 
 
@@ -933,7 +933,7 @@ def _add(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
                       (total, total_t), shape, attrs)
         return
     _batchnorm_node(imp, node, x, (np.ones_like(vec), _ZERO),
-                    (vec, FixedType(t.width, t.int_bits, t.signed)))
+                    (vec, t.storage()))
 
 
 def _relu(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:

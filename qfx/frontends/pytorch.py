@@ -61,18 +61,13 @@ class QTracer(fx.Tracer):
         return isinstance(m, (QLayer, FixedQuantizer)) or super().is_leaf_module(m, qualname)
 
 
-def _storage(t: FixedType) -> FixedType:
-    """A constant's storage type: its W/I/sign (the values are already exact)."""
-    return FixedType(t.width, t.int_bits, t.signed)
-
-
 def _khot_param_raw(q: KHotQuantizer, value: torch.Tensor) -> tuple[np.ndarray, FixedType]:
     """Raw K-hot codes of a constant on one grid (the finest channel's), with its type."""
     value = value.detach().double()
     q.ensure_initialized(value)
     codes = q.to_int(value)
     if not q.per_channel:
-        return codes.cpu().numpy(), _storage(q.fixed_type)
+        return codes.cpu().numpy(), q.fixed_type.storage()
     types = q.fixed_types
     frac = max(t.frac_bits for t in types)
     shape = [1] * codes.dim()
@@ -99,7 +94,7 @@ def _param_raw(q: FixedQuantizer, value: torch.Tensor) -> tuple[np.ndarray, Fixe
     q.ensure_initialized(value)
     if not q.per_channel:  # quantise with the quantizer's modes, store without them
         t = q.fixed_type
-        return t.to_int(value).cpu().numpy(), _storage(t)
+        return t.to_int(value).cpu().numpy(), t.storage()
     # per-channel formats: put every channel on the finest grid (exact), then size one type
     types = q.fixed_types
     frac = max(t.frac_bits for t in types)
@@ -309,8 +304,8 @@ class _Freezer:
         """The batchnorm node's attrs (scale/shift types) and params (raw values)."""
         with torch.no_grad():
             scale, shift = m.quantized_scale_shift()  # the eval path's exact values
-        s_t = _storage(m.scale_quantizer.fixed_type)
-        h_t = _storage(m.shift_quantizer.fixed_type)
+        s_t = m.scale_quantizer.fixed_type.storage()
+        h_t = m.shift_quantizer.fixed_type.storage()
         attrs: dict[str, Any] = {"scale_type": s_t, "shift_type": h_t}
         params = {"scale": s_t.to_int(scale).cpu().numpy(),
                   "shift": h_t.to_int(shift).cpu().numpy()}
@@ -393,7 +388,7 @@ class _Freezer:
         else:
             with torch.no_grad():
                 scale = m.quantized_scale()
-            s_t = _storage(m.scale_quantizer.fixed_type)
+            s_t = m.scale_quantizer.fixed_type.storage()
             s_raw = s_t.to_int(scale).cpu().numpy()
             params["scale"], attrs["scale_type"] = s_raw, s_t
             if isinstance(m.scale_quantizer, KHotQuantizer):
@@ -427,7 +422,7 @@ class _Freezer:
         else:
             recip = torch.tensor([1.0 / m.area], dtype=torch.float64)
             params["recip"] = m.recip_quantizer.to_int(recip).cpu().numpy()
-            attrs["recip_type"] = _storage(m.recip_type)
+            attrs["recip_type"] = m.recip_type.storage()
         self._emit(n, "avgpool2d", [src], m.output_quantizer.fixed_type, attrs, params,
                    acc=True)
 

@@ -41,12 +41,12 @@ from qfx.backends.onnx._common import (
 from qfx.backends.onnx.exact_cast import emit_cast
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.graph import Graph, Node, pair
+from qfx.ir.ops import spec
 from qfx.ir.verify import check_exact
 
-__all__ = ["export_onnx", "build_onnx_model", "run_onnx", "EMITTERS", "NO_CAST_OPS"]
+__all__ = ["export_onnx", "build_onnx_model", "run_onnx", "EMITTERS"]
 
 #: IR ops whose output keeps the input's values and format (the executor casts nothing).
-NO_CAST_OPS = frozenset({"maxpool2d", "flatten"})
 
 
 @dataclass
@@ -349,7 +349,7 @@ def build_onnx_model(graph: Graph, *, opset: int = DEFAULT_OPSET,
         _sum_source_ok(node, edge_source(ctx.graph, node))
         acc, src = emit(ctx, node)
         out_t = graph.edges[node.output].type
-        result = acc if node.op in NO_CAST_OPS else emit_cast(b, acc, out_t, src, node.name)
+        result = acc if spec(node.op).same_format else emit_cast(b, acc, out_t, src, node.name)
         _bind(b, result, ctx.tensors[node.output], set(ctx.tensors.values()))
         b.annotate(ctx.tensors[node.output], [batch, *graph.edges[node.output].shape],
                    doc=f"qfx {out_t.cpp()}")
@@ -444,7 +444,7 @@ def run_onnx(model: onnx.ModelProto | str | os.PathLike[str],
     if len(xs) != len(ins):
         raise ValueError(f"the model takes {len(ins)} input(s), got {len(xs)}")
     feeds = {}
-    for spec, arr in zip(ins, xs, strict=True):
-        dtype = np.float32 if spec.type == "tensor(float)" else np.float64
-        feeds[spec.name] = np.ascontiguousarray(arr, dtype=dtype)
+    for port, arr in zip(ins, xs, strict=True):
+        dtype = np.float32 if port.type == "tensor(float)" else np.float64
+        feeds[port.name] = np.ascontiguousarray(arr, dtype=dtype)
     return sess.run(None, feeds)

@@ -72,6 +72,7 @@ from qfx.backends.onnx._common import (
 )
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.graph import Graph, Node, pair
+from qfx.ir.ops import spec
 from qfx.ir.verify import check_exact
 
 __all__ = ["export_qonnx", "build_qonnx_model", "QONNX_EMITTERS", "FLOAT32_EXACT_BITS"]
@@ -132,7 +133,7 @@ class QonnxContext:
             values = values.reshape(shape)
         init = self.b.const(values.astype(np.float32), f"{base}_init")
         self.b.annotate(init, list(values.shape))
-        storage = FixedType(t.width, t.int_bits, t.signed)
+        storage = t.storage()
         if t.signed and t.width == 1:  # qonnx reads 1-bit signed as bipolar: widen, same grid
             storage = FixedType(2, t.int_bits + 1, True)
         return self.quant(init, values.shape, storage, "ROUND", base)
@@ -400,14 +401,13 @@ def _thermometer(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     return y, _BINARY
 
 
-_NO_CAST = frozenset({"maxpool2d", "flatten"})
 #: ops whose result needs no Quant when it already has the output's values (+-1, or the
 #: integer dot products of an unscaled binary layer)
 _CAST_IF_NEEDED = frozenset({"threshold", "thermometer", "binary_dense", "binary_conv2d"})
 
 
 def _skip_cast(ctx: QonnxContext, node: Node, src: FixedType | None) -> bool:
-    if node.op in _NO_CAST:
+    if spec(node.op).same_format:
         return True
     if node.op not in _CAST_IF_NEEDED or src is None or "scale" in node.params:
         return False
