@@ -5,10 +5,11 @@ import subprocess
 
 import pytest
 import torch
+from builders import zoo_model
 
 import qfx
 from qfx.csim.toolchain import ap_types_include_dir
-from qfx.zoo import get_model, model_spec
+from qfx.zoo import model_spec
 
 
 def _synthesis_path_syntax_ok(project) -> None:
@@ -33,10 +34,8 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_zoo_model_is_bit_exact_in_csim(case, tmp_path):
     name, quant = CASES[case]
-    torch.manual_seed(0)
+    model, calib = zoo_model(name, quant)
     shape = model_spec(name).input_shape
-    calib = torch.randn(64, *shape)
-    model = qfx.quantize_model(get_model(name), quant, calib).eval()
     project = qfx.export_hls(model, calib[:1], tmp_path / "prj", board="ultra96",
                              reuse=64, on_budget="ignore", test_vectors=calib[:2].numpy())
     x = torch.cat([torch.randn(4, *shape), torch.randn(4, *shape) * 16])  # half saturate
@@ -48,14 +47,8 @@ def test_zoo_model_is_bit_exact_in_csim(case, tmp_path):
 
 @pytest.mark.parametrize("name", ["digits_bnn", "cnv_w1a1"])
 def test_zoo_bnn_is_bit_exact_in_csim(name, tmp_path):
-    torch.manual_seed(0)
+    model, calib = zoo_model(name, None)  # BN statistics, first-batch binary points
     shape = model_spec(name).input_shape
-    model = get_model(name)
-    calib = torch.rand(32, *shape)
-    model.train()
-    with torch.no_grad():
-        model(calib)  # BN statistics and first-batch binary points
-    model.eval()
     project = qfx.export_hls(model, calib[:1], tmp_path / "prj", board="ultra96", reuse=64,
                              on_budget="ignore", test_vectors=calib[:2].numpy())
     x = torch.cat([torch.rand(3, *shape), torch.rand(3, *shape) * 4 - 2])  # out of range too

@@ -24,16 +24,6 @@ from qfx.fixed.khot import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: small tensors on a shared 2-core machine run far faster without
-    intra-op thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _range(width: int, signed: bool) -> tuple[int, int]:
     return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
 

@@ -8,7 +8,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from qfx.flows.flow import load_flow, run_flow
 
@@ -18,10 +17,6 @@ SAMPLES = 8
 @pytest.fixture(autouse=True)
 def _env(monkeypatch, tmp_path):
     monkeypatch.setenv("QFX_CACHE_DIR", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _write_cifar(root, n: int = 16) -> None:

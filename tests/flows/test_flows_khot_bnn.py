@@ -6,7 +6,6 @@ frozen, exported for the Ultra96 within its estimated budget, and C-simulated bi
 import json
 
 import pytest
-import torch
 
 from qfx.flows.flow import load_flow, run_flow
 from qfx.training.checkpoint import read_checkpoint
@@ -18,10 +17,6 @@ SAMPLES = 36
 @pytest.fixture(autouse=True)
 def _env(monkeypatch, tmp_path):
     monkeypatch.setenv("QFX_CACHE_DIR", str(tmp_path / "cache"))  # a fresh C-sim build cache
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(flow: str, out):

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from qfx import FixedType
 from qfx.ir import Edge, Graph, Node, binary_edges, cost_report
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: small tensors on a shared 2-core machine run far faster without
-    intra-op thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 I64 = np.int64
 ACC = FixedType(16, 12)

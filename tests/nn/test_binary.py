@@ -37,16 +37,6 @@ from qfx.nn.binary import BINARY_TYPE, binarize
 from qfx.zoo import cnv_w1a1, digits_bnn, get_model, model_spec
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: small tensors on a shared 2-core machine run far faster without
-    intra-op thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _assert_exact(model: nn.Module, x: torch.Tensor, scales=(1.0,)):
     model.eval()
     graph = freeze(model, x[:1])

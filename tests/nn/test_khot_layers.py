@@ -28,16 +28,6 @@ from qfx.nn import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: small tensors on a shared 2-core machine run far faster without
-    intra-op thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _assert_exact(model: nn.Module, x: torch.Tensor, scales=(1.0, 8.0, 64.0)):
     model.eval()
     graph = freeze(model, x[:1])

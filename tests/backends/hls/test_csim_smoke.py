@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from builders import MODELS
 from torch import nn
 
 import qfx
@@ -29,108 +30,12 @@ from qfx.backends.hls.project import HLSProject
 from qfx.backends.hls.writer import export_firmware
 from qfx.csim.toolchain import CompileError, ap_types_include_dir, compile_cpp
 from qfx.ir import run_graph
-from qfx.nn import (
-    QAdd,
-    QAvgPool2d,
-    QBatchNorm2d,
-    QConfig,
-    QConv2d,
-    QFlatten,
-    QGlobalAvgPool2d,
-    QHardTanh,
-    QInput,
-    QLinear,
-    QMaxPool2d,
-    QReLU,
-)
 
 FLAGS = ("-O2", "-std=c++14", "-DNDEBUG")
 SCALES = (1.0, 16.0, 256.0)
 
+
 AP_TYPES = ap_types_include_dir()  # hls4ml (a required dependency) ships the headers
-
-
-# ---------------------------------------------------------------------------- models
-def _config(overflow: str, rounding: str = "RND") -> QConfig:
-    return QConfig(act_overflow=overflow, weight_overflow=overflow, act_rounding=rounding,
-                   weight_rounding=rounding, per_channel_weights=True)
-
-
-def _mlp(overflow: str, rounding: str = "RND") -> tuple[nn.Module, torch.Tensor]:
-    torch.manual_seed(0)
-    with qfx.config(_config(overflow, rounding).replace(act_width=6, weight_width=5)):
-        net = nn.Sequential(QInput(8), QLinear(10, 7), QReLU(), QLinear(7, 3, bias=False),
-                            QHardTanh(-1.0, 0.75), QLinear(3, 2))
-    x = torch.randn(48, 10)
-    with qfx.calibration(net):
-        net(x)
-    return net, x
-
-
-def _cnn(overflow: str) -> tuple[nn.Module, torch.Tensor]:
-    torch.manual_seed(1)
-    with qfx.config(_config(overflow)):
-        net = nn.Sequential(
-            QInput(8), QConv2d(4, 8, 3, stride=1, padding=1), QBatchNorm2d(8), QReLU(),
-            QConv2d(8, 8, 3, stride=2, padding=2, dilation=2, groups=8),  # depthwise
-            QMaxPool2d(3, stride=2, padding=1),
-            QConv2d(8, 12, 3, padding=1, groups=4, bias=False), QBatchNorm2d(12), QReLU(),
-            QAvgPool2d(3, stride=1),  # 1/9: a fixed-point reciprocal
-            QConv2d(12, 6, 1), QMaxPool2d(2, ceil_mode=True), QGlobalAvgPool2d(),
-            QFlatten(), QLinear(6, 5))
-    x = torch.randn(24, 4, 17, 17)
-    net.train()
-    for _ in range(2):
-        net(x)
-    return net, x
-
-
-class _Residual(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.qin = QInput(8)
-        self.a = QConv2d(4, 4, 3, padding=1)
-        self.bn = QBatchNorm2d(4)
-        self.b = QConv2d(4, 4, 1, act_width=5)
-        self.add = QAdd(act_width=7)
-        self.relu = QReLU()
-        self.pool = QAvgPool2d(2)  # 2**-2: a shift
-        self.fc = QLinear(4 * 3 * 3, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.qin(x)
-        y = self.relu(self.add(self.bn(self.a(x)), self.b(x)))
-        return self.fc(torch.flatten(self.pool(y), 1))
-
-
-def _residual(overflow: str) -> tuple[nn.Module, torch.Tensor]:
-    torch.manual_seed(3)
-    with qfx.config(_config(overflow)):
-        net = _Residual()
-    x = torch.randn(24, 4, 6, 6)
-    net.train()
-    net(x)
-    with torch.no_grad():  # branches with very different binary points
-        net.b.output_quantizer.log2_lsb.fill_(-1.0)
-        net.bn.output_quantizer.log2_lsb.fill_(-6.0)
-    return net, x
-
-
-def _wide(overflow: str) -> tuple[nn.Module, torch.Tensor]:
-    """16-bit everything: accumulators wider than 31 bits (the native path's int64 branch)."""
-    torch.manual_seed(4)
-    cfg = _config(overflow).replace(input_width=16, weight_width=16, act_width=16,
-                                    bias_width=24, bn_scale_width=16, bn_shift_width=20)
-    with qfx.config(cfg):
-        net = nn.Sequential(QInput(), QConv2d(3, 4, 3, padding=1), QBatchNorm2d(4), QReLU(),
-                            QFlatten(), QLinear(4 * 5 * 5, 3))
-    x = torch.randn(24, 3, 5, 5)
-    net.train()
-    net(x)
-    return net, x
-
-
-MODELS = {"mlp": _mlp, "cnn": _cnn, "residual": _residual, "wide": _wide}
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from builders import MODELS as SUITE_MODELS
+from builders import zoo_model
 
 import qfx
-from qfx.zoo import get_model, model_spec
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_csim_smoke import MODELS as SUITE_MODELS  # noqa: E402
+from qfx.zoo import model_spec
 
 GOLDEN = Path(__file__).with_name("golden_exports.json")
 IO_MODES = ("parallel", "stream")
@@ -45,19 +44,11 @@ SUITE_CASES = [f"{m}-{o}" for m in SUITE_MODELS for o in ("SAT", "WRAP")]
 
 def _zoo_graph(case: str) -> tuple[qfx.Graph, np.ndarray]:
     name, quant = ZOO_CASES[case]
-    torch.manual_seed(0)
+    model, calib = zoo_model(name, quant)
     shape = model_spec(name).input_shape
-    if quant is None:  # binarized: BN statistics and first-batch binary points from data
-        model = get_model(name)
-        calib = torch.rand(32, *shape)
-        model.train()
-        with torch.no_grad():
-            model(calib)
-        model.eval()
+    if quant is None:  # binarized
         x = torch.cat([torch.rand(3, *shape), torch.rand(3, *shape) * 4 - 2])
     else:
-        calib = torch.randn(64, *shape)
-        model = qfx.quantize_model(get_model(name), quant, calib).eval()
         x = torch.cat([torch.randn(4, *shape), torch.randn(4, *shape) * 16])
     return qfx.freeze(model, calib[:1]), x.numpy()
 
@@ -111,13 +102,6 @@ def _case(case: str, root: Path) -> dict:
 def golden() -> dict:
     return json.loads(GOLDEN.read_text())
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("case", [*ZOO_CASES, *SUITE_CASES])

@@ -49,13 +49,6 @@ FLAGS = ("-O1", "-std=c++14", "-DNDEBUG")
 AP_TYPES = ap_types_include_dir()  # hls4ml (a required dependency) ships the headers
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # ---------------------------------------------------------------------------- helpers
 def _build(prj: HLSProject, *defines: str) -> Path:

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from builders import MODELS, zoo_model
 from test_csim_smoke import (
     AP_TYPES,
-    MODELS,
     SCALES,
     _assert_bit_exact,
     _build,
@@ -97,10 +97,8 @@ ZOO = {
 @pytest.mark.parametrize("case", list(ZOO))
 def test_stream_zoo_model_is_bit_exact_through_the_api(case, tmp_path):
     name, quant = ZOO[case]
-    torch.manual_seed(0)
+    model, calib = zoo_model(name, quant)
     shape = model_spec(name).input_shape
-    calib = torch.randn(64, *shape)
-    model = qfx.quantize_model(get_model(name), quant, calib).eval()
     project = qfx.export_hls(model, calib[:1], tmp_path / "prj", board="ultra96", io="stream",
                              reuse=64, on_budget="ignore", test_vectors=calib[:2].numpy())
     assert project.io == "stream"
@@ -113,14 +111,8 @@ def test_stream_zoo_model_is_bit_exact_through_the_api(case, tmp_path):
 
 @pytest.mark.parametrize("name", ["digits_bnn", "cnv_w1a1"])
 def test_stream_binarized_zoo_model_is_bit_exact(name, tmp_path):
-    torch.manual_seed(0)
+    model, calib = zoo_model(name, None)  # BN statistics, first-batch binary points
     shape = model_spec(name).input_shape
-    model = get_model(name)
-    calib = torch.rand(32, *shape)
-    model.train()
-    with torch.no_grad():
-        model(calib)
-    model.eval()
     project = qfx.export_hls(model, calib[:1], tmp_path / "prj", board="ultra96", io="stream",
                              reuse=64, on_budget="ignore", test_vectors=calib[:2].numpy())
     x = torch.cat([torch.rand(2, *shape), torch.rand(2, *shape) * 4 - 2])

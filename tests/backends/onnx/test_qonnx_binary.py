@@ -37,14 +37,6 @@ from qfx.nn import (
 from qfx.zoo import digits_bnn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _qonnx_run(model, x: np.ndarray) -> np.ndarray:
     mw = ModelWrapper(model)
     out = execute_onnx(mw, {mw.graph.input[0].name: x.astype(np.float32)})

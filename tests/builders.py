@@ -1,0 +1,124 @@
+"""Model builders shared by the tests: the C-simulation set (an MLP, a CNN with every window
+option, a residual net, a 16-bit model), each seeded and calibrated so that SAT and WRAP formats
+are exercised, and the zoo models quantized the way the zoo C-sim tests do."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import qfx
+from qfx.nn import (
+    QAdd,
+    QAvgPool2d,
+    QBatchNorm2d,
+    QConfig,
+    QConv2d,
+    QFlatten,
+    QGlobalAvgPool2d,
+    QHardTanh,
+    QInput,
+    QLinear,
+    QMaxPool2d,
+    QReLU,
+)
+from qfx.zoo import get_model, model_spec
+
+
+def quant_config(overflow: str, rounding: str = "RND") -> QConfig:
+    return QConfig(act_overflow=overflow, weight_overflow=overflow, act_rounding=rounding,
+                   weight_rounding=rounding, per_channel_weights=True)
+
+
+def mlp(overflow: str, rounding: str = "RND") -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    with qfx.config(quant_config(overflow, rounding).replace(act_width=6, weight_width=5)):
+        net = nn.Sequential(QInput(8), QLinear(10, 7), QReLU(), QLinear(7, 3, bias=False),
+                            QHardTanh(-1.0, 0.75), QLinear(3, 2))
+    x = torch.randn(48, 10)
+    with qfx.calibration(net):
+        net(x)
+    return net, x
+
+
+def cnn(overflow: str) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(1)
+    with qfx.config(quant_config(overflow)):
+        net = nn.Sequential(
+            QInput(8), QConv2d(4, 8, 3, stride=1, padding=1), QBatchNorm2d(8), QReLU(),
+            QConv2d(8, 8, 3, stride=2, padding=2, dilation=2, groups=8),  # depthwise
+            QMaxPool2d(3, stride=2, padding=1),
+            QConv2d(8, 12, 3, padding=1, groups=4, bias=False), QBatchNorm2d(12), QReLU(),
+            QAvgPool2d(3, stride=1),  # 1/9: a fixed-point reciprocal
+            QConv2d(12, 6, 1), QMaxPool2d(2, ceil_mode=True), QGlobalAvgPool2d(),
+            QFlatten(), QLinear(6, 5))
+    x = torch.randn(24, 4, 17, 17)
+    net.train()
+    for _ in range(2):
+        net(x)
+    return net, x
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.qin = QInput(8)
+        self.a = QConv2d(4, 4, 3, padding=1)
+        self.bn = QBatchNorm2d(4)
+        self.b = QConv2d(4, 4, 1, act_width=5)
+        self.add = QAdd(act_width=7)
+        self.relu = QReLU()
+        self.pool = QAvgPool2d(2)  # 2**-2: a shift
+        self.fc = QLinear(4 * 3 * 3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.qin(x)
+        y = self.relu(self.add(self.bn(self.a(x)), self.b(x)))
+        return self.fc(torch.flatten(self.pool(y), 1))
+
+
+def residual(overflow: str) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(3)
+    with qfx.config(quant_config(overflow)):
+        net = _Residual()
+    x = torch.randn(24, 4, 6, 6)
+    net.train()
+    net(x)
+    with torch.no_grad():  # branches with very different binary points
+        net.b.output_quantizer.log2_lsb.fill_(-1.0)
+        net.bn.output_quantizer.log2_lsb.fill_(-6.0)
+    return net, x
+
+
+def wide(overflow: str) -> tuple[nn.Module, torch.Tensor]:
+    """16-bit everything: accumulators wider than 31 bits (the native path's int64 branch)."""
+    torch.manual_seed(4)
+    cfg = quant_config(overflow).replace(input_width=16, weight_width=16, act_width=16,
+                                    bias_width=24, bn_scale_width=16, bn_shift_width=20)
+    with qfx.config(cfg):
+        net = nn.Sequential(QInput(), QConv2d(3, 4, 3, padding=1), QBatchNorm2d(4), QReLU(),
+                            QFlatten(), QLinear(4 * 5 * 5, 3))
+    x = torch.randn(24, 3, 5, 5)
+    net.train()
+    net(x)
+    return net, x
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "residual": residual, "wide": wide}
+
+
+def zoo_model(name: str, quant: dict | None) -> tuple[nn.Module, torch.Tensor]:
+    """A zoo model in eval mode and its calibration batch (seed 0): float models quantized by
+    ``quant`` on 64 normal samples; binarized ones (``quant=None``) with BatchNorm statistics and
+    first-batch binary points from 32 uniform samples."""
+    torch.manual_seed(0)
+    shape = model_spec(name).input_shape
+    if quant is None:
+        model = get_model(name)
+        calib = torch.rand(32, *shape)
+        model.train()
+        with torch.no_grad():
+            model(calib)
+        return model.eval(), calib
+    calib = torch.randn(64, *shape)
+    return qfx.quantize_model(get_model(name), quant, calib).eval(), calib

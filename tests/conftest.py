@@ -1,0 +1,19 @@
+"""Root fixtures of the test-suite (pytest puts this folder on ``sys.path``, so test modules
+share model builders through ``import builders``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread per test: the suite's tensors are small, and on a shared 2-core machine
+    intra-op threads only contend (and a test that changes the count cannot leak it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
