@@ -231,55 +231,58 @@ class _Freezer:
 
     # ------------------------------------------------------------------ modules
     def _module(self, n: fx.Node, m: nn.Module) -> None:
+        """Convert one module call by the rule of its class (the first in its MRO with one)."""
         src = n.args[0] if n.args else None
-        if isinstance(m, QInput):
-            if src is None or src.op != "placeholder":
-                raise ValueError(f"QInput {n.target!r} must take a model input directly")
-            t = m.output_quantizer.fixed_type
-            self.edge_of[src] = self.build.add_input(src.name, self._shape(src), t)
-            self._emit(n, "input", [src], t)
-        elif isinstance(m, (QLinear, QConv2d)):
-            self._weighted(n, m, src)
-        elif isinstance(m, _QBatchNorm):
-            if self._bn_folds_into_sign(n, m, src):
-                self.deferred_bn.add(n)  # emitted as part of the threshold of its QSign
-            else:
-                self._batchnorm(n, m, src)
-        elif isinstance(m, QSign):
-            self._sign(n, m, src)
-        elif isinstance(m, (QBinaryLinear, QBinaryConv2d)):
-            self._binary(n, m, src)
-        elif isinstance(m, QThermometer):
-            self._thermometer(n, m, src)
-        elif isinstance(m, QReLU):
-            self._emit(n, "relu", [src], m.output_quantizer.fixed_type)
-        elif isinstance(m, QHardTanh):
-            x_t = self._type(src)
-            frac = max(x_t.frac_bits, _frac_of(m.min_val), _frac_of(m.max_val))
-            lo, hi = int(m.min_val * 2**frac), int(m.max_val * 2**frac)
-            shift = frac - x_t.frac_bits
-            clamp_t = FixedType.for_raw_range(min(lo, x_t.raw_min << shift),
-                                              max(hi, x_t.raw_max << shift), frac)
-            self._emit(n, "hardtanh", [src], m.output_quantizer.fixed_type,
-                       {"min_raw": lo, "max_raw": hi, "clamp_type": clamp_t})
-        elif isinstance(m, QAdd):
-            self._emit(n, "add", [n.args[0], n.args[1]], m.output_quantizer.fixed_type, acc=True)
-        elif isinstance(m, QMaxPool2d):
-            self._emit(n, "maxpool2d", [src], self._type(src),
-                       {"kernel": list(m.kernel_size), "stride": list(m.stride),
-                        "padding": list(m.padding), "dilation": list(m.dilation),
-                        "ceil_mode": bool(m.ceil_mode)})
-        elif isinstance(m, QAvgPool2d):
-            self._avgpool(n, m, src)
-        elif isinstance(m, (QFlatten, nn.Flatten)):
-            if isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) != (1, -1):
-                raise self._unsupported(n, f"module {n.target!r} (nn.Flatten with start_dim="
-                                        f"{m.start_dim}, end_dim={m.end_dim})")
-            self._emit(n, "flatten", [src], self._type(src))
-        elif isinstance(m, _PASSTHROUGH):
-            self.edge_of[n] = self.edge_of[src]
+        for cls in type(m).__mro__:
+            rule = _MODULE_RULES.get(cls)
+            if rule is not None:
+                rule(self, n, m, src)
+                return
+        raise self._unsupported(n, f"module {n.target!r} of type {type(m).__name__}")
+
+    def _input(self, n: fx.Node, m: QInput, src: fx.Node | None) -> None:
+        if src is None or src.op != "placeholder":
+            raise ValueError(f"QInput {n.target!r} must take a model input directly")
+        t = m.output_quantizer.fixed_type
+        self.edge_of[src] = self.build.add_input(src.name, self._shape(src), t)
+        self._emit(n, "input", [src], t)
+
+    def _batchnorm_or_fold(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> None:
+        if self._bn_folds_into_sign(n, m, src):
+            self.deferred_bn.add(n)  # emitted as part of the threshold of its QSign
         else:
-            raise self._unsupported(n, f"module {n.target!r} of type {type(m).__name__}")
+            self._batchnorm(n, m, src)
+
+    def _relu(self, n: fx.Node, m: QReLU, src: fx.Node) -> None:
+        self._emit(n, "relu", [src], m.output_quantizer.fixed_type)
+
+    def _hardtanh(self, n: fx.Node, m: QHardTanh, src: fx.Node) -> None:
+        x_t = self._type(src)
+        frac = max(x_t.frac_bits, _frac_of(m.min_val), _frac_of(m.max_val))
+        lo, hi = int(m.min_val * 2**frac), int(m.max_val * 2**frac)
+        shift = frac - x_t.frac_bits
+        clamp_t = FixedType.for_raw_range(min(lo, x_t.raw_min << shift),
+                                          max(hi, x_t.raw_max << shift), frac)
+        self._emit(n, "hardtanh", [src], m.output_quantizer.fixed_type,
+                   {"min_raw": lo, "max_raw": hi, "clamp_type": clamp_t})
+
+    def _add(self, n: fx.Node, m: QAdd, src: fx.Node) -> None:
+        self._emit(n, "add", [n.args[0], n.args[1]], m.output_quantizer.fixed_type, acc=True)
+
+    def _maxpool(self, n: fx.Node, m: QMaxPool2d, src: fx.Node) -> None:
+        self._emit(n, "maxpool2d", [src], self._type(src),
+                   {"kernel": list(m.kernel_size), "stride": list(m.stride),
+                    "padding": list(m.padding), "dilation": list(m.dilation),
+                    "ceil_mode": bool(m.ceil_mode)})
+
+    def _flatten(self, n: fx.Node, m: nn.Module, src: fx.Node) -> None:
+        if isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) != (1, -1):
+            raise self._unsupported(n, f"module {n.target!r} (nn.Flatten with start_dim="
+                                    f"{m.start_dim}, end_dim={m.end_dim})")
+        self._emit(n, "flatten", [src], self._type(src))
+
+    def _passthrough(self, n: fx.Node, m: nn.Module, src: fx.Node) -> None:
+        self.edge_of[n] = self.edge_of[src]
 
     def _weighted(self, n: fx.Node, m: QLinear | QConv2d, src: fx.Node) -> None:
         w_raw, w_t = _param_raw(m.weight_quantizer, m.weight)
@@ -456,6 +459,19 @@ class _Freezer:
             self.edge_of[n] = self.edge_of[n.args[0]]
         else:
             raise self._unsupported(n, f"method call .{n.target}() at node {n.name!r}")
+
+
+
+#: module class -> the _Freezer method that converts it (subclasses inherit their base's rule)
+_MODULE_RULES: dict[type, Any] = {
+    QInput: _Freezer._input, QLinear: _Freezer._weighted, QConv2d: _Freezer._weighted,
+    _QBatchNorm: _Freezer._batchnorm_or_fold, QSign: _Freezer._sign,
+    QBinaryLinear: _Freezer._binary, QBinaryConv2d: _Freezer._binary,
+    QThermometer: _Freezer._thermometer, QReLU: _Freezer._relu, QHardTanh: _Freezer._hardtanh,
+    QAdd: _Freezer._add, QMaxPool2d: _Freezer._maxpool, QAvgPool2d: _Freezer._avgpool,
+    QFlatten: _Freezer._flatten, nn.Flatten: _Freezer._flatten,
+    **{cls: _Freezer._passthrough for cls in _PASSTHROUGH},
+}
 
 
 def freeze(model: nn.Module, example_input: torch.Tensor) -> Graph:
