@@ -68,14 +68,14 @@ def import_graph_file(onnx_path: str | os.PathLike[str], out: str | os.PathLike[
 def export_hls4ml_file(model: str | os.PathLike[str] | Graph, out_dir: str | os.PathLike[str],
                        **options: Any) -> Any:
     """Build, compile and check the hls4ml project of a frozen model; returns the report
-    (:class:`qfx.backends.hls4ml_bridge.Hls4mlReport`; ``options`` go to ``export_hls4ml``).
+    (:class:`qfx.backends.hls4ml.Hls4mlReport`; ``options`` go to ``export_hls4ml``).
 
     Example (compiles C++):
         >>> report = export_hls4ml_file("model.qfx.npz", "hls4ml_prj")  # doctest: +SKIP
         >>> report.bit_exact  # doctest: +SKIP
         True
     """
-    from qfx.backends.hls4ml_bridge import export_hls4ml
+    from qfx.backends.hls4ml import export_hls4ml
 
     graph = model if isinstance(model, Graph) else load_graph(model)
     return export_hls4ml(graph, out_dir, **options)
