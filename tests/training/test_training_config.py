@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from qfx.training.cli import main
 
 import qfx
 import qfx.nn
+from qfx.cli.train import main
 from qfx.training import (
     CheckpointError,
     ConfigError,

@@ -25,9 +25,9 @@ from qfx.backends.hls.boards import (
     format_board_table,
     list_boards,
     load_board,
-    register,
 )
 from qfx.backends.hls.budget import ResourceBudget, ResourceEstimate
+from qfx.cli.boards import register
 from qfx.package_data import RESOURCE_KINDS, resource_dir
 
 REPO = Path(__file__).resolve().parents[3]
