@@ -23,7 +23,7 @@ __all__ = [
 
 # Heavier entry points load on first use so that `import qfx` stays quick (onnx, jinja2, ...).
 _LAZY = {
-    "export_hls": ("qfx.backends.hls.export", "export_hls"),
+    "export_hls": ("qfx.flows.api", "export_hls"),  # a model, a graph or a file
     "csim": ("qfx.csim", None),  # a callable package: qfx.csim(project, inputs)
     "export_onnx": ("qfx.backends.onnx.export", "export_onnx"),
     "export_qonnx": ("qfx.backends.onnx.qonnx_export", "export_qonnx"),

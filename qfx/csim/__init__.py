@@ -1,7 +1,7 @@
 """C-simulation support: compile and run HLS C++ (with the ``ap_types`` headers) on the host.
 
 :func:`csim` proves that an exported HLS project computes exactly the software model's bits;
-``qfx csim PROJECT_DIR`` is its command line (:mod:`qfx.csim.cli`).
+``qfx csim PROJECT_DIR`` is its command line (:mod:`qfx.cli.csim`).
 
 The package itself is callable, so ``qfx.csim(project, inputs)`` is :func:`csim`.
 

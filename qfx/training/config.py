@@ -304,7 +304,7 @@ def _log(msg: str) -> None:
 def _build_model(config: TrainConfig, log: Callable[[str], None]
                  ) -> tuple[torch.nn.Module, dict[str, Any], Any, bool]:
     """(model, model kwargs, dataset split, quantized?) exactly as ``run_training`` builds them."""
-    import qfx
+    import qfx.nn as qnn  # quantize_model is looked up when it runs
 
     ds_opts = dict(config.dataset_options)
     if "root" in ds_opts:
@@ -329,9 +329,9 @@ def _build_model(config: TrainConfig, log: Callable[[str], None]
                               "layers (already quantized): remove the `quantization:` section")
         quantized = True
     elif config.quantization is not None:
-        if hasattr(qfx, "quantize_model"):
+        if hasattr(qnn, "quantize_model"):
             calib = split.train.tensors[0][:CALIBRATION_SAMPLES]
-            model = qfx.quantize_model(model, config.quantization, calib)
+            model = qnn.quantize_model(model, config.quantization, calib)
             quantized = True
         else:
             log("qfx.quantize_model is not available in this qfx: training the float model "
@@ -409,9 +409,9 @@ def restore_model(
     if not meta.get("quantized"):
         config.quantization = None  # trained as float (e.g. no converter at the time)
     else:
-        import qfx
+        import qfx.nn as qnn
 
-        if not hasattr(qfx, "quantize_model"):
+        if not hasattr(qnn, "quantize_model"):
             raise CheckpointError(f"{path} holds a quantized model but qfx.quantize_model is "
                                   f"not available to rebuild it")
     model, _, _, _ = _build_model(config, log)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import qfx
-from qfx.backends.hls4ml_bridge import (
+from qfx.backends.hls4ml import (
     Hls4mlExportError,
     build_hls4ml_model,
     export_hls4ml,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from csim_projects import CORRUPT_NODE, Projects
 
-from qfx.csim.cli import EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, main
+from qfx.cli.csim import EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, main
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -76,7 +76,7 @@ def test_exit_2_on_errors_with_one_line(projects: Projects, capsys, tmp_path):
 
 
 def test_python_m_entry_point(projects: Projects):
-    proc = subprocess.run([sys.executable, "-m", "qfx.csim.cli", str(projects.good.root),
+    proc = subprocess.run([sys.executable, "-m", "qfx.cli.csim", str(projects.good.root),
                            "--samples", "8", "--cache-dir", str(projects.cache)],
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -14,9 +14,9 @@ import textwrap
 
 import pytest
 
+from qfx.backends.hls.budget import ResourceEstimate
 from qfx.backends.hls.synth_report import compare_markdown, read_csynth_xml
 from qfx.flows.flow import load_flow, run_flow
-from qfx.resources import ResourceEstimate
 
 CSYNTH = """<?xml version="1.0" encoding="UTF-8"?>
 <profile>

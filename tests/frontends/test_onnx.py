@@ -13,7 +13,7 @@ from qfx.backends.onnx import (
     export_qonnx,
 )
 from qfx.backends.onnx._common import QONNX_DOMAIN
-from qfx.backends.onnx.cli import import_graph_file
+from qfx.flows.interop import import_graph_file
 from qfx.frontends.onnx import OnnxImportError, import_onnx, import_onnx_model
 from qfx.ir import load_graph, run_graph
 from qfx.nn import (

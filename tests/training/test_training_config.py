@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import qfx
+import qfx.nn
+from qfx.cli.train import main
 from qfx.training import (
     CheckpointError,
     ConfigError,
@@ -19,7 +21,6 @@ from qfx.training import (
     run_training,
     save_checkpoint,
 )
-from qfx.training.cli import main
 from qfx.zoo import get_model
 
 SYNTHETIC = {"name": "synthetic", "n": 160, "shape": [1, 8, 8], "num_classes": 3, "seed": 0}
@@ -164,7 +165,7 @@ def test_input_shape_mismatch(tmp_path: Path) -> None:
 
 def test_quantization_without_converter_trains_float(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(qfx, "quantize_model", raising=False)
+    monkeypatch.delattr(qfx.nn, "quantize_model", raising=False)
     cfg = parse_train_config(_synthetic_config(tmp_path, quantization={"bits": 6}))
     messages: list[str] = []
     result = run_training(cfg, progress=False, log=messages.append)
@@ -175,7 +176,7 @@ def test_quantization_without_converter_trains_float(tmp_path: Path,
 
 def test_quantization_uses_qfx_quantize_model(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    assert hasattr(qfx, "quantize_model")
+    assert hasattr(qfx.nn, "quantize_model")
     cfg = parse_train_config(_synthetic_config(tmp_path, quantization={"bits": 8}))
     result = run_training(cfg, progress=False)
     assert result.metadata["quantized"] is True
@@ -186,7 +187,7 @@ def test_quantization_uses_qfx_quantize_model(tmp_path: Path,
     assert side["metadata"]["quantized"] is True
     x = torch.rand(16, 1, 8, 8)
     assert torch.equal(model(x), result.model.eval()(x))
-    monkeypatch.delattr(qfx, "quantize_model")
+    monkeypatch.delattr(qfx.nn, "quantize_model")
     with pytest.raises(CheckpointError, match="holds a quantized model but qfx.quantize_model"):
         restore_model(result.checkpoint)
 

@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
@@ -41,19 +40,17 @@ from typing import Any
 
 import yaml
 
-from qfx._resources import resource_dir
+from qfx.backends.hls.budget import ResourceBudget
+from qfx.package_data import resource_dir
 
 __all__ = [
     "PS_TYPES",
     "Board",
     "BoardError",
-    "BoardResources",
     "PsType",
     "format_board_table",
     "list_boards",
     "load_board",
-    "register",
-    "run_boards_command",
 ]
 
 
@@ -115,44 +112,6 @@ _RESOURCE_KEYS = ("lut", "ff", "dsp", "bram36", "bram18k", "uram")
 
 
 @dataclass(frozen=True)
-class BoardResources:
-    """The programmable-logic resources of a board's device.
-
-    Example:
-        >>> BoardResources(lut=70560, ff=141120, dsp=360, bram18k=432, uram=0).bram36
-        216
-    """
-
-    lut: int
-    ff: int
-    dsp: int
-    bram18k: int
-    uram: int
-
-    def __post_init__(self) -> None:
-        for key in ("lut", "ff", "dsp", "bram18k", "uram"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise BoardError(f"resources.{key} must be a non-negative int, got {value!r}")
-        if self.bram18k % 2:
-            raise BoardError(
-                f"resources.bram18k must be even (two BRAM18K per BRAM36), got {self.bram18k}"
-            )
-
-    @property
-    def bram36(self) -> int:
-        """Number of 36 Kb block RAMs (each splits into two BRAM18K)."""
-        return self.bram18k // 2
-
-    def as_dict(self) -> dict[str, int]:
-        """The resources keyed ``LUT, FF, DSP, BRAM18K, URAM`` (the report's column names)."""
-        return {
-            "LUT": self.lut, "FF": self.ff, "DSP": self.dsp, "BRAM18K": self.bram18k,
-            "URAM": self.uram,
-        }
-
-
-@dataclass(frozen=True)
 class Board:
     """One FPGA board: its part, processing system, default clock, DMA width and resources.
 
@@ -171,7 +130,7 @@ class Board:
     ps_master_port: str
     ps_slave_port: str
     dma_data_width: int
-    resources: BoardResources
+    resources: ResourceBudget
     aliases: tuple[str, ...] = ()
     board_part: str | None = None
     board_connections: tuple[tuple[str, str], ...] = ()
@@ -227,8 +186,9 @@ class Board:
             raise BoardError(f"clock_mhz must be a number in (0, 1000], got {self.clock_mhz!r}")
         object.__setattr__(self, "clock_mhz", float(self.clock_mhz))
         object.__setattr__(self, "aliases", tuple(a.lower() for a in self.aliases))
-        if not isinstance(self.resources, BoardResources):
-            raise BoardError("resources must be a BoardResources")
+        if not isinstance(self.resources, ResourceBudget):
+            raise BoardError("resources must be a ResourceBudget")
+        _check_bram18k(self.resources.bram18k)
 
     @property
     def family(self) -> str:
@@ -335,47 +295,6 @@ def format_board_table(boards: Sequence[Board]) -> str:
     return "\n".join(lines)
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``boards`` subcommand to an ``argparse`` subparsers object.
-
-    The subcommand prints :func:`format_board_table` for all built-in boards, or for the boards
-    named on the command line (names, aliases or YAML files, which are validated). It sets
-    ``func=run_boards_command`` as the parser default.
-
-    Example:
-        >>> parser = argparse.ArgumentParser(prog="qfx")
-        >>> _ = register(parser.add_subparsers(dest="command"))
-        >>> args = parser.parse_args(["boards", "ultra96"])
-        >>> args.func(args)  # doctest: +ELLIPSIS
-        name ...
-        0
-    """
-    parser = subparsers.add_parser(
-        "boards",
-        help="list the FPGA boards qfx can export to",
-        description="List the built-in FPGA boards (or show and validate the given ones).",
-    )
-    parser.add_argument(
-        "boards",
-        nargs="*",
-        metavar="BOARD",
-        help="board names, aliases or board YAML files (default: every built-in board)",
-    )
-    parser.set_defaults(func=run_boards_command)
-    return parser
-
-
-def run_boards_command(args: argparse.Namespace) -> int:
-    """Handler of ``qfx boards``: print the board table and return 0.
-
-    A bad board name or file raises :class:`BoardError` (a ``ValueError``), which ``qfx.cli``
-    turns into a one-line message and a non-zero exit code.
-    """
-    boards = [load_board(b) for b in args.boards] if args.boards else list_boards()
-    print(format_board_table(boards))
-    return 0
-
-
 # -- reading board files -------------------------------------------------------------------------
 
 
@@ -438,16 +357,26 @@ def _board_from_mapping(data: Any, source: Path | None = None) -> Board:
         ps_master_port=_str(data, "ps_master_port"),
         ps_slave_port=_str(data, "ps_slave_port"),
         dma_data_width=_int(data, "dma_data_width", ""),
-        resources=BoardResources(
-            lut=counts["lut"], ff=counts["ff"], dsp=counts["dsp"], bram18k=bram18k,
-            uram=counts["uram"],
-        ),
+        resources=_resources(data["name"], counts, bram18k),
         aliases=tuple(aliases),
         board_part=None if data.get("board_part") is None else _str(data, "board_part"),
         board_connections=tuple((k, v) for k, v in connections.items()),
         description="" if data.get("description") is None else _str(data, "description"),
         source=source,
     )
+
+
+def _resources(name: str, counts: Mapping[str, int], bram18k: int) -> ResourceBudget:
+    _check_bram18k(bram18k)
+    return ResourceBudget(
+        name=name, lut=counts["lut"], ff=counts["ff"], dsp=counts["dsp"], bram18k=bram18k,
+        uram=counts["uram"],
+    )
+
+
+def _check_bram18k(bram18k: int) -> None:
+    if bram18k % 2:
+        raise BoardError(f"resources.bram18k must be even (two BRAM18K per BRAM36), got {bram18k}")
 
 
 def _check_keys(

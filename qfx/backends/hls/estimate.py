@@ -130,6 +130,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfx.backends.hls.boards import Board, load_board
+from qfx.backends.hls.budget import ResourceBudget, ResourceEstimate
 from qfx.backends.hls.layout import edge_pixels
 from qfx.backends.hls.writer import (
     _WINDOW_OPS,
@@ -144,7 +145,6 @@ from qfx.backends.hls.writer import (
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.cost import NodeCost, binary_edges, cost_report
 from qfx.ir.graph import Graph, Node, pair
-from qfx.resources import ResourceBudget, ResourceEstimate
 
 __all__ = [
     "AXIS_FF",

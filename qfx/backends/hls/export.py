@@ -1,7 +1,6 @@
-"""`export_hls`: a complete Vitis HLS / Vivado project for a board from a qfx model.
+"""`export_hls`: a complete Vitis HLS / Vivado project for a board from a frozen graph.
 
-One call turns a qfx model (frozen on the spot with an example input), a frozen
-:class:`~qfx.ir.graph.Graph`, or a path to a frozen ``.qfx.npz`` / training checkpoint into::
+One call turns a frozen :class:`~qfx.ir.graph.Graph` into::
 
     <out_dir>/
       firmware/, tb/, project.json, model.qfx.npz   export_firmware: C++, testbench, vectors
@@ -10,6 +9,10 @@ One call turns a qfx model (frozen on the spot with an example input), a frozen
       driver.py          PYNQ driver (numpy packing; pynq imported lazily)
       report.md/.json/.png   per-layer types, parallelism, resource/latency ESTIMATE vs budget
       README.md          how to run C simulation, synthesis, the bitstream and the driver
+
+The backend sees graphs only: :func:`qfx.export_hls` (:func:`qfx.flows.api.export_hls`) also
+takes a qfx model with an example input, a ``.qfx.npz``, a training checkpoint or an ONNX file,
+turns it into a graph and calls this function.
 
 Before anything is written, the design's resources are estimated
 (:func:`qfx.backends.hls.estimate.estimate_resources`) against the board's budget: with
@@ -29,8 +32,9 @@ Example:
     >>> net = torch.nn.Sequential(QInput(8), QLinear(6, 4), QReLU(), QLinear(4, 3))
     >>> with qfx.calibration(net):
     ...     _ = net(torch.randn(64, 6))
-    >>> prj = export_hls(net, torch.randn(1, 6), os.path.join(tempfile.mkdtemp(), "mlp"),
-    ...                  board="ultra96", project_name="mlp", test_vectors=torch.randn(4, 6))
+    >>> graph = qfx.freeze(net.eval(), torch.randn(1, 6))
+    >>> prj = export_hls(graph, os.path.join(tempfile.mkdtemp(), "mlp"), board="ultra96",
+    ...                  project_name="mlp", test_vectors=torch.randn(4, 6))
     >>> prj.axis_top, prj.board.name, prj.report.fits
     ('mlp_axis', 'ultra96v2', True)
     >>> sorted(p.name for p in prj.root.iterdir() if p.is_file())  # doctest: +NORMALIZE_WHITESPACE
@@ -74,8 +78,9 @@ from qfx.backends.hls.writer import (
 )
 from qfx.ir.graph import Graph
 
-__all__ = ["BUDGET_POLICIES", "DEFAULT_RANDOM_SAMPLES", "ExportedProject",
-           "ResourceBudgetWarning", "export_hls", "random_test_vectors", "suggest_reuse"]
+__all__ = ["BUDGET_POLICIES", "DEFAULT_RANDOM_SAMPLES", "ExportOptions", "ExportedProject",
+           "ResourceBudgetWarning", "check_export_options", "export_hls", "random_test_vectors",
+           "suggest_reuse"]
 
 #: What ``on_budget`` accepts.
 BUDGET_POLICIES = ("error", "warn", "ignore")
@@ -129,29 +134,6 @@ class ExportedProject(HLSProject):
 
 
 # ====================================================================== inputs
-def _resolve_graph(model_or_graph: Any, example_input: Any) -> Graph:
-    if isinstance(model_or_graph, Graph):
-        return model_or_graph
-    if isinstance(model_or_graph, (str, os.PathLike)):
-        from qfx.flows.loading import load_frozen
-
-        return load_frozen(model_or_graph)
-    import torch
-
-    if isinstance(model_or_graph, torch.nn.Module):
-        if example_input is None:
-            raise ValueError("exporting a qfx model needs example_input (one input batch) to "
-                             "freeze it; or pass a frozen Graph or a .qfx.npz path")
-        from qfx.frontends.pytorch import freeze
-
-        x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(
-            np.asarray(example_input), dtype=torch.float32)
-        return freeze(model_or_graph, x)
-    raise ValueError(f"cannot export a {type(model_or_graph).__name__}: pass a qfx model "
-                     "(torch.nn.Module) with example_input, a frozen Graph, or a path to a "
-                     "frozen .qfx.npz / training checkpoint")
-
-
 def random_test_vectors(graph: Graph, samples: int = DEFAULT_RANDOM_SAMPLES, *,
                         seed: int = 0) -> list[np.ndarray]:
     """Pseudo-random float inputs for every graph input: uniform over the input type's range
@@ -178,11 +160,8 @@ def random_test_vectors(graph: Graph, samples: int = DEFAULT_RANDOM_SAMPLES, *,
     return out
 
 
-def _vectors(graph: Graph, test_vectors: Any, example_input: Any,
-             from_model: bool) -> Any:
+def _vectors(graph: Graph, test_vectors: Any) -> Any:
     if test_vectors is None:
-        if from_model and example_input is not None:
-            return example_input
         return random_test_vectors(graph)
     if isinstance(test_vectors, bool):
         raise ValueError("test_vectors must be arrays, a number of random samples, or None")
@@ -230,18 +209,65 @@ def _budget_advice(graph: Graph, board: Board, reuse: int | LayerReuse, io: str)
 
 
 # ====================================================================== export
-def export_hls(model_or_graph: Any, example_input: Any = None,
-               out_dir: str | os.PathLike[str] | None = None, *, board: Board | str = "ultra96",
-               io: str = "parallel", reuse: ReuseSpec = 1, clock_mhz: float | None = None,
-               force: bool = False, test_vectors: Any = None, project_name: str = "qfx_model",
-               on_budget: str = "error") -> ExportedProject:
-    """Export a complete HLS project for ``board`` (see the module docstring for the files).
+@dataclass(frozen=True)
+class ExportOptions:
+    """The checked settings of an export (:func:`check_export_options`)."""
+
+    board: Board
+    clock_mhz: float
+    target: Path
+    reuse: int | LayerReuse
+
+
+def check_export_options(out_dir: str | os.PathLike[str] | None, *,
+                         board: Board | str = "ultra96", io: str = "parallel",
+                         reuse: ReuseSpec = 1, clock_mhz: float | None = None,
+                         force: bool = False, project_name: str = "qfx_model",
+                         on_budget: str = "error") -> ExportOptions:
+    """Check the settings of :func:`export_hls` without a graph (so that a caller can refuse
+    bad arguments before it freezes or loads a model): the board, the clock, the project name
+    and the target folder.
+
+    Example:
+        >>> opts = check_export_options("prj", board="pynq-z2")
+        >>> opts.board.name, opts.clock_mhz, opts.reuse
+        ('pynq-z2', 100.0, 1)
+        >>> check_export_options(None)
+        Traceback (most recent call last):
+        ...
+        ValueError: out_dir is required: the folder to write the project into
+    """
+    if on_budget not in BUDGET_POLICIES:
+        raise ValueError(f"on_budget must be one of {', '.join(BUDGET_POLICIES)}, got "
+                         f"{on_budget!r}")
+    if io not in _IO_MODES:
+        raise ValueError(f"io={io!r} is not an architecture the HLS writer knows; use one of "
+                         f"{', '.join(repr(m) for m in _IO_MODES)}")
+    checked_reuse = normalize_reuse(reuse)
+    if out_dir is None:
+        raise ValueError("out_dir is required: the folder to write the project into")
+    check_identifier(project_name, "project_name")
+    brd = load_board(board)
+    clock = brd.clock_mhz if clock_mhz is None else clock_mhz
+    clock_period_ns(clock)  # validates (0, 1000] MHz
+    clock = float(clock)
+    target = Path(out_dir).expanduser().absolute()
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists; pass force=True (--force) to replace it")
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+    return ExportOptions(brd, clock, target, checked_reuse)
+
+
+def export_hls(graph: Graph, out_dir: str | os.PathLike[str] | None = None, *,
+               board: Board | str = "ultra96", io: str = "parallel", reuse: ReuseSpec = 1,
+               clock_mhz: float | None = None, force: bool = False, test_vectors: Any = None,
+               project_name: str = "qfx_model", on_budget: str = "error") -> ExportedProject:
+    """Export a complete HLS project of a frozen graph for ``board`` (see the module docstring
+    for the files). To export a qfx model, a checkpoint or a file, use :func:`qfx.export_hls`.
 
     Args:
-        model_or_graph: a qfx model (``torch.nn.Module`` made of qfx layers; frozen with
-            ``example_input``), a frozen :class:`Graph`, or a path to a frozen ``.qfx.npz`` or
-            a ``qfx train`` checkpoint.
-        example_input: one input batch to freeze a model with (ignored otherwise).
+        graph: a frozen :class:`Graph`.
         out_dir: the project folder to create.
         board: board name/alias, board YAML path, or :class:`Board` (unknown names: an error
             listing the known boards).
@@ -257,9 +283,9 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
         clock_mhz: target clock (``None``: the board's default).
         force: replace an existing ``out_dir``.
         test_vectors: float inputs ``(samples, *input_shape)`` (a list for several inputs), or
-            an int N for N pseudo-random samples (:func:`random_test_vectors`); ``None``: the
-            ``example_input`` of a model, else :data:`DEFAULT_RANDOM_SAMPLES` random samples.
-            ``tb/expected.txt`` holds the exact executor's outputs for them.
+            an int N for N pseudo-random samples (:func:`random_test_vectors`); ``None``:
+            :data:`DEFAULT_RANDOM_SAMPLES` random samples. ``tb/expected.txt`` holds the exact
+            executor's outputs for them.
         project_name: C++ identifier: the top function and file stem (``<name>_axis`` is the
             AXI-Stream top synthesized for the board).
         on_budget: ``"error"`` (raise when the estimate exceeds the board), ``"warn"`` (write
@@ -274,27 +300,13 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
             estimate over budget with ``on_budget="error"``.
         FileExistsError: ``out_dir`` exists and ``force`` is False.
     """
-    if on_budget not in BUDGET_POLICIES:
-        raise ValueError(f"on_budget must be one of {', '.join(BUDGET_POLICIES)}, got "
-                         f"{on_budget!r}")
-    if io not in _IO_MODES:
-        raise ValueError(f"io={io!r} is not an architecture the HLS writer knows; use one of "
-                         f"{', '.join(repr(m) for m in _IO_MODES)}")
-    reuse = normalize_reuse(reuse)
-    if out_dir is None:
-        raise ValueError("out_dir is required: the folder to write the project into")
-    check_identifier(project_name, "project_name")
-    brd = load_board(board)
-    clock = brd.clock_mhz if clock_mhz is None else clock_mhz
-    clock_period_ns(clock)  # validates (0, 1000] MHz
-    clock = float(clock)
-    target = Path(out_dir).expanduser().absolute()
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} exists; pass force=True (--force) to replace it")
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a folder")
-
-    graph = _resolve_graph(model_or_graph, example_input)
+    opts = check_export_options(out_dir, board=board, io=io, reuse=reuse, clock_mhz=clock_mhz,
+                                force=force, project_name=project_name, on_budget=on_budget)
+    if not isinstance(graph, Graph):
+        raise ValueError(f"the HLS backend exports a frozen Graph, not a "
+                         f"{type(graph).__name__}; qfx.export_hls also takes a qfx model with "
+                         "an example input, or a path")
+    brd, clock, target, reuse = opts.board, opts.clock_mhz, opts.target, opts.reuse
     resolve_reuse(graph, reuse)  # unknown node names: an error listing the valid ones
     report = estimate_resources(graph, reuse=reuse, board=brd, clock_mhz=clock, io=io)
     over = report.over_budget()
@@ -306,8 +318,7 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
         if on_budget == "error":
             raise ValueError(f"{budget_msg}; pass on_budget='warn' (--on-budget warn) to export "
                              "anyway")
-    vectors = _vectors(graph, test_vectors, example_input,
-                       from_model=not isinstance(model_or_graph, (Graph, str, os.PathLike)))
+    vectors = _vectors(graph, test_vectors)
 
     with staging_dir(target, "export") as stage:
         work = stage / "project"

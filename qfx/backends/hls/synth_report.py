@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from qfx.backends.hls.budget import ResourceEstimate
 from qfx.backends.hls.tcl import HLS_SOLUTION, hls_project_dir
-from qfx.resources import ResourceEstimate
 
 __all__ = ["SynthesisReport", "read_csynth_xml", "find_csynth_report", "compare_markdown"]
 

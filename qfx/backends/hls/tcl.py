@@ -38,8 +38,8 @@ from typing import Any
 
 import jinja2
 
-from qfx._resources import resource_dir
 from qfx.backends.hls.boards import Board, load_board
+from qfx.package_data import resource_dir
 
 __all__ = [
     "BD_NAME",

@@ -240,7 +240,7 @@ def templates_dir() -> Path:
     """
     candidates: list[Path] = []
     try:
-        from qfx._resources import resource_dir
+        from qfx.package_data import resource_dir
 
         candidates.append(resource_dir("hls_templates"))
     except (ImportError, FileNotFoundError):

@@ -25,7 +25,7 @@ How each qfx cast maps (``W`` bits, LSB ``s = 2**(I-W)``, zero point 0):
   saturation, because the bounds are integers. A cast that needs no rounding uses one
   ``Quant(ROUND)``. hls4ml 1.3's QONNX reader accepts only ROUND and FLOOR: models using
   AP_RND_MIN_INF, AP_RND_INF, AP_RND_ZERO or AP_TRN_ZERO run in qonnx but not through that
-  reader (use ``qfx.backends.hls4ml_bridge`` for hls4ml instead).
+  reader (use ``qfx.backends.hls4ml`` for hls4ml instead).
 - A signed 1-bit cast is refused: qonnx reads a 1-bit signed Quant as bipolar (+-1).
 
 Weights, biases and BatchNorm scale/shift are initializers followed by a ``Quant`` with the

@@ -1,5 +1,6 @@
 """Boards (``boards/*.yaml`` via ``qfx.backends.hls.boards``), the package-data finder
-(``qfx._resources``), the wheel's contents, and resource budgets (``qfx.resources``)."""
+(``qfx.package_data``), the wheel's contents, and resource budgets
+(``qfx.backends.hls.budget``)."""
 
 from __future__ import annotations
 
@@ -17,18 +18,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qfx._resources import RESOURCE_KINDS, resource_dir
 from qfx.backends.hls import boards as boards_mod
 from qfx.backends.hls.boards import (
     Board,
     BoardError,
-    BoardResources,
     format_board_table,
     list_boards,
     load_board,
-    register,
 )
-from qfx.resources import ResourceBudget, ResourceEstimate
+from qfx.backends.hls.budget import ResourceBudget, ResourceEstimate
+from qfx.cli.boards import register
+from qfx.package_data import RESOURCE_KINDS, resource_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -99,7 +99,9 @@ def test_lookup_by_name_or_alias_is_case_insensitive(query: str, name: str) -> N
 def test_ultra96_v1_and_v2_differ_only_in_temperature_grade() -> None:
     v1, v2 = load_board("ultra96v1"), load_board("ultra96")
     assert v1.part == "xczu3eg-sbva484-1-e" and v2.part == "xczu3eg-sbva484-1-i"
-    assert v1.resources == v2.resources
+    assert v1.resources == v2.resources  # the budgets' names (the boards') do not count
+    assert (v1.resources.name, v2.resources.name) == ("ultra96v1", "ultra96v2")
+    assert ResourceBudget.from_board(v2) == v2.resources
 
 
 def test_unknown_board_lists_the_known_ones() -> None:
@@ -235,15 +237,22 @@ def test_yaml_tags_are_not_executed(tmp_path: Path) -> None:
 
 
 def test_direct_construction_validates_too() -> None:
-    res = BoardResources(lut=1, ff=1, dsp=1, bram18k=2, uram=0)
+    res = ResourceBudget("x", lut=1, ff=1, dsp=1, bram18k=2, uram=0)
     with pytest.raises(BoardError, match="ps_slave_port 'S_AXI_HP0_FPD' is not a processing"):
         Board(
             name="x", part="xc7z020clg400-1", ps="processing_system7", clock_mhz=100,
             ps_master_port="M_AXI_GP0", ps_slave_port="S_AXI_HP0_FPD", dma_data_width=64,
             resources=res,
         )
+    good = dict(name="x", part="xc7z020clg400-1", ps="processing_system7", clock_mhz=100,
+                ps_master_port="M_AXI_GP0", ps_slave_port="S_AXI_HP0", dma_data_width=64)
+    assert Board(**good, resources=res).resources.bram36 == 1
     with pytest.raises(BoardError, match="bram18k must be even"):
-        BoardResources(lut=1, ff=1, dsp=1, bram18k=3, uram=0)
+        Board(**good, resources=ResourceBudget("x", lut=1, ff=1, dsp=1, bram18k=3, uram=0))
+    with pytest.raises(BoardError, match="resources must be a ResourceBudget"):
+        Board(**good, resources={"lut": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ResourceBudget.dsp must be a non-negative int"):
+        ResourceBudget("x", lut=1, ff=1, dsp=-1, bram18k=2, uram=0)
 
 
 def test_duplicate_names_across_board_files_are_reported(
@@ -367,7 +376,7 @@ def test_wheel_ships_boards_and_templates_and_they_are_found_after_install(
     assert f"{prefix}boards/ultra96v2.yaml" in names
     assert f"{prefix}hls_templates/build_prj.tcl.j2" in names
     assert f"{prefix}hls_templates/vivado_bd.tcl.j2" in names
-    assert "qfx/_resources.py" in names and "qfx/backends/hls/boards.py" in names
+    assert "qfx/package_data.py" in names and "qfx/backends/hls/boards.py" in names
 
     install = tmp_path / "prefix"
     inst = subprocess.run(
@@ -380,7 +389,7 @@ def test_wheel_ships_boards_and_templates_and_they_are_found_after_install(
     assert inst.returncode == 0, inst.stdout + inst.stderr
     (site,) = install.glob("lib/python*/site-packages")
     probe = (
-        "import qfx, qfx._resources as r\n"
+        "import qfx, qfx.package_data as r\n"
         "from qfx.backends.hls.boards import load_board\n"
         "from qfx.backends.hls.tcl import render_build_tcl\n"
         "print(qfx.__file__)\n"

@@ -30,17 +30,14 @@ from torch import nn
 
 import qfx
 import qfx.cli
+from qfx.backends.hls import export as hls_export
 from qfx.backends.hls.estimate import ResourceReport
-from qfx.backends.hls.export import (
-    ExportedProject,
-    ResourceBudgetWarning,
-    export_hls,
-    random_test_vectors,
-)
+from qfx.backends.hls.export import ExportedProject, ResourceBudgetWarning, random_test_vectors
 from qfx.backends.hls.layout import axis_unpack, axis_words, read_vectors, wire_order
 from qfx.backends.hls.project import HLSProject
 from qfx.backends.hls.report import text_environment
 from qfx.fixed.fixed_type import OVERFLOW_MODES, ROUNDING_MODES, FixedType
+from qfx.flows.api import export_hls  # a model, a graph or a file (the backend: graphs only)
 from qfx.ir import run_graph, save_graph
 from qfx.nn import (
     QBatchNorm2d,
@@ -326,6 +323,16 @@ def test_bad_arguments_are_refused_before_writing(cnn, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_backend_exports_graphs_only(cnn_model, cnn, tmp_path):
+    net, x = cnn_model
+    assert qfx.export_hls is export_hls
+    with pytest.raises(ValueError, match="exports a frozen Graph, not a Sequential"):
+        hls_export.export_hls(net, tmp_path / "p")
+    assert list(tmp_path.iterdir()) == []
+    prj = hls_export.export_hls(cnn, tmp_path / "g", project_name="cnn", test_vectors=2)
+    assert read_vectors(prj.input_vectors).shape == (2, 16)
+
+
 def test_exports_a_model_a_graph_and_a_frozen_file_alike(cnn_model, cnn, tmp_path):
     net, x = cnn_model
     a = export_hls(net, x[:1], tmp_path / "a", project_name="cnn")
@@ -488,7 +495,7 @@ def test_random_vectors_cover_the_input_range(cnn):
 # ---------------------------------------------------------------------------- CLI
 @pytest.fixture()
 def cli(monkeypatch):
-    entry = ("qfx.backends.hls.cli", "register")
+    entry = ("qfx.cli.export", "register")
     if entry not in qfx.cli._COMMANDS:
         monkeypatch.setattr(qfx.cli, "_COMMANDS", (*qfx.cli._COMMANDS, entry))
     return qfx.cli.main

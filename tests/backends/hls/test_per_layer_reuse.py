@@ -274,7 +274,7 @@ def test_over_budget_advice_keeps_the_named_layers(tmp_path):
 # ---------------------------------------------------------------------------- CLI
 @pytest.fixture()
 def cli(monkeypatch):
-    entry = ("qfx.backends.hls.cli", "register")
+    entry = ("qfx.cli.export", "register")
     if entry not in qfx.cli._COMMANDS:
         monkeypatch.setattr(qfx.cli, "_COMMANDS", (*qfx.cli._COMMANDS, entry))
     return qfx.cli.main

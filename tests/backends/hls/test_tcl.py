@@ -20,7 +20,6 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from qfx._resources import resource_dir
 from qfx.backends.hls.boards import list_boards, load_board
 from qfx.backends.hls.tcl import (
     BUILD_TCL_TEMPLATE,
@@ -31,6 +30,7 @@ from qfx.backends.hls.tcl import (
     render_block_design_tcl,
     render_build_tcl,
 )
+from qfx.package_data import resource_dir
 
 TCLSH = shutil.which("tclsh")
 

@@ -13,8 +13,8 @@ from torch import nn
 
 import qfx
 from qfx.backends.onnx import OnnxExportError, build_onnx_model, export_onnx, run_onnx
-from qfx.backends.onnx.cli import export_graph_file, register
 from qfx.fixed.fixed_type import OVERFLOW_MODES, ROUNDING_MODES, FixedType
+from qfx.flows.interop import export_graph_file
 from qfx.ir import run_graph, save_graph
 from qfx.ir.graph import Edge, Graph, Node
 from qfx.ir.ops import OPS, OpSpec
@@ -349,13 +349,3 @@ def test_bad_opset_is_refused():
     g, _ = _cast_graph(None, [(4, 2, True)])
     with pytest.raises(OnnxExportError, match="opset"):
         build_onnx_model(g, opset=9)
-
-
-def test_register_adds_interop_commands():
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["export-onnx", "m.qfx.npz", "m.onnx", "--format", "qonnx"])
-    assert args.fmt == "qonnx" and callable(args.func)
-    assert parser.parse_args(["import-onnx", "a.onnx", "b.qfx.npz"]).out == "b.qfx.npz"

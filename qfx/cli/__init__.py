@@ -1,8 +1,12 @@
-"""The ``qfx`` command line: ``qfx train``, ``qfx export``, ``qfx csim``, ``qfx flow run``, ...
+"""The ``qfx`` command line: ``qfx train``, ``qfx export``, ``qfx import``, ``qfx csim``,
+``qfx flow run``, ...
 
-Each subcommand lives next to the code it drives and registers itself through a
-``register(subparsers)`` function; this module only assembles them and turns errors into a
-one-line message and a non-zero exit code (``--debug`` shows the traceback).
+One module of this package per command group registers its subcommands through a
+``register(subparsers)`` function (:mod:`qfx.cli.train`, :mod:`qfx.cli.flow`,
+:mod:`qfx.cli.export`, :mod:`qfx.cli.convert`, :mod:`qfx.cli.csim`, :mod:`qfx.cli.boards`);
+this module assembles them and turns errors into a one-line message and a non-zero exit code
+(``--debug`` shows the traceback). The command line is the top layer: it may use every other
+part of qfx, and nothing below imports it.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ __all__ = ["main", "build_parser"]
 
 # (module, attribute) of every subcommand's register(subparsers) function
 _COMMANDS: tuple[tuple[str, str], ...] = (
-    ("qfx.training.cli", "register"),
-    ("qfx.flows.cli", "register"),
-    ("qfx.backends.hls.cli", "register"),
-    ("qfx.csim.cli", "register"),
-    ("qfx.backends.hls.boards", "register"),
+    ("qfx.cli.train", "register"),
+    ("qfx.cli.flow", "register"),
+    ("qfx.cli.export", "register"),
+    ("qfx.cli.convert", "register"),
+    ("qfx.cli.csim", "register"),
+    ("qfx.cli.boards", "register"),
 )
 
 EXIT_USAGE = 2

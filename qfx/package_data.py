@@ -11,7 +11,7 @@ in ``pyproject.toml``); :func:`resource_dir` finds them in this order:
 2. the source tree the package was imported from (a checkout or an editable install).
 
 Example:
-    >>> from qfx._resources import resource_dir
+    >>> from qfx.package_data import resource_dir
     >>> sorted(p.name for p in resource_dir("boards").glob("ultra96*.yaml"))
     ['ultra96v1.yaml', 'ultra96v2.yaml']
 """

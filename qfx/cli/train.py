@@ -92,7 +92,7 @@ def run_train_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m qfx.training.cli train FLOW.yaml``).
+    """Standalone entry point (``python -m qfx.cli.train train FLOW.yaml``).
 
     Example:
         >>> main(["train", "flows/digits_cnn.yaml", "--epochs", "1"])  # doctest: +SKIP

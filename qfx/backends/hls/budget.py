@@ -2,11 +2,12 @@
 
 A :class:`ResourceEstimate` holds LUT, FF, DSP, BRAM18K and URAM counts and a latency in clock
 cycles (the HLS exporter fills it per layer from the frozen IR and sums the layers). A
-:class:`ResourceBudget` is what a board offers (all of it, or a fraction kept as headroom).
+:class:`ResourceBudget` is what a board offers: a board's ``resources`` (from its YAML file) is
+one, and :meth:`ResourceBudget.from_board` gives all of it or a fraction kept as headroom.
 Estimates are estimates: the report labels them so; only synthesis gives real numbers.
 
 Example:
-    >>> from qfx.resources import ResourceEstimate
+    >>> from qfx.backends.hls.budget import ResourceEstimate
     >>> est = ResourceEstimate(lut=30_000, ff=40_000, dsp=412, bram18k=100, latency_cycles=5000)
     >>> est.fits("ultra96")
     False
@@ -19,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
@@ -39,15 +40,19 @@ def _check_count(owner: str, key: str, value: object) -> None:
 
 @dataclass(frozen=True)
 class ResourceBudget:
-    """The resources available for a design: a board's device, or a fraction of it.
+    """The resources available for a design: a board's device (``Board.resources``), or a
+    fraction of it. ``name`` labels the budget in messages; two budgets with the same counts
+    are equal whatever their names.
 
     Example:
         >>> budget = ResourceBudget.from_board("ultra96", fraction=0.5)
         >>> budget.name, budget.dsp, budget.bram18k
         ('ultra96v2 (50%)', 180, 216)
+        >>> ResourceBudget("kv260", lut=117120, ff=234240, dsp=1248, bram18k=288, uram=64).bram36
+        144
     """
 
-    name: str
+    name: str = field(compare=False)
     lut: int
     ff: int
     dsp: int
@@ -81,8 +86,13 @@ class ResourceBudget:
             uram=math.floor(r.uram * fraction),
         )
 
+    @property
+    def bram36(self) -> int:
+        """Number of 36 Kb block RAMs (each splits into two BRAM18K)."""
+        return self.bram18k // 2
+
     def as_dict(self) -> dict[str, int]:
-        """The counts keyed by :data:`RESOURCE_NAMES`."""
+        """The counts keyed by :data:`RESOURCE_NAMES` (the report's column names)."""
         return {name: getattr(self, key) for name, key in zip(RESOURCE_NAMES, _FIELDS, strict=True)}
 
 
@@ -188,7 +198,8 @@ class ResourceEstimate:
 
 
 def _board(board: Board | str) -> Board:
-    # Imported here: qfx.backends.hls may import this module while it initialises.
+    # Imported here: qfx.backends.hls.boards imports this module (a board's resources are a
+    # ResourceBudget).
     from qfx.backends.hls.boards import load_board
 
     return load_board(board)

@@ -1,4 +1,4 @@
-"""``qfx export``: a frozen model or training checkpoint -> a complete HLS project for a board.
+"""``qfx export``: a frozen model, training checkpoint or ONNX model -> a complete HLS project.
 
 ::
 
@@ -6,9 +6,10 @@
                      [--reuse-layer NODE=N ...] [--force] [--samples N]
                      [--on-budget error|warn|ignore] [--name NAME]
 
-MODEL is a frozen ``.qfx.npz`` (``qfx freeze``) or a ``qfx train`` checkpoint (frozen on the
-fly). Test vectors for the testbench: the first N samples of the checkpoint's held-out split,
-or, for a frozen file, N pseudo-random inputs over the input type's range. The command prints
+MODEL is a frozen ``.qfx.npz`` (``qfx freeze``), a ``qfx train`` checkpoint (frozen on the
+fly) or a QONNX/ONNX model (``.onnx``, imported as ``qfx import`` does). Test vectors for the
+testbench: the first N samples of the checkpoint's held-out split, or, for a frozen or ONNX
+file, N pseudo-random inputs over the input type's range. The command prints
 the resource estimate; errors are one line on stderr with exit status 1 (``qfx.cli``).
 
 ``--reuse N`` folds every layer by N; ``--reuse-layer NODE=N`` (repeatable) gives the IR node
@@ -25,8 +26,6 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 __all__ = ["parse_reuse_layers", "register", "run_export_command"]
 
@@ -50,7 +49,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                     "build_prj.tcl, vivado_bd.tcl, a PYNQ driver and a resource/latency "
                     "estimate (report.md/.json/.png).")
     p.add_argument("model", metavar="MODEL",
-                   help="a frozen .qfx.npz (qfx freeze) or a qfx train checkpoint.npz")
+                   help="a frozen .qfx.npz (qfx freeze), a qfx train checkpoint.npz or a "
+                        "QONNX/ONNX model (.onnx)")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="project folder to create")
     p.add_argument("--board", default="ultra96",
@@ -83,26 +83,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         "with every precision set exactly, compiled and checked bit for bit")
     p.set_defaults(func=run_export_command)
     return p
-
-
-def _checkpoint_samples(path: Path, n: int, data_root: str | None) -> np.ndarray | None:
-    """The first ``n`` held-out inputs of a checkpoint's dataset (None for a frozen file)."""
-    from qfx.flows.loading import is_frozen_file
-    from qfx.training.checkpoint import sidecar_path
-
-    if is_frozen_file(path) or not sidecar_path(path).is_file():
-        return None
-    from qfx.data import get_dataset
-    from qfx.training.checkpoint import read_checkpoint
-    from qfx.training.config import parse_train_config
-
-    side, _ = read_checkpoint(path)
-    config = parse_train_config((side.get("metadata") or {}).get("config") or {})
-    if data_root:
-        config.dataset_options["root"] = data_root
-    split = get_dataset(config.dataset, **config.dataset_options)
-    x = split.test.tensors[0][:n]
-    return x.detach().cpu().numpy().astype(np.float64)
 
 
 def parse_reuse_layers(items: list[str] | None, default: int = 1) -> int | dict[str, int]:
@@ -148,7 +128,7 @@ def run_export_command(args: argparse.Namespace) -> int:
         ResourceBudgetWarning,
         export_hls,
     )
-    from qfx.flows.loading import load_frozen
+    from qfx.flows.loading import checkpoint_inputs, load_frozen
 
     if args.samples is not None and args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
@@ -161,13 +141,13 @@ def run_export_command(args: argparse.Namespace) -> int:
     path = Path(args.model)
     graph = load_frozen(path, data_root=args.data_root)
     if args.format in ("onnx", "qonnx"):
-        from qfx.backends.onnx.cli import export_graph_file
+        from qfx.flows.interop import export_graph_file
 
         written = export_graph_file(graph, out, fmt=args.format)
         print(f"{args.format.upper()} model written to {written}")
         return 0
     if args.backend == "hls4ml":
-        from qfx.backends.onnx.cli import export_hls4ml_file
+        from qfx.flows.interop import export_hls4ml_file
 
         if out.exists():
             shutil.rmtree(out)
@@ -175,12 +155,12 @@ def run_export_command(args: argparse.Namespace) -> int:
         print(report.summary())
         return 0 if report.bit_exact else 1
     samples = args.samples or DEFAULT_RANDOM_SAMPLES
-    vectors: Any = _checkpoint_samples(path, samples, args.data_root)
+    vectors: Any = checkpoint_inputs(path, samples, args.data_root)
     if vectors is None:
         vectors = samples
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prj = export_hls(graph, None, out, board=args.board, io=args.io, reuse=reuse,
+        prj = export_hls(graph, out, board=args.board, io=args.io, reuse=reuse,
                          clock_mhz=args.clock, force=args.force, test_vectors=vectors,
                          project_name=args.name, on_budget=args.on_budget)
     for w in caught:

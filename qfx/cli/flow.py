@@ -35,7 +35,7 @@ def _flow_path(name: str) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    from qfx._resources import resource_dir
+    from qfx.package_data import resource_dir
 
     shipped = resource_dir("flows")
     for candidate in (shipped / name, shipped / f"{name}.yaml"):
@@ -65,7 +65,7 @@ def _flow_run(args: argparse.Namespace) -> int:
 def _flow_list(args: argparse.Namespace) -> int:
     import yaml
 
-    from qfx._resources import resource_dir
+    from qfx.package_data import resource_dir
 
     for path in sorted(resource_dir("flows").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text()) or {}

@@ -150,7 +150,7 @@ def run_csim_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point (``python -m qfx.csim.cli PROJECT_DIR ...``).
+    """Standalone entry point (``python -m qfx.cli.csim PROJECT_DIR ...``).
 
     Example:
         >>> main(["prj", "--samples", "0"])  # doctest: +SKIP

@@ -1,0 +1,65 @@
+"""``qfx import MODEL.onnx -o MODEL.qfx.npz``: a QONNX/ONNX model -> a frozen qfx model.
+
+The model is imported exactly (:func:`qfx.frontends.onnx.import_onnx`: power-of-two scales;
+anything without an exact fixed-point meaning is refused, naming the node) and saved with
+:func:`qfx.ir.save_graph`, ready for ``qfx info``, ``qfx export`` and ``qfx csim``. ``qfx export``
+also takes the ``.onnx`` file directly; the other direction is ``qfx export MODEL --format
+onnx|qonnx -o FILE``. Errors are one line on stderr with exit status 1 (``qfx.cli``); nothing is
+written then.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run_import_command"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``import`` subcommand to an ``argparse`` subparsers object.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="qfx")
+        >>> _ = register(parser.add_subparsers(dest="command"))
+        >>> args = parser.parse_args(["import", "m.onnx", "-o", "m.qfx.npz"])
+        >>> args.func is run_import_command, args.model, args.output, args.force
+        (True, 'm.onnx', 'm.qfx.npz', False)
+    """
+    p = subparsers.add_parser(
+        "import", help="import a QONNX/ONNX model as a frozen qfx model (.qfx.npz)",
+        description="Import a QONNX model with power-of-two scales (e.g. from Brevitas, or "
+                    "qfx export --format qonnx) as a frozen qfx model; constructs without an "
+                    "exact fixed-point meaning are refused, naming the node.")
+    p.add_argument("model", metavar="MODEL.onnx", help="the (Q)ONNX file to read")
+    p.add_argument("-o", "--output", metavar="OUT.qfx.npz",
+                   help="frozen model to write (default: MODEL with .qfx.npz)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=run_import_command)
+    return p
+
+
+def _default_output(model: Path) -> Path:
+    name = model.name[: -len(model.suffix)] if model.suffix else model.name
+    return model.with_name(f"{name}.qfx.npz")
+
+
+def run_import_command(args: argparse.Namespace) -> int:
+    """Handler of ``qfx import``: import, save, print the graph's summary, return 0.
+
+    Errors are raised (``FileNotFoundError``, ``FileExistsError``, ``OnnxImportError`` - a
+    ``ValueError``), which ``qfx.cli`` prints as one line with exit status 1.
+    """
+    from qfx.frontends.onnx import import_onnx
+    from qfx.ir.serialize import save_graph
+
+    model = Path(args.model)
+    out = Path(args.output) if args.output else _default_output(model)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    graph = import_onnx(model)
+    written = save_graph(graph, out)
+    print(graph.summary())
+    print(f"frozen model written to {written}")
+    return 0
