@@ -91,7 +91,7 @@ order, each loop nest pipelined at II = 1 as the writer's pragmas request):
 Streaming architecture (``io="stream"``, the writer's DATAFLOW pipeline, qfx_stream.h):
 
 * Every layer is a process that works pixel by pixel (``P`` output pixels; a 1-D tensor is one
-  pixel). A convolution folds the products of ONE output pixel: ``_fold(K, C_out / groups,
+  pixel). A convolution folds the products of ONE output pixel: ``fold(K, C_out / groups,
   reuse)`` per group, busy ``P * groups * ceil(C_out/g / out) * ceil(K / red)`` cycles; element-
   wise layers unroll the channels of a pixel (``u = min(C, ceil(C / reuse))``), busy
   ``P * ceil(C / u)``; pooling likewise per output pixel; dense is the parallel model (one
@@ -262,7 +262,7 @@ class ResourceReport:
     All numbers are estimates (see the module docstring for the model). ``board`` may be
     ``None`` (no budget; utilisation and over-budget are then empty); ``clock_mhz`` defaults to
     the board's clock. ``reuse`` is the factor asked for: an int, or a
-    :class:`~qfx.backends.hls.writer.LayerReuse` (``{node: reuse, "*": default}``); each row
+    :class:`~qfx.backends.hls.reuse.LayerReuse` (``{node: reuse, "*": default}``); each row
     carries its own (``layer_reuse``).
 
     Example:
