@@ -15,7 +15,7 @@ from typing import Any
 from qfx.backends.hls.boards import Board
 from qfx.backends.hls.export import ExportedProject, check_export_options
 from qfx.backends.hls.export import export_hls as export_graph_hls
-from qfx.backends.hls.writer import ReuseSpec
+from qfx.backends.hls.reuse import ReuseSpec
 from qfx.flows.loading import resolve_graph
 from qfx.ir.graph import Graph
 

@@ -103,7 +103,7 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
         raise ValueError(f"{where}.board: expected a board name or a path to a board YAML")
     export = {"io": "parallel", "reuse": 1, "on_budget": "error", "project_name": "qfx_model"}
     export.update(_check_section(f"{where}.export", extra.get("export"), _EXPORT_KEYS))
-    from qfx.backends.hls.writer import normalize_reuse
+    from qfx.backends.hls.reuse import normalize_reuse
 
     try:  # an int for every layer, or {node: reuse, "*": default}
         normalize_reuse(export["reuse"])

@@ -5,7 +5,9 @@ pragmas of :mod:`qfx.backends.hls.writer`), never a synthesis result: only Vitis
 give real numbers. The model is deliberately simple, monotone in the reuse factor and
 explainable line by line; every report built from it says "estimate".
 
-Parallelism (the writer's folding, reused verbatim from ``writer._fold`` / ``writer._unroll``):
+Parallelism (the writer's folding, :func:`qfx.backends.hls.reuse.fold` / ``unroll``; each op's
+model is its HLS rule in :mod:`qfx.backends.hls.rules`, the primitives are in
+:mod:`qfx.backends.hls.costmodel`):
 
 * dense / conv2d (and binary_dense / binary_conv2d): with reduction length K per output (n_in,
   or C/groups*KH*KW) and P outputs in the unrollable loop (n_out for dense, OH*OW for conv: the
@@ -89,7 +91,7 @@ order, each loop nest pipelined at II = 1 as the writer's pragmas request):
 Streaming architecture (``io="stream"``, the writer's DATAFLOW pipeline, qfx_stream.h):
 
 * Every layer is a process that works pixel by pixel (``P`` output pixels; a 1-D tensor is one
-  pixel). A convolution folds the products of ONE output pixel: ``_fold(K, C_out / groups,
+  pixel). A convolution folds the products of ONE output pixel: ``fold(K, C_out / groups,
   reuse)`` per group, busy ``P * groups * ceil(C_out/g / out) * ceil(K / red)`` cycles; element-
   wise layers unroll the channels of a pixel (``u = min(C, ceil(C / reuse))``), busy
   ``P * ceil(C / u)``; pooling likewise per output pixel; dense is the parallel model (one
@@ -131,20 +133,22 @@ from typing import Any
 
 from qfx.backends.hls.boards import Board, load_board
 from qfx.backends.hls.budget import ResourceBudget, ResourceEstimate
-from qfx.backends.hls.layout import edge_pixels
-from qfx.backends.hls.writer import (
-    _WINDOW_OPS,
-    MAX_UNROLL,
-    LayerReuse,
-    ReuseSpec,
-    _fold,
-    _unroll,
-    normalize_reuse,
-    resolve_reuse,
+from qfx.backends.hls.costmodel import (
+    BRAM_MIN_BITS,
+    LUT_MULT_MAX_BITS,
+    LayerCost,
+    Mem,
+    Shape,
+    cast_luts,
+    ceil_div,
+    dsp_per_multiply,
+    dsp_ports,
 )
-from qfx.fixed.fixed_type import FixedType
+from qfx.backends.hls.layout import edge_pixels
+from qfx.backends.hls.plan import Schedule, schedule
+from qfx.backends.hls.reuse import LayerReuse, ReuseSpec, normalize_reuse
 from qfx.ir.cost import NodeCost, binary_edges, cost_report
-from qfx.ir.graph import Graph, Node, pair
+from qfx.ir.graph import Graph, Node
 
 __all__ = [
     "AXIS_FF",
@@ -160,12 +164,6 @@ __all__ = [
     "estimate_resources",
 ]
 
-#: Both operands at most this wide (or one of them 1 bit): the multiply maps to LUTs.
-LUT_MULT_MAX_BITS = 4
-#: A memory bank smaller than this (bits) is LUTRAM / LUT-ROM, else BRAM18K.
-BRAM_MIN_BITS = 1024
-#: Banks at most this deep are registers.
-REG_MAX_DEPTH = 2
 #: Control logic (FSM, loop counters, address generation) per layer.
 LAYER_CONTROL_LUT = 100
 LAYER_CONTROL_FF = 80
@@ -176,91 +174,7 @@ AXIS_FF = 400
 ESTIMATE_NOTE = ("estimate from qfx's analytical model of the generated HLS code "
                  "(qfx.backends.hls.estimate), not a synthesis result")
 
-_BRAM18K_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 _AXIS_ROW = "(axi-stream i/o)"
-_NO_CAST_OPS = ("maxpool2d", "flatten", "threshold", "thermometer")
-
-
-# ====================================================================== small models
-def _clog2(n: int) -> int:
-    return max(0, (int(n) - 1).bit_length())
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-int(a) // int(b))
-
-
-def _dsp_ports(board: Board | None) -> tuple[int, int]:
-    """(A, B) widths of the DSP multiplier: DSP48E1 25x18 on Zynq-7000, else DSP48E2 27x18."""
-    if board is not None and board.ps == "processing_system7":
-        return 25, 18
-    return 27, 18
-
-
-def dsp_per_multiply(a: FixedType | int, b: FixedType | int, ports: tuple[int, int] = (27, 18)
-                     ) -> int:
-    """DSP slices of one multiplier of operands ``a`` x ``b`` (FixedTypes or signed widths);
-    0 when the product maps to LUTs (both operands <= ``LUT_MULT_MAX_BITS`` bits, or a 1-bit
-    operand).
-
-    Example:
-        >>> dsp_per_multiply(FixedType(8, 3), FixedType(8, 1))
-        1
-        >>> dsp_per_multiply(FixedType(30, 3), FixedType(30, 1))
-        4
-        >>> dsp_per_multiply(FixedType(4, 1), FixedType(3, 1))
-        0
-    """
-    wa, wb = _raw_width(a), _raw_width(b)
-    if max(wa, wb) <= LUT_MULT_MAX_BITS or min(wa, wb) == 1:
-        return 0
-    sa, sb = _signed_width(a), _signed_width(b)
-    pa, pb = ports
-    hi, lo = max(sa, sb), min(sa, sb)
-    return min(_ceil(hi, pa) * _ceil(lo, pb), _ceil(lo, pa) * _ceil(hi, pb))
-
-
-def _raw_width(t: FixedType | int) -> int:
-    return t.width if isinstance(t, FixedType) else int(t)
-
-
-def _signed_width(t: FixedType | int) -> int:
-    if isinstance(t, FixedType):
-        return t.width + (0 if t.signed else 1)
-    return int(t)
-
-
-def _bram18k(depth: int, width: int) -> int:
-    return min(_ceil(depth, d) * _ceil(width, w) for d, w in _BRAM18K_SHAPES)
-
-
-@dataclass
-class _Mem:
-    lut: int = 0
-    ff: int = 0
-    bram18k: int = 0
-
-    def add(self, n: int, width: int, banks: int) -> None:
-        """A memory of ``n`` words of ``width`` bits split into ``banks`` banks."""
-        if n <= 0 or width <= 0:
-            return
-        banks = max(1, min(int(banks), int(n)))
-        depth = _ceil(n, banks)
-        if depth <= REG_MAX_DEPTH:
-            self.ff += n * width
-        elif depth * width < BRAM_MIN_BITS:
-            self.lut += banks * _ceil(depth, 64) * width
-        else:
-            self.bram18k += banks * _bram18k(depth, width)
-
-
-def _cast_luts(src: FixedType, t: FixedType) -> int:
-    """LUTs of one cast from ``src`` to ``t``: rounding increment and saturation logic (none
-    when ``t`` holds every value of ``src``: the cast is wiring)."""
-    if t.contains(src):
-        return 0
-    rounds = t.rounding != "TRN" and t.frac_bits < src.frac_bits
-    return t.width * (int(rounds) + int(t.overflow != "WRAP"))
 
 
 # ====================================================================== results
@@ -348,7 +262,7 @@ class ResourceReport:
     All numbers are estimates (see the module docstring for the model). ``board`` may be
     ``None`` (no budget; utilisation and over-budget are then empty); ``clock_mhz`` defaults to
     the board's clock. ``reuse`` is the factor asked for: an int, or a
-    :class:`~qfx.backends.hls.writer.LayerReuse` (``{node: reuse, "*": default}``); each row
+    :class:`~qfx.backends.hls.reuse.LayerReuse` (``{node: reuse, "*": default}``); each row
     carries its own (``layer_reuse``).
 
     Example:
@@ -494,34 +408,9 @@ def _pct(x: float) -> str:
     return "inf" if math.isinf(x) else f"{100 * x:.1f}%"
 
 
+
+
 # ====================================================================== the estimate
-@dataclass
-class _Shape:
-    """What the folding gives one node: ``parallel`` units; a pipelined loop of ``inner``
-    iterations entered ``outer`` times (latency ``outer * (inner + depth)``, plus ``extra``
-    cycles: a window layer reading its input rows); the lanes that write its output array and
-    read each input array. ``const_ii``: cycles per pass over the layer's constants (``None``:
-    ``ii``; one output pixel in the streaming architecture); ``pixels``: output pixels
-    (streaming)."""
-
-    parallel: int = 1
-    outer: int = 1
-    inner: int = 0
-    write_lanes: int = 1
-    read_lanes: dict[str, int] = field(default_factory=dict)
-    const_ii: int | None = None
-    pixels: int = 1
-    extra: int = 0
-
-    @property
-    def ii(self) -> int:
-        """Cycles each parallel unit is busy per inference."""
-        return self.outer * self.inner
-
-    def cycles(self, depth: int) -> int:
-        return (self.outer * (self.inner + depth) if self.inner else 0) + self.extra
-
-
 def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str | None = None,
                        clock_mhz: float | None = None, io: str = "parallel") -> ResourceReport:
     """Estimate LUT/FF/DSP/BRAM18K and latency of ``graph``'s HLS design at ``reuse``.
@@ -548,35 +437,31 @@ def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str
         raise ValueError(f"io must be 'parallel' or 'stream', got {io!r}")
     stream = io == "stream"
     reuse = normalize_reuse(reuse)
-    per_node = resolve_reuse(graph, reuse)
+    sch = schedule(graph, reuse, io)  # unknown node names in ``reuse`` are refused here
+    per_node = sch.per_node
     brd = None if board is None else load_board(board)
     clock = clock_mhz if clock_mhz is not None else (None if brd is None else brd.clock_mhz)
     if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))
                               or not math.isfinite(clock) or not 0 < clock <= 1000):
         raise ValueError(f"clock_mhz must be a number in (0, 1000], got {clock!r}")
-    ports = _dsp_ports(brd)
+    ports = dsp_ports(brd)
     costs = {c.name: c for c in cost_report(graph).nodes}
     binary = binary_edges(graph)
-
-    # alias edges (flatten outputs share their input's array)
-    alias: dict[str, str] = {}
     for node in graph.nodes:
-        if node.op == "flatten":
-            alias[node.output] = alias.get(node.inputs[0], node.inputs[0])
+        if node.name not in sch.rules:
+            raise ValueError(f"node {node.name!r}: no resource model for op {node.op!r}")
 
-    shapes = {n.name: (_stream_shape if stream else _shape)(graph, n, per_node[n.name])
-              for n in graph.nodes}
-    readers: dict[str, int] = {}
+    shapes = {n.name: (sch.rules[n.name].stream_shape if stream else sch.rules[n.name].shape)(
+        graph, n, per_node[n.name]) for n in graph.nodes}
+    readers: dict[str, int] = {}  # alias edges (a flatten's output) share their input's array
     for node in graph.nodes:
         for edge, lanes in shapes[node.name].read_lanes.items():
-            base = alias.get(edge, edge)
+            base = sch.alias.get(edge, edge)
             readers[base] = max(readers.get(base, 1), lanes)
 
-    fifos = _stream_fifos(graph) if stream else None
     rows: list[LayerEstimate] = []
     for node in graph.nodes:
-        row = _layer(graph, node, shapes[node.name], costs[node.name], binary, ports, readers,
-                     fifos)
+        row = _layer(sch, node, shapes[node.name], costs[node.name], binary, ports, readers)
         rows.append(dataclasses.replace(row, reuse=per_node[node.name]))
     rows.append(_axis_row(graph, readers, stream))
     total = ResourceEstimate(latency_cycles=0)
@@ -584,7 +469,7 @@ def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str
         total = total + r.estimate
     interval = None
     if stream:
-        latency, interval = _stream_timing(graph, shapes, {r.node: r for r in rows})
+        latency, interval = _stream_timing(sch, shapes, {r.node: r for r in rows})
         total = dataclasses.replace(total, latency_cycles=latency)
     timing = ("layers run one after another (io=parallel, no DATAFLOW); interval = latency"
               if not stream else
@@ -604,71 +489,10 @@ def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str
     )
 
 
-def _window_rows(graph: Graph, node: Node) -> tuple[int, int]:
-    """(line-buffer rows, input rows read before the first output row) of a window layer."""
-    a = node.attrs
-    kh = int(node.params["weight"].shape[2]) if "weight" in node.params else pair(a["kernel"])[0]
-    dil = pair(a.get("dilation", 1))[0]
-    pad = pair(a.get("padding", 0))[0]
-    in_h = int(graph.edges[node.inputs[0]].shape[1])
-    span = (kh - 1) * dil + 1
-    return span, max(1, min(span - pad, in_h))
-
-
-def _stream_shape(graph: Graph, node: Node, reuse: int) -> _Shape:
-    """The streaming writer's folding of ``node`` (per pixel; see the module docstring)."""
-    if node.op in ("dense", "binary_dense"):
-        return _shape(graph, node, reuse)
-    out = graph.edges[node.output]
-    chan, pixels = edge_pixels(out.shape)
-    in_c, in_pixels = edge_pixels(graph.edges[node.inputs[0]].shape)
-    extra = in_pixels if node.op in _WINDOW_OPS else 0  # the line buffer reads every input pixel
-    if node.op in ("conv2d", "binary_conv2d"):
-        w = node.params["weight"]
-        k = int(math.prod(w.shape[1:]))
-        groups = int(node.attrs["groups"])
-        cout_g = int(w.shape[0]) // groups
-        red, lanes = _fold(k, cout_g, reuse)
-        per_pixel = groups * _ceil(cout_g, lanes)
-        return _Shape(red * lanes, pixels * per_pixel, _ceil(k, red), lanes, {},
-                      per_pixel * _ceil(k, red), pixels, extra)
-    if node.op in ("batchnorm", "threshold"):
-        u = _unroll(chan, reuse)
-        return _Shape(u, pixels * _ceil(chan, u), 1, u, {}, _ceil(chan, u), pixels)
-    if node.op in ("maxpool2d", "avgpool2d"):
-        kh, kw = pair(node.attrs["kernel"])
-        u = _unroll(chan, reuse, kh * kw)
-        return _Shape(u, pixels, _ceil(chan, u), u, {}, _ceil(chan, u), pixels, extra)
-    if node.op == "flatten":
-        return _Shape(1, 1, in_pixels, 1, {}, None, 1)
-    if node.op in ("input", "relu", "hardtanh", "add", "thermometer"):
-        u = _unroll(in_c, reuse, int(node.attrs.get("levels", 1)))
-        return _Shape(u, pixels, _ceil(in_c, u), u, {}, _ceil(in_c, u), pixels)
-    raise ValueError(f"node {node.name!r}: no resource model for op {node.op!r}")
-
-
-def _stream_fifos(graph: Graph) -> dict[str, list[tuple[int, int]]]:
-    """Per edge, the FIFOs the streaming writer gives it as ``(depth in pixels, count)``: one of
-    depth 2; an edge with d > 1 readers (an output port counts) also 2 * (d - 1) streams of a
-    whole tensor from its chain of clones."""
-    readers = {e: 0 for e in graph.edges}
-    for node in graph.nodes:
-        for e in node.inputs:
-            readers[e] += 1
-    for e in graph.outputs:
-        readers[e] += 1
-    out: dict[str, list[tuple[int, int]]] = {}
-    for e, d in readers.items():
-        fifos = [(2, 1)]
-        if d > 1:
-            fifos.append((edge_pixels(graph.edges[e].shape)[1], 2 * (d - 1)))
-        out[e] = fifos
-    return out
-
-
-def _stream_timing(graph: Graph, shapes: Mapping[str, _Shape],
+def _stream_timing(sch: Schedule, shapes: Mapping[str, Shape],
                    rows: Mapping[str, LayerEstimate]) -> tuple[int, int]:
     """(latency, interval) in cycles of the DATAFLOW pipeline (see the module docstring)."""
+    graph = sch.graph
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     words = 0
@@ -683,14 +507,13 @@ def _stream_timing(graph: Graph, shapes: Mapping[str, _Shape],
         sh = shapes[node.name]
         busy = rows[node.name].latency_cycles
         busiest = max(busiest, busy)
-        per_pixel = _ceil(busy, max(sh.pixels, 1))
+        per_pixel = ceil_div(busy, max(sh.pixels, 1))
         f_in = max(first[i] for i in node.inputs)
         l_in = max(last[i] for i in node.inputs)
-        if node.op in _WINDOW_OPS:
-            _, rows_first = _window_rows(graph, node)
-            in_w = int(graph.edges[node.inputs[0]].shape[2])
-            fill = rows_first * in_w + per_pixel
-        elif node.op in ("dense", "binary_dense", "flatten"):
+        lb = sch.line_buffers.get(node.name)
+        if lb is not None:  # the input rows that complete the first output row
+            fill = lb.first_rows * lb.width + per_pixel
+        elif sch.rules[node.name].whole_tensor:
             fill = busy
         else:
             fill = per_pixel
@@ -701,215 +524,52 @@ def _stream_timing(graph: Graph, shapes: Mapping[str, _Shape],
     return latency, max(busiest, in_words, out_words)
 
 
-def _shape(graph: Graph, node: Node, reuse: int) -> _Shape:
-    """The writer's folding of ``node``: parallel units, busy cycles and read/write lanes."""
-    out = graph.edges[node.output]
-    n = int(math.prod(out.shape)) if out.shape else 1
-    x = node.inputs[0]
-    if node.op in ("dense", "binary_dense"):
-        n_in = int(node.params["weight"].shape[1])
-        n_out = int(node.params["weight"].shape[0])
-        red, lanes = _fold(n_in, n_out, reuse)
-        return _Shape(red * lanes, _ceil(n_out, lanes), _ceil(n_in, red), lanes, {x: red})
-    if node.op in ("conv2d", "binary_conv2d"):
-        w = node.params["weight"]
-        k = int(math.prod(w.shape[1:]))
-        cout = int(w.shape[0])
-        p = n // cout
-        red, lanes = _fold(k, p, reuse)
-        return _Shape(red * lanes, cout * _ceil(p, lanes), _ceil(k, red), lanes,
-                      {x: red * lanes})
-    if node.op == "batchnorm":
-        c = int(node.params["scale"].shape[0])
-        s = n // c
-        u = _unroll(s, reuse)
-        return _Shape(u, c, _ceil(s, u), u, {x: u})
-    if node.op in ("maxpool2d", "avgpool2d"):
-        kh, kw = pair(node.attrs["kernel"])
-        u = _unroll(n, reuse, kh * kw)
-        return _Shape(u, 1, _ceil(n, u), u, {x: u * kh * kw})
-    if node.op == "flatten":
-        return _Shape(0, 0, 0, 0, {})
-    if node.op in ("input", "relu", "hardtanh", "add", "threshold", "thermometer"):
-        u = _unroll(n, reuse)
-        return _Shape(u, 1, _ceil(n, u), u, {i: u for i in node.inputs})
-    raise ValueError(f"node {node.name!r}: no resource model for op {node.op!r}")
-
-
-def _mult_model(node: Node, key: str, a_t: FixedType, b_t: FixedType, on_binary: bool,
-                ports: tuple[int, int]) -> tuple[str, int, int, int]:
-    """(impl, DSP per multiplier, LUT per multiplier, latency) of ``x * node.params[key]``."""
-    if f"{key}_digits" in node.params:
-        k = int(node.attrs.get(f"{key}_khot", node.params[f"{key}_digits"].shape[-2]))
-        return "shift-add", 0, 0, 1 + _clog2(k)
-    if on_binary:
-        return "sign", 0, b_t.width, 1
-    dpm = dsp_per_multiply(a_t, b_t, ports)
-    if dpm == 0:
-        return "lut", 0, a_t.width * b_t.width, 2
-    return "dsp", dpm, 0, 3 + (1 if dpm > 1 else 0)
-
-
-def _layer(graph: Graph, node: Node, sh: _Shape, cost: NodeCost, binary: set[str],
-           ports: tuple[int, int], readers: Mapping[str, int],
-           fifos: Mapping[str, list[tuple[int, int]]] | None = None) -> LayerEstimate:
-    """One row of the estimate; ``fifos`` (the streaming architecture's FIFOs per edge) replaces
-    the activation arrays of the parallel architecture by FIFOs and line buffers."""
-    a = node.attrs
+def _layer(sch: Schedule, node: Node, sh: Shape, cost: NodeCost, binary: set[str],
+           ports: tuple[int, int], readers: Mapping[str, int]) -> LayerEstimate:
+    """One row of the estimate: the op's own model (its rule's ``resources``), then what every
+    layer has: its output cast, output registers, control, and its output array (streamed: its
+    FIFOs and, for a window layer, its line buffer)."""
+    graph, rl = sch.graph, sch.rules[node.name]
+    r = LayerCost(graph, node, sh, cost, binary, ports, sch.stream,
+                  0 if rl.aliases else max(sh.ii, 1))
+    rl.resources(r)
     out_e = graph.edges[node.output]
     out_t = out_e.type
-    n_out = int(math.prod(out_e.shape)) if out_e.shape else 1
-    in_types = tuple(graph.edges[i].type.cpp() for i in node.inputs)
-    x_t = graph.edges[node.inputs[0]].type
-    acc_t: FixedType | None = a.get("acc_type") if isinstance(a.get("acc_type"),
-                                                              FixedType) else None
-    weight_t: str | None = None
-    mem = _Mem()
-    lut = ff = dsp = 0
-    multipliers = 0
-    impl, dpm, depth = "-", 0, 2
-    notes: list[str] = []
-    ii = max(sh.ii, 1) if node.op != "flatten" else 0
-    cii = ii if sh.const_ii is None else sh.const_ii  # cycles per pass over the constants
-    acc_w = acc_t.width if acc_t is not None else out_t.width
-
-    if node.op in ("dense", "conv2d", "batchnorm"):
-        key = "scale" if node.op == "batchnorm" else "weight"
-        b_t = a["scale_type" if key == "scale" else "weight_type"]
-        weight_t = b_t.cpp()
-        impl, dpm, lut_pm, mlat = _mult_model(node, key, x_t, b_t,
-                                              node.inputs[0] in binary, ports)
-        if impl in ("dsp", "lut"):
-            multipliers = min(sh.parallel, cost.mult_ops)
-            dsp += multipliers * dpm
-            lut += multipliers * lut_pm
-            ff += multipliers * (x_t.width + b_t.width) if impl == "lut" else 0
-            if multipliers == 0:
-                impl, dpm = "-", 0
-                notes.append("every constant is 0 or +-2^k: no multiplier")
-        elif impl == "sign":
-            lut += sh.parallel * lut_pm
-            ff += sh.parallel * b_t.width
-        elif impl == "shift-add":
-            k = int(a.get(f"{key}_khot", 1))
-            notes.append(f"K-hot (K={k}): shifts and adds, 0 DSP")
-            if cii > 1:
-                prod_w = x_t.width + b_t.width
-                lut += sh.parallel * k * prod_w * _ceil(_clog2(b_t.width), 2)
-        if node.op == "batchnorm":
-            c = int(node.params["scale"].shape[0])
-            depth = mlat + 2
-            mem.add(c, b_t.width, 1)
-            mem.add(c, a["shift_type"].width, 1)
-        else:
-            w = node.params["weight"]
-            red_len = int(math.prod(w.shape[1:]))
-            depth = mlat + _clog2(red_len) + 2
-            if cii > 1:
-                mem.add(int(w.size), b_t.width, min(int(w.size), sh.parallel))
-                if "bias" in node.params:
-                    mem.add(int(w.shape[0]), a["bias_type"].width, sh.write_lanes)
-            else:
-                notes.append("fully unrolled: constants are logic")
-        adders = _ceil(cost.additions, ii)
-        lut += adders * acc_w
-        ff += adders * acc_w
-        if impl == "dsp":
-            notes.append(f"{dpm} DSP per {x_t.width}x{b_t.width}-bit multiply")
-        elif impl == "lut":
-            notes.append(f"{x_t.width}x{b_t.width}-bit multiplies in LUTs")
-        if sh.parallel >= MAX_UNROLL:
-            notes.append(f"folding capped at the {MAX_UNROLL} unroll limit")
-    elif node.op in ("binary_dense", "binary_conv2d"):
-        impl = "xnor"
-        weight_t = "binary {-1,+1}"
-        fan_in = int(a["fan_in"])
-        xnor_in_flight = _ceil(cost.xnor_bits, ii)
-        lut += 2 * xnor_in_flight
-        ff += sh.write_lanes * acc_w
-        depth = 1 + _clog2(fan_in) + 2
-        w = node.params["weight"]
-        if cii > 1:
-            mem.add(int(w.size), 1, min(int(w.size), sh.parallel))
-        if "scale" in node.params:
-            s_t = a["scale_type"]
-            s_impl, s_dpm, s_lut, _ = _mult_model(node, "scale", acc_t or x_t, s_t, False, ports)
-            if s_impl in ("dsp", "lut"):
-                multipliers = min(sh.write_lanes, cost.mult_ops)
-                dsp += multipliers * s_dpm
-                lut += multipliers * s_lut
-            lut += _ceil(max(cost.additions - cost.xnor_bits, 0), ii) * acc_w
-            mem.add(int(node.params["scale"].size), s_t.width, 1)
-        notes.append("XNOR-popcount, 0 DSP" if multipliers == 0 else "XNOR-popcount + scale")
-    elif node.op == "avgpool2d":
-        s_t = a["sum_type"]
-        kh, kw = pair(a["kernel"])
-        lut += _ceil(cost.additions, ii) * s_t.width
-        ff += sh.parallel * s_t.width
-        depth = 2 + _clog2(kh * kw)
-        if cost.mult_ops:
-            r_t = a["recip_type"]
-            impl, dpm, lut_pm, mlat = _mult_model(node, "recip", s_t, r_t, False, ports)
-            multipliers = min(sh.parallel, cost.mult_ops)
-            dsp += multipliers * dpm
-            lut += multipliers * lut_pm
-            depth += mlat
-    elif node.op == "add":
-        lut += _ceil(cost.additions, ii) * acc_w
-    elif node.op in ("relu", "hardtanh", "maxpool2d"):
-        lut += _ceil(cost.comparisons, ii) * 2 * x_t.width
-        if node.op == "maxpool2d":
-            kh, kw = pair(a["kernel"])
-            depth += _clog2(kh * kw)
-    elif node.op in ("threshold", "thermometer"):
-        lut += _ceil(cost.comparisons, ii) * x_t.width
-        key = "threshold" if node.op == "threshold" else "thresholds"
-        mem.add(int(node.params[key].size), a["threshold_type"].width, 1)
-    elif node.op == "input":
-        pass
-    elif node.op == "flatten":
-        notes.append("no hardware: arrays are NCHW-flat" if fifos is None else
-                     "gathers the tensor into one NCHW pixel")
-    else:  # pragma: no cover - _shape refused it already
-        raise ValueError(f"node {node.name!r}: no resource model for op {node.op!r}")
-
-    if node.op not in _NO_CAST_OPS and not (node.op.startswith("binary_")
-                                            and "scale" not in node.params):
-        src_t = acc_t if acc_t is not None else x_t
-        lut += sh.write_lanes * _cast_luts(src_t, out_t)
-    if node.op != "flatten" or fifos is not None:
-        ff += sh.write_lanes * out_t.width
-        lut += LAYER_CONTROL_LUT
-        ff += LAYER_CONTROL_FF
-    if fifos is None and node.op != "flatten":
-        mem.add(n_out, out_t.width, max(sh.write_lanes, readers.get(node.output, 1)))
-    elif fifos is not None:
+    if rl.casts(node):
+        src_t = r.acc_t if r.acc_t is not None else r.x_t
+        r.lut += sh.write_lanes * cast_luts(src_t, out_t)
+    if not rl.aliases or sch.stream:
+        r.ff += sh.write_lanes * out_t.width
+        r.lut += LAYER_CONTROL_LUT
+        r.ff += LAYER_CONTROL_FF
+    if sch.route is None:
+        if not rl.aliases:
+            n_out = int(math.prod(out_e.shape)) if out_e.shape else 1
+            r.mem.add(n_out, out_t.width, max(sh.write_lanes, readers.get(node.output, 1)))
+    else:
         chan = edge_pixels(out_e.shape)[0]
-        for fifo_depth, count in fifos[node.output]:  # count FIFOs: one bank each
-            mem.add(fifo_depth * count, chan * out_t.width, count)
-        if node.op in _WINDOW_OPS:
-            span, _ = _window_rows(graph, node)
-            in_e = graph.edges[node.inputs[0]]
-            in_c, in_w = int(in_e.shape[0]), int(in_e.shape[2])
-            mem.add(span * in_w * in_c, x_t.width, in_c)
-            notes.append(f"line buffer: {span} rows x {in_w} x {in_c}")
-        if node.op == "flatten":
-            mem.add(n_out, out_t.width, 1)
-    est = ResourceEstimate(lut=lut + mem.lut, ff=ff + mem.ff, dsp=dsp, bram18k=mem.bram18k,
-                           latency_cycles=sh.cycles(depth))
-    n_mults = cost.macs if node.op in ("dense", "conv2d", "batchnorm", "binary_dense",
-                                       "binary_conv2d") else cost.mult_ops
+        for fifo in sch.route.of_edge(node.output):  # one bank each
+            r.mem.add(fifo.depth, chan * out_t.width, 1)
+        lb = sch.line_buffers.get(node.name)
+        if lb is not None:
+            r.mem.add(lb.rows * lb.width * lb.chan, r.x_t.width, lb.chan)
+            r.notes.append(f"line buffer: {lb.rows} rows x {lb.width} x {lb.chan}")
+    est = ResourceEstimate(lut=r.lut + r.mem.lut, ff=r.ff + r.mem.ff, dsp=r.dsp,
+                           bram18k=r.mem.bram18k, latency_cycles=sh.cycles(r.depth))
+    n_mults = cost.macs if rl.counts_macs else cost.mult_ops
     return LayerEstimate(
-        node=node.name, op=node.op, input_types=in_types, output_type=out_t.cpp(),
-        weight_type=weight_t, acc_type=None if acc_t is None else acc_t.cpp(),
-        n_mults=int(n_mults), parallel=int(sh.parallel), multipliers=int(multipliers),
-        mult_impl=impl, dsp_per_mult=int(dpm), ii=int(ii), estimate=est, notes=tuple(notes))
+        node=node.name, op=node.op, input_types=tuple(graph.edges[i].type.cpp()
+                                                      for i in node.inputs),
+        output_type=out_t.cpp(), weight_type=r.weight_t,
+        acc_type=None if r.acc_t is None else r.acc_t.cpp(), n_mults=int(n_mults),
+        parallel=int(sh.parallel), multipliers=int(r.multipliers), mult_impl=r.impl,
+        dsp_per_mult=int(r.dpm), ii=int(r.ii), estimate=est, notes=tuple(r.notes))
 
 
 def _axis_row(graph: Graph, readers: Mapping[str, int], stream: bool = False) -> LayerEstimate:
     """The AXI-Stream wrapper: stream in, output copy, stream out, port arrays (``stream``:
     words to pixels and back inside the DATAFLOW region, no port arrays)."""
-    mem = _Mem()
+    mem = Mem()
     n_in = n_out = 0
     for name in graph.inputs:
         e = graph.edges[name]

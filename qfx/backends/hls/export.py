@@ -60,6 +60,13 @@ from qfx.backends.hls.boards import Board, load_board
 from qfx.backends.hls.estimate import ResourceReport, estimate_resources
 from qfx.backends.hls.project import MANIFEST_NAME, HLSProject
 from qfx.backends.hls.report import REPORT_FILES, text_environment, write_report
+from qfx.backends.hls.reuse import (
+    DEFAULT_REUSE_KEY,
+    LayerReuse,
+    ReuseSpec,
+    normalize_reuse,
+    resolve_reuse,
+)
 from qfx.backends.hls.tcl import (
     check_identifier,
     clock_period_ns,
@@ -67,15 +74,7 @@ from qfx.backends.hls.tcl import (
     render_block_design_tcl,
     render_build_tcl,
 )
-from qfx.backends.hls.writer import (
-    _IO_MODES,
-    DEFAULT_REUSE_KEY,
-    LayerReuse,
-    ReuseSpec,
-    export_firmware,
-    normalize_reuse,
-    resolve_reuse,
-)
+from qfx.backends.hls.writer import IO_MODES, export_firmware
 from qfx.ir.graph import Graph
 
 __all__ = ["BUDGET_POLICIES", "DEFAULT_RANDOM_SAMPLES", "ExportOptions", "ExportedProject",
@@ -240,9 +239,9 @@ def check_export_options(out_dir: str | os.PathLike[str] | None, *,
     if on_budget not in BUDGET_POLICIES:
         raise ValueError(f"on_budget must be one of {', '.join(BUDGET_POLICIES)}, got "
                          f"{on_budget!r}")
-    if io not in _IO_MODES:
+    if io not in IO_MODES:
         raise ValueError(f"io={io!r} is not an architecture the HLS writer knows; use one of "
-                         f"{', '.join(repr(m) for m in _IO_MODES)}")
+                         f"{', '.join(repr(m) for m in IO_MODES)}")
     checked_reuse = normalize_reuse(reuse)
     if out_dir is None:
         raise ValueError("out_dir is required: the folder to write the project into")

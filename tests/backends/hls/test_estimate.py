@@ -23,7 +23,7 @@ from qfx.backends.hls.estimate import (
     dsp_per_multiply,
     estimate_resources,
 )
-from qfx.backends.hls.writer import MAX_UNROLL, _fold
+from qfx.backends.hls.reuse import MAX_UNROLL, fold
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir import cost_report
 from qfx.nn import (
@@ -100,7 +100,7 @@ def test_parallelism_is_the_writers_folding(cnn):
     for reuse in (1, 4, 64, 1000):
         row = estimate_resources(cnn, reuse=reuse).layer("n_1")
         assert row.parallel == min(math.ceil(k * pix / reuse), MAX_UNROLL)
-        red, lanes = _fold(k, pix, reuse)
+        red, lanes = fold(k, pix, reuse)
         # the 4 output channels in turn, each ceil(P/lanes) passes of ceil(K/red) cycles
         assert row.ii == 4 * math.ceil(pix / lanes) * math.ceil(k / red)
         assert row.ii >= math.ceil(4 * k * pix / row.parallel)
@@ -285,12 +285,12 @@ def test_stream_estimate_moves_with_reuse_and_overlaps_the_layers(cnn):
 
 def test_stream_conv_folds_one_output_pixel(cnn):
     """The streaming conv computes one output pixel (all 4 channels) at a time: the writer's
-    _fold(K, C_out, reuse), over 16 output pixels, plus one cycle per input pixel read into the
+    fold(K, C_out, reuse), over 16 output pixels, plus one cycle per input pixel read into the
     line buffer (2 rows of 4 pixels of 2 channels: 3x3 kernel, padding 1 -> span 3)."""
     k, cout, pixels = 18, 4, 16
     for reuse in (1, 4, 64):
         row = estimate_resources(cnn, reuse=reuse, io="stream").layer("n_1")
-        red, lanes = _fold(k, cout, reuse)
+        red, lanes = fold(k, cout, reuse)
         assert row.parallel == red * lanes
         assert row.ii == pixels * math.ceil(cout / lanes) * math.ceil(k / red)
         assert any("line buffer: 3 rows x 4 x 2" in n for n in row.notes)

@@ -19,14 +19,8 @@ import qfx.cli
 from qfx.backends.hls.estimate import estimate_resources
 from qfx.backends.hls.export import export_hls, suggest_reuse
 from qfx.backends.hls.project import HLSProject
-from qfx.backends.hls.writer import (
-    MAX_UNROLL,
-    LayerReuse,
-    _fold,
-    export_firmware,
-    normalize_reuse,
-    resolve_reuse,
-)
+from qfx.backends.hls.reuse import MAX_UNROLL, LayerReuse, fold, normalize_reuse, resolve_reuse
+from qfx.backends.hls.writer import export_firmware
 from qfx.ir import save_graph
 from qfx.nn import QBatchNorm2d, QConfig, QConv2d, QFlatten, QInput, QLinear, QMaxPool2d, QReLU
 
@@ -143,7 +137,7 @@ def test_one_layers_reuse_changes_only_that_layers_estimate(cnn):
         assert rep.latency_cycles - base.latency_cycles == r.latency_cycles - b.latency_cycles
     # the layer folds as the writer does at its own factor
     rep = estimate_resources(cnn, reuse={dense: 3, "*": 64})
-    red, lanes = _fold(16, 5, 3)
+    red, lanes = fold(16, 5, 3)
     assert rep.layer(dense).parallel == red * lanes == 16 <= math.ceil(80 / 3)
 
 
@@ -186,11 +180,11 @@ def test_one_layers_reuse_changes_only_its_unroll_factors(cnn, tmp_path):
                 assert ints == base_cfg[name], name
         if target == dense:
             assert (cfg[f"{dense}_config"]["red_unroll"],
-                    cfg[f"{dense}_config"]["out_unroll"]) == _fold(16, 5, 1) == (16, 5)
+                    cfg[f"{dense}_config"]["out_unroll"]) == fold(16, 5, 1) == (16, 5)
         else:
             k, pix = 2 * 3 * 3, 4 * 4
             assert (cfg[f"{conv}_config"]["red_unroll"],
-                    cfg[f"{conv}_config"]["out_unroll"]) == _fold(k, pix, 64)
+                    cfg[f"{conv}_config"]["out_unroll"]) == fold(k, pix, 64)
         # reuse only touches parameters.h's unroll factors: every other file is identical
         files = _firmware(prj)
         assert files.keys() == base_files.keys()

@@ -24,7 +24,8 @@ from qfx.backends.hls.layout import (
     write_vectors,
 )
 from qfx.backends.hls.project import HLSProject
-from qfx.backends.hls.writer import MAX_UNROLL, export_firmware
+from qfx.backends.hls.reuse import MAX_UNROLL, fold
+from qfx.backends.hls.writer import export_firmware
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir import run_graph
 from qfx.ir.ops.shapes import maxpool2d_output_size
@@ -182,14 +183,14 @@ def test_reuse_folds_big_layers_below_the_unroll_limit(tmp_path, reuse, red, out
 
 def test_fold_rule():
     # fully parallel when it fits, multipliers = ceil(n_mults / reuse) otherwise
-    assert writer._fold(10, 7, 1) == (10, 7)
-    assert writer._fold(10, 7, 2) == (10, 3)
-    assert writer._fold(10, 7, 7) == (10, 1)
-    assert writer._fold(10, 7, 35) == (2, 1)
-    assert writer._fold(5000, 3000, 1) == (4096, 1)
-    assert writer._fold(9, 1024, 1) == (9, 455)
+    assert fold(10, 7, 1) == (10, 7)
+    assert fold(10, 7, 2) == (10, 3)
+    assert fold(10, 7, 7) == (10, 1)
+    assert fold(10, 7, 35) == (2, 1)
+    assert fold(5000, 3000, 1) == (4096, 1)
+    assert fold(9, 1024, 1) == (9, 455)
     for k, n, r in [(1, 1, 1), (3, 99999, 1), (4097, 2, 3), (64, 64, 1000)]:
-        red, out = writer._fold(k, n, r)
+        red, out = fold(k, n, r)
         assert 1 <= red <= min(k, MAX_UNROLL) and 1 <= out <= n and red * out <= MAX_UNROLL
 
 
