@@ -8,11 +8,13 @@ calibration set from a float model's BatchNorm statistics when no real data is a
 import sys
 import types
 
+from qfx.ptq.dgh import generate_calibration_data, load_calibration_data, save_calibration_data
 from qfx.ptq.hptq import CALIB_KINDS, LayerFormat, PTQConfig, PTQReport, PTQResult, hptq, ptq
 from qfx.ptq.thresholds import CRITERIA, choose_int_bits, no_clip_int_bits
 
 __all__ = ["ptq", "hptq", "PTQConfig", "PTQReport", "PTQResult", "LayerFormat", "CALIB_KINDS",
-           "CRITERIA", "choose_int_bits", "no_clip_int_bits"]
+           "CRITERIA", "choose_int_bits", "no_clip_int_bits", "generate_calibration_data",
+           "load_calibration_data", "save_calibration_data"]
 
 
 class _CallableModule(types.ModuleType):
