@@ -29,6 +29,8 @@ _LAZY = {
     "export_qonnx": ("qfx.backends.onnx.qonnx_export", "export_qonnx"),
     "import_onnx": ("qfx.frontends.onnx", "import_onnx"),
     "run_flow": ("qfx.flows.flow", "run_flow"),
+    "ptq": ("qfx.ptq", None),  # a callable package: qfx.ptq(float_model, calib, config)
+    "generate_calibration_data": ("qfx.ptq.dgh", "generate_calibration_data"),
 }
 
 

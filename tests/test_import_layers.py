@@ -35,8 +35,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "frontends": frozenset({"fixed", "ir", "nn", "atomic"}),
     "backends": frozenset({"fixed", "ir", "atomic"}),
     "csim": frozenset({"fixed", "ir", "backends", "atomic"}),
+    "ptq": frozenset({"fixed", "nn", "zoo", "data", "frontends", "ir", "atomic"}),
     "flows": frozenset({"fixed", "data", "ir", "nn", "zoo", "training", "frontends",
-                        "backends", "csim", "atomic"}),
+                        "backends", "csim", "atomic", "ptq"}),
 }
 #: Application entry points that may import anything: the command line, ``python -m qfx``, the
 #: lazy top-level API (``qfx/__init__.py``) and the ``python -m qfx.demo`` script.

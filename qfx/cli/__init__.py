@@ -1,5 +1,5 @@
 """The ``qfx`` command line: ``qfx train``, ``qfx export``, ``qfx import``, ``qfx csim``,
-``qfx flow run``, ...
+``qfx flow run``, ``qfx ptq``, ...
 
 One module of this package per command group registers its subcommands through a
 ``register(subparsers)`` function (:mod:`qfx.cli.train`, :mod:`qfx.cli.flow`,
@@ -26,6 +26,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("qfx.cli.convert", "register"),
     ("qfx.cli.csim", "register"),
     ("qfx.cli.boards", "register"),
+    ("qfx.cli.ptq", "register"),
 )
 
 EXIT_USAGE = 2
