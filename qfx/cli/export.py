@@ -2,8 +2,9 @@
 
 ::
 
-    qfx export MODEL --board ultra96 -o DIR [--clock MHZ] [--io parallel|stream] [--reuse N]
-                     [--reuse-layer NODE=N ...] [--force] [--samples N]
+    qfx export MODEL --board ultra96 -o DIR [--clock MHZ] [--io parallel|stream]
+                     [--reuse auto|N] [--reuse-layer NODE=N ...] [--budget F]
+                     [--target-fps F | --target-latency-us US] [--force] [--samples N]
                      [--on-budget error|warn|ignore] [--name NAME]
 
 MODEL is a frozen ``.qfx.npz`` (``qfx freeze``), a ``qfx train`` checkpoint (frozen on the
@@ -12,10 +13,14 @@ testbench: the first N samples of the checkpoint's held-out split, or, for a fro
 file, N pseudo-random inputs over the input type's range. The command prints
 the resource estimate; errors are one line on stderr with exit status 1 (``qfx.cli``).
 
-``--reuse N`` folds every layer by N; ``--reuse-layer NODE=N`` (repeatable) gives the IR node
-NODE its own factor, ``--reuse`` staying the default of the others: ``--reuse 32 --reuse-layer
-fc=1`` is ``export_hls(..., reuse={"fc": 1, "*": 32})``. An unknown NODE is an error listing
-the model's node names.
+``--reuse auto`` (the default) chooses every layer's reuse factor so that the design fits the
+board (``--budget 0.8``: 80 % of it) at the best throughput, or, with ``--target-fps`` /
+``--target-latency-us``, the cheapest design that reaches the target; the report says what it
+chose and what bound each layer. ``--reuse N`` folds every layer by N; ``--reuse-layer
+NODE=N`` (repeatable) gives the IR node NODE its own factor, ``--reuse`` staying the default
+of the others: ``--reuse 32 --reuse-layer fc=1`` is ``export_hls(..., reuse={"fc": 1, "*":
+32})``; with ``--reuse auto`` the layers ``--reuse-layer`` names keep their factor and the
+others are chosen. An unknown NODE is an error listing the model's node names.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["parse_reuse_layers", "register", "run_export_command"]
+__all__ = ["parse_reuse", "parse_reuse_layers", "register", "run_export_command"]
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -38,7 +43,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         >>> _ = register(parser.add_subparsers(dest="command"))
         >>> args = parser.parse_args(["export", "m.qfx.npz", "-o", "out", "--reuse", "4"])
         >>> args.board, args.reuse, args.on_budget, args.io
-        ('ultra96', 4, 'error', 'parallel')
+        ('ultra96', '4', 'error', 'parallel')
+        >>> parser.parse_args(["export", "m.qfx.npz", "-o", "out"]).reuse
+        'auto'
         >>> parser.parse_args(["export", "m.qfx.npz", "-o", "out", "--reuse-layer", "fc=1",
         ...                    "--reuse-layer", "conv_0=64"]).reuse_layer
         ['fc=1', 'conv_0=64']
@@ -60,9 +67,20 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--io", choices=("parallel", "stream"), default="parallel",
                    help="architecture: parallel (arrays, layers one after another; default) or "
                         "stream (DATAFLOW: pixel FIFOs and line buffers, the layers overlap)")
-    p.add_argument("--reuse", type=int, default=1, metavar="N",
-                   help="reuse factor: multiplications per multiplier (default: 1); the "
-                        "default of the layers --reuse-layer does not name")
+    p.add_argument("--reuse", default="auto", metavar="auto|N",
+                   help="reuse factor: multiplications per multiplier; auto (default): chosen "
+                        "per layer to fit the board at the best throughput; N: every layer "
+                        "(the default of the layers --reuse-layer does not name)")
+    p.add_argument("--budget", type=float, default=1.0, metavar="F",
+                   help="with --reuse auto: the fraction of the board's resources the design "
+                        "may use (default: 1.0; e.g. 0.8 keeps 20%% headroom)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-fps", type=float, default=None, metavar="F",
+                        help="with --reuse auto: the cheapest design that reaches F "
+                             "inferences/s (an error names the bottleneck when it cannot)")
+    target.add_argument("--target-latency-us", type=float, default=None, metavar="US",
+                        help="with --reuse auto and --io parallel: the cheapest design whose "
+                             "latency is at most US microseconds")
     p.add_argument("--reuse-layer", action="append", default=None, metavar="NODE=N",
                    help="reuse factor N for the IR node NODE only (repeatable), e.g. "
                         "--reuse 32 --reuse-layer fc=1")
@@ -85,17 +103,39 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def parse_reuse_layers(items: list[str] | None, default: int = 1) -> int | dict[str, int]:
+def parse_reuse(value: str) -> int | str:
+    """``--reuse``: ``"auto"`` or an integer >= 1.
+
+    Example:
+        >>> parse_reuse("auto"), parse_reuse("32")
+        ('auto', 32)
+    """
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"--reuse expects auto or an integer >= 1, got {value!r}") from None
+    if n < 1:
+        raise ValueError(f"--reuse must be >= 1, got {n}")
+    return n
+
+
+def parse_reuse_layers(items: list[str] | None, default: int | str = 1
+                       ) -> int | str | dict[str, int | str]:
     """``--reuse`` and the ``--reuse-layer NODE=N`` items -> the ``reuse`` of ``export_hls``:
-    the int itself without items, else ``{NODE: N, ..., "*": default}``.
+    the default itself without items, else ``{NODE: N, ..., "*": default}`` (``"auto"``: the
+    layers not named are chosen by the search).
 
     Example:
         >>> parse_reuse_layers(None, 8), parse_reuse_layers(["fc=1", "conv_0=64"], 32)
         (8, {'fc': 1, 'conv_0': 64, '*': 32})
+        >>> parse_reuse_layers(["fc=1"], "auto")
+        {'fc': 1, '*': 'auto'}
     """
     if not items:
         return default
-    out: dict[str, int] = {}
+    out: dict[str, int | str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
@@ -132,9 +172,13 @@ def run_export_command(args: argparse.Namespace) -> int:
 
     if args.samples is not None and args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    if args.reuse < 1:
-        raise ValueError(f"--reuse must be >= 1, got {args.reuse}")
-    reuse = parse_reuse_layers(getattr(args, "reuse_layer", None), args.reuse)
+    base = parse_reuse(str(args.reuse))
+    reuse = parse_reuse_layers(getattr(args, "reuse_layer", None), base)
+    target_fps = getattr(args, "target_fps", None)
+    target_us = getattr(args, "target_latency_us", None)
+    if base != "auto" and (target_fps is not None or target_us is not None):
+        raise ValueError("--target-fps / --target-latency-us choose the reuse: drop --reuse N "
+                         "(--reuse auto is the default)")
     out = Path(args.output)
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
@@ -162,7 +206,9 @@ def run_export_command(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         prj = export_hls(graph, out, board=args.board, io=args.io, reuse=reuse,
                          clock_mhz=args.clock, force=args.force, test_vectors=vectors,
-                         project_name=args.name, on_budget=args.on_budget)
+                         project_name=args.name, on_budget=args.on_budget,
+                         budget=getattr(args, "budget", 1.0), target_fps=target_fps,
+                         target_latency_us=target_us)
     for w in caught:
         if issubclass(w.category, ResourceBudgetWarning):
             print(f"qfx export: warning: {w.message}", file=sys.stderr)
@@ -170,6 +216,9 @@ def run_export_command(args: argparse.Namespace) -> int:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     assert prj.report is not None
     print(prj.report.summary())
+    if prj.report.board is not None and base == "auto":
+        print(f"reuse auto: {prj.report.reuse} (chosen per layer to fit the board; see "
+              "report.md)")
     print(f"HLS project for {prj.report.board.name if prj.report.board else '-'} written to "
           f"{prj.root} (report.md, build_prj.tcl, vivado_bd.tcl, driver.py)")
     return 0

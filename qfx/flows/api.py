@@ -24,9 +24,11 @@ __all__ = ["export_hls"]
 
 def export_hls(model_or_graph: Any, example_input: Any = None,
                out_dir: str | os.PathLike[str] | None = None, *, board: Board | str = "ultra96",
-               io: str = "parallel", reuse: ReuseSpec = 1, clock_mhz: float | None = None,
-               force: bool = False, test_vectors: Any = None, project_name: str = "qfx_model",
-               on_budget: str = "error") -> ExportedProject:
+               io: str = "parallel", reuse: ReuseSpec | str = 1,
+               clock_mhz: float | None = None, force: bool = False, test_vectors: Any = None,
+               project_name: str = "qfx_model", on_budget: str = "error",
+               budget: float = 1.0, target_fps: float | None = None,
+               target_latency_us: float | None = None) -> ExportedProject:
     """Export a complete HLS project for ``board`` from a qfx model, a graph or a file.
 
     The arguments are checked first (nothing is frozen or loaded for a bad board, clock,
@@ -40,8 +42,10 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
             ``qfx train`` checkpoint or a (Q)ONNX model.
         example_input: one input batch to freeze a model with (ignored otherwise); also the
             model's test vectors when ``test_vectors`` is None.
-        out_dir, board, io, reuse, clock_mhz, force, project_name, on_budget: as
-            :func:`qfx.backends.hls.export.export_hls`.
+        out_dir, board, io, reuse, clock_mhz, force, project_name, on_budget, budget,
+            target_fps, target_latency_us: as :func:`qfx.backends.hls.export.export_hls`
+            (``reuse="auto"`` chooses every layer's factor to fit ``budget`` of the board at
+            the best throughput, or the cheapest that reaches a target).
         test_vectors: float inputs ``(samples, *input_shape)`` (a list for several inputs), or
             an int N for N pseudo-random samples; ``None``: the ``example_input`` of a model,
             else :data:`~qfx.backends.hls.export.DEFAULT_RANDOM_SAMPLES` random samples.
@@ -58,11 +62,14 @@ def export_hls(model_or_graph: Any, example_input: Any = None,
         ('mlp_axis', 'ultra96v2', True)
     """
     check_export_options(out_dir, board=board, io=io, reuse=reuse, clock_mhz=clock_mhz,
-                         force=force, project_name=project_name, on_budget=on_budget)
+                         force=force, project_name=project_name, on_budget=on_budget,
+                         budget=budget, target_fps=target_fps,
+                         target_latency_us=target_latency_us)
     graph = resolve_graph(model_or_graph, example_input)
     from_model = not isinstance(model_or_graph, (Graph, str, os.PathLike))
     if test_vectors is None and from_model and example_input is not None:
         test_vectors = example_input
     return export_graph_hls(graph, out_dir, board=board, io=io, reuse=reuse,
                             clock_mhz=clock_mhz, force=force, test_vectors=test_vectors,
-                            project_name=project_name, on_budget=on_budget)
+                            project_name=project_name, on_budget=on_budget, budget=budget,
+                            target_fps=target_fps, target_latency_us=target_latency_us)

@@ -26,8 +26,10 @@ __all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "load_flow", "r
            "STAGES"]
 
 STAGES = ("train", "freeze", "export", "csim", "synth")
-_EXPORT_KEYS = {"io": str, "reuse": (int, dict), "clock_mhz": (int, float), "on_budget": str,
-                "project_name": str}
+_EXPORT_KEYS = {"io": str, "reuse": (int, dict, str), "clock_mhz": (int, float), "on_budget": str,
+                "project_name": str,
+                "budget": (int, float), "target_fps": (int, float),
+                "target_latency_us": (int, float)}
 _CSIM_KEYS = {"samples": int, "jobs": int, "timeout": (int, float)}
 _CRITERIA_KEYS = {"min_accuracy": (int, float), "min_hw_accuracy": (int, float),
                   "bit_exact": bool, "fits_board": bool}
@@ -103,12 +105,16 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
         raise ValueError(f"{where}.board: expected a board name or a path to a board YAML")
     export = {"io": "parallel", "reuse": 1, "on_budget": "error", "project_name": "qfx_model"}
     export.update(_check_section(f"{where}.export", extra.get("export"), _EXPORT_KEYS))
-    from qfx.backends.hls.reuse import normalize_reuse
+    from qfx.backends.hls.export import check_export_options
 
-    try:  # an int for every layer, or {node: reuse, "*": default}
-        normalize_reuse(export["reuse"])
+    try:  # "auto", an int for every layer, or {node: reuse, "*": default or "auto"}
+        check_export_options(".", reuse=export["reuse"], force=True,
+                             budget=export.get("budget", 1.0),
+                             target_fps=export.get("target_fps"),
+                             target_latency_us=export.get("target_latency_us"))
     except ValueError as err:
-        raise ValueError(f"{where}.export.reuse: {err}") from None
+        key = next((k for k in ("reuse", "budget", "target") if k in str(err)), "")
+        raise ValueError(f"{where}.export{'.' + key if key else ''}: {err}") from None
     csim = {"samples": 100, "jobs": None, "timeout": 600.0}
     csim.update(_check_section(f"{where}.csim", extra.get("csim"), _CSIM_KEYS))
     flow = _check_section(f"{where}.flow", extra.get("flow"), _FLOW_KEYS)
@@ -279,7 +285,9 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         project = export_hls(state["graph"], out_dir=out / "hls", board=spec.board, io=e["io"],
                              reuse=e["reuse"], clock_mhz=e.get("clock_mhz"), force=True,
                              test_vectors=test_x[:n].numpy(), project_name=e["project_name"],
-                             on_budget=e["on_budget"])
+                             on_budget=e["on_budget"], budget=e.get("budget", 1.0),
+                             target_fps=e.get("target_fps"),
+                             target_latency_us=e.get("target_latency_us"))
         state["project"] = project
         rep = project.report
         result.metrics["fits_board"] = rep.fits

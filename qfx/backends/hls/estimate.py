@@ -146,7 +146,7 @@ from qfx.backends.hls.costmodel import (
 )
 from qfx.backends.hls.layout import edge_pixels
 from qfx.backends.hls.plan import Schedule, schedule
-from qfx.backends.hls.reuse import LayerReuse, ReuseSpec, normalize_reuse
+from qfx.backends.hls.reuse import LayerReuse, ReuseSpec, normalize_reuse, resolve_reuse
 from qfx.ir.cost import NodeCost, binary_edges, cost_report
 from qfx.ir.graph import Graph, Node
 
@@ -155,6 +155,7 @@ __all__ = [
     "AXIS_LUT",
     "BRAM_MIN_BITS",
     "ESTIMATE_NOTE",
+    "EstimateModel",
     "LAYER_CONTROL_FF",
     "LAYER_CONTROL_LUT",
     "LUT_MULT_MAX_BITS",
@@ -433,60 +434,118 @@ def estimate_resources(graph: Graph, *, reuse: ReuseSpec = 1, board: Board | str
         >>> estimate_resources(Graph(), board="ultra96").total.dsp
         0
     """
-    if io not in ("parallel", "stream"):
-        raise ValueError(f"io must be 'parallel' or 'stream', got {io!r}")
-    stream = io == "stream"
-    reuse = normalize_reuse(reuse)
-    sch = schedule(graph, reuse, io)  # unknown node names in ``reuse`` are refused here
-    per_node = sch.per_node
-    brd = None if board is None else load_board(board)
-    clock = clock_mhz if clock_mhz is not None else (None if brd is None else brd.clock_mhz)
-    if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))
-                              or not math.isfinite(clock) or not 0 < clock <= 1000):
-        raise ValueError(f"clock_mhz must be a number in (0, 1000], got {clock!r}")
-    ports = dsp_ports(brd)
-    costs = {c.name: c for c in cost_report(graph).nodes}
-    binary = binary_edges(graph)
-    for node in graph.nodes:
-        if node.name not in sch.rules:
-            raise ValueError(f"node {node.name!r}: no resource model for op {node.op!r}")
+    return EstimateModel(graph, board=board, clock_mhz=clock_mhz, io=io).report(reuse)
 
-    shapes = {n.name: (sch.rules[n.name].stream_shape if stream else sch.rules[n.name].shape)(
-        graph, n, per_node[n.name]) for n in graph.nodes}
-    readers: dict[str, int] = {}  # alias edges (a flatten's output) share their input's array
-    for node in graph.nodes:
-        for edge, lanes in shapes[node.name].read_lanes.items():
-            base = sch.alias.get(edge, edge)
-            readers[base] = max(readers.get(base, 1), lanes)
 
-    rows: list[LayerEstimate] = []
-    for node in graph.nodes:
-        row = _layer(sch, node, shapes[node.name], costs[node.name], binary, ports, readers)
-        rows.append(dataclasses.replace(row, reuse=per_node[node.name]))
-    rows.append(_axis_row(graph, readers, stream))
-    total = ResourceEstimate(latency_cycles=0)
-    for r in rows:
-        total = total + r.estimate
-    interval = None
-    if stream:
-        latency, interval = _stream_timing(sch, shapes, {r.node: r for r in rows})
-        total = dataclasses.replace(total, latency_cycles=latency)
-    timing = ("layers run one after another (io=parallel, no DATAFLOW); interval = latency"
-              if not stream else
-              "layers overlap (io=stream, DATAFLOW): latency from the first input word to the "
-              "last output word, interval = the busiest process; per-layer cycles are each "
-              "process's busy cycles")
-    return ResourceReport(
-        layers=tuple(rows), reuse=reuse, board=brd,
-        clock_mhz=None if clock is None else float(clock), total=total,
-        model=str(graph.meta.get("model", "graph")), io=io, interval=interval,
-        notes=(ESTIMATE_NOTE,
-               f"DSP model: {'DSP48E1' if ports[0] == 25 else 'DSP48E2'} "
-               f"{ports[0]}x{ports[1]} multipliers; products with both operands <= "
-               f"{LUT_MULT_MAX_BITS} bits or a 1-bit operand map to LUTs",
-               "K-hot constants are shift-adds: 0 DSP", timing,
-               "not included: AXI DMA, interconnect and processing-system logic"),
-    )
+class EstimateModel:
+    """The estimate of one graph on one board and architecture, for any reuse: what does not
+    depend on the reuse (the ops' arithmetic costs, the binary edges, the DSP ports, the
+    rules, FIFOs and line buffers) is computed once, so that a search over per-layer reuse
+    factors (:mod:`qfx.backends.hls.autofold`) evaluates single layers with the very model
+    :func:`estimate_resources` sums (:meth:`row`, :meth:`array`, :meth:`axis_row`).
+
+    Example:
+        >>> m = EstimateModel(Graph(), board="ultra96")
+        >>> m.report(1).total.dsp, m.stream
+        (0, False)
+    """
+
+    def __init__(self, graph: Graph, *, board: Board | str | None = None,
+                 clock_mhz: float | None = None, io: str = "parallel") -> None:
+        if io not in ("parallel", "stream"):
+            raise ValueError(f"io must be 'parallel' or 'stream', got {io!r}")
+        self.graph, self.io = graph, io
+        self.stream = io == "stream"
+        self.board = None if board is None else load_board(board)
+        clock = (clock_mhz if clock_mhz is not None
+                 else (None if self.board is None else self.board.clock_mhz))
+        if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))
+                                  or not math.isfinite(clock) or not 0 < clock <= 1000):
+            raise ValueError(f"clock_mhz must be a number in (0, 1000], got {clock!r}")
+        self.clock_mhz = None if clock is None else float(clock)
+        self.ports = dsp_ports(self.board)
+        self.schedule = schedule(graph, 1, io)  # rules, aliases, FIFOs, line buffers
+        for node in graph.nodes:
+            if node.name not in self.schedule.rules:
+                raise ValueError(f"node {node.name!r}: no resource model for op {node.op!r}")
+        self.costs = {c.name: c for c in cost_report(graph).nodes}
+        self.binary = binary_edges(graph)
+        self.nodes = {n.name: n for n in graph.nodes}
+
+    def shape(self, name: str, reuse: int) -> Shape:
+        """The writer's folding of node ``name`` at ``reuse`` (its rule's (stream) shape)."""
+        node = self.nodes[name]
+        rl = self.schedule.rules[name]
+        return (rl.stream_shape if self.stream else rl.shape)(self.graph, node, reuse)
+
+    def row(self, name: str, reuse: int, readers: Mapping[str, int] | None = None,
+            shape: Shape | None = None) -> LayerEstimate:
+        """The estimate of node ``name`` at ``reuse``; ``readers``: the lanes that read each
+        (base) activation array (``io="parallel"``; none: the node's own write lanes)."""
+        sh = self.shape(name, reuse) if shape is None else shape
+        row = _layer(self.schedule, self.nodes[name], sh, self.costs[name], self.binary,
+                     self.ports, readers or {})
+        return dataclasses.replace(row, reuse=reuse)
+
+    def array(self, edge: str, banks: int) -> ResourceEstimate:
+        """An activation array (``io="parallel"``) of ``edge`` split into ``banks`` banks."""
+        e = self.graph.edges[edge]
+        mem = Mem()
+        mem.add(int(math.prod(e.shape)) if e.shape else 1, e.type.width, banks)
+        return ResourceEstimate(lut=mem.lut, ff=mem.ff, bram18k=mem.bram18k)
+
+    def read_lanes(self, shapes: Mapping[str, Shape]) -> dict[str, int]:
+        """The lanes that read each (base) activation array, from every node's folding."""
+        readers: dict[str, int] = {}  # alias edges (a flatten's output) share their input's
+        for node in self.graph.nodes:
+            for edge, lanes in shapes[node.name].read_lanes.items():
+                base = self.schedule.alias.get(edge, edge)
+                readers[base] = max(readers.get(base, 1), lanes)
+        return readers
+
+    def axis_row(self, readers: Mapping[str, int] | None = None) -> LayerEstimate:
+        """The AXI-Stream wrapper's row."""
+        return _axis_row(self.graph, readers or {}, self.stream)
+
+    def stream_timing(self, shapes: Mapping[str, Shape],
+                      rows: Mapping[str, LayerEstimate]) -> tuple[int, int]:
+        """(latency, interval) in cycles of the DATAFLOW pipeline."""
+        return _stream_timing(self.schedule, shapes, rows)
+
+    def report(self, reuse: ReuseSpec) -> ResourceReport:
+        """The full estimate at ``reuse`` (see :func:`estimate_resources`)."""
+        graph, stream = self.graph, self.stream
+        reuse = normalize_reuse(reuse)
+        per_node = resolve_reuse(graph, reuse)  # unknown node names are refused here
+        shapes = {n.name: self.shape(n.name, per_node[n.name]) for n in graph.nodes}
+        readers = self.read_lanes(shapes)
+        rows = [self.row(n.name, per_node[n.name], readers, shapes[n.name])
+                for n in graph.nodes]
+        rows.append(self.axis_row(readers))
+        total = ResourceEstimate(latency_cycles=0)
+        for r in rows:
+            total = total + r.estimate
+        interval = None
+        if stream:
+            latency, interval = self.stream_timing(shapes, {r.node: r for r in rows})
+            total = dataclasses.replace(total, latency_cycles=latency)
+        ports = self.ports
+        timing = ("layers run one after another (io=parallel, no DATAFLOW); interval = latency"
+                  if not stream else
+                  "layers overlap (io=stream, DATAFLOW): latency from the first input word to "
+                  "the last output word, interval = the busiest process; per-layer cycles are "
+                  "each process's busy cycles")
+        return ResourceReport(
+            layers=tuple(rows), reuse=reuse, board=self.board, clock_mhz=self.clock_mhz,
+            total=total, model=str(graph.meta.get("model", "graph")), io=self.io,
+            interval=interval,
+            notes=(ESTIMATE_NOTE,
+                   f"DSP model: {'DSP48E1' if ports[0] == 25 else 'DSP48E2'} "
+                   f"{ports[0]}x{ports[1]} multipliers; products with both operands <= "
+                   f"{LUT_MULT_MAX_BITS} bits or a 1-bit operand map to LUTs",
+                   "K-hot constants are shift-adds: 0 DSP", timing,
+                   "not included: AXI DMA, interconnect and processing-system logic"),
+        )
 
 
 def _stream_timing(sch: Schedule, shapes: Mapping[str, Shape],

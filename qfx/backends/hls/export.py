@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -56,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from qfx.atomic import staging_dir, swap_into_place
+from qfx.backends.hls.autofold import AUTO, FoldResult, autofold, check_reuse_bounds
 from qfx.backends.hls.boards import Board, load_board
 from qfx.backends.hls.estimate import ResourceReport, estimate_resources
 from qfx.backends.hls.project import MANIFEST_NAME, HLSProject
@@ -210,19 +212,61 @@ def _budget_advice(graph: Graph, board: Board, reuse: int | LayerReuse, io: str)
 # ====================================================================== export
 @dataclass(frozen=True)
 class ExportOptions:
-    """The checked settings of an export (:func:`check_export_options`)."""
+    """The checked settings of an export (:func:`check_export_options`): ``reuse`` is
+    ``"auto"``, an int or a :class:`LayerReuse` (``auto_default``: its ``"*"`` was ``"auto"``:
+    the layers it does not name are chosen by the search)."""
 
     board: Board
     clock_mhz: float
     target: Path
-    reuse: int | LayerReuse
+    reuse: int | LayerReuse | str
+    auto_default: bool = False
+    budget: float = 1.0
+    target_fps: float | None = None
+    target_latency_us: float | None = None
+
+    @property
+    def auto(self) -> bool:
+        """True when the search chooses (some) layers' reuse."""
+        return self.reuse == AUTO or self.auto_default
+
+
+def _check_auto_options(reuse: Any, budget: Any, target_fps: Any, target_latency_us: Any
+                        ) -> tuple[int | LayerReuse | str, bool]:
+    """``reuse`` checked (``"auto"``, an int, or a mapping whose ``"*"`` may be ``"auto"``)
+    and whether its default is chosen by the search."""
+    if (isinstance(budget, bool) or not isinstance(budget, (int, float))
+            or not math.isfinite(budget) or not 0 < budget <= 1):
+        raise ValueError(f"budget must be a fraction of the board in (0, 1], e.g. 0.8, got "
+                         f"{budget!r}")
+    for what, v in (("target_fps", target_fps), ("target_latency_us", target_latency_us)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                              or not math.isfinite(v) or v <= 0):
+            raise ValueError(f"{what} must be a positive number, got {v!r}")
+    if target_fps is not None and target_latency_us is not None:
+        raise ValueError("give target_fps or target_latency_us, not both")
+    if isinstance(reuse, str):
+        if reuse != AUTO:
+            raise ValueError(f"reuse must be {AUTO!r}, an integer >= 1 or a mapping "
+                             f"{{node_name: integer}}, got {reuse!r}")
+        return AUTO, True
+    auto_default = isinstance(reuse, Mapping) and reuse.get(DEFAULT_REUSE_KEY) == AUTO
+    if auto_default:
+        reuse = {k: v for k, v in reuse.items() if k != DEFAULT_REUSE_KEY}
+    checked = normalize_reuse(reuse)
+    if not auto_default and (target_fps is not None or target_latency_us is not None):
+        raise ValueError("target_fps / target_latency_us choose the reuse: use reuse='auto' "
+                         "(--reuse auto), not a reuse set by hand")
+    return checked, auto_default
 
 
 def check_export_options(out_dir: str | os.PathLike[str] | None, *,
                          board: Board | str = "ultra96", io: str = "parallel",
                          reuse: ReuseSpec = 1, clock_mhz: float | None = None,
                          force: bool = False, project_name: str = "qfx_model",
-                         on_budget: str = "error") -> ExportOptions:
+                         on_budget: str = "error", budget: float = 1.0,
+                         target_fps: float | None = None,
+                         target_latency_us: float | None = None) -> ExportOptions:
     """Check the settings of :func:`export_hls` without a graph (so that a caller can refuse
     bad arguments before it freezes or loads a model): the board, the clock, the project name
     and the target folder.
@@ -242,7 +286,8 @@ def check_export_options(out_dir: str | os.PathLike[str] | None, *,
     if io not in IO_MODES:
         raise ValueError(f"io={io!r} is not an architecture the HLS writer knows; use one of "
                          f"{', '.join(repr(m) for m in IO_MODES)}")
-    checked_reuse = normalize_reuse(reuse)
+    checked_reuse, auto_default = _check_auto_options(reuse, budget, target_fps,
+                                                      target_latency_us)
     if out_dir is None:
         raise ValueError("out_dir is required: the folder to write the project into")
     check_identifier(project_name, "project_name")
@@ -255,13 +300,17 @@ def check_export_options(out_dir: str | os.PathLike[str] | None, *,
         raise FileExistsError(f"{target} exists; pass force=True (--force) to replace it")
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a folder")
-    return ExportOptions(brd, clock, target, checked_reuse)
+    return ExportOptions(brd, clock, target, checked_reuse, auto_default and checked_reuse != AUTO,
+                         float(budget), target_fps, target_latency_us)
 
 
 def export_hls(graph: Graph, out_dir: str | os.PathLike[str] | None = None, *,
-               board: Board | str = "ultra96", io: str = "parallel", reuse: ReuseSpec = 1,
-               clock_mhz: float | None = None, force: bool = False, test_vectors: Any = None,
-               project_name: str = "qfx_model", on_budget: str = "error") -> ExportedProject:
+               board: Board | str = "ultra96", io: str = "parallel",
+               reuse: ReuseSpec | str = 1, clock_mhz: float | None = None,
+               force: bool = False, test_vectors: Any = None,
+               project_name: str = "qfx_model", on_budget: str = "error",
+               budget: float = 1.0, target_fps: float | None = None,
+               target_latency_us: float | None = None) -> ExportedProject:
     """Export a complete HLS project of a frozen graph for ``board`` (see the module docstring
     for the files). To export a qfx model, a checkpoint or a file, use :func:`qfx.export_hls`.
 
@@ -278,7 +327,12 @@ def export_hls(graph: Graph, out_dir: str | os.PathLike[str] | None = None, *,
             default (1 when absent), e.g. ``{"fc": 1, "*": 32}``: each layer is folded and
             estimated with its own factor (unknown node names: an error listing the valid
             ones). The project's ``reuse`` is the default; ``project.json`` and the report
-            list each layer's factor.
+            list each layer's factor. ``"auto"`` (:mod:`qfx.backends.hls.autofold`): every
+            layer's factor is chosen so that the design fits ``budget`` of the board at the
+            best throughput (``io="stream"``: the smallest interval, the layers balanced;
+            ``io="parallel"``: the smallest latency); ``{"fc": 1, "*": "auto"}`` keeps fc's
+            factor and chooses the others'. Numeric factors above what any layer can use are
+            refused.
         clock_mhz: target clock (``None``: the board's default).
         force: replace an existing ``out_dir``.
         test_vectors: float inputs ``(samples, *input_shape)`` (a list for several inputs), or
@@ -289,6 +343,12 @@ def export_hls(graph: Graph, out_dir: str | os.PathLike[str] | None = None, *,
             AXI-Stream top synthesized for the board).
         on_budget: ``"error"`` (raise when the estimate exceeds the board), ``"warn"`` (write
             the project and warn) or ``"ignore"``.
+        budget: with ``reuse="auto"``, the fraction of the board's resources the design may
+            use, in (0, 1] (e.g. ``0.8``: 20 % headroom).
+        target_fps / target_latency_us: with ``reuse="auto"``, the cheapest design that
+            reaches this throughput (inferences/s) or latency (µs, ``io="parallel"``) instead
+            of the fastest; a ``ValueError`` names the bottleneck layer and the best
+            reachable figure when the board cannot.
 
     Returns:
         An :class:`ExportedProject` (an :class:`HLSProject` with ``board``, ``clock_mhz`` and
@@ -300,14 +360,31 @@ def export_hls(graph: Graph, out_dir: str | os.PathLike[str] | None = None, *,
         FileExistsError: ``out_dir`` exists and ``force`` is False.
     """
     opts = check_export_options(out_dir, board=board, io=io, reuse=reuse, clock_mhz=clock_mhz,
-                                force=force, project_name=project_name, on_budget=on_budget)
+                                force=force, project_name=project_name, on_budget=on_budget,
+                                budget=budget, target_fps=target_fps,
+                                target_latency_us=target_latency_us)
     if not isinstance(graph, Graph):
         raise ValueError(f"the HLS backend exports a frozen Graph, not a "
                          f"{type(graph).__name__}; qfx.export_hls also takes a qfx model with "
                          "an example input, or a path")
-    brd, clock, target, reuse = opts.board, opts.clock_mhz, opts.target, opts.reuse
-    resolve_reuse(graph, reuse)  # unknown node names: an error listing the valid ones
-    report = estimate_resources(graph, reuse=reuse, board=brd, clock_mhz=clock, io=io)
+    brd, clock, target = opts.board, opts.clock_mhz, opts.target
+    fold: FoldResult | None = None
+    if opts.auto:
+        fixed = {} if opts.reuse == AUTO else dict(opts.reuse)
+        fixed.pop(DEFAULT_REUSE_KEY, None)
+        resolve_reuse(graph, {**fixed, DEFAULT_REUSE_KEY: 1})  # unknown node names
+        check_reuse_bounds(graph, fixed, io)
+        fold = autofold(graph, brd, io=io, clock_mhz=clock, budget=opts.budget,
+                        target_fps=opts.target_fps, target_latency_us=opts.target_latency_us,
+                        fixed=fixed)
+        reuse: int | LayerReuse = fold.reuse
+        report = fold.report
+    else:
+        assert not isinstance(opts.reuse, str)
+        reuse = opts.reuse
+        resolve_reuse(graph, reuse)  # unknown node names: an error listing the valid ones
+        check_reuse_bounds(graph, reuse, io)
+        report = estimate_resources(graph, reuse=reuse, board=brd, clock_mhz=clock, io=io)
     over = report.over_budget()
     budget_msg = ""
     if over and on_budget != "ignore":
@@ -323,7 +400,7 @@ def export_hls(graph: Graph, out_dir: str | os.PathLike[str] | None = None, *,
         work = stage / "project"
         fw = export_firmware(graph, work, project_name=project_name, io=io, reuse=reuse,
                              test_vectors=vectors)
-        _write_extras(fw, brd, clock, report)
+        _write_extras(fw, brd, clock, report, fold)
         swap_into_place(work, target)
     if budget_msg:
         warnings.warn(f"{budget_msg}; exported anyway (on_budget='warn')",
@@ -334,7 +411,8 @@ def export_hls(graph: Graph, out_dir: str | os.PathLike[str] | None = None, *,
                            board=brd, clock_mhz=clock, report=report)
 
 
-def _write_extras(prj: HLSProject, board: Board, clock: float, report: ResourceReport) -> None:
+def _write_extras(prj: HLSProject, board: Board, clock: float, report: ResourceReport,
+                  fold: FoldResult | None = None) -> None:
     """build_prj.tcl, vivado_bd.tcl, driver.py, report.*, README.md and the manifest."""
     root = prj.root
     rel = prj.project_name
@@ -358,10 +436,11 @@ def _write_extras(prj: HLSProject, board: Board, clock: float, report: ResourceR
         _readme_context(prj, board, clock, report))
     for name, text in texts.items():
         (root / name).write_text(text, encoding="utf-8")
-    write_report(report, root, prj)
+    written = write_report(report, root, prj, fold=fold)
     # the manifest lists every file of the project, plus what it was exported for
+    extra = {*(root / n for n in _EXTRA_FILES), *written.values()}
     manifest = dataclasses.replace(
-        prj, files=tuple(sorted({*prj.files, *(root / n for n in _EXTRA_FILES)}))).manifest()
+        prj, files=tuple(sorted({*prj.files, *extra}))).manifest()
     manifest["reuse_per_layer"] = report.layer_reuse
     manifest["export"] = {
         "board": board.name, "part": board.part, "clock_mhz": clock, "reuse": prj.reuse,
@@ -369,6 +448,9 @@ def _write_extras(prj: HLSProject, board: Board, clock: float, report: ResourceR
         "estimate": {k.lower(): v for k, v in report.total.as_dict().items()},
         "latency_cycles_estimate": report.latency_cycles,
     }
+    if fold is not None:
+        manifest["export"]["reuse_auto"] = {"budget": fold.budget_fraction,
+                                            "target": fold.target}
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 

@@ -32,16 +32,19 @@ from typing import Any
 
 import jinja2
 
+from qfx.backends.hls.autofold import FoldResult
 from qfx.backends.hls.estimate import ESTIMATE_NOTE, ResourceReport
 from qfx.backends.hls.project import HLSProject
 from qfx.backends.hls.writer import templates_dir
 
-__all__ = ["REPORT_FILES", "plot_utilisation", "render_report_markdown", "report_data",
-           "text_environment", "write_report"]
+__all__ = ["FOLD_PLOT", "REPORT_FILES", "plot_folding", "plot_utilisation",
+           "render_report_markdown", "report_data", "text_environment", "write_report"]
 
 #: File names the report writes into a project folder.
 REPORT_FILES = {"md": "report.md", "json": "report.json", "png": "report.png"}
 _TEMPLATE = "report.md.j2"
+#: The plot of the candidate designs of ``reuse="auto"`` (written next to ``report.png``).
+FOLD_PLOT = "report_fold.png"
 
 
 def _thousands(value: Any) -> str:
@@ -104,7 +107,8 @@ def _project_info(project: HLSProject | None, project_name: str | None) -> dict[
 
 
 def report_data(report: ResourceReport, project: HLSProject | None = None, *,
-                project_name: str | None = None) -> dict[str, Any]:
+                project_name: str | None = None, fold: FoldResult | None = None
+                ) -> dict[str, Any]:
     """The content of ``report.json``: the estimate (:meth:`ResourceReport.as_dict`) plus the
     project's names.
 
@@ -119,12 +123,15 @@ def report_data(report: ResourceReport, project: HLSProject | None = None, *,
     data["format"] = "qfx-hls-report"
     data["version"] = 1
     data["project"] = _project_info(project, project_name)
+    if fold is not None:
+        data["autofold"] = fold.as_dict()
     return data
 
 
 def render_report_markdown(report: ResourceReport, project: HLSProject | None = None, *,
                            project_name: str | None = None,
-                           plot: str | None = REPORT_FILES["png"]) -> str:
+                           plot: str | None = REPORT_FILES["png"],
+                           fold: FoldResult | None = None) -> str:
     """``report.md``: board, per-layer types and parallelism, estimated resources and latency
     against the budget (every number labelled as an estimate).
 
@@ -164,6 +171,7 @@ def render_report_markdown(report: ResourceReport, project: HLSProject | None = 
         "latency_us": report.latency_us, "interval_cycles": report.interval_cycles,
         "throughput": report.throughput_per_s, "over": report.over_budget(),
         "fits": report.fits, "plot": plot, "model_notes": list(report.notes),
+        "fold": None if fold is None else {**fold.as_dict(), "plot": FOLD_PLOT},
     }
     return text_environment().get_template(_TEMPLATE).render(ctx)
 
@@ -222,11 +230,50 @@ def plot_utilisation(report: ResourceReport, path: str | os.PathLike[str]) -> Pa
     return path
 
 
+def plot_folding(fold: FoldResult, path: str | os.PathLike[str]) -> Path:
+    """A PNG of a few candidate designs of the ``reuse="auto"`` search: estimated throughput
+    against LUT and against DSP, the budget dashed, the chosen design marked (a star)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    budget = fold.as_dict()["budget"]
+    fig = Figure(figsize=(8.0, 3.4), dpi=100)
+    FigureCanvasAgg(fig)
+    pts = [p for p in fold.points if p.fps is not None]
+    for k, (key, label) in enumerate((("lut", "LUT"), ("dsp", "DSP"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        for fits, color, name in ((True, "#2e86c1", "fits"), (False, "#c0392b", "over budget")):
+            sel = [p for p in pts if p.fits == fits and not p.chosen]
+            if sel:
+                ax.scatter([getattr(p, key) for p in sel], [p.fps for p in sel], s=18,
+                           color=color, label=name)
+        for p in pts:
+            if p.chosen:
+                ax.scatter([getattr(p, key)], [p.fps], s=160, marker="*", color="#f39c12",
+                           edgecolor="black", zorder=3, label="chosen")
+        if budget.get(key):
+            ax.axvline(budget[key], color="black", linestyle="--", linewidth=1)
+        ax.set_xlabel(f"{label} (estimate; dashed: budget)")
+        ax.set_ylabel("inferences/s (estimate)")
+        if pts and min(p.fps for p in pts) > 0:
+            ax.set_yscale("log")
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"reuse=auto: candidate designs ({fold.report.io}), estimate", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
 def write_report(report: ResourceReport, directory: str | os.PathLike[str],
                  project: HLSProject | None = None, *,
-                 project_name: str | None = None) -> dict[str, Path]:
+                 project_name: str | None = None,
+                 fold: FoldResult | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``report.json`` and ``report.png`` into ``directory`` (created if
-    needed); returns their paths keyed ``"md"``, ``"json"``, ``"png"``.
+    needed); returns their paths keyed ``"md"``, ``"json"``, ``"png"`` (and ``"fold"``:
+    :data:`FOLD_PLOT`, with ``fold``, the result of ``reuse="auto"``).
 
     ``project`` (or just ``project_name``) names the project in the report.
     """
@@ -234,9 +281,13 @@ def write_report(report: ResourceReport, directory: str | os.PathLike[str],
     directory.mkdir(parents=True, exist_ok=True)
     paths = {k: directory / v for k, v in REPORT_FILES.items()}
     paths["md"].write_text(
-        render_report_markdown(report, project, project_name=project_name), encoding="utf-8")
+        render_report_markdown(report, project, project_name=project_name, fold=fold),
+        encoding="utf-8")
     paths["json"].write_text(
-        json.dumps(report_data(report, project, project_name=project_name), indent=2) + "\n",
+        json.dumps(report_data(report, project, project_name=project_name, fold=fold),
+                   indent=2) + "\n",
         encoding="utf-8")
     plot_utilisation(report, paths["png"])
+    if fold is not None:
+        paths["fold"] = plot_folding(fold, directory / FOLD_PLOT)
     return paths

@@ -16,11 +16,15 @@ from typing import Any
 
 from qfx.ir.graph import Graph, sanitize_identifier
 
-__all__ = ["DEFAULT_REUSE_KEY", "MAX_UNROLL", "LayerReuse", "ReuseSpec", "fold",
+__all__ = ["DEFAULT_REUSE_KEY", "MAX_REUSE", "MAX_UNROLL", "LayerReuse", "ReuseSpec", "fold",
            "normalize_reuse", "resolve_reuse", "unroll"]
 
 #: Vivado/Vitis HLS refuse to unroll a loop further than this.
 MAX_UNROLL = 4096
+#: The largest reuse factor qfx accepts (the generated C++ holds it in an ``int``); a model's
+#: own bound (no layer can use more than its span) is checked at export
+#: (:func:`qfx.backends.hls.autofold.check_reuse_bounds`).
+MAX_REUSE = 2**31 - 1
 #: The key of a per-layer ``reuse`` mapping that sets the factor of every layer not named.
 DEFAULT_REUSE_KEY = "*"
 
@@ -63,6 +67,8 @@ ReuseSpec = int | Mapping[str, int]
 def _reuse_value(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
+    if value > MAX_REUSE:
+        raise ValueError(f"{what}={value} is beyond the largest reuse qfx writes ({MAX_REUSE})")
     return int(value)
 
 

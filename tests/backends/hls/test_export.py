@@ -525,12 +525,15 @@ def test_cli_exports_a_frozen_model(cli, cnn, big, tmp_path, capsys):
     assert json.loads((tmp_path / "st" / "project.json").read_text())["io"] == "stream"
     assert "io=stream (DATAFLOW" in (tmp_path / "st" / "report.md").read_text()
     big_file = save_graph(big, tmp_path / "big.qfx.npz")
-    assert cli(["export", str(big_file), "-o", str(tmp_path / "big")]) == 1
+    # --reuse auto (the default) makes it fit; a manual reuse that does not fit is refused
+    assert cli(["export", str(big_file), "-o", str(tmp_path / "auto"), "--samples", "2"]) == 0
+    assert "fits the board" in capsys.readouterr().out
+    assert cli(["export", str(big_file), "-o", str(tmp_path / "big"), "--reuse", "1"]) == 1
     err = capsys.readouterr().err
     assert "DSP" in err and "(estimate)" in err and err.count("\n") == 1
     assert not (tmp_path / "big").exists()
     assert cli(["export", str(big_file), "-o", str(tmp_path / "big"), "--on-budget", "warn",
-                "--samples", "2"]) == 0
+                "--reuse", "1", "--samples", "2"]) == 0
     captured = capsys.readouterr()
     assert "warning" in captured.err and "OVER BUDGET" in captured.out
     assert cli(["export", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "y")]) == 1
