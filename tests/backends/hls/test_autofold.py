@@ -6,7 +6,6 @@ values are refused, and an auto export C-simulates bit-exactly."""
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -96,13 +95,10 @@ def test_resnet8_stream_is_balanced_and_locally_optimal():
         assert idx == 0 or cands[idx - 1].cycles > t, node.name
 
 
-def test_resnet20_search_is_fast():
-    graph = _graph("resnet20")
-    t0 = time.perf_counter()
-    fold = autofold(graph, "ultra96", io="stream")
-    elapsed = time.perf_counter() - t0
+def test_resnet20_stream_fits_the_ultra96():
+    """(The search's speed is measured by benchmarks/bench_autofold.py, not here.)"""
+    fold = autofold(_graph("resnet20"), "ultra96", io="stream")
     assert fold.report.fits
-    assert elapsed < 2.0, elapsed  # about 0.3 s on an idle core
 
 
 def test_target_fps_is_met_cheaply_or_names_the_bottleneck():
