@@ -104,8 +104,9 @@ class _FakeQuant(torch.autograd.Function):
             clamped = qc.mul_(lsb)
         err = None
         if ctx.needs_input_grad[1]:
-            # q is free now: reuse its buffer for clamped - x (the in-range error).
-            err = torch.where(inside, torch.sub(clamped, x, out=q), clamped)
+            # q is free now: clamped - x (the in-range error) and then the clamped value where
+            # out of range, both into q's buffer (no new allocation: elementwise, same index).
+            err = torch.where(inside, torch.sub(clamped, x, out=q), clamped, out=q)
         ctx.save_for_backward(err, inside)
         ctx.reduce_dims = reduce_dims
         ctx.p_shape = log2_lsb.shape
