@@ -16,6 +16,7 @@ medians are reported. Run:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 import qfx
+from qfx.fixed import fake_quant
 
 
 class Block(nn.Module):
@@ -127,6 +129,8 @@ def bench_model(name: str, args, device: torch.device, brev: dict | None
     models = {"float": make().to(device),
               "qfx": qfx.quantize_model(make(), qfx.QConfig.uniform(args.bits), x.cpu())
               .to(device)}
+    if args.with_reference:  # the same qfx model on the unfused fake-quantisation reference
+        models["qfx-ref"] = copy.deepcopy(models["qfx"])
     if brev is not None:
         models["brevitas"] = make(**brev).to(device)
     steps = {}
@@ -134,14 +138,17 @@ def bench_model(name: str, args, device: torch.device, brev: dict | None
         m.train()
         opt = torch.optim.SGD(m.parameters(), lr=0.01)
 
-        def step(m=m, opt=opt) -> float:
+        def step(m=m, opt=opt, ref=key == "qfx-ref") -> float:
             _sync(device)
+            fake_quant._FORCE_REFERENCE = ref
             t = time.perf_counter()
             opt.zero_grad()
             nn.functional.cross_entropy(m(x), y).backward()
             opt.step()
             _sync(device)
-            return time.perf_counter() - t
+            elapsed = time.perf_counter() - t
+            fake_quant._FORCE_REFERENCE = False
+            return elapsed
 
         for _ in range(3):
             step()
@@ -161,6 +168,9 @@ def main() -> None:
     ap.add_argument("--bits", type=int, default=8)
     ap.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
     ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    ap.add_argument("--with-reference", action="store_true",
+                    help="add a qfx-ref row: the same qfx model on the unfused reference "
+                         "fake quantisation (to measure what the fused path saves)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -178,7 +188,9 @@ def main() -> None:
         times = bench_model(name, args, device, brev)
         med = {k: statistics.median(v) for k, v in times.items()}
         results[name] = {"median_s": med, "times_s": times}
-        for impl in ("float", "qfx", "brevitas"):
+        for impl in ("float", "qfx", "qfx-ref", "brevitas"):
+            if impl == "qfx-ref" and impl not in med:
+                continue
             if impl in med:
                 print(f"{name:12s} {impl:9s} {1000 * med[impl]:9.1f} "
                       f"{med[impl] / med['float']:8.2f}")

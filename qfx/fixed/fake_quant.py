@@ -19,6 +19,8 @@ import torch
 __all__ = ["round_float", "fake_quantize"]
 
 _LN2 = math.log(2.0)
+# Benchmarks set this to time the unfused reference in place of the fused path.
+_FORCE_REFERENCE = False
 
 
 def round_float(y: torch.Tensor, rounding: str) -> torch.Tensor:
@@ -215,5 +217,5 @@ def fake_quantize(
         shape[cd] = -1
         p = log2_lsb.reshape(shape)
         reduce_dims = tuple(d for d in range(x.dim()) if d != cd)
-    fn = _FakeQuantReference if _reference else _FakeQuant
+    fn = _FakeQuantReference if _reference or _FORCE_REFERENCE else _FakeQuant
     return fn.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding, overflow, exact_fn)
