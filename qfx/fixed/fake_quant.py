@@ -69,9 +69,11 @@ def _round_into(y: torch.Tensor, rounding: str) -> torch.Tensor:
 
 
 class _FakeQuant(torch.autograd.Function):
-    """Fused fake quantisation: one forward pass computes the value, the in-range mask and the
-    per-element quantisation error ``err`` that the binary-point gradient needs; the backward
-    pass is then one masked copy (the STE) and one dot product / per-channel sum.
+    """Fused fake quantisation: one autograd-function forward computes the value, the in-range
+    mask and the per-element quantisation error ``err`` that the binary-point gradient needs
+    (about seven elementwise torch kernels, the last two writing into the rounded value's
+    buffer); the backward is then one masked copy (the STE) and one dot product / per-channel
+    sum, instead of five kernels.
 
     The binary point reaches the kernels only as a tensor (``log2_lsb``, rounded on the device),
     so nothing is read back to the host and nothing depends on its current value as a Python
