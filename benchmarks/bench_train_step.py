@@ -1,18 +1,22 @@
-"""Training-step time of ResNet-8 (CIFAR 32x32x3, batch 64, CPU): float vs. qfx all-fixed-point
-vs. Brevitas 8-bit fixed-point QAT, measured in the same run, printed as ratios to float.
+"""Training-step time of ResNet-8, ResNet-20 (CIFAR 32x32x3) and the digits CNN (1x8x8):
+float vs. qfx all-fixed-point vs. Brevitas 8-bit fixed-point QAT, measured in the same run,
+printed as medians and ratios to float.
 
 qfx quantises *everything* (input, weights, biases, every conv/BN/ReLU/add output, BN scale and
 shift) with learned binary points; the Brevitas model quantises conv/linear weights and the
 activations after each block, as in its fixed-point QAT recipes. Brevitas is an optional
-benchmark dependency (``pip install brevitas``); without it its row says so.
+benchmark dependency (``pip install brevitas``); without it its rows say so.
 
 Steps of the three models are interleaved (A B C A B C ...) so machine noise hits all of them;
-medians are reported. Run: ``python benchmarks/bench_train_step.py [--steps 20] [--threads 2]``.
+medians are reported. Run:
+``python -m benchmarks.bench_train_step [--steps 15] [--threads 2] [--models resnet8 ...]
+[--device cuda]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -21,6 +25,7 @@ import torch
 from torch import nn
 
 import qfx
+from qfx.fixed import fake_quant
 
 
 class Block(nn.Module):
@@ -41,25 +46,56 @@ class Block(nn.Module):
         return self.act2(torch.relu(self.b2(self.c2(y)) + (self.sc(x) if self.sc else x)))
 
 
-class ResNet8(nn.Module):
-    """MLPerf-Tiny ResNet-8 (the architecture of shared/peers/resnet8.py)."""
+class ResNet(nn.Module):
+    """CIFAR ResNet with ``blocks`` basic blocks per stage (16/32/64 channels): 1 gives the
+    MLPerf-Tiny ResNet-8 (the architecture of shared/peers/resnet8.py), 3 ResNet-20."""
 
-    def __init__(self, conv=nn.Conv2d, linear=nn.Linear, act=None) -> None:
+    def __init__(self, blocks: int = 1, conv=nn.Conv2d, linear=nn.Linear, act=None) -> None:
         super().__init__()
         self.qin = act() if act else nn.Identity()
         self.stem = nn.Sequential(conv(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16),
                                   nn.ReLU())
         self.stem_act = act() if act else nn.Identity()
-        self.l1, self.l2 = Block(16, 16, 1, conv, act), Block(16, 32, 2, conv, act)
-        self.l3 = Block(32, 64, 2, conv, act)
+        layers, cin = [], 16
+        for cout, stride in ((16, 1), (32, 2), (64, 2)):
+            for b in range(blocks):
+                layers.append(Block(cin, cout, stride if b == 0 else 1, conv, act))
+                cin = cout
+        self.layers = nn.Sequential(*layers)
         self.pool, self.fc = nn.AvgPool2d(8), linear(64, 10)
 
     def forward(self, x):
         x = self.stem_act(self.stem(self.qin(x)))
-        return self.fc(torch.flatten(self.pool(self.l3(self.l2(self.l1(x)))), 1))
+        return self.fc(torch.flatten(self.pool(self.layers(x)), 1))
 
 
-def brevitas_resnet8() -> nn.Module | None:
+class DigitsCNN(nn.Module):
+    """The digits CNN of qfx.zoo (conv8-BN-ReLU-conv16-BN-ReLU-maxpool-dense10, 1x8x8)."""
+
+    def __init__(self, conv=nn.Conv2d, linear=nn.Linear, act=None) -> None:
+        super().__init__()
+        self.qin = act() if act else nn.Identity()
+        self.c1, self.b1 = conv(1, 8, 3, 1, 1), nn.BatchNorm2d(8)
+        self.a1 = act() if act else nn.Identity()
+        self.c2, self.b2 = conv(8, 16, 3, 1, 1), nn.BatchNorm2d(16)
+        self.a2 = act() if act else nn.Identity()
+        self.pool, self.fc = nn.MaxPool2d(2), linear(16 * 16, 10)
+
+    def forward(self, x):
+        x = self.a1(torch.relu(self.b1(self.c1(self.qin(x)))))
+        x = self.a2(torch.relu(self.b2(self.c2(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+MODELS = {
+    "resnet8": (lambda **k: ResNet(1, **k), (3, 32, 32)),
+    "resnet20": (lambda **k: ResNet(3, **k), (3, 32, 32)),
+    "digits_cnn": (lambda **k: DigitsCNN(**k), (1, 8, 8)),
+}
+
+
+def brevitas_layers() -> dict | None:
+    """Brevitas 8-bit fixed-point conv/linear/activation factories, or None if not installed."""
     try:
         import brevitas.nn as qnn
         from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
@@ -75,7 +111,53 @@ def brevitas_resnet8() -> nn.Module | None:
     def act():
         return qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint)
 
-    return ResNet8(conv, linear, act)
+    return {"conv": conv, "linear": linear, "act": act}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_model(name: str, args, device: torch.device, brev: dict | None
+                ) -> dict[str, list[float]]:
+    """Per-step seconds of float, qfx (and Brevitas) for one architecture, interleaved."""
+    make, shape = MODELS[name]
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, *shape, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    models = {"float": make().to(device),
+              "qfx": qfx.quantize_model(make(), qfx.QConfig.uniform(args.bits), x.cpu())
+              .to(device)}
+    if args.with_reference:  # the same qfx model on the unfused fake-quantisation reference
+        models["qfx-ref"] = copy.deepcopy(models["qfx"])
+    if brev is not None:
+        models["brevitas"] = make(**brev).to(device)
+    steps = {}
+    for key, m in models.items():
+        m.train()
+        opt = torch.optim.SGD(m.parameters(), lr=0.01)
+
+        def step(m=m, opt=opt, ref=key == "qfx-ref") -> float:
+            _sync(device)
+            fake_quant._FORCE_REFERENCE = ref
+            t = time.perf_counter()
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+            _sync(device)
+            elapsed = time.perf_counter() - t
+            fake_quant._FORCE_REFERENCE = False
+            return elapsed
+
+        for _ in range(3):
+            step()
+        steps[key] = step
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(args.steps):
+        for key, step in steps.items():
+            times[key].append(step())
+    return times
 
 
 def main() -> None:
@@ -84,51 +166,41 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bits", type=int, default=8)
+    ap.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    ap.add_argument("--with-reference", action="store_true",
+                    help="add a qfx-ref row: the same qfx model on the unfused reference "
+                         "fake quantisation (to measure what the fused path saves)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
-    torch.manual_seed(0)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch.cuda.is_available() is False")
     torch.set_num_threads(args.threads)
-    x = torch.randn(args.batch, 3, 32, 32)
-    y = torch.randint(0, 10, (args.batch,))
-    models = {"float": ResNet8(),
-              "qfx": qfx.quantize_model(ResNet8(), qfx.QConfig.uniform(args.bits), x)}
-    brev = brevitas_resnet8()
-    if brev is not None:
-        models["brevitas"] = brev
-    steps = {}
-    for name, m in models.items():
-        m.train()
-        opt = torch.optim.SGD(m.parameters(), lr=0.01)
-
-        def step(m=m, opt=opt) -> float:
-            t = time.perf_counter()
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(x), y).backward()
-            opt.step()
-            return time.perf_counter() - t
-
-        for _ in range(3):
-            step()
-        steps[name] = step
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for _ in range(args.steps):
-        for name, step in steps.items():
-            times[name].append(step())
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"ResNet-8 training step, batch {args.batch}, {args.threads} threads, "
-          f"median of {args.steps} interleaved steps")
-    print(f"{'model':10s} {'ms/step':>9s} {'x float':>8s}")
-    for name in ("float", "qfx", "brevitas"):
-        if name in med:
-            print(f"{name:10s} {1000 * med[name]:9.1f} {med[name] / med['float']:8.2f}")
-        else:
-            print(f"{name:10s} {'-':>9s} {'-':>8s}  (not installed: pip install brevitas)")
-    if "brevitas" in med:
-        print(f"qfx step time is {med['brevitas'] / med['qfx']:.2f}x faster than Brevitas")
+    brev = brevitas_layers()
+    print(f"training step (forward + backward + SGD), batch {args.batch}, {args.threads} "
+          f"threads, {device}, median of {args.steps} interleaved steps")
+    if brev is None:
+        print("brevitas is not importable here: its rows are skipped (pip install brevitas)")
+    print(f"{'model':12s} {'impl':9s} {'ms/step':>9s} {'x float':>8s}")
+    results = {}
+    for name in args.models:
+        times = bench_model(name, args, device, brev)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        results[name] = {"median_s": med, "times_s": times}
+        for impl in ("float", "qfx", "qfx-ref", "brevitas"):
+            if impl == "qfx-ref" and impl not in med:
+                continue
+            if impl in med:
+                print(f"{name:12s} {impl:9s} {1000 * med[impl]:9.1f} "
+                      f"{med[impl] / med['float']:8.2f}")
+            else:
+                print(f"{name:12s} {impl:9s} {'-':>9s} {'-':>8s}  (brevitas not installed)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"median_s": med, "steps": args.steps, "batch": args.batch,
-                       "threads": args.threads}, f, indent=2)
+            json.dump({"results": results, "steps": args.steps, "batch": args.batch,
+                       "threads": args.threads, "device": str(device),
+                       "torch": torch.__version__}, f, indent=2)
 
 
 if __name__ == "__main__":

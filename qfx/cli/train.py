@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from qfx.data.cifar10 import UnsafePickleError
+from qfx.training import distributed as qdist
 from qfx.training.checkpoint import CheckpointError
 from qfx.training.config import ConfigError, load_train_config, run_training
 
@@ -41,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="continue from a checkpoint written by qfx train")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (1 is often fastest for small models)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="override training.nproc: train with DistributedDataParallel on N local "
+                        "processes (gloo on cpu, NCCL on cuda; batch_size is per process). "
+                        "Under torchrun (torchrun --nproc-per-node N -m qfx train FLOW.yaml) "
+                        "the world comes from torchrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_train_command)
     return p
@@ -66,7 +72,9 @@ def run_train_command(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         config = load_train_config(args.config)
         overrides = {k: v for k, v in (("device", args.device), ("epochs", args.epochs),
-                                       ("seed", args.seed)) if v is not None}
+                                       ("seed", args.seed),
+                                       ("nproc", getattr(args, "nproc", None)))
+                     if v is not None}
         if overrides:
             config.override_training(**overrides)
         if args.data_root is not None:
@@ -79,6 +87,12 @@ def run_train_command(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError, UnsafePickleError, FileNotFoundError,
             ValueError) as err:
         return fail(err)
+    rank, _ = qdist.world()
+    if qdist.is_distributed():  # under torchrun: rank 0 reports, every rank leaves the group
+        qdist.barrier()
+        torch.distributed.destroy_process_group()
+    if rank != 0:
+        return 0
     last = result.history[-1] if result.history else {}
     print(f"trained {config.model} on {config.dataset}: {len(result.history)} epochs, "
           f"test accuracy {result.final_test_acc:.4f} (best {result.best_test_acc:.4f}), "

@@ -19,6 +19,8 @@ import torch
 __all__ = ["round_float", "fake_quantize"]
 
 _LN2 = math.log(2.0)
+# Benchmarks set this to time the unfused reference in place of the fused path.
+_FORCE_REFERENCE = False
 
 
 def round_float(y: torch.Tensor, rounding: str) -> torch.Tensor:
@@ -67,6 +69,71 @@ def _round_into(y: torch.Tensor, rounding: str) -> torch.Tensor:
 
 
 class _FakeQuant(torch.autograd.Function):
+    """Fused fake quantisation: one autograd-function forward computes the value, the in-range
+    mask and the per-element quantisation error ``err`` that the binary-point gradient needs
+    (about seven elementwise torch kernels, the last two writing into the rounded value's
+    buffer); the backward is then one masked copy (the STE) and one dot product / per-channel
+    sum, instead of five kernels.
+
+    The binary point reaches the kernels only as a tensor (``log2_lsb``, rounded on the device),
+    so nothing is read back to the host and nothing depends on its current value as a Python
+    number. Saved for backward: ``err`` (float) and the mask (bool), instead of ``x``, the
+    clamped value and the mask; ``err`` is only formed when the binary point needs a gradient.
+
+    ``err`` is ``lsb * (qc - x/lsb)`` inside the range (the rounding error) and ``lsb * qc``
+    where the value was clamped or wrapped; it is formed per element, before any sum (two
+    large float32 sums would cancel), with exactly the reference's float operations, so
+    values and gradients equal :class:`_FakeQuantReference`'s bit for bit.
+    """
+
+    @staticmethod
+    def forward(ctx, x, log2_lsb, reduce_dims, qmin, qmax, width, signed, rounding, overflow,
+                exact_fn):
+        p = torch.round(log2_lsb)
+        lsb = torch.exp2(p).to(x.dtype)
+        inv = torch.exp2(-p).to(x.dtype)  # exact: a power of two
+        if rounding == "RND":  # 0.5 + x / lsb in one pass, then floor in place
+            q = torch.addcmul(torch.tensor(0.5, dtype=x.dtype, device=x.device), x, inv).floor_()
+        else:
+            q = _round_into(x * inv, rounding)
+        qc = q.clamp(qmin, qmax)
+        inside = qc == q
+        if exact_fn is not None:  # modes without a float formula (WRAP_SM, WRAP with N > 0)
+            out = exact_fn(x, p).to(x.dtype)
+            clamped = qc.mul_(lsb)
+        elif overflow == "SAT":
+            out = clamped = qc.mul_(lsb)
+        else:  # SAT_SYM, SAT_ZERO, WRAP: a new tensor, so q is free afterwards
+            out = _overflow_float(q, overflow, qmin, qmax, width, signed).mul_(lsb)
+            clamped = qc.mul_(lsb)
+        err = None
+        if ctx.needs_input_grad[1]:
+            # q is free now: clamped - x (the in-range error) and then the clamped value where
+            # out of range, both into q's buffer (no new allocation: elementwise, same index).
+            err = torch.where(inside, torch.sub(clamped, x, out=q), clamped, out=q)
+        ctx.save_for_backward(err, inside)
+        ctx.reduce_dims = reduce_dims
+        ctx.p_shape = log2_lsb.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        err, inside = ctx.saved_tensors
+        grad_p = None
+        if ctx.needs_input_grad[1]:
+            if ctx.reduce_dims:
+                g = (grad * err).sum(ctx.reduce_dims, dtype=torch.float64)
+            else:
+                g = torch.dot(grad.reshape(-1).double(), err.reshape(-1).double()) \
+                    if grad.numel() > (1 << 24) else torch.dot(grad.reshape(-1), err.reshape(-1))
+            grad_p = (_LN2 * g).reshape(ctx.p_shape).to(grad.dtype)
+        grad_x = torch.where(inside, grad, 0.0) if ctx.needs_input_grad[0] else None
+        return grad_x, grad_p, None, None, None, None, None, None, None, None
+
+
+class _FakeQuantReference(torch.autograd.Function):
+    # The original two-stage implementation, kept as the reference of the fused one
+    # (tests/fixed/test_fake_quant_fused.py): same forward, same gradients.
     # With out = clamp(q) * lsb, the binary-point gradient ln2 * lsb * err (err = q - x/lsb
     # inside the range, the clamp bound outside) is ln2 * (clamped - x * inside): lsb cancels,
     # so backward needs only the in-range mask, x and the clamped output. The difference is
@@ -126,10 +193,12 @@ def fake_quantize(
     overflow: str,
     channel_dim: int | None = None,
     exact_fn=None,
+    _reference: bool = False,
 ) -> torch.Tensor:
     """Differentiable fake quantisation of ``x`` to ``width`` bits with step ``2**round(log2_lsb)``.
 
     ``log2_lsb`` is a scalar tensor, or a vector with one entry per slice of ``channel_dim``.
+    ``_reference`` selects the unfused reference implementation (for tests).
 
     Example:
         >>> p = torch.tensor(-2.0, requires_grad=True)
@@ -150,5 +219,5 @@ def fake_quantize(
         shape[cd] = -1
         p = log2_lsb.reshape(shape)
         reduce_dims = tuple(d for d in range(x.dim()) if d != cd)
-    return _FakeQuant.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding, overflow,
-                            exact_fn)
+    fn = _FakeQuantReference if _reference or _FORCE_REFERENCE else _FakeQuant
+    return fn.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding, overflow, exact_fn)

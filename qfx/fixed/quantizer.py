@@ -73,6 +73,9 @@ class FixedQuantizer(nn.Module):
         else:
             self.register_buffer("log2_lsb", p)
         self.register_buffer("initialized", torch.tensor(int_bits is not None))
+        # Host-side mirror of ``initialized`` once it is True, so the training forward does not
+        # read a device tensor back every step (a host-device synchronisation on a GPU).
+        self._ready = int_bits is not None
         self.enabled = True
         self._observed: list[torch.Tensor] | None = None
 
@@ -114,7 +117,7 @@ class FixedQuantizer(nn.Module):
         if self._observed is not None:
             self._observe(x)
             return x
-        if not bool(self.initialized):
+        if not self._is_ready():
             if not self.training:
                 raise RuntimeError(
                     f"{type(self).__name__} used in eval mode before its binary point was set: "
@@ -125,6 +128,17 @@ class FixedQuantizer(nn.Module):
         if not self.training:
             return self.quantize_exact(x)
         return self._fake_quantize(x)
+
+    def _is_ready(self) -> bool:
+        # Reads the buffer (one sync) only until it is first seen True; loading a state dict
+        # resets the mirror (see _load_from_state_dict).
+        if not self._ready:
+            self._ready = bool(self.initialized)
+        return self._ready
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._ready = False
 
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
         """The training-mode forward (float fake quantisation with STE)."""
@@ -169,7 +183,7 @@ class FixedQuantizer(nn.Module):
     # ------------------------------------------------------------------ calibration
     def ensure_initialized(self, x: torch.Tensor) -> None:
         """Calibrate from ``x`` unless already done (for quantizers of fixed tensors: weights)."""
-        if not bool(self.initialized) and self._observed is None:
+        if self._observed is None and not self._is_ready():
             self.calibrate(x)
 
     @torch.no_grad()
@@ -210,6 +224,7 @@ class FixedQuantizer(nn.Module):
         p = (best_i - self.width).to(self.log2_lsb.dtype).to(self.log2_lsb.device)
         self.log2_lsb.data.copy_(p.reshape(self.log2_lsb.shape))
         self.initialized.fill_(True)
+        self._ready = True
 
     def _candidate_values(self, x: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
         """``x`` (float64 rows) quantised with ``frac`` fractional bits per row."""

@@ -8,7 +8,59 @@ from torch import nn
 from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 
-__all__ = ["QBatchNorm1d", "QBatchNorm2d"]
+__all__ = ["QBatchNorm1d", "QBatchNorm2d", "sync_batchnorm"]
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks of a process group; the gradient of a sum is the sum of the ranks'
+    gradients (each rank's loss depends on every rank's inputs through the statistics)."""
+
+    @staticmethod
+    def forward(ctx, x, group):
+        import torch.distributed as dist
+
+        ctx.group = group
+        x = x.clone()
+        dist.all_reduce(x, group=group)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
+def _synced_var_mean(x: torch.Tensor, dims: list[int], group) -> tuple[torch.Tensor, ...]:
+    """Biased variance, mean and element count per channel over the batches of every rank of
+    ``group`` (SyncBatchNorm semantics): one differentiable all-reduce of the per-channel sums
+    of x and x**2 and of the count, so gradients flow back to every rank's inputs."""
+    c = x.shape[1]
+    count = torch.full((1,), x.numel() // c, dtype=x.dtype, device=x.device)
+    packed = _AllReduceSum.apply(torch.cat([x.sum(dims), (x * x).sum(dims), count]), group)
+    n = packed[2 * c]
+    mean = packed[:c] / n
+    var = (packed[c:2 * c] / n - mean * mean).clamp_min(0.0)
+    return var, mean, n
+
+
+def sync_batchnorm(model: nn.Module, process_group=None) -> int:
+    """Make every qfx BatchNorm in ``model`` compute its training statistics over all ranks of
+    ``process_group`` (default: the whole world), as ``torch.nn.SyncBatchNorm`` does; returns
+    how many layers were switched. Eval mode and the frozen graph are unchanged.
+
+    Example:
+        >>> sync_batchnorm(nn.Sequential(QBatchNorm2d(4), QBatchNorm1d(2)))
+        2
+    """
+    n = 0
+    for m in model.modules():
+        if isinstance(m, _QBatchNorm):
+            m.sync_stats, m.process_group = True, process_group
+            n += 1
+    return n
 
 
 class _QBatchNorm(QLayer):
@@ -35,6 +87,14 @@ class _QBatchNorm(QLayer):
         self.scale_quantizer = cfg.scale_quantizer(scale_width)
         self.shift_quantizer = cfg.act_quantizer(shift_width or cfg.bn_shift_width)
         self.output_quantizer = cfg.act_quantizer(act_width)
+        # Set by sync_batchnorm for distributed training (not part of the state dict).
+        self.sync_stats, self.process_group = False, None
+
+    def _synced(self) -> bool:
+        import torch.distributed as dist
+
+        return (self.sync_stats and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size(self.process_group) > 1)
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() not in self._ndims or x.shape[1] != self.num_features:
@@ -59,14 +119,20 @@ class _QBatchNorm(QLayer):
         dims = [0] + list(range(2, x.dim()))
         shape = (1, -1) + (1,) * (x.dim() - 2)
         if self.training:
-            var, mean = torch.var_mean(x, dims, unbiased=False)  # one pass over x
-            with torch.no_grad():
+            if self._synced():
+                var, mean, n = _synced_var_mean(x, dims, self.process_group)
+                n = n.detach()
+            else:
+                var, mean = torch.var_mean(x, dims, unbiased=False)  # one pass over x
                 n = x.numel() // x.shape[1]
+            with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else \
                     1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1, 1), alpha=m)
+                denom = max(n - 1, 1) if isinstance(n, int) else (n - 1).clamp_min(1)
+                unbiased = var.detach() * n / denom
+                self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
             scale, shift = self.scale_shift(mean, var)
             scale, shift = self.scale_quantizer(scale), self.shift_quantizer(shift)
         else:

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,8 +29,16 @@ import yaml
 
 from qfx.data.augment import AUGMENTATIONS
 from qfx.data.registry import dataset_names, dataset_options, get_dataset
+from qfx.training import distributed as qdist
 from qfx.training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from qfx.training.trainer import OPTIMIZERS, SCHEDULES, TrainResult, train
+from qfx.training.trainer import (
+    CHECKPOINT_NAME,
+    OPTIMIZERS,
+    PLOT_NAME,
+    SCHEDULES,
+    TrainResult,
+    train,
+)
 from qfx.zoo.registry import get_model, model_names, model_spec
 
 __all__ = [
@@ -67,6 +78,7 @@ class TrainingOptions:
     seed: int = 0
     checkpoint_every: int = 1
     augment: str = "none"
+    nproc: int = 1  # data-parallel processes (DistributedDataParallel); batch_size is per process
 
 
 @dataclass
@@ -174,7 +186,7 @@ def _training(raw: Any, where: str) -> TrainingOptions:
                           f"{', '.join(allowed)}")
     opts = TrainingOptions()
     s = "training"
-    ints = {"epochs": 1, "batch_size": 1, "checkpoint_every": 1}
+    ints = {"epochs": 1, "batch_size": 1, "checkpoint_every": 1, "nproc": 1}
     for key, low in ints.items():
         if key in raw:
             setattr(opts, key, _number(s, key, raw[key], int, where, lambda v, lo=low: v >= lo,
@@ -361,8 +373,16 @@ def run_training(
         >>> len(result.history), result.metadata["model_kwargs"], result.metadata["quantized"]
         (1, {'num_classes': 4}, False)
     """
-    model, m_opts, split, quantized = _build_model(config, log)
     t = config.training
+    torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if t.nproc > 1 and not torchrun and not qdist.is_distributed():
+        return _launch_training(config, progress=progress, resume_from=resume_from, log=log)
+    if torchrun:  # started by torchrun (or by _launch_training): join the process group
+        device = qdist.init_from_env(t.device)
+        if device != t.device:
+            config.override_training(device=device)
+            t = config.training
+    model, m_opts, split, quantized = _build_model(config, log)
     metadata = {"name": config.name, "model": config.model, "model_kwargs": _jsonable(m_opts),
                 "dataset": config.dataset, "input_shape": list(split.input_shape),
                 "num_classes": split.num_classes, "quantized": quantized,
@@ -374,6 +394,40 @@ def run_training(
         checkpoint_every=t.checkpoint_every, seed=t.seed, progress=progress,
         augment=t.augment, resume_from=resume_from, metadata=metadata,
     )
+
+
+def _distributed_worker(config: TrainConfig, progress: bool,
+                        resume_from: str | Path | None) -> None:
+    run_training(config, progress=progress, resume_from=resume_from)
+
+
+def _launch_training(config: TrainConfig, *, progress: bool, resume_from: str | Path | None,
+                     log: Callable[[str], None]) -> TrainResult:
+    """``training.nproc`` > 1: train in that many local processes (DistributedDataParallel,
+    gloo on the CPU, NCCL on CUDA), then rebuild the trained model from rank 0's checkpoint."""
+    t = config.training
+    if torch.device(t.device).type == "cuda" and torch.cuda.device_count() < t.nproc:
+        raise ConfigError(f"training.nproc is {t.nproc} but only {torch.cuda.device_count()} "
+                          f"CUDA devices are visible")
+    if config.out_dir is None:  # the checkpoint is how the result comes back
+        config.out_dir = Path(tempfile.mkdtemp(prefix="qfx-train-"))
+    log(f"training on {t.nproc} processes ({qdist.backend_for(t.device)}), batch_size "
+        f"{t.batch_size} per process")
+    t0 = time.perf_counter()
+    qdist.launch(_distributed_worker, t.nproc, (config, progress, resume_from))
+    checkpoint = Path(config.out_dir) / CHECKPOINT_NAME
+    model, side = restore_model(checkpoint, log=log)
+    model.to(t.device)
+    history = list(side["history"])
+    if not history:
+        raise RuntimeError(f"the distributed run wrote no history to {checkpoint}")
+    plot = Path(config.out_dir) / PLOT_NAME
+    return TrainResult(
+        model=model, history=history, final_test_acc=history[-1]["test_acc"],
+        best_test_acc=max(r["test_acc"] for r in history), seconds=time.perf_counter() - t0,
+        out_dir=Path(config.out_dir), checkpoint=checkpoint,
+        plot=plot if plot.is_file() else None, stopped_early=len(history) < t.epochs,
+        metadata=side["metadata"])
 
 
 def restore_model(

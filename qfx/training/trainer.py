@@ -15,11 +15,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
 from qfx.atomic import atomic_write_text
 from qfx.data.augment import Augmentation, get_augmentation
+from qfx.training import distributed as qdist
 from qfx.training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
@@ -257,6 +258,14 @@ def train(
     uninterrupted one on the CPU (CUDA kernels may not be deterministic). Weight decay applies
     only to parameters with >= 2 dims. A callback returning True stops training.
 
+    Inside an initialised ``torch.distributed`` process group of several processes (see
+    ``qfx.training.distributed``: ``qfx train --nproc N`` or ``torchrun``), the model is trained
+    with DistributedDataParallel: each rank reads its ``DistributedSampler`` shard
+    (``batch_size`` per rank), quantizers not yet calibrated are calibrated from every rank's
+    first batch, qfx BatchNorm statistics are synchronised over the ranks, gradients (binary
+    points included) are averaged, the reported train loss/accuracy cover all ranks, and only
+    rank 0 writes the checkpoint, history and plot.
+
     Example:
         >>> from qfx.data import synthetic_classification
         >>> tr, te = synthetic_classification(256, (8,), num_classes=2)
@@ -286,6 +295,9 @@ def train(
 
     torch.manual_seed(seed)
     model.to(dev)
+    rank, world = qdist.world()
+    writer = rank == 0
+    progress = progress and writer
     opt = _make_optimizer(model, optimizer, float(lr), float(weight_decay), float(momentum))
     meta = {
         "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
@@ -305,6 +317,23 @@ def train(
 
     batches = _Batches(train_set, batch_size, dev)
     test_batches = _Batches(test_set, max(batch_size, 256), dev)
+    net: nn.Module = model
+    sampler = None
+    if world > 1:
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=seed % (1 << 62), drop_last=False)
+        sampler.set_epoch(start)
+        first = next(iter(batches.iterate(torch.tensor(list(sampler)))))[0]
+        model.train()
+        qdist.calibrate_across_ranks(model, first)
+        if resume_from is None:  # formats now set from every rank's data
+            meta["initial_int_bits"] = quantizer_int_bits(model, calibrated_only=True)
+        from qfx.nn.norm import sync_batchnorm
+
+        sync_batchnorm(model)
+        # DDP broadcasts rank 0's parameters and buffers: every rank starts identical.
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
     t0 = time.perf_counter()
     checkpoint: Path | None = None
     stopped = False
@@ -318,7 +347,11 @@ def train(
         for group in opt.param_groups:  # each group follows the schedule from its own base
             group["lr"] = lr_at(schedule, group.get("base_lr", float(lr)), epoch, epochs)
         model.train()
-        order = torch.randperm(len(train_set), generator=gen)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler), dtype=torch.int64)
+        else:
+            order = torch.randperm(len(train_set), generator=gen)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         correct = torch.zeros((), dtype=torch.int64, device=dev)
         seen = 0
@@ -328,7 +361,7 @@ def train(
             if augment_fn is not None:
                 x = augment_fn(x, gen)
             opt.zero_grad(set_to_none=True)
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits, y)
             loss.backward()
             opt.step()
@@ -339,6 +372,10 @@ def train(
             if not bar.disable and step % 10 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         bar.close()
+        if world > 1:  # the epoch's loss and accuracy over every rank's shard
+            counts = torch.tensor([float(seen)], dtype=torch.float64, device=dev)
+            qdist.all_reduce_sum(loss_sum, correct, counts)
+            seen = int(counts.item())
         train_loss = float(loss_sum) / seen
         if not math.isfinite(train_loss):
             raise RuntimeError(f"training diverged: train loss is {train_loss} in epoch "
@@ -355,15 +392,16 @@ def train(
                        f"train acc {record['train_acc']:.4f}  test acc {test_acc:.4f}",
                        file=sys.stderr)
         stopped = any(bool(cb(epoch + 1, record, model)) for cb in callbacks)
+        stopped = qdist.any_rank(stopped, dev)  # every rank stops together
         last = stopped or epoch + 1 == epochs
-        if out is not None and (last or (epoch + 1) % checkpoint_every == 0):
+        if writer and out is not None and (last or (epoch + 1) % checkpoint_every == 0):
             checkpoint = save_checkpoint(out / CHECKPOINT_NAME, model, epoch=epoch + 1,
                                          history=history, metadata=meta, optimizer=opt)
         if stopped:
             break
 
     plot_path = None
-    if out is not None:
+    if writer and out is not None:
         atomic_write_text(out / HISTORY_NAME, json.dumps(history, indent=1))
         if checkpoint is None and history:
             checkpoint = save_checkpoint(out / CHECKPOINT_NAME, model, epoch=history[-1]["epoch"],
@@ -373,6 +411,10 @@ def train(
 
             plot_path = plot_history(history, out / PLOT_NAME,
                                      initial_int_bits=meta["initial_int_bits"])
+    if world > 1:
+        qdist.barrier()  # rank 0's files are complete when any rank returns
+        if out is not None and not writer and history:
+            checkpoint = out / CHECKPOINT_NAME
     if history:
         final, best = history[-1]["test_acc"], max(r["test_acc"] for r in history)
     else:
