@@ -19,9 +19,6 @@ from qfx.data.registry import get_dataset
 from qfx.training import distributed as qdist
 from qfx.training.config import ConfigError, parse_train_config, run_training
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(),
-                                reason="torch.distributed is not available")
-
 RAW = {"name": "ddp", "dataset": "digits", "model": "digits_cnn",
        "quantization": {"bits": 8},
        "training": {"epochs": 1, "batch_size": 64, "lr": 0.01, "nproc": 2, "seed": 3}}
