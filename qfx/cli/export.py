@@ -10,7 +10,7 @@ MODEL is a frozen ``.qfx.npz`` (``qfx freeze``), a ``qfx train`` checkpoint (fro
 fly) or a QONNX/ONNX model (``.onnx``, imported as ``qfx import`` does). Test vectors for the
 testbench: the first N samples of the checkpoint's held-out split, or, for a frozen or ONNX
 file, N pseudo-random inputs over the input type's range. The command prints
-the resource estimate; errors are one line on stderr with exit status 1 (``qfx.cli``).
+the resource estimate; errors are one line on stderr with exit status 2 (``qfx.cli``).
 
 ``--reuse N`` folds every layer by N; ``--reuse-layer NODE=N`` (repeatable) gives the IR node
 NODE its own factor, ``--reuse`` staying the default of the others: ``--reuse 32 --reuse-layer
@@ -121,7 +121,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     """Handler of ``qfx export``: export, print the estimate, return 0.
 
     Errors are raised as ``ValueError`` / ``FileExistsError`` / ``FileNotFoundError``, which
-    ``qfx.cli`` prints as one line with exit status 1.
+    ``qfx.cli`` prints as one line with exit status 2 (bad input).
     """
     from qfx.backends.hls.export import (
         DEFAULT_RANDOM_SAMPLES,
