@@ -66,9 +66,9 @@ def exit_code(err: BaseException) -> int:
     interrupted 130, anything else (a bug) 4 -- never 1, which means "the check failed".
 
     Example:
-        >>> exit_code(ValueError("bad")), exit_code(FileExistsError("x")), \
-        ...     exit_code(RuntimeError("g++ crashed")), exit_code(KeyError("x"))
-        (2, 2, 3, 4)
+        >>> [exit_code(e) for e in (ValueError("bad"), FileExistsError("x"),
+        ...                         RuntimeError("g++ crashed"), KeyError("x"))]
+        [2, 2, 3, 4]
     """
     if isinstance(err, KeyboardInterrupt):
         return EXIT_INTERRUPTED
