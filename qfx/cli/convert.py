@@ -51,13 +51,13 @@ def run_import_command(args: argparse.Namespace) -> int:
     Errors are raised (``FileNotFoundError``, ``FileExistsError``, ``OnnxImportError`` - a
     ``ValueError``), which ``qfx.cli`` prints as one line with exit status 2 (bad input).
     """
+    from qfx.atomic import check_replaceable_file
     from qfx.frontends.onnx import import_onnx
     from qfx.ir.serialize import save_graph
 
     model = Path(args.model)
     out = Path(args.output) if args.output else _default_output(model)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    check_replaceable_file(out, force=args.force)  # only a frozen model qfx wrote
     graph = import_onnx(model)
     written = save_graph(graph, out)
     print(graph.summary())

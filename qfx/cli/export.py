@@ -123,6 +123,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     Errors are raised as ``ValueError`` / ``FileExistsError`` / ``FileNotFoundError``, which
     ``qfx.cli`` prints as one line with exit status 2 (bad input).
     """
+    from qfx.atomic import check_replaceable, check_replaceable_file
     from qfx.backends.hls.export import (
         DEFAULT_RANDOM_SAMPLES,
         ResourceBudgetWarning,
@@ -136,8 +137,10 @@ def run_export_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--reuse must be >= 1, got {args.reuse}")
     reuse = parse_reuse_layers(getattr(args, "reuse_layer", None), args.reuse)
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    if args.format in ("onnx", "qonnx"):
+        check_replaceable_file(out, force=args.force, kind="onnx")
+    else:  # only a folder qfx wrote (or an empty one) is replaced, even with --force
+        check_replaceable(out, force=args.force)
     path = Path(args.model)
     graph = load_frozen(path, data_root=args.data_root)
     if args.format in ("onnx", "qonnx"):
@@ -149,6 +152,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     if args.backend == "hls4ml":
         from qfx.flows.interop import export_hls4ml_file
 
+        check_replaceable(out, force=args.force)  # checked again: nothing deleted if not ours
         if out.exists():
             shutil.rmtree(out)
         report = export_hls4ml_file(graph, out)

@@ -8,6 +8,7 @@ order, writes a markdown report with plots and (optionally) JUnit XML for CI, an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -22,10 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from qfx.atomic import FOLDER_MARKERS, atomic_open, atomic_write_text, is_qfx_folder
+
 __all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "load_flow", "run_flow",
            "STAGES"]
 
 STAGES = ("train", "freeze", "export", "csim", "synth")
+FLOW_FORMAT = FOLDER_MARKERS["flow.json"]
 _EXPORT_KEYS = {"io": str, "reuse": (int, dict), "clock_mhz": (int, float), "on_budget": str,
                 "project_name": str}
 _CSIM_KEYS = {"samples": int, "jobs": int, "timeout": (int, float)}
@@ -229,7 +233,12 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
     if data_root:
         spec.train.dataset_options["root"] = data_root
     out = Path(out_dir or spec.train.out_dir or Path("runs") / spec.name).resolve()
+    if out.exists() and not is_qfx_folder(out):
+        raise FileExistsError(f"{out} is not a flow output folder (no qfx flow.json) and not "
+                              "empty; refusing to write into it: choose another output folder "
+                              "(--out)")
     out.mkdir(parents=True, exist_ok=True)
+    _mark_running(out, spec.name, Path(junit) if junit else None)
     spec.train.out_dir = out / "train"
     log = _Log(progress)
     result = FlowResult(spec.name, out)
@@ -350,8 +359,37 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
     result.report = _write_report(spec, result, state)
     if junit:
         result.junit = _write_junit(result, Path(junit))
-    (out / "flow.json").write_text(json.dumps(_summary(result), indent=2, default=str))
+    atomic_write_text(out / "flow.json",
+                      json.dumps(_summary(result), indent=2, default=str) + "\n")
     return result
+
+
+STALE_BANNER = ("> **STALE**: a later run of this flow started and did not finish (interrupted "
+                "or crashed); the result below is from an earlier run and is no longer valid.")
+
+
+def _mark_running(out: Path, name: str, junit: Path | None) -> None:
+    """Before any stage runs: ``flow.json`` says "running" (not ok), an old ``report.md`` loses
+    its PASS and an old JUnit file of this flow is removed, so an interrupted run never leaves
+    the previous run's PASS behind. The finished run overwrites all three."""
+    previous = None
+    with contextlib.suppress(OSError, ValueError):
+        previous = json.loads((out / "flow.json").read_text(encoding="utf-8"))
+    atomic_write_text(out / "flow.json", json.dumps(
+        {"format": FLOW_FORMAT, "name": name, "ok": False, "status": "running",
+         "reason": "the run has not finished (running, interrupted or crashed)",
+         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "stages": [], "criteria": [],
+         "previous": previous}, indent=2, default=str) + "\n")
+    report = out / "report.md"
+    if report.is_file():
+        text = report.read_text(encoding="utf-8")
+        if not text.startswith("> **STALE**"):
+            text = text.replace("**Result: PASS**", "**Result: STALE** (was PASS)")
+            atomic_write_text(report, f"{STALE_BANNER}\n\n{text}")
+    if junit is not None and junit.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if f'name="qfx-flow.{name}"' in junit.read_text(encoding="utf-8"):
+                junit.unlink()
 
 
 def _judge(spec: FlowSpec, result: FlowResult) -> None:
@@ -379,7 +417,8 @@ def _judge(spec: FlowSpec, result: FlowResult) -> None:
 
 
 def _summary(result: FlowResult) -> dict[str, Any]:
-    return {"name": result.name, "ok": result.ok, "reason": result.reason,
+    return {"format": FLOW_FORMAT, "status": "finished", "name": result.name, "ok": result.ok,
+            "reason": result.reason,
             "stages": [vars(s) for s in result.stages],
             "criteria": [vars(c) for c in result.criteria], "metrics": result.metrics}
 
@@ -423,7 +462,7 @@ def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> 
         lines += ["", f"## HLS synthesis ({synth.source.name}) beside the estimate", "",
                   compare_markdown(project.report.total, synth)]
     path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -444,6 +483,6 @@ def _write_junit(result: FlowResult, path: Path) -> Path:
             ET.SubElement(case, "skipped", message=message)
     root = ET.Element("testsuites")
     root.append(suite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    with atomic_open(path, "wb") as f:
+        ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
     return path
