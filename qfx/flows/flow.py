@@ -125,8 +125,49 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
                          "required")
     if csim["samples"] < 1:
         raise ValueError(f"{where}.csim.samples must be at least 1")
+    _check_stages(where, board, export, csim, criteria)
+    if cfg.out_dir is not None and Path(cfg.out_dir).exists() and not is_qfx_folder(cfg.out_dir):
+        raise ValueError(f"{where}.out_dir: {cfg.out_dir} is not a flow output folder (no qfx "
+                         "flow.json) and not empty; choose another folder")
     return FlowSpec(cfg, board, export, csim, criteria, synth,
                     str(extra.get("description", "")))
+
+
+def _check_stages(where: str, board: str, export: dict[str, Any], csim: dict[str, Any],
+                  criteria: dict[str, Any]) -> None:
+    """Every later stage's settings, checked when the flow loads (before training starts):
+    one line naming the flow file and the key."""
+    from qfx.backends.hls.boards import load_board
+    from qfx.backends.hls.export import BUDGET_POLICIES
+    from qfx.backends.hls.tcl import clock_period_ns
+    from qfx.backends.hls.writer import IO_MODES
+    from qfx.ir.verify import check_identifier
+
+    def check(key: str, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except (TypeError, ValueError, OSError) as err:
+            raise ValueError(f"{where}.{key}: {str(err).splitlines()[0]}") from None
+
+    check("board", lambda: load_board(board))
+    if export["io"] not in IO_MODES:
+        raise ValueError(f"{where}.export.io: invalid value {export['io']!r}; allowed: "
+                         f"{', '.join(IO_MODES)}")
+    if export["on_budget"] not in BUDGET_POLICIES:
+        raise ValueError(f"{where}.export.on_budget: invalid value {export['on_budget']!r}; "
+                         f"allowed: {', '.join(BUDGET_POLICIES)}")
+    check("export.project_name", lambda: check_identifier(export["project_name"],
+                                                          "project_name"))
+    if export.get("clock_mhz") is not None:
+        check("export.clock_mhz", lambda: clock_period_ns(export["clock_mhz"]))
+    if csim["jobs"] is not None and csim["jobs"] < 1:
+        raise ValueError(f"{where}.csim.jobs must be at least 1, got {csim['jobs']}")
+    if not 0 < csim["timeout"] < float("inf"):
+        raise ValueError(f"{where}.csim.timeout must be > 0 seconds, got {csim['timeout']}")
+    for key in ("min_accuracy", "min_hw_accuracy"):
+        if key in criteria and not 0 <= criteria[key] < float("inf"):
+            raise ValueError(f"{where}.flow.criteria.{key} must be a fraction >= 0, got "
+                             f"{criteria[key]}")
 
 
 @dataclass

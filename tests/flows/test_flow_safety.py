@@ -45,3 +45,47 @@ def test_interrupted_run_leaves_no_pass(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_flow(FLOW, out_dir=out, progress=False)
     assert (out / "report.md").read_text().count("STALE") == 2  # banner + result, not doubled
+
+
+BASE = ("dataset: digits\nmodel: digits_cnn\nquantization: {bits: 8}\n"
+        "training: {epochs: 1}\n")
+
+
+@pytest.mark.parametrize("extra, key", [
+    ("board: ultra69\n", ".board:"),
+    ("board: missing/board.yaml\n", ".board:"),
+    ("export: {io: serial}\n", ".export.io:"),
+    ("export: {on_budget: maybe}\n", ".export.on_budget:"),
+    ("export: {project_name: int}\n", ".export.project_name:"),
+    ("export: {project_name: 2fast}\n", ".export.project_name:"),
+    ("export: {clock_mhz: -5}\n", ".export.clock_mhz:"),
+    ("csim: {jobs: 0}\n", ".csim.jobs"),
+    ("csim: {timeout: 0}\n", ".csim.timeout"),
+    ("csim: {samples: 0}\n", ".csim.samples"),
+    ("flow: {criteria: {min_accuracy: -0.5}}\n", ".flow.criteria.min_accuracy"),
+])
+def test_every_stage_is_validated_when_the_flow_loads(tmp_path, monkeypatch, capsys, extra, key):
+    from qfx.cli import EXIT_USAGE, main
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(qfx.data, "get_dataset", never)
+    flow = tmp_path / "f.yaml"
+    flow.write_text(BASE + extra)
+    assert main(["flow", "run", str(flow), "--out", str(tmp_path / "o")]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(flow) in err[0] and key in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_dir_of_the_flow_is_checked_when_it_loads(tmp_path):
+    from qfx.flows.flow import load_flow
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "a.txt").write_text("x")
+    flow = tmp_path / "f.yaml"
+    flow.write_text(BASE + f"out_dir: {user}\n")
+    with pytest.raises(ValueError, match=r"f\.yaml\.out_dir: .* not a flow output folder"):
+        load_flow(flow)
