@@ -69,9 +69,12 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno is not None and tmp in str(err):
+            # the user knows the file by its name, not by the temp file beside it
+            raise type(err)(err.errno, err.strerror, str(path)) from None
         raise
 
 
