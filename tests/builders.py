@@ -122,3 +122,12 @@ def zoo_model(name: str, quant: dict | None) -> tuple[nn.Module, torch.Tensor]:
         return model.eval(), calib
     calib = torch.randn(64, *shape)
     return qfx.quantize_model(get_model(name), quant, calib).eval(), calib
+
+
+def tiny_graph() -> qfx.Graph:
+    """A frozen 4 -> 2 dense layer: the smallest graph every backend exports (no training)."""
+    torch.manual_seed(7)
+    net = nn.Sequential(QInput(8), QLinear(4, 2))
+    with qfx.calibration(net):
+        net(torch.randn(16, 4))
+    return qfx.freeze(net, torch.randn(1, 4))

@@ -4,8 +4,8 @@ The model is imported exactly (:func:`qfx.frontends.onnx.import_onnx`: power-of-
 anything without an exact fixed-point meaning is refused, naming the node) and saved with
 :func:`qfx.ir.save_graph`, ready for ``qfx info``, ``qfx export`` and ``qfx csim``. ``qfx export``
 also takes the ``.onnx`` file directly; the other direction is ``qfx export MODEL --format
-onnx|qonnx -o FILE``. Errors are one line on stderr with exit status 1 (``qfx.cli``); nothing is
-written then.
+onnx|qonnx -o FILE``. Errors are one line on stderr with exit status 2 (``qfx.cli``);
+nothing is written then.
 """
 
 from __future__ import annotations
@@ -49,15 +49,15 @@ def run_import_command(args: argparse.Namespace) -> int:
     """Handler of ``qfx import``: import, save, print the graph's summary, return 0.
 
     Errors are raised (``FileNotFoundError``, ``FileExistsError``, ``OnnxImportError`` - a
-    ``ValueError``), which ``qfx.cli`` prints as one line with exit status 1.
+    ``ValueError``), which ``qfx.cli`` prints as one line with exit status 2 (bad input).
     """
+    from qfx.atomic import check_replaceable_file
     from qfx.frontends.onnx import import_onnx
     from qfx.ir.serialize import save_graph
 
     model = Path(args.model)
     out = Path(args.output) if args.output else _default_output(model)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    check_replaceable_file(out, force=args.force)  # only a frozen model qfx wrote
     graph = import_onnx(model)
     written = save_graph(graph, out)
     print(graph.summary())

@@ -11,7 +11,7 @@ MODEL is a frozen ``.qfx.npz`` (``qfx freeze``), a ``qfx train`` checkpoint (fro
 fly) or a QONNX/ONNX model (``.onnx``, imported as ``qfx import`` does). Test vectors for the
 testbench: the first N samples of the checkpoint's held-out split, or, for a frozen or ONNX
 file, N pseudo-random inputs over the input type's range. The command prints
-the resource estimate; errors are one line on stderr with exit status 1 (``qfx.cli``).
+the resource estimate; errors are one line on stderr with exit status 2 (``qfx.cli``).
 
 ``--reuse auto`` (the default) chooses every layer's reuse factor so that the design fits the
 board (``--budget 0.8``: 80 % of it) at the best throughput, or, with ``--target-fps`` /
@@ -161,8 +161,9 @@ def run_export_command(args: argparse.Namespace) -> int:
     """Handler of ``qfx export``: export, print the estimate, return 0.
 
     Errors are raised as ``ValueError`` / ``FileExistsError`` / ``FileNotFoundError``, which
-    ``qfx.cli`` prints as one line with exit status 1.
+    ``qfx.cli`` prints as one line with exit status 2 (bad input).
     """
+    from qfx.atomic import check_replaceable, check_replaceable_file
     from qfx.backends.hls.export import (
         DEFAULT_RANDOM_SAMPLES,
         ResourceBudgetWarning,
@@ -180,8 +181,10 @@ def run_export_command(args: argparse.Namespace) -> int:
         raise ValueError("--target-fps / --target-latency-us choose the reuse: drop --reuse N "
                          "(--reuse auto is the default)")
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    if args.format in ("onnx", "qonnx"):
+        check_replaceable_file(out, force=args.force, kind="onnx")
+    else:  # only a folder qfx wrote (or an empty one) is replaced, even with --force
+        check_replaceable(out, force=args.force)
     path = Path(args.model)
     graph = load_frozen(path, data_root=args.data_root)
     if args.format in ("onnx", "qonnx"):
@@ -193,6 +196,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     if args.backend == "hls4ml":
         from qfx.flows.interop import export_hls4ml_file
 
+        check_replaceable(out, force=args.force)  # checked again: nothing deleted if not ours
         if out.exists():
             shutil.rmtree(out)
         report = export_hls4ml_file(graph, out)

@@ -10,13 +10,13 @@ __all__ = ["register"]
 
 
 def _freeze(args: argparse.Namespace) -> int:
+    from qfx.atomic import check_replaceable_file
     from qfx.flows.loading import load_frozen
     from qfx.ir.serialize import save_graph
 
-    graph = load_frozen(args.model, data_root=args.data_root)
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".qfx.npz")
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    check_replaceable_file(out, force=args.force)  # only a frozen model qfx wrote
+    graph = load_frozen(args.model, data_root=args.data_root)
     save_graph(graph, out)
     print(graph.summary())
     print(f"frozen model written to {out}")

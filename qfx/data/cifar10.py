@@ -204,4 +204,4 @@ def cifar10_classes(root: str | Path) -> list[str] | None:
     names = read_cifar_batch(meta).get(b"label_names")
     if not isinstance(names, list):
         return None
-    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+    return [n.decode("utf-8", errors="replace") if isinstance(n, bytes) else str(n) for n in names]

@@ -8,6 +8,7 @@ order, writes a markdown report with plots and (optionally) JUnit XML for CI, an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -22,10 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from qfx.atomic import FOLDER_MARKERS, atomic_open, atomic_write_text, is_qfx_folder
+
 __all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "load_flow", "run_flow",
            "STAGES"]
 
 STAGES = ("train", "freeze", "export", "csim", "synth")
+FLOW_FORMAT = FOLDER_MARKERS["flow.json"]
 _EXPORT_KEYS = {"io": str, "reuse": (int, dict, str), "clock_mhz": (int, float), "on_budget": str,
                 "project_name": str,
                 "budget": (int, float), "target_fps": (int, float),
@@ -127,8 +131,49 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
                          "required")
     if csim["samples"] < 1:
         raise ValueError(f"{where}.csim.samples must be at least 1")
+    _check_stages(where, board, export, csim, criteria)
+    if cfg.out_dir is not None and Path(cfg.out_dir).exists() and not is_qfx_folder(cfg.out_dir):
+        raise ValueError(f"{where}.out_dir: {cfg.out_dir} is not a flow output folder (no qfx "
+                         "flow.json) and not empty; choose another folder")
     return FlowSpec(cfg, board, export, csim, criteria, synth,
                     str(extra.get("description", "")))
+
+
+def _check_stages(where: str, board: str, export: dict[str, Any], csim: dict[str, Any],
+                  criteria: dict[str, Any]) -> None:
+    """Every later stage's settings, checked when the flow loads (before training starts):
+    one line naming the flow file and the key."""
+    from qfx.backends.hls.boards import load_board
+    from qfx.backends.hls.export import BUDGET_POLICIES
+    from qfx.backends.hls.tcl import clock_period_ns
+    from qfx.backends.hls.writer import IO_MODES
+    from qfx.ir.verify import check_identifier
+
+    def check(key: str, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except (TypeError, ValueError, OSError) as err:
+            raise ValueError(f"{where}.{key}: {str(err).splitlines()[0]}") from None
+
+    check("board", lambda: load_board(board))
+    if export["io"] not in IO_MODES:
+        raise ValueError(f"{where}.export.io: invalid value {export['io']!r}; allowed: "
+                         f"{', '.join(IO_MODES)}")
+    if export["on_budget"] not in BUDGET_POLICIES:
+        raise ValueError(f"{where}.export.on_budget: invalid value {export['on_budget']!r}; "
+                         f"allowed: {', '.join(BUDGET_POLICIES)}")
+    check("export.project_name", lambda: check_identifier(export["project_name"],
+                                                          "project_name"))
+    if export.get("clock_mhz") is not None:
+        check("export.clock_mhz", lambda: clock_period_ns(export["clock_mhz"]))
+    if csim["jobs"] is not None and csim["jobs"] < 1:
+        raise ValueError(f"{where}.csim.jobs must be at least 1, got {csim['jobs']}")
+    if not 0 < csim["timeout"] < float("inf"):
+        raise ValueError(f"{where}.csim.timeout must be > 0 seconds, got {csim['timeout']}")
+    for key in ("min_accuracy", "min_hw_accuracy"):
+        if key in criteria and not 0 <= criteria[key] < float("inf"):
+            raise ValueError(f"{where}.flow.criteria.{key} must be a fraction >= 0, got "
+                             f"{criteria[key]}")
 
 
 @dataclass
@@ -235,7 +280,12 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
     if data_root:
         spec.train.dataset_options["root"] = data_root
     out = Path(out_dir or spec.train.out_dir or Path("runs") / spec.name).resolve()
+    if out.exists() and not is_qfx_folder(out):
+        raise FileExistsError(f"{out} is not a flow output folder (no qfx flow.json) and not "
+                              "empty; refusing to write into it: choose another output folder "
+                              "(--out)")
     out.mkdir(parents=True, exist_ok=True)
+    _mark_running(out, spec.name, Path(junit) if junit else None)
     spec.train.out_dir = out / "train"
     log = _Log(progress)
     result = FlowResult(spec.name, out)
@@ -358,8 +408,37 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
     result.report = _write_report(spec, result, state)
     if junit:
         result.junit = _write_junit(result, Path(junit))
-    (out / "flow.json").write_text(json.dumps(_summary(result), indent=2, default=str))
+    atomic_write_text(out / "flow.json",
+                      json.dumps(_summary(result), indent=2, default=str) + "\n")
     return result
+
+
+STALE_BANNER = ("> **STALE**: a later run of this flow started and did not finish (interrupted "
+                "or crashed); the result below is from an earlier run and is no longer valid.")
+
+
+def _mark_running(out: Path, name: str, junit: Path | None) -> None:
+    """Before any stage runs: ``flow.json`` says "running" (not ok), an old ``report.md`` loses
+    its PASS and an old JUnit file of this flow is removed, so an interrupted run never leaves
+    the previous run's PASS behind. The finished run overwrites all three."""
+    previous = None
+    with contextlib.suppress(OSError, ValueError):
+        previous = json.loads((out / "flow.json").read_text(encoding="utf-8"))
+    atomic_write_text(out / "flow.json", json.dumps(
+        {"format": FLOW_FORMAT, "name": name, "ok": False, "status": "running",
+         "reason": "the run has not finished (running, interrupted or crashed)",
+         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "stages": [], "criteria": [],
+         "previous": previous}, indent=2, default=str) + "\n")
+    report = out / "report.md"
+    if report.is_file():
+        text = report.read_text(encoding="utf-8")
+        if not text.startswith("> **STALE**"):
+            text = text.replace("**Result: PASS**", "**Result: STALE** (was PASS)")
+            atomic_write_text(report, f"{STALE_BANNER}\n\n{text}")
+    if junit is not None and junit.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if f'name="qfx-flow.{name}"' in junit.read_text(encoding="utf-8"):
+                junit.unlink()
 
 
 def _judge(spec: FlowSpec, result: FlowResult) -> None:
@@ -387,7 +466,8 @@ def _judge(spec: FlowSpec, result: FlowResult) -> None:
 
 
 def _summary(result: FlowResult) -> dict[str, Any]:
-    return {"name": result.name, "ok": result.ok, "reason": result.reason,
+    return {"format": FLOW_FORMAT, "status": "finished", "name": result.name, "ok": result.ok,
+            "reason": result.reason,
             "stages": [vars(s) for s in result.stages],
             "criteria": [vars(c) for c in result.criteria], "metrics": result.metrics}
 
@@ -431,7 +511,7 @@ def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> 
         lines += ["", f"## HLS synthesis ({synth.source.name}) beside the estimate", "",
                   compare_markdown(project.report.total, synth)]
     path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -452,6 +532,6 @@ def _write_junit(result: FlowResult, path: Path) -> Path:
             ET.SubElement(case, "skipped", message=message)
     root = ET.Element("testsuites")
     root.append(suite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    with atomic_open(path, "wb") as f:
+        ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
     return path

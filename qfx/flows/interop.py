@@ -5,10 +5,12 @@ hls4ml load only when one of these runs."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+from qfx.atomic import FOLDER_MARKERS, atomic_write_text, check_replaceable
 from qfx.ir.graph import Graph
 from qfx.ir.serialize import load_graph, save_graph
 
@@ -16,6 +18,8 @@ __all__ = ["FORMATS", "export_graph_file", "import_graph_file", "export_hls4ml_f
 
 #: --format values of the ONNX exporters.
 FORMATS = ("onnx", "qonnx")
+#: The file that marks an hls4ml project folder as qfx's (so ``--force`` may replace it).
+HLS4ML_MARKER = "qfx-hls4ml.json"
 
 
 def export_graph_file(model: str | os.PathLike[str] | Graph, out: str | os.PathLike[str], *,
@@ -81,4 +85,11 @@ def export_hls4ml_file(model: str | os.PathLike[str] | Graph, out_dir: str | os.
     from qfx.backends.hls4ml import export_hls4ml
 
     graph = model if isinstance(model, Graph) else load_graph(model)
+    check_replaceable(out_dir, force=False)  # a fresh folder: the caller removed an old one
+    out = Path(out_dir)
+    out.mkdir(parents=True)
+    # the marker first: a failed build still leaves a folder that --force may replace
+    atomic_write_text(out / HLS4ML_MARKER, json.dumps(
+        {"format": FOLDER_MARKERS[HLS4ML_MARKER], "written_by": "qfx export --backend hls4ml"},
+        indent=2) + "\n")
     return export_hls4ml(graph, out_dir, **options)

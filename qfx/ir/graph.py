@@ -16,9 +16,23 @@ import numpy as np
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.ops import pair, spec
 
-__all__ = ["Edge", "Node", "Graph", "pair", "sanitize_identifier"]
+__all__ = ["CPP_KEYWORDS", "Edge", "Node", "Graph", "pair", "sanitize_identifier"]
 
 _IDENT = re.compile(r"[^A-Za-z0-9_]")
+
+#: C++ keywords and alternative tokens (C++20), plus ``main``: none of them may name anything
+#: the backends write into C++ or Tcl (the one list :func:`qfx.ir.verify.check_identifier` and
+#: :func:`sanitize_identifier` use).
+CPP_KEYWORDS = frozenset("""
+alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t
+char32_t class compl concept const consteval constexpr constinit const_cast continue co_await
+co_return co_yield decltype default delete do double dynamic_cast else enum explicit export
+extern false float for friend goto if inline int long mutable namespace new noexcept not not_eq
+nullptr operator or or_eq private protected public register reinterpret_cast requires return
+short signed sizeof static static_assert static_cast struct switch template this thread_local
+throw true try typedef typeid typename union unsigned using virtual void volatile wchar_t while
+xor xor_eq main NULL
+""".split())
 
 
 def sanitize_identifier(name: str) -> str:
@@ -27,9 +41,12 @@ def sanitize_identifier(name: str) -> str:
     Example:
         >>> sanitize_identifier('layer1.0.conv; system("x")')
         'layer1_0_conv__system__x__'
+        >>> sanitize_identifier("int")
+        'int_'
     """
     ident = _IDENT.sub("_", name) or "node"
-    return ident if not ident[0].isdigit() else f"n_{ident}"
+    ident = ident if not ident[0].isdigit() else f"n_{ident}"
+    return f"{ident}_" if ident in CPP_KEYWORDS else ident
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import re
 
 from qfx.fixed.fixed_type import FixedType
 from qfx.fixed.kernels import FLOAT64_EXACT_BITS
-from qfx.ir.graph import Graph
+from qfx.ir.graph import CPP_KEYWORDS, Graph
 from qfx.ir.ops import spec
 
 __all__ = ["IDENTIFIER_RE", "check_exact", "check_identifier", "verify"]
@@ -36,16 +36,23 @@ IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def check_identifier(name: object, what: str) -> str:
-    """``name`` if it is a C/C++ identifier, else a one-line error naming ``what``.
+    """``name`` if it is a C/C++ identifier and not a C++ keyword (or ``main``), else a one-line
+    error naming ``what``. Every name that reaches C++ or Tcl goes through this check.
 
     Example:
         >>> check_identifier("conv1", "IR node name")
         'conv1'
+        >>> check_identifier("int", "project_name")
+        Traceback (most recent call last):
+        ...
+        ValueError: project_name 'int' is a C++ keyword (or main); choose another name
     """
     if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
         raise ValueError(f"{what} {name!r} is not a C++ identifier (it must match "
                          "[A-Za-z_][A-Za-z0-9_]*); rename it, e.g. with "
                          "qfx.ir.sanitize_identifier, before exporting")
+    if name in CPP_KEYWORDS:
+        raise ValueError(f"{what} {name!r} is a C++ keyword (or main); choose another name")
     return name
 
 

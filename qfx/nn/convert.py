@@ -97,8 +97,12 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
         if tuple(size) != (1, 1):
             raise ValueError(f"cannot convert {path!r} (nn.AdaptiveAvgPool2d): only output "
                              f"size 1 (global average pooling) is supported, got {size}")
-        shape = node.args[0].meta["tensor_meta"].shape
-        return QGlobalAvgPool2d(tuple(shape[-2:]), config=cfg)
+        meta = node.args[0].meta.get("tensor_meta") if isinstance(node.args[0], fx.Node) \
+            else None
+        if meta is None:
+            raise ValueError(f"cannot convert {path!r} (nn.AdaptiveAvgPool2d): its input size "
+                             "is unknown; pass calibration_data or example_input")
+        return QGlobalAvgPool2d(tuple(meta.shape[-2:]), config=cfg)
     if isinstance(m, nn.Flatten):
         return QFlatten(m.start_dim, m.end_dim)
     if isinstance(m, (nn.Identity, nn.Dropout)):
@@ -213,6 +217,7 @@ def quantize_model(
             gm.add_submodule(name, QInput(signed=signed, config=cfg))
             with gm.graph.inserting_after(n):
                 q = gm.graph.call_module(name, (n,))
+            q.meta = dict(n.meta)  # same shape: later layers read it (global pooling)
             n.replace_all_uses_with(q, delete_user_cb=lambda user, q=q: user is not q)
             continue
         replacement = None
@@ -239,6 +244,7 @@ def quantize_model(
             gm.add_submodule(name, replacement)
             with gm.graph.inserting_after(n):
                 new_node = gm.graph.call_module(name, tuple(n.args[:len(n.args)]))
+            new_node.meta = dict(n.meta)  # its shape, for the layers that read it
             n.replace_all_uses_with(new_node)
             gm.graph.erase_node(n)
     gm.graph.lint()

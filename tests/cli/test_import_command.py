@@ -57,7 +57,7 @@ def test_import_round_trip_is_identical(graph, qonnx_file, tmp_path, capsys):
     assert a.raw[0].dtype == b.raw[0].dtype and (a.raw[0] == b.raw[0]).all()
     assert (a.outputs[0] == b.outputs[0]).all()
     # an existing output needs --force
-    assert main(["import", str(qonnx_file), "-o", str(out)]) == 1
+    assert main(["import", str(qonnx_file), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qfx import: error:") and "--force" in err and err.count("\n") == 1
     assert main(["import", str(qonnx_file), "-o", str(out), "--force"]) == 0
@@ -90,18 +90,18 @@ def test_a_bad_file_is_one_error_line_and_writes_nothing(content, tmp_path, caps
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(content)
     before = sorted(tmp_path.iterdir())
-    assert main(["import", str(bad), "-o", str(tmp_path / "bad.qfx.npz")]) == 1
+    assert main(["import", str(bad), "-o", str(tmp_path / "bad.qfx.npz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qfx import: error:") and err.count("\n") == 1, err
     assert "Traceback" not in err
-    assert main(["export", str(bad), "--board", "ultra96", "-o", str(tmp_path / "prj")]) == 1
+    assert main(["export", str(bad), "--board", "ultra96", "-o", str(tmp_path / "prj")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qfx export: error:") and err.count("\n") == 1, err
     assert sorted(tmp_path.iterdir()) == before
 
 
 def test_a_missing_file(tmp_path, capsys):
-    assert main(["import", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "o.qfx.npz")]) == 1
+    assert main(["import", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "o.qfx.npz")]) == 2
     err = capsys.readouterr().err
     assert "no ONNX file" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []

@@ -54,12 +54,12 @@ def test_flow_config_errors_are_one_line(tmp_path, capsys):
     flow = tmp_path / "bad.yaml"
     flow.write_text("dataset: digits\nmodel: digits_cnn\nquantization: {bits: 8}\n"
                     "export: {reuse: many}\n")
-    assert main(["flow", "run", str(flow)]) == 1
+    assert main(["flow", "run", str(flow)]) == 2
     err = capsys.readouterr().err
     assert "export.reuse" in err and "Traceback" not in err
     with pytest.raises(ValueError, match="quantization"):
         load_flow({"dataset": "digits", "model": "digits_cnn"})
-    assert main(["flow", "run", "no-such-flow"]) == 1
+    assert main(["flow", "run", "no-such-flow"]) == 2
     assert "shipped flows" in capsys.readouterr().err
 
 

@@ -31,8 +31,8 @@ def test_freeze_cli_writes_an_exact_frozen_model(checkpoint, tmp_path, capsys):
         expected = model.eval()(x)
     t = graph.edges[graph.outputs[0]].type
     assert np.array_equal(t.to_int(expected).numpy(), run_graph(graph, x).raw[0])
-    # refuses to overwrite, one-line error, exit 1
-    assert main(["freeze", str(checkpoint), "-o", str(out)]) == 1
+    # refuses to overwrite, one-line error, exit 2
+    assert main(["freeze", str(checkpoint), "-o", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["info", str(out)]) == 0
     assert "conv2d" in capsys.readouterr().out
@@ -41,6 +41,6 @@ def test_freeze_cli_writes_an_exact_frozen_model(checkpoint, tmp_path, capsys):
 def test_info_rejects_files_that_are_not_models(tmp_path, capsys):
     bogus = tmp_path / "x.npz"
     np.savez(bogus, a=np.zeros(2))
-    assert main(["info", str(bogus)]) == 1
+    assert main(["info", str(bogus)]) == 2
     assert "neither a frozen qfx model" in capsys.readouterr().err
-    assert main(["info", str(tmp_path / "missing.npz")]) == 1
+    assert main(["info", str(tmp_path / "missing.npz")]) == 2

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from qfx.atomic import staging_dir, swap_into_place
+from qfx.atomic import check_replaceable, staging_dir, swap_into_place
 from qfx.backends.hls.autofold import AUTO, FoldResult, autofold, check_reuse_bounds
 from qfx.backends.hls.boards import Board, load_board
 from qfx.backends.hls.estimate import ResourceReport, estimate_resources
@@ -296,10 +296,7 @@ def check_export_options(out_dir: str | os.PathLike[str] | None, *,
     clock_period_ns(clock)  # validates (0, 1000] MHz
     clock = float(clock)
     target = Path(out_dir).expanduser().absolute()
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} exists; pass force=True (--force) to replace it")
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a folder")
+    check_replaceable(target, force=force)  # only a folder qfx wrote, or an empty one
     return ExportOptions(brd, clock, target, checked_reuse, auto_default and checked_reuse != AUTO,
                          float(budget), target_fps, target_latency_us)
 

@@ -23,6 +23,7 @@ from typing import Any
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.graph import Graph
 from qfx.ir.serialize import load_graph
+from qfx.ir.verify import check_identifier
 
 __all__ = ["MANIFEST_NAME", "MODEL_NAME", "PortInfo", "HLSProject"]
 
@@ -198,22 +199,81 @@ class HLSProject:
         path = root / MANIFEST_NAME
         if not path.is_file():
             raise FileNotFoundError(f"{root} is not a qfx HLS project (no {MANIFEST_NAME})")
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != _MANIFEST_FORMAT or doc.get("version") != _MANIFEST_VERSION:
-            raise ValueError(f"{path}: unsupported project manifest {doc.get('format')!r} "
-                             f"version {doc.get('version')!r}")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        try:
+            fields = _check_manifest(doc, root)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        model = fields.pop("model")
+        if not model.is_file():
+            raise ValueError(f"{path}: model: no frozen model at {model}")
+        return cls(root=root, graph=load_graph(model), **fields)
 
-        def path_of(rel: str | None) -> Path | None:
-            return None if rel is None else root / rel
 
-        return cls(
-            root=root, project_name=doc["project_name"], top=doc["top"],
-            axis_top=doc["axis_top"], namespace=doc["namespace"], io=doc["io"],
-            reuse=int(doc["reuse"]), axis_width=int(doc["axis_width"]),
-            graph=load_graph(root / doc["model"]),
-            inputs=tuple(PortInfo.from_json(p) for p in doc["inputs"]),
-            outputs=tuple(PortInfo.from_json(p) for p in doc["outputs"]),
-            files=tuple(root / f for f in doc["files"]),
-            input_vectors=path_of(doc["input_vectors"]),
-            expected_vectors=path_of(doc["expected_vectors"]),
-        )
+def _check_manifest(doc: Any, root: Path) -> dict[str, Any]:
+    """The fields of :class:`HLSProject` from a ``project.json`` document, every key checked
+    (a ``ValueError`` naming the key; :meth:`HLSProject.load` adds the file)."""
+    if not isinstance(doc, dict):
+        raise ValueError("expected a JSON object")
+    if doc.get("format") != _MANIFEST_FORMAT or doc.get("version") != _MANIFEST_VERSION:
+        raise ValueError(f"unsupported project manifest {doc.get('format')!r} "
+                         f"version {doc.get('version')!r}")
+
+    def need(key: str, kinds: type | tuple[type, ...]) -> Any:
+        if key not in doc:
+            raise ValueError(f"missing key {key!r}")
+        value = doc[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is int):
+            raise ValueError(f"{key}: invalid value {value!r}")
+        return value
+
+    def ident(key: str) -> str:
+        return check_identifier(need(key, str), key)
+
+    def rel(key: str, value: Any) -> Path:
+        p = Path(value) if isinstance(value, str) and value else None
+        if p is None or p.is_absolute() or ".." in p.parts:
+            raise ValueError(f"{key}: {value!r} is not a path inside the project folder")
+        return root / p
+
+    def ports(key: str) -> tuple[PortInfo, ...]:
+        out = []
+        for i, d in enumerate(need(key, list)):
+            where = f"{key}[{i}]"
+            if not isinstance(d, dict):
+                raise ValueError(f"{where}: expected an object")
+            for k in ("name", "edge", "typedef", "type", "shape"):
+                if k not in d:
+                    raise ValueError(f"{where}: missing key {k!r}")
+            shape = d["shape"]
+            if not (isinstance(shape, list) and shape and all(
+                    isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1 << 28
+                    for n in shape)):
+                raise ValueError(f"{where}.shape: invalid value {shape!r}")
+            try:
+                out.append(PortInfo(check_identifier(d["name"], f"{where}.name"),
+                                    check_identifier(d["edge"], f"{where}.edge"),
+                                    check_identifier(d["typedef"], f"{where}.typedef"),
+                                    FixedType.parse(d["type"]), tuple(shape)))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{where}: {err}") from None
+        return tuple(out)
+
+    io, reuse, width = need("io", str), need("reuse", int), need("axis_width", int)
+    if io not in ("parallel", "stream"):
+        raise ValueError(f"io: invalid value {io!r}; allowed: parallel, stream")
+    if reuse < 1:
+        raise ValueError(f"reuse: must be >= 1, got {reuse}")
+    if not 1 <= width <= 4096:
+        raise ValueError(f"axis_width: invalid value {width}")
+    vectors = {k: None if doc.get(k) is None else rel(k, doc[k])
+               for k in ("input_vectors", "expected_vectors")}
+    return dict(
+        project_name=ident("project_name"), top=ident("top"), axis_top=ident("axis_top"),
+        namespace=ident("namespace"), io=io, reuse=reuse, axis_width=width,
+        inputs=ports("inputs"), outputs=ports("outputs"),
+        files=tuple(rel("files", f) for f in need("files", list)),
+        model=rel("model", need("model", str)), **vectors)

@@ -70,7 +70,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from qfx.atomic import staging_dir, swap_into_place
+from qfx.atomic import check_replaceable, staging_dir, swap_into_place
 from qfx.backends.hls.layout import write_vectors
 from qfx.backends.hls.plan import HLSPlan, build_plan
 from qfx.backends.hls.project import MANIFEST_NAME, MODEL_NAME, HLSProject
@@ -229,10 +229,7 @@ def export_firmware(graph: Graph, out_dir: str | os.PathLike[str], *,
     _validate(graph)
     resolve_reuse(graph, reuse)  # unknown node names: refused before anything is written
     target = Path(out_dir).expanduser().absolute()
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} exists; pass force=True to replace it")
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a folder")
+    check_replaceable(target, force=force)  # only a folder qfx wrote, or an empty one
 
     plan = build_plan(graph, project_name, reuse, axis_width, io)
     vectors = _vectors(graph, test_vectors) if test_vectors is not None else None

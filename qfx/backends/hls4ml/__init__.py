@@ -45,7 +45,7 @@ import numpy as np
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.executor import run_graph
 from qfx.ir.graph import Graph, Node, pair, sanitize_identifier
-from qfx.ir.verify import check_exact
+from qfx.ir.verify import check_exact, check_identifier
 
 __all__ = ["Hls4mlExportError", "Hls4mlReport", "build_hls4ml_model", "export_hls4ml",
            "LAYER_BUILDERS"]
@@ -428,6 +428,7 @@ def build_hls4ml_model(graph: Graph, out_dir: str | os.PathLike[str], *,
         >>> str(next(iter(model.get_layers())).get_output_variable().type.precision)
         'fixed<6,2,RND,SAT,0>'
     """
+    check_identifier(project_name, "project_name")
     from hls4ml.model import ModelGraph
     from hls4ml.utils.config import create_config
 

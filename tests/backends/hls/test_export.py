@@ -510,14 +510,14 @@ def test_cli_exports_a_frozen_model(cli, cnn, big, tmp_path, capsys):
     assert "ESTIMATE" in text and "150 MHz" in text and str(out) in text
     assert read_vectors(out / "tb" / "inputs.txt").shape == (5, 16)
     assert "create_clock -period 6.66667" in (out / "build_prj.tcl").read_text()
-    # errors: one line on stderr, exit status 1, no traceback
-    assert cli(["export", str(model), "-o", str(out)]) == 1
+    # errors: one line on stderr, exit status 2, no traceback
+    assert cli(["export", str(model), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "--force" in err and "Traceback" not in err and err.count("\n") == 1
     assert cli(["export", str(model), "-o", str(out), "--force", "--reuse", "8"]) == 0
     assert json.loads((out / "project.json").read_text())["reuse"] == 8
     capsys.readouterr()
-    assert cli(["export", str(model), "-o", str(tmp_path / "x"), "--board", "nexys"]) == 1
+    assert cli(["export", str(model), "-o", str(tmp_path / "x"), "--board", "nexys"]) == 2
     err = capsys.readouterr().err
     assert "ultra96v2" in err and "pynq-z2" in err and err.count("\n") == 1
     assert cli(["export", str(model), "-o", str(tmp_path / "st"), "--io", "stream"]) == 0
@@ -528,7 +528,7 @@ def test_cli_exports_a_frozen_model(cli, cnn, big, tmp_path, capsys):
     # --reuse auto (the default) makes it fit; a manual reuse that does not fit is refused
     assert cli(["export", str(big_file), "-o", str(tmp_path / "auto"), "--samples", "2"]) == 0
     assert "fits the board" in capsys.readouterr().out
-    assert cli(["export", str(big_file), "-o", str(tmp_path / "big"), "--reuse", "1"]) == 1
+    assert cli(["export", str(big_file), "-o", str(tmp_path / "big"), "--reuse", "1"]) == 2
     err = capsys.readouterr().err
     assert "DSP" in err and "(estimate)" in err and err.count("\n") == 1
     assert not (tmp_path / "big").exists()
@@ -536,7 +536,7 @@ def test_cli_exports_a_frozen_model(cli, cnn, big, tmp_path, capsys):
                 "--reuse", "1", "--samples", "2"]) == 0
     captured = capsys.readouterr()
     assert "warning" in captured.err and "OVER BUDGET" in captured.out
-    assert cli(["export", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "y")]) == 1
+    assert cli(["export", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "y")]) == 2
     assert "no model file" in capsys.readouterr().err
 
 

@@ -202,8 +202,14 @@ def test_existing_directory_is_refused_without_force(tmp_path, mlp):
     with pytest.raises(FileExistsError, match="force=True"):
         export_firmware(mlp, target)
     assert (target / "keep.txt").read_text() == "mine"
+    with pytest.raises(FileExistsError, match="not a folder qfx wrote"):
+        export_firmware(mlp, target, force=True)  # not ours: refused even with force
+    assert (target / "keep.txt").read_text() == "mine"
+    (target / "keep.txt").unlink()  # an empty folder may be replaced
+    export_firmware(mlp, target, force=True)
+    (target / "extra.txt").write_text("x")  # so may a project qfx wrote
     prj = export_firmware(mlp, target, force=True)
-    assert not (target / "keep.txt").exists() and prj.top_source.is_file()
+    assert not (target / "extra.txt").exists() and prj.top_source.is_file()
     assert _siblings(target) == ["prj"]  # no temporary or old folders left behind
 
 
