@@ -109,13 +109,11 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
         raise ValueError(f"{where}.board: expected a board name or a path to a board YAML")
     export = {"io": "parallel", "reuse": 1, "on_budget": "error", "project_name": "qfx_model"}
     export.update(_check_section(f"{where}.export", extra.get("export"), _EXPORT_KEYS))
-    from qfx.backends.hls.export import check_export_options
+    from qfx.backends.hls.export import check_reuse_options
 
     try:  # "auto", an int for every layer, or {node: reuse, "*": default or "auto"}
-        check_export_options(".", reuse=export["reuse"], force=True,
-                             budget=export.get("budget", 1.0),
-                             target_fps=export.get("target_fps"),
-                             target_latency_us=export.get("target_latency_us"))
+        check_reuse_options(export["reuse"], export.get("budget", 1.0),
+                            export.get("target_fps"), export.get("target_latency_us"))
     except ValueError as err:
         key = next((k for k in ("reuse", "budget", "target") if k in str(err)), "")
         raise ValueError(f"{where}.export{'.' + key if key else ''}: {err}") from None

@@ -80,7 +80,8 @@ from qfx.backends.hls.writer import IO_MODES, export_firmware
 from qfx.ir.graph import Graph
 
 __all__ = ["BUDGET_POLICIES", "DEFAULT_RANDOM_SAMPLES", "ExportOptions", "ExportedProject",
-           "ResourceBudgetWarning", "check_export_options", "export_hls", "random_test_vectors",
+           "ResourceBudgetWarning", "check_export_options", "check_reuse_options", "export_hls",
+           "random_test_vectors",
            "suggest_reuse"]
 
 #: What ``on_budget`` accepts.
@@ -231,7 +232,7 @@ class ExportOptions:
         return self.reuse == AUTO or self.auto_default
 
 
-def _check_auto_options(reuse: Any, budget: Any, target_fps: Any, target_latency_us: Any
+def check_reuse_options(reuse: Any, budget: Any, target_fps: Any, target_latency_us: Any
                         ) -> tuple[int | LayerReuse | str, bool]:
     """``reuse`` checked (``"auto"``, an int, or a mapping whose ``"*"`` may be ``"auto"``)
     and whether its default is chosen by the search."""
@@ -286,7 +287,7 @@ def check_export_options(out_dir: str | os.PathLike[str] | None, *,
     if io not in IO_MODES:
         raise ValueError(f"io={io!r} is not an architecture the HLS writer knows; use one of "
                          f"{', '.join(repr(m) for m in IO_MODES)}")
-    checked_reuse, auto_default = _check_auto_options(reuse, budget, target_fps,
+    checked_reuse, auto_default = check_reuse_options(reuse, budget, target_fps,
                                                       target_latency_us)
     if out_dir is None:
         raise ValueError("out_dir is required: the folder to write the project into")
