@@ -11,7 +11,13 @@
 //
 //   * Synthesis (__SYNTHESIS__), or C-simulation built with -DQFX_AP_ARITH: the loops below
 //     compute on ap_fixed values (`ACC_T acc = bias; acc += x * w;`), shaped for HLS
-//     (pipelined reduction loops, pragmas from the layer's config struct).
+//     (pipelined reduction loops, pragmas from the layer's config struct). `qfx csim` proves
+//     this path too (--arith synth|both). Its C-simulation build differs from synthesis only in
+//     how the constants reach the arithmetic, never in the arithmetic: they are stored as native
+//     integers (raw_storage), set into ap_fixed mantissas directly (from_raw) and, for the
+//     multiply-accumulates, converted once per layer into a table of ap_fixed values
+//     (value_table); every one of these gives the same bits. -DQFX_AP_STORAGE turns all three
+//     off (the synthesis code exactly, much slower to compile: one constructor call per constant).
 //   * C-simulation by default (QFX_NATIVE): the same sums on the raw integer mantissas in
 //     int32/int64, with the binary points aligned by exact power-of-two factors derived from the
 //     types (static_asserts below). The IR bounds every accumulator to <= 53 bits and every
@@ -273,23 +279,63 @@ CAST:
 // The wrappers (dense, dense_khot, ...) keep the functions the generated top calls and carry the
 // pragmas on their constant arrays; the cores are inlined into them.
 
+// C-simulation of the synthesis arithmetic (-DQFX_AP_ARITH, not synthesis): every multiply-
+// accumulate reads its constant as an ap_fixed value of C_T from a per-layer table, converted
+// once from the raw constants with from_raw (the same bits, see raw_storage), instead of
+// converting the raw constant again on every multiplication; the arithmetic on the values is
+// the same ap_fixed code. Synthesis reads from_raw<C_T>(c[idx]) directly.
+#if !QFX_NATIVE && !defined(__SYNTHESIS__) && !defined(QFX_AP_STORAGE)
+#define QFX_VALUE_TABLES 1
+#else
+#define QFX_VALUE_TABLES 0
+#endif
+
+#if QFX_VALUE_TABLES
+/// The N constants at c as C_T values; one table per layer (KEY: its config struct), refilled
+/// only if the layer is ever called with another constant array.
+template <class KEY, class C_T, int N>
+const C_T* value_table(const typename raw_storage<C_T>::type* c) {
+  static const typename raw_storage<C_T>::type* filled_from = 0;
+  static C_T table[N];
+  if (filled_from != c) {
+    for (int i = 0; i < N; i++) table[i] = from_raw<C_T>(c[i]);
+    filled_from = c;
+  }
+  return table;
+}
+#define QFX_CONST_WEIGHTS(KEY, C_T, N, PTR) {PTR, ::qfx::value_table<KEY, C_T, N>(PTR)}
+#else
+#define QFX_CONST_WEIGHTS(KEY, C_T, N, PTR) {PTR}
+#endif
+
 /// Constants stored as raw mantissas of C_T (the plain layers).
 template <class C_T>
 struct const_weights {
   static const int n_terms = 1;
   static const bool narrow = true;
   const typename raw_storage<C_T>::type* c;
+#if QFX_VALUE_TABLES
+  const C_T* v;  // the same constants as C_T values (C-simulation of the synthesis arithmetic)
+#endif
   template <class ACC_T, class IN_T>
   void mac(ACC_T& acc, const IN_T& x, int idx) const {
 #pragma HLS INLINE
+#if QFX_VALUE_TABLES
+    acc += x * v[idx];
+#else
     acc += x * from_raw<C_T>(c[idx]);
+#endif
   }
   int64_t term(int idx, int j) const {
     (void)j;
     return (int64_t)c[idx];
   }
   const_weights at(int idx0) const {
+#if QFX_VALUE_TABLES
+    const const_weights s = {c + idx0, v + idx0};
+#else
     const const_weights s = {c + idx0};
+#endif
     return s;
   }
 };
@@ -354,7 +400,8 @@ void dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_o
   const int red_unroll = CFG::red_unroll;
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
-  const const_weights<typename CFG::weight_t> wts = {w};
+  const const_weights<typename CFG::weight_t> wts =
+      QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::n_out * CFG::n_in, w);
   dense_core<CFG>(x, y, wts, b);
 }
 
@@ -472,7 +519,8 @@ void conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
   const int red_unroll = CFG::red_unroll;
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
-  const const_weights<typename CFG::weight_t> wts = {w};
+  const const_weights<typename CFG::weight_t> wts = QFX_CONST_WEIGHTS(
+      CFG, typename CFG::weight_t, CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w, w);
   conv2d_core<CFG>(x, y, wts, b);
 }
 
@@ -536,7 +584,8 @@ void batchnorm(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
                typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
                const typename raw_storage<typename CFG::scale_t>::type scale[CFG::n_chan],
                const typename raw_storage<typename CFG::shift_t>::type shift[CFG::n_chan]) {
-  const const_weights<typename CFG::scale_t> wts = {scale};
+  const const_weights<typename CFG::scale_t> wts =
+      QFX_CONST_WEIGHTS(CFG, typename CFG::scale_t, CFG::n_chan, scale);
   batchnorm_core<CFG>(x, y, wts, shift);
 }
 

@@ -288,7 +288,10 @@ void conv2d(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
   const int red_unroll = CFG::red_unroll;
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
-  const conv2d_pixel<CFG, const_weights<typename CFG::weight_t> > op = {{w}, b};
+  const conv2d_pixel<CFG, const_weights<typename CFG::weight_t> > op = {
+      QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t,
+                        CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w, w),
+      b};
   window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);
 }
 

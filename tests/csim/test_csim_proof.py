@@ -170,3 +170,21 @@ def test_build_testbench_compiles_translation_units_separately(projects: Project
     meta = (b.binary.parent / "build.json").read_text()
     assert '"arith": "synth"' in meta and "-DQFX_AP_ARITH" in meta
     assert sorted(p.name for p in b.binary.parent.iterdir()) == ["build.json", b.binary.name]
+
+
+def test_synthesis_storage_gives_the_same_bits(projects: Projects, tmp_path: Path) -> None:
+    """-DQFX_AP_ARITH -DQFX_AP_STORAGE compiles the synthesis code exactly (ap_int constants,
+    range assignments, no value tables): the project's own testbench passes against
+    tb/expected.txt, as with the faster C-sim storage."""
+    from qfx.csim.toolchain import ap_types_include_dir, compile_cpp
+
+    prj = projects.good
+    exe = compile_cpp([prj.tb_source, *prj.sources], tmp_path / "tb",
+                      include_dirs=[ap_types_include_dir(), *prj.include_dirs],
+                      flags=["-std=c++14", "-DNDEBUG", "-O1", "-DQFX_AP_ARITH",
+                             "-DQFX_AP_STORAGE"])
+    exp = prj.expected_vectors or prj.tb_dir / "expected.txt"
+    proc = subprocess.run([str(exe), str(prj.input_vectors), str(tmp_path / "out.txt"),
+                           str(exp)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert " 0 mismatches" in proc.stdout and "no expected" not in proc.stdout
