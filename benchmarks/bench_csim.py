@@ -9,7 +9,9 @@ and the same random inputs (uniform in [0, 1), as the peers measured):
   ``ap_fixed<16,6>``) + ``freeze`` once, then per repetition ``export_firmware`` (``--io``:
   ``stream`` by default, the same architecture as hls4ml's io_stream), a cold g++
   build of the exported testbench (an empty cache folder: ``build_testbench``) and ``csim`` on
-  the inputs (the cached binary, ``--jobs`` processes; also one process).
+  the inputs (the cached binary, ``--jobs`` processes; also one process); then the same cold
+  build and C-sim with the synthesis arithmetic (``arith="synth"``, ``-DQFX_AP_ARITH``: the
+  ap_fixed code that Vitis compiles) on the first ``--synth-samples`` inputs.
 
 Repetitions are interleaved (qfx, hls4ml, qfx, hls4ml, ...) after ``--warmup`` untimed ones;
 the table shows medians and ratios. Bit-exactness is reported per tool against its own software
@@ -100,8 +102,10 @@ def qfx_graph(model: nn.Module, bits: int, seed: int) -> tuple[qfx.Graph, float]
 
 
 def qfx_rep(graph: qfx.Graph, x: np.ndarray, work: Path, jobs: int | None,
-            opt: str, io_mode: str = "stream") -> dict[str, Any]:
-    """One qfx repetition: export, cold g++ build, C-sim (``jobs`` processes and 1 process)."""
+            opt: str, io_mode: str = "stream", synth_samples: int = 0) -> dict[str, Any]:
+    """One qfx repetition: export, cold g++ build, C-sim (``jobs`` processes and 1 process), for
+    the native C-sim arithmetic and (``synth_samples`` > 0) for the synthesis arithmetic
+    (``-DQFX_AP_ARITH``: the ap_fixed code that Vitis compiles) on the first ``synth_samples``."""
     work.mkdir(parents=True)
     cache = work / "cache"  # empty: the build is cold
     start = time.perf_counter()
@@ -117,7 +121,20 @@ def qfx_rep(graph: qfx.Graph, x: np.ndarray, work: Path, jobs: int | None,
     if not np.array_equal(rep.outputs, one.outputs):
         raise RuntimeError("the parallel and the single-process C-sim disagree")
     out_t = graph.edges[graph.outputs[0]].type
-    return {"export_s": export_s, "compile_s": build.seconds,
+    synth: dict[str, Any] = {}
+    if synth_samples > 0:
+        sb = build_testbench(prj, opt=opt, cache_dir=cache, arith="synth")
+        if sb.cached:
+            raise RuntimeError("the qfx synth-arith build was expected to be cold")
+        xs = x[:synth_samples]
+        srep = csim(prj, xs, jobs=jobs, opt=opt, cache_dir=cache, arith="synth")
+        sone = csim(prj, xs, jobs=1, opt=opt, cache_dir=cache, arith="synth")
+        if not np.array_equal(srep.outputs, rep.outputs[:len(xs)]):
+            raise RuntimeError("the synthesis and the native arithmetic disagree")
+        synth = {"synth_compile_s": sb.seconds, "synth_sim_sps": srep.samples_per_second,
+                 "synth_sim_sps_1": sone.samples_per_second, "synth_bit_exact":
+                 srep.bit_exact and sone.bit_exact, "synth_samples": len(xs)}
+    return {**synth, "export_s": export_s, "compile_s": build.seconds,
             "sim_sps": rep.samples_per_second, "sim_sps_1": one.samples_per_second,
             "jobs": rep.jobs, "bit_exact": rep.bit_exact, "mismatches": rep.mismatches,
             "values": int(rep.outputs.size), "summary": rep.summary(),
@@ -176,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--opt", default="-O3", help="qfx g++ optimisation flag (default -O3)")
     ap.add_argument("--io", default="stream", choices=("stream", "parallel"),
                     help="qfx architecture (default stream, like hls4ml's io_stream)")
+    ap.add_argument("--synth-samples", type=int, default=50,
+                    help="samples for the synthesis-arithmetic (-DQFX_AP_ARITH) C-sim rows "
+                         "(default 50; 0: skip them)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-hls4ml", action="store_true", help="measure qfx only")
@@ -202,10 +222,16 @@ def main(argv: list[str] | None = None) -> int:
             timed = i >= args.warmup
             tag = f"rep{i}" if timed else f"warmup{i}"
             print(f"[{tag}] qfx ...", file=sys.stderr, flush=True)
-            q = qfx_rep(graph, x, root / f"qfx_{i}", args.jobs, args.opt, args.io)
+            q = qfx_rep(graph, x, root / f"qfx_{i}", args.jobs, args.opt, args.io,
+                        min(args.synth_samples, args.samples))
             print(f"[{tag}] qfx: export {q['export_s']:.2f} s, compile {q['compile_s']:.1f} s, "
                   f"C-sim {q['sim_sps']:.0f}/s ({q['jobs']} proc), {q['sim_sps_1']:.0f}/s "
                   f"(1 proc); {q['summary']}", file=sys.stderr, flush=True)
+            if "synth_compile_s" in q:
+                print(f"[{tag}] qfx synth arith: compile {q['synth_compile_s']:.1f} s, C-sim "
+                      f"{q['synth_sim_sps']:.1f}/s ({q['jobs']} proc), "
+                      f"{q['synth_sim_sps_1']:.1f}/s (1 proc), bit-exact "
+                      f"{q['synth_bit_exact']}", file=sys.stderr, flush=True)
             if timed:
                 q_reps.append(q)
             if use_hls4ml:
@@ -229,6 +255,15 @@ def main(argv: list[str] | None = None) -> int:
              _median(h_reps, "sim_sps") if h_reps else None),
             ("C-sim [samples/s], qfx 1 proc", _median(q_reps, "sim_sps_1"),
              _median(h_reps, "sim_sps") if h_reps else None)]
+    synth_rows = "synth_compile_s" in q_reps[0]
+    if synth_rows:
+        rows += [("synth arith: g++ compile, cold [s]", _median(q_reps, "synth_compile_s"),
+                  _median(h_reps, "compile_s") if h_reps else None),
+                 ("synth arith: C-sim [samples/s], 1 proc", _median(q_reps, "synth_sim_sps_1"),
+                  _median(h_reps, "sim_sps") if h_reps else None),
+                 (f"synth arith: C-sim [samples/s], {q_reps[0]['jobs']} proc",
+                  _median(q_reps, "synth_sim_sps"),
+                  _median(h_reps, "sim_sps") if h_reps else None)]
     print(f"\nResNet-8 (CIFAR 3x32x32), {args.samples} random inputs, medians of {args.reps} "
           f"reps ({args.warmup} warm-up); qfx {args.bits}-bit (QConfig.uniform), io={args.io}, "
           f"g++ {args.opt}; hls4ml {HLS4ML_PRECISION}, Vitis, io_stream; {os.cpu_count()} CPUs")
@@ -237,10 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{qv / hv:10.2f}x" if hv else f"{'-':>11s}"
         hs = f"{hv:10.2f}" if hv is not None else f"{'n/a':>10s}"
         print(f"{name:36s} {qv:10.2f} {hs} {ratio}")
-    exact = all(r["bit_exact"] for r in q_reps)
+    exact = all(r["bit_exact"] and r.get("synth_bit_exact", True) for r in q_reps)
     print(f"{'bit-exact to own software model':36s} "
           f"qfx: {'YES' if exact else 'NO'} ({q_reps[-1]['mismatches']} of "
-          f"{q_reps[-1]['values']} raw outputs differ from run_graph, compared with ==)")
+          f"{q_reps[-1]['values']} raw outputs differ from run_graph, compared with ==; "
+          + (f"synthesis arithmetic too, on {q_reps[-1]['synth_samples']} samples)"
+             if synth_rows else "native arithmetic only)"))
     if h_reps:
         h_diff = float(np.abs(h_reps[-1]["y"] - y_float).max())
         print(f"{'':36s} hls4ml: {'YES' if h_diff == 0 else 'NO'} (max |predict - float "
@@ -256,6 +293,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"requirements: qfx compile <= hls4ml compile: "
               f"{'PASS' if verdicts['compile_no_slower'] else 'FAIL'}; qfx C-sim >= 10x "
               f"hls4ml: {'PASS' if verdicts['sim_10x'] else 'FAIL'}")
+        if synth_rows:
+            hc, hs = _median(h_reps, "compile_s"), _median(h_reps, "sim_sps")
+            verdicts["synth_compile_no_slower"] = _median(q_reps, "synth_compile_s") <= hc
+            verdicts["synth_sim_2x_1proc"] = _median(q_reps, "synth_sim_sps_1") >= 2 * hs
+            print(f"synthesis arithmetic: qfx compile <= hls4ml compile: "
+                  f"{'PASS' if verdicts['synth_compile_no_slower'] else 'FAIL'}; qfx C-sim "
+                  f"(1 proc) >= 2x hls4ml (1 proc): "
+                  f"{'PASS' if verdicts['synth_sim_2x_1proc'] else 'FAIL'}")
     else:
         print("hls4ml not measured (not installed, or --no-hls4ml)")
 

@@ -11,7 +11,13 @@
 //
 //   * Synthesis (__SYNTHESIS__), or C-simulation built with -DQFX_AP_ARITH: the loops below
 //     compute on ap_fixed values (`ACC_T acc = bias; acc += x * w;`), shaped for HLS
-//     (pipelined reduction loops, pragmas from the layer's config struct).
+//     (pipelined reduction loops, pragmas from the layer's config struct). `qfx csim` proves
+//     this path too (--arith synth|both). Its C-simulation build differs from synthesis only in
+//     how the constants reach the arithmetic, never in the arithmetic: they are stored as native
+//     integers (raw_storage), set into ap_fixed mantissas directly (from_raw) and, for the
+//     multiply-accumulates, converted once per layer into a table of ap_fixed values
+//     (value_table); every one of these gives the same bits. -DQFX_AP_STORAGE turns all three
+//     off (the synthesis code exactly, much slower to compile: one constructor call per constant).
 //   * C-simulation by default (QFX_NATIVE): the same sums on the raw integer mantissas in
 //     int32/int64, with the binary points aligned by exact power-of-two factors derived from the
 //     types (static_asserts below). The IR bounds every accumulator to <= 53 bits and every
@@ -119,12 +125,20 @@ struct native_int<W, false> {
           typename if_c<(W <= 32), uint32_t, uint64_t>::type>::type>::type type;
 };
 
-/// Storage of constant raw mantissas (weights, biases, BN scale/shift) of fixed-point type T:
-/// exact-width ap_int/ap_uint in synthesis (and -DQFX_AP_ARITH), the smallest native integer in
-/// native C-simulation. The generated headers initialise them from integer literals (exact).
+/// Storage of constant raw mantissas (weights, biases, BN scale/shift, packed binary words) of
+/// fixed-point type T: exact-width ap_int/ap_uint in synthesis, the smallest native integer in
+/// every C-simulation build (native and -DQFX_AP_ARITH). The generated headers initialise them
+/// from integer literals that the IR proves lie in T's raw range, and every layer reads a
+/// constant only through from_raw<T>(c) (the bits, `v.range(W-1, 0) = c`) or as an exact small
+/// integer (K-hot digit signs and shifts), so both storages give the layer the same ap_fixed
+/// value, bit for bit: the arithmetic on them is unchanged. Why: an array of ap_int is initialised
+/// by a constructor call per element at program start, and g++ -O3 then spends minutes
+/// optimising one static-initialiser function of ~10^5 calls (ResNet-8: 78k constants), while an
+/// integer array is plain .rodata. hls4ml avoids the same cost by loading its C-simulation
+/// weights from text files at run time. -DQFX_AP_STORAGE keeps the synthesis storage in C-sim.
 template <class T>
 struct raw_storage {
-#if QFX_NATIVE
+#if QFX_NATIVE || (!defined(__SYNTHESIS__) && !defined(QFX_AP_STORAGE))
   typedef typename native_int<fixed_traits<T>::width, fixed_traits<T>::is_signed>::type type;
 #else
   typedef typename if_c<fixed_traits<T>::is_signed, ap_int<fixed_traits<T>::width>,
@@ -152,6 +166,32 @@ inline T from_raw(const R& r) {
   v.range(fixed_traits<T>::width - 1, 0) = r;
   return v;
 }
+
+#if !defined(__SYNTHESIS__) && !defined(QFX_AP_STORAGE)
+// C-simulation: from_raw of a native integer (the constants, see raw_storage; the native path's
+// sums) sets the ap_private mantissa V directly: `V = r` keeps the low W bits of r (sign-extended
+// for signed T), exactly the bits `v.range(W-1, 0) = r` writes, without the range proxy's masks
+// and shifts on every multiply-accumulate. Same value bit for bit; the arithmetic on it is the
+// ap_fixed arithmetic. (Synthesis, and -DQFX_AP_STORAGE, use the range assignment above.)
+#define QFX_FROM_RAW_INT(R)                  \
+  template <class T>                         \
+  inline T from_raw(const R& r) {            \
+    T v;                                     \
+    v.V = (long long)r;                      \
+    return v;                                \
+  }
+QFX_FROM_RAW_INT(signed char)
+QFX_FROM_RAW_INT(short)
+QFX_FROM_RAW_INT(int)
+QFX_FROM_RAW_INT(long)
+QFX_FROM_RAW_INT(long long)
+QFX_FROM_RAW_INT(unsigned char)
+QFX_FROM_RAW_INT(unsigned short)
+QFX_FROM_RAW_INT(unsigned int)
+QFX_FROM_RAW_INT(unsigned long)
+QFX_FROM_RAW_INT(unsigned long long)
+#undef QFX_FROM_RAW_INT
+#endif
 
 /// The same bits read as another type of the same width (moves the binary point exactly).
 template <class TO, class FROM>
@@ -239,23 +279,63 @@ CAST:
 // The wrappers (dense, dense_khot, ...) keep the functions the generated top calls and carry the
 // pragmas on their constant arrays; the cores are inlined into them.
 
+// C-simulation of the synthesis arithmetic (-DQFX_AP_ARITH, not synthesis): every multiply-
+// accumulate reads its constant as an ap_fixed value of C_T from a per-layer table, converted
+// once from the raw constants with from_raw (the same bits, see raw_storage), instead of
+// converting the raw constant again on every multiplication; the arithmetic on the values is
+// the same ap_fixed code. Synthesis reads from_raw<C_T>(c[idx]) directly.
+#if !QFX_NATIVE && !defined(__SYNTHESIS__) && !defined(QFX_AP_STORAGE)
+#define QFX_VALUE_TABLES 1
+#else
+#define QFX_VALUE_TABLES 0
+#endif
+
+#if QFX_VALUE_TABLES
+/// The N constants at c as C_T values; one table per layer (KEY: its config struct), refilled
+/// only if the layer is ever called with another constant array.
+template <class KEY, class C_T, int N>
+const C_T* value_table(const typename raw_storage<C_T>::type* c) {
+  static const typename raw_storage<C_T>::type* filled_from = 0;
+  static C_T table[N];
+  if (filled_from != c) {
+    for (int i = 0; i < N; i++) table[i] = from_raw<C_T>(c[i]);
+    filled_from = c;
+  }
+  return table;
+}
+#define QFX_CONST_WEIGHTS(KEY, C_T, N, PTR) {PTR, ::qfx::value_table<KEY, C_T, N>(PTR)}
+#else
+#define QFX_CONST_WEIGHTS(KEY, C_T, N, PTR) {PTR}
+#endif
+
 /// Constants stored as raw mantissas of C_T (the plain layers).
 template <class C_T>
 struct const_weights {
   static const int n_terms = 1;
   static const bool narrow = true;
   const typename raw_storage<C_T>::type* c;
+#if QFX_VALUE_TABLES
+  const C_T* v;  // the same constants as C_T values (C-simulation of the synthesis arithmetic)
+#endif
   template <class ACC_T, class IN_T>
   void mac(ACC_T& acc, const IN_T& x, int idx) const {
 #pragma HLS INLINE
+#if QFX_VALUE_TABLES
+    acc += x * v[idx];
+#else
     acc += x * from_raw<C_T>(c[idx]);
+#endif
   }
   int64_t term(int idx, int j) const {
     (void)j;
     return (int64_t)c[idx];
   }
   const_weights at(int idx0) const {
+#if QFX_VALUE_TABLES
+    const const_weights s = {c + idx0, v + idx0};
+#else
     const const_weights s = {c + idx0};
+#endif
     return s;
   }
 };
@@ -320,7 +400,8 @@ void dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_o
   const int red_unroll = CFG::red_unroll;
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
-  const const_weights<typename CFG::weight_t> wts = {w};
+  const const_weights<typename CFG::weight_t> wts =
+      QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::n_out * CFG::n_in, w);
   dense_core<CFG>(x, y, wts, b);
 }
 
@@ -438,7 +519,8 @@ void conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
   const int red_unroll = CFG::red_unroll;
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
-  const const_weights<typename CFG::weight_t> wts = {w};
+  const const_weights<typename CFG::weight_t> wts = QFX_CONST_WEIGHTS(
+      CFG, typename CFG::weight_t, CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w, w);
   conv2d_core<CFG>(x, y, wts, b);
 }
 
@@ -502,7 +584,8 @@ void batchnorm(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
                typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
                const typename raw_storage<typename CFG::scale_t>::type scale[CFG::n_chan],
                const typename raw_storage<typename CFG::shift_t>::type shift[CFG::n_chan]) {
-  const const_weights<typename CFG::scale_t> wts = {scale};
+  const const_weights<typename CFG::scale_t> wts =
+      QFX_CONST_WEIGHTS(CFG, typename CFG::scale_t, CFG::n_chan, scale);
   batchnorm_core<CFG>(x, y, wts, shift);
 }
 
@@ -917,10 +1000,15 @@ POPCOUNT:
   return c;
 }
 
-/// The word type of the packed bits (uint32_t in native C-simulation, ap_uint<32> otherwise).
+/// The word type the binarized layers compute on (uint32_t in native C-simulation, ap_uint<32>
+/// in synthesis and -DQFX_AP_ARITH); their packed weights are stored as raw_storage<word_t>.
 template <class CFG>
 struct binary_word {
+#if QFX_NATIVE
   typedef typename raw_storage<typename CFG::word_t>::type type;
+#else
+  typedef ap_uint<fixed_traits<typename CFG::word_t>::width> type;
+#endif
 };
 
 /// Output stages (see above): store(o, dot) writes output o (y[o * stride]) from the dot of
@@ -997,7 +1085,7 @@ struct binary_store_khot {
 // w: [n_out][n_words] packed bits.
 template <class CFG, class STORE>
 void binary_dense_core(const typename CFG::in_t x[CFG::n_in],
-                       const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words],
+                       const typename raw_storage<typename CFG::word_t>::type w[CFG::n_out * CFG::n_words],
                        const STORE& store) {
   typedef typename binary_word<CFG>::type word;
   QFX_STATIC_ASSERT(CFG::n_words * 32 >= CFG::n_in, "binary_dense: too few words");
@@ -1034,14 +1122,14 @@ BIN_DENSE_OUT:
 
 template <class CFG>
 void binary_dense(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
-                  const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words]) {
+                  const typename raw_storage<typename CFG::word_t>::type w[CFG::n_out * CFG::n_words]) {
   const binary_store_plain<CFG> st = {y, 1};
   binary_dense_core<CFG>(x, w, st);
 }
 
 template <class CFG>
 void binary_dense_scale(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
-                        const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words],
+                        const typename raw_storage<typename CFG::word_t>::type w[CFG::n_out * CFG::n_words],
                         const typename raw_storage<typename CFG::scale_t>::type
                             scale[CFG::n_out]) {
 #pragma HLS BIND_OP op=mul impl=fabric
@@ -1051,7 +1139,7 @@ void binary_dense_scale(const typename CFG::in_t x[CFG::n_in], typename CFG::out
 
 template <class CFG>
 void binary_dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
-                       const typename binary_word<CFG>::type w[CFG::n_out * CFG::n_words],
+                       const typename raw_storage<typename CFG::word_t>::type w[CFG::n_out * CFG::n_words],
                        const typename raw_storage<typename CFG::dsign_t>::type
                            sg[CFG::n_out * CFG::khot],
                        const typename raw_storage<typename CFG::dshift_t>::type
@@ -1102,7 +1190,7 @@ GATHER:
 /// The binary_conv2d of output pixel (oh, ow), every group, into store (see binary_store_*).
 template <class CFG, class FETCH, class STORE>
 void binary_conv2d_pixel(const FETCH& fetch, int oh, int ow,
-                         const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                         const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words],
                          const STORE& store, int pos) {
 #pragma HLS INLINE
   const int cout_g = CFG::out_c / CFG::groups;
@@ -1117,7 +1205,7 @@ BIN_CONV_GROUP:
 
 template <class CFG, class STORE>
 void binary_conv2d_core(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
-                        const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                        const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words],
                         const STORE& store) {
   QFX_STATIC_ASSERT(CFG::fan_in == (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w,
                     "binary_conv2d: fan_in must be in_c/groups * k_h * k_w");
@@ -1133,7 +1221,7 @@ BIN_CONV_PIX:
 template <class CFG>
 void binary_conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
                    typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
-                   const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words]) {
+                   const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words]) {
   const binary_store_plain<CFG> st = {y, CFG::out_h * CFG::out_w};
   binary_conv2d_core<CFG>(x, w, st);
 }
@@ -1141,7 +1229,7 @@ void binary_conv2d(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w]
 template <class CFG>
 void binary_conv2d_scale(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
                          typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
-                         const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                         const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words],
                          const typename raw_storage<typename CFG::scale_t>::type
                              scale[CFG::out_c]) {
 #pragma HLS BIND_OP op=mul impl=fabric
@@ -1152,7 +1240,7 @@ void binary_conv2d_scale(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG:
 template <class CFG>
 void binary_conv2d_khot(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
                         typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
-                        const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                        const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words],
                         const typename raw_storage<typename CFG::dsign_t>::type
                             sg[CFG::out_c * CFG::khot],
                         const typename raw_storage<typename CFG::dshift_t>::type

@@ -288,7 +288,10 @@ void conv2d(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
   const int red_unroll = CFG::red_unroll;
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
-  const conv2d_pixel<CFG, const_weights<typename CFG::weight_t> > op = {{w}, b};
+  const conv2d_pixel<CFG, const_weights<typename CFG::weight_t> > op = {
+      QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t,
+                        CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w, w),
+      b};
   window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);
 }
 
@@ -346,7 +349,7 @@ void avgpool2d_recip(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
 /// binary_conv2d output pixel: binary_conv2d_pixel into a copy of the store aimed at y.
 template <class CFG, class STORE>
 struct binary_conv2d_pixel_op {
-  const typename binary_word<CFG>::type* w;
+  const typename raw_storage<typename CFG::word_t>::type* w;
   STORE store;  // y is set per pixel
   template <class FETCH>
   void operator()(const FETCH& fetch, int oh, int ow, typename CFG::out_t* y) const {
@@ -360,7 +363,7 @@ struct binary_conv2d_pixel_op {
 template <class CFG, class STORE>
 void binary_conv2d_window(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
                           hls::stream<pixel<typename CFG::out_t, CFG::out_c> >& y,
-                          const typename binary_word<CFG>::type* w, const STORE& store) {
+                          const typename raw_storage<typename CFG::word_t>::type* w, const STORE& store) {
 #pragma HLS INLINE
   const binary_conv2d_pixel_op<CFG, STORE> op = {w, store};
   window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);
@@ -369,7 +372,7 @@ void binary_conv2d_window(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
 template <class CFG>
 void binary_conv2d(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
                    hls::stream<pixel<typename CFG::out_t, CFG::out_c> >& y,
-                   const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words]) {
+                   const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words]) {
   const binary_store_plain<CFG> st = {0, 1};
   binary_conv2d_window<CFG>(x, y, w, st);
 }
@@ -377,7 +380,7 @@ void binary_conv2d(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
 template <class CFG>
 void binary_conv2d_scale(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
                          hls::stream<pixel<typename CFG::out_t, CFG::out_c> >& y,
-                         const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                         const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words],
                          const typename raw_storage<typename CFG::scale_t>::type
                              scale[CFG::out_c]) {
 #pragma HLS BIND_OP op=mul impl=fabric
@@ -388,7 +391,7 @@ void binary_conv2d_scale(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
 template <class CFG>
 void binary_conv2d_khot(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
                         hls::stream<pixel<typename CFG::out_t, CFG::out_c> >& y,
-                        const typename binary_word<CFG>::type w[CFG::out_c * CFG::n_words],
+                        const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words],
                         const typename raw_storage<typename CFG::dsign_t>::type
                             sg[CFG::out_c * CFG::khot],
                         const typename raw_storage<typename CFG::dshift_t>::type

@@ -2,14 +2,16 @@
 
 Exit status: 0 when every output bit equals the software model, 1 on a mismatch (the summary
 names the first diverging node), 2 on a usage error, a compile error or a failed simulation (one
-line on stderr, no traceback; the main ``qfx --debug`` shows it).
+line on stderr, no traceback; the main ``qfx --debug`` shows it). By default both arithmetic
+paths of the firmware are proven (``--arith both``): the native-integer C-sim path and the
+ap_fixed code that synthesis compiles (``-DQFX_AP_ARITH``).
 
 Example:
     >>> parser = argparse.ArgumentParser(prog="qfx")
     >>> _ = register(parser.add_subparsers(dest="command"))
     >>> args = parser.parse_args(["csim", "prj", "--samples", "100", "--jobs", "2"])
-    >>> args.func is run_csim_command, args.samples, args.jobs, args.opt
-    (True, 100, 2, '3')
+    >>> args.func is run_csim_command, args.samples, args.jobs, args.opt, args.arith
+    (True, 100, 2, '3', 'both')
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="seconds allowed for each compile and for the run (default 600)")
     p.add_argument("--opt", default="3", choices=("0", "1", "2", "3", "s"),
                    help="g++ optimisation level (default 3: -O3)")
+    p.add_argument("--arith", default="both", choices=("native", "synth", "both"),
+                   help="which firmware arithmetic to prove: native (the native-integer C-sim "
+                        "path), synth (-DQFX_AP_ARITH: the ap_fixed code that Vitis "
+                        "synthesizes) or both (default)")
+    p.add_argument("--synth-samples", type=int, metavar="N",
+                   help="with --arith both: prove the synthesis arithmetic on only the first N "
+                        "samples (default: all)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="build cache (default $QFX_CACHE_DIR or ~/.cache/qfx/build)")
     p.add_argument("--no-trace", action="store_true",
@@ -126,6 +135,8 @@ def run_csim_command(args: argparse.Namespace) -> int:
     try:
         if args.samples is not None and args.samples < 1:
             raise ValueError(f"--samples must be >= 1, got {args.samples}")
+        if args.synth_samples is not None and args.synth_samples < 1:
+            raise ValueError(f"--synth-samples must be >= 1, got {args.synth_samples}")
         if args.jobs is not None and args.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
         if not args.timeout > 0:
@@ -135,7 +146,8 @@ def run_csim_command(args: argparse.Namespace) -> int:
                   if args.inputs is not None else None)
         report = csim(project, inputs, samples=args.samples, seed=args.seed, jobs=args.jobs,
                       timeout=args.timeout, trace_on_mismatch=not args.no_trace,
-                      opt=f"-O{args.opt}", cache_dir=args.cache_dir, progress=args.progress)
+                      opt=f"-O{args.opt}", cache_dir=args.cache_dir, progress=args.progress,
+                      arith=args.arith, synth_samples=args.synth_samples)
         if args.json is not None:
             _write_json_atomic(args.json, report.to_dict())
     except (CompileError, CSimError, ValueError, TypeError, FileNotFoundError, RuntimeError,

@@ -45,6 +45,7 @@ from qfx.csim.toolchain import (
     CompileTimeout,
     ap_types_include_dir,
     compile_cpp,
+    compile_parallel,
     compiler_version,
     default_cache_dir,
 )
@@ -62,6 +63,8 @@ __all__ = [
     "build_testbench",
     "csim",
     "random_inputs",
+    "ARITH_CHOICES",
+    "ARITH_PATHS",
 ]
 
 #: Scales of the random inputs drawn by ``csim(..., samples=N)``: sample ``i`` is
@@ -78,7 +81,9 @@ _MIN_CHUNK = 4
 _CPP_SUFFIXES = frozenset({".h", ".hh", ".hpp", ".hxx", ".inc", ".ipp", ".c", ".cc", ".cpp",
                            ".cxx"})
 _ERROR_LINE = re.compile(r"^(?P<loc>\S.*?:\d+(?::\d+)?): (?:fatal )?error: (?P<msg>.*)$")
-_BUILD_FORMAT = "qfx-csim-build v1"
+_BUILD_FORMAT = "qfx-csim-build v2"
+_ARITH_NAMES = {"native": "native C-sim arithmetic",
+                "synth": "synthesis arithmetic, -DQFX_AP_ARITH"}
 
 
 class CSimError(RuntimeError):
@@ -149,7 +154,7 @@ class CSimReport:
         ...                binary=Path("tb"), jobs=1)
         >>> r.bit_exact, r.mismatches, r.samples_per_second
         (True, 0, 4.0)
-        >>> str(r).split(";")[0]
+        >>> str(r).split(";")[0].split(" (")[0]
         'BIT-EXACT: all 6 output values of 2 samples equal the software model'
     """
 
@@ -168,6 +173,8 @@ class CSimReport:
     trace_compile_seconds: float = 0.0
     trace_samples: tuple[int, ...] = ()
     trace_error: str | None = None
+    arith: str = "native"
+    synth: CSimReport | None = None
     mismatches: int = field(init=False)
     bit_exact: bool = field(init=False)
 
@@ -176,7 +183,28 @@ class CSimReport:
             raise ValueError(f"outputs {self.outputs.shape} and reference "
                              f"{self.reference.shape} differ in shape")
         self.mismatches = int(np.count_nonzero(self.outputs != self.reference))
-        self.bit_exact = self.mismatches == 0
+        self.bit_exact = self.mismatches == 0 and (self.synth is None or self.synth.bit_exact)
+
+    def attach_synth(self, synth: CSimReport) -> None:
+        """Add the synthesis-arithmetic proof (``arith="both"``); the verdict needs both."""
+        self.synth = synth
+        self.bit_exact = self.mismatches == 0 and synth.bit_exact
+
+    @property
+    def proofs(self) -> list[dict[str, Any]]:
+        """One entry per arithmetic path run: ``arith``, ``samples``, ``bit_exact``,
+        ``mismatches`` (``native`` first)."""
+        out = [{"arith": self.arith, "samples": self.samples,
+                "bit_exact": self.mismatches == 0, "mismatches": self.mismatches}]
+        if self.synth is not None:
+            out += self.synth.proofs
+        return out
+
+    @property
+    def proven(self) -> dict[str, int]:
+        """Arithmetic path -> number of samples proven bit-exact on it (paths that mismatched
+        are absent)."""
+        return {p["arith"]: p["samples"] for p in self.proofs if p["bit_exact"]}
 
     @property
     def samples_per_second(self) -> float:
@@ -197,13 +225,24 @@ class CSimReport:
                 for s, e in where]
 
     def summary(self) -> str:
-        """The first line of ``str(report)``: verdict and, on a mismatch, the divergence."""
+        """The first line of ``str(report)``: verdict per arithmetic path and, on a mismatch,
+        the divergence."""
+        own = self._own_summary()
+        if self.synth is None:
+            return own
+        other = self.synth._own_summary()
+        # the failing path first, so the line starts with the overall verdict
+        return f"{other}; {own}" if self.mismatches == 0 and not self.synth.bit_exact \
+            else f"{own}; {other}"
+
+    def _own_summary(self) -> str:
         total = int(self.outputs.size)
-        if self.bit_exact:
+        path = _ARITH_NAMES.get(self.arith, self.arith)
+        if self.mismatches == 0:
             return (f"BIT-EXACT: all {total} output values of {self.samples} samples equal the "
-                    "software model")
+                    f"software model ({path})")
         text = (f"MISMATCH: {self.mismatches} of {total} output values differ (in "
-                f"{self.mismatching_samples} of {self.samples} samples)")
+                f"{self.mismatching_samples} of {self.samples} samples, {path})")
         if self.first_divergence is not None:
             return f"{text}; first divergence at {self.first_divergence}"
         s, e, c, p = self.mismatch_positions(1)[0]
@@ -212,14 +251,22 @@ class CSimReport:
                f"Python raw {p}{why}"
 
     def __str__(self) -> str:
+        if self.synth is None:
+            return self._own_str()
+        first, second = ((self.synth, self) if self.mismatches == 0 and not self.synth.bit_exact
+                         else (self, self.synth))
+        return f"{first._own_str()}\n{second._own_str()}"
+
+    def _own_str(self) -> str:
         compile_part = ("compile 0.0 s (cached binary)" if self.cached
                         else f"g++ compile {self.compile_seconds:.1f} s")
         if self.trace_compile_seconds:
             compile_part += f" + {self.trace_compile_seconds:.1f} s for the -DQFX_TRACE build"
-        return (f"{self.summary()}; {compile_part}; C-sim {self.run_seconds:.2f} s on "
+        text = (f"{self._own_summary()}; {compile_part}; C-sim {self.run_seconds:.2f} s on "
                 f"{self.jobs} process{'es' if self.jobs != 1 else ''} = "
                 f"{self.samples_per_second:.1f} samples/s; project {self.project}; "
                 f"binary {self.binary}")
+        return text
 
     def to_dict(self, *, max_positions: int = 20) -> dict[str, Any]:
         """JSON-able summary (without the full arrays; see ``mismatch_positions``)."""
@@ -240,7 +287,9 @@ class CSimReport:
             "first_mismatches": [dict(zip(("sample", "element", "cpp_raw", "python_raw"), m,
                                           strict=True))
                                  for m in self.mismatch_positions(max_positions)],
-            "summary": self.summary(),
+            "summary": self.summary(), "arith": self.arith, "proofs": self.proofs,
+            "proven": self.proven,
+            "synth": self.synth.to_dict(max_positions=max_positions) if self.synth else None,
         }
 
 
@@ -309,14 +358,29 @@ def _build_inputs(prj: HLSProject) -> list[Path]:
     return sorted(files)
 
 
-def _flags(opt: str, trace: bool) -> list[str]:
+#: The arithmetic paths a C-simulation can build: ``native`` (the firmware's default C-sim path,
+#: ``QFX_NATIVE``: exact sums on native integers) and ``synth`` (``-DQFX_AP_ARITH``: the ap_fixed
+#: arithmetic that Vitis synthesizes); ``both`` runs the two.
+ARITH_PATHS: tuple[str, ...] = ("native", "synth")
+ARITH_CHOICES: tuple[str, ...] = ("native", "synth", "both")
+_ARITH_FLAGS = {"native": [], "synth": ["-DQFX_AP_ARITH"]}
+
+
+def _check_arith(arith: str, allowed: Sequence[str] = ARITH_PATHS) -> str:
+    if arith not in allowed:
+        raise ValueError(f"arith must be one of {', '.join(allowed)}, got {arith!r}")
+    return arith
+
+
+def _flags(opt: str, trace: bool, arith: str = "native") -> list[str]:
     if not isinstance(opt, str) or not re.fullmatch(r"-O(?:[0-3sgz]|fast)?", opt):
         raise ValueError(f"opt must be a g++ optimisation flag such as -O3, got {opt!r}")
-    return [*BASE_FLAGS, opt, *(["-DQFX_TRACE"] if trace else [])]
+    return [*BASE_FLAGS, opt, *_ARITH_FLAGS[_check_arith(arith)],
+            *(["-DQFX_TRACE"] if trace else [])]
 
 
 def build_key(project: HLSProject | str | os.PathLike[str], *, trace: bool = False,
-              opt: str = "-O3", compiler: str = DEFAULT_COMPILER) -> str:
+              opt: str = "-O3", compiler: str = DEFAULT_COMPILER, arith: str = "native") -> str:
     """The sha256 that names a testbench build in the cache.
 
     It covers the content and project-relative path of every C/C++ file the build can read
@@ -334,7 +398,7 @@ def build_key(project: HLSProject | str | os.PathLike[str], *, trace: bool = Fal
     ap_dir = ap_types_include_dir()
     h = hashlib.sha256()
     head = {
-        "format": _BUILD_FORMAT, "flags": _flags(opt, trace), "compiler": compiler,
+        "format": _BUILD_FORMAT, "flags": _flags(opt, trace, arith), "compiler": compiler,
         "compiler_path": shutil.which(compiler), "compiler_version": compiler_version(compiler),
         "ap_types": [str(ap_dir), _tree_digest(ap_dir)],
         "sources": [_rel(p, root) for p in (prj.tb_source, *prj.sources)],
@@ -369,16 +433,21 @@ def _compile_message(prj: HLSProject, err: CompileError) -> str:
 
 def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool = False,
                     opt: str = "-O3", cache_dir: str | os.PathLike[str] | None = None,
-                    timeout: float = 600.0, compiler: str = DEFAULT_COMPILER) -> Build:
+                    timeout: float = 600.0, compiler: str = DEFAULT_COMPILER,
+                    arith: str = "native") -> Build:
     """Compile the project's testbench + firmware (unchanged), or reuse a cached build.
 
-    The command is ``g++ -std=c++14 -DNDEBUG <opt> [-DQFX_TRACE] -I<ap_types> -I<firmware>
-    tb/tb_<p>.cpp firmware/<p>.cpp -o <cache>/<key>/tb_<p>``; the executable is written under a
-    temporary name and renamed into place, so an interrupted or concurrent build never leaves a
-    half-written binary. ``<key>`` is :func:`build_key`.
+    Each translation unit is compiled on its own, in parallel (``g++ -std=c++14 -DNDEBUG <opt>
+    [-DQFX_AP_ARITH] [-DQFX_TRACE] -I<ap_types> -I<firmware> -c tb/tb_<p>.cpp``, the same for
+    ``firmware/<p>.cpp``), then linked into ``<cache>/<key>/tb_<p>``. ``arith="synth"`` adds
+    ``-DQFX_AP_ARITH``: the layers then compute with the ap_fixed arithmetic that synthesis
+    compiles (``arith="native"``: the native-integer C-sim path). Objects and the executable are
+    written under temporary names and renamed into place, so an interrupted (Ctrl-C: the
+    compilers' process groups are killed) or concurrent build never leaves a half-written file
+    behind. ``<key>`` is :func:`build_key`.
 
     Example:
-        >>> b = build_testbench("path/to/project")  # doctest: +SKIP
+        >>> b = build_testbench("path/to/project", arith="synth")  # doctest: +SKIP
         >>> b.binary.name, b.cached  # doctest: +SKIP
         ('tb_qfx_model', False)
 
@@ -387,8 +456,8 @@ def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool
         CompileTimeout: g++ ran longer than ``timeout`` seconds.
     """
     prj = _as_project(project)
-    flags = _flags(opt, trace)
-    key = build_key(prj, trace=trace, opt=opt, compiler=compiler)
+    flags = _flags(opt, trace, arith)
+    key = build_key(prj, trace=trace, opt=opt, compiler=compiler, arith=arith)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     build_dir = root / f"csim-{key[:32]}"
     exe = build_dir / f"tb_{prj.project_name}"
@@ -396,14 +465,24 @@ def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool
     if exe.is_file() and os.access(exe, os.X_OK) and _meta_key(meta_path) == key:
         return Build(exe, cached=True, seconds=0.0, key=key)
     build_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=build_dir, prefix=f".{exe.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
     sources = [prj.tb_source, *prj.sources]
+    temps: list[Path] = []
+
+    def temp(suffix: str) -> Path:
+        fd, name = tempfile.mkstemp(dir=build_dir, prefix=f".{exe.name}.", suffix=suffix)
+        os.close(fd)
+        temps.append(Path(name))
+        return temps[-1]
+
+    include_dirs = [ap_types_include_dir(), *prj.include_dirs]
     start = time.perf_counter()
     try:
-        compile_cpp(sources, tmp, include_dirs=[ap_types_include_dir(), *prj.include_dirs],
-                    flags=flags, timeout=timeout, compiler=compiler)
+        objects = [temp(f".{i}.o.tmp") for i in range(len(sources))]
+        tmp = temp(".tmp")
+        compile_parallel([([src], obj, [*flags, "-c"]) for src, obj in zip(sources, objects,
+                                                                            strict=True)],
+                         include_dirs=include_dirs, timeout=timeout, compiler=compiler)
+        compile_cpp(objects, tmp, flags=flags, timeout=timeout, compiler=compiler)
         seconds = time.perf_counter() - start
         os.replace(tmp, exe)
     except CompileTimeout:
@@ -412,9 +491,10 @@ def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool
         raise CompileError(_compile_message(prj, err), cmd=err.cmd, stderr=err.stderr,
                            returncode=err.returncode) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        for t in temps:
+            t.unlink(missing_ok=True)
     meta = {"format": _BUILD_FORMAT, "key": key, "project": str(prj.root), "flags": flags,
-            "sources": [str(s) for s in sources], "compile_seconds": seconds,
+            "arith": arith, "sources": [str(s) for s in sources], "compile_seconds": seconds,
             "compiler_version": compiler_version(compiler).splitlines()[0]}
     atomic_write_bytes(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
     return Build(exe, cached=False, seconds=seconds, key=key)
@@ -457,6 +537,13 @@ def _float_inputs_to_raw(prj: HLSProject, inputs: Any) -> list[np.ndarray]:
     """Raw mantissas (graph-input order, shape ``(samples, *shape)``) of float inputs, each
     represented in its graph input edge's type (rounding and overflow), as the export does."""
     graph = prj.graph
+    return [np.asarray(graph.edges[name].type.to_int(f), dtype=np.int64)
+            for name, f in zip(graph.inputs, _as_float_inputs(prj, inputs), strict=True)]
+
+
+def _as_float_inputs(prj: HLSProject, inputs: Any) -> list[np.ndarray]:
+    """Checked float64 arrays (graph-input order, shape ``(samples, *shape)``)."""
+    graph = prj.graph
     xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     if len(xs) != len(graph.inputs):
         raise ValueError(f"the model has {len(graph.inputs)} input(s); got {len(xs)} array(s)")
@@ -479,7 +566,7 @@ def _float_inputs_to_raw(prj: HLSProject, inputs: Any) -> list[np.ndarray]:
         if n is not None and arr.shape[0] != n:
             raise ValueError("every input array must have the same number of samples")
         n = arr.shape[0]
-        raws.append(np.asarray(graph.edges[name].type.to_int(arr), dtype=np.int64))
+        raws.append(arr)
     if not n:
         raise ValueError("no input samples to simulate")
     return raws
@@ -639,7 +726,8 @@ def _first_divergence(prj: HLSProject, raw_in: list[np.ndarray], samples: list[i
 def csim(project: HLSProject | str | os.PathLike[str], inputs: Any = None, *,
          samples: int | None = None, seed: int = 0, jobs: int | None = None,
          timeout: float = 600.0, trace_on_mismatch: bool = True, opt: str = "-O3",
-         cache_dir: str | os.PathLike[str] | None = None, progress: bool = False) -> CSimReport:
+         cache_dir: str | os.PathLike[str] | None = None, progress: bool = False,
+         arith: str = "native", synth_samples: int | None = None) -> CSimReport:
     """C-simulate an exported project and compare its raw outputs with the software model.
 
     The project's firmware and testbench are compiled unchanged (:func:`build_testbench`; cached
@@ -664,9 +752,25 @@ def csim(project: HLSProject | str | os.PathLike[str], inputs: Any = None, *,
         opt: g++ optimisation flag (the build always adds ``-std=c++14 -DNDEBUG``).
         cache_dir: build cache root (default ``$QFX_CACHE_DIR`` or ``~/.cache/qfx/build``).
         progress: print the stages to stderr.
+        arith: which arithmetic of the firmware to build and prove: ``"native"`` (the
+            native-integer C-sim path, the default here), ``"synth"`` (``-DQFX_AP_ARITH``: the
+            ap_fixed arithmetic that Vitis synthesizes) or ``"both"`` (the native path on every
+            sample, the synthesis path on the first ``synth_samples``; ``qfx csim`` and the flows
+            default to ``"both"``).
+        synth_samples: with ``arith="both"``, prove the synthesis path on only the first this
+            many samples (default: all).
+
+    The expected outputs are the software model run on the float inputs as given
+    (``run_graph(graph, inputs)``); the testbench gets their raw values in the graph input
+    edge's type. If that type differs from the first node's cast, the double rounding shows up
+    as a mismatch instead of being hidden. When the project has ``tb/expected.txt``, it is
+    checked against the software model on ``tb/inputs.txt`` (a wrong file raises
+    :class:`CSimError` naming the first differing sample and element): it is what the
+    project's own testbench compares with in Vitis.
 
     Returns:
-        A :class:`CSimReport`; ``report.bit_exact`` is the verdict.
+        A :class:`CSimReport`; ``report.bit_exact`` is the verdict (with ``arith="both"`` it
+        needs both paths; ``report.synth`` holds the synthesis path's report).
 
     Raises:
         CompileError / CompileTimeout: g++ failed or ran too long (the message names the
@@ -693,23 +797,62 @@ def csim(project: HLSProject | str | os.PathLike[str], inputs: Any = None, *,
     graph = prj.graph
     if timeout is None or not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+    _check_arith(arith, ARITH_CHOICES)
+    if synth_samples is not None and (isinstance(synth_samples, bool)
+                                      or not isinstance(synth_samples, int)
+                                      or synth_samples < 1):
+        raise ValueError(f"synth_samples must be an integer >= 1, got {synth_samples!r}")
 
     def say(msg: str) -> None:
         if progress:
             print(f"qfx csim: {msg}", file=sys.stderr, flush=True)
 
-    # ---- inputs
+    # ---- inputs: raw values for the testbench, float values for the software model
     if inputs is not None and samples is not None:
         raise ValueError("give either inputs or samples, not both")
+    floats: list[np.ndarray] | None = None
     if inputs is not None:
-        raw_in = _float_inputs_to_raw(prj, inputs)
+        floats = _as_float_inputs(prj, inputs)
     elif samples is not None:
-        raw_in = _float_inputs_to_raw(prj, random_inputs(graph, samples, seed))
+        floats = _as_float_inputs(prj, random_inputs(graph, samples, seed))
+    if floats is not None:
+        raw_in = [np.asarray(graph.edges[name].type.to_int(f), dtype=np.int64)
+                  for name, f in zip(graph.inputs, floats, strict=True)]
     else:
         if prj.input_vectors is None or not prj.input_vectors.is_file():
             raise FileNotFoundError(f"{prj.root} has no test vectors (tb/inputs.txt); pass "
                                     "inputs or samples")
         raw_in = _vectors_to_raw(prj, prj.input_vectors)
+    n = int(raw_in[0].shape[0])
+
+    # ---- the software model (the specification), on the user's floats when given
+    say("running the exact software model")
+    if floats is not None:
+        ref = run_graph(graph, floats)
+    else:
+        ref = run_graph(graph, [graph.edges[name].type.from_int(r)
+                                for name, r in zip(graph.inputs, raw_in, strict=True)])
+    reference = _port_matrix(prj.outputs, graph.outputs, ref.raw, n)
+    _check_expected_file(prj, reference if floats is None else None)
+
+    common = dict(jobs=jobs, timeout=timeout, trace_on_mismatch=trace_on_mismatch, opt=opt,
+                  cache_dir=cache_dir, say=say)
+    if arith != "both":
+        return _prove(prj, raw_in, reference, arith=arith, **common)
+    report = _prove(prj, raw_in, reference, arith="native", **common)
+    k = n if synth_samples is None else min(n, synth_samples)
+    synth = _prove(prj, [r[:k] for r in raw_in], reference[:k], arith="synth", **common)
+    report.attach_synth(synth)
+    say(report.summary())
+    return report
+
+
+def _prove(prj: HLSProject, raw_in: list[np.ndarray], reference: np.ndarray, *, arith: str,
+           jobs: int | None, timeout: float, trace_on_mismatch: bool, opt: str,
+           cache_dir: str | os.PathLike[str] | None, say: Any) -> CSimReport:
+    """Build the testbench for one arithmetic path, run it on ``raw_in`` and compare with
+    ``reference`` (``==`` on raw integers); trace the first divergence on a mismatch."""
+    graph = prj.graph
     n = int(raw_in[0].shape[0])
     in_matrix = _port_matrix(prj.inputs, graph.inputs, raw_in, n)
     n_out = sum(p.size for p in prj.outputs)
@@ -718,30 +861,25 @@ def csim(project: HLSProject | str | os.PathLike[str], inputs: Any = None, *,
     elif isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     jobs = min(jobs, n)
+    path = _ARITH_NAMES[arith]
 
     # ---- build
-    say(f"building {prj.root.name} (g++ {opt})")
-    build = build_testbench(prj, opt=opt, cache_dir=cache_dir, timeout=timeout)
+    say(f"building {prj.root.name} (g++ {opt}, {path})")
+    build = build_testbench(prj, opt=opt, cache_dir=cache_dir, timeout=timeout, arith=arith)
     say(f"{'cached binary' if build.cached else f'compiled in {build.seconds:.1f} s'}: "
         f"{build.binary}")
 
     # ---- run
-    say(f"simulating {n} samples in {jobs} process{'es' if jobs != 1 else ''}")
+    say(f"simulating {n} samples in {jobs} process{'es' if jobs != 1 else ''} ({path})")
     with tempfile.TemporaryDirectory(prefix="qfx-csim-") as tmp:
         start = time.perf_counter()
         outputs = _run_processes(build.binary, in_matrix, jobs, timeout, Path(tmp), n_out)
         run_seconds = time.perf_counter() - start
 
-    # ---- reference
-    say("running the exact software model")
-    values = [graph.edges[name].type.from_int(r) for name, r in zip(graph.inputs, raw_in,
-                                                                   strict=True)]
-    ref = run_graph(graph, values)
-    reference = _port_matrix(prj.outputs, graph.outputs, ref.raw, n)
     report = CSimReport(project=prj.root, outputs=outputs, reference=reference,
                         inputs=in_matrix, samples=n, compile_seconds=build.seconds,
                         run_seconds=run_seconds, cached=build.cached, binary=build.binary,
-                        jobs=jobs)
+                        jobs=jobs, arith=arith)
     if report.bit_exact or not trace_on_mismatch:
         say(report.summary())
         return report
@@ -752,7 +890,7 @@ def csim(project: HLSProject | str | os.PathLike[str], inputs: Any = None, *,
     say(f"mismatch: tracing sample(s) {', '.join(map(str, bad))}")
     try:
         tbuild = build_testbench(prj, trace=True, opt=opt, cache_dir=cache_dir,
-                                 timeout=timeout)
+                                 timeout=timeout, arith=arith)
         report.trace_binary = tbuild.binary
         report.trace_compile_seconds = tbuild.seconds
         with tempfile.TemporaryDirectory(prefix="qfx-csim-trace-") as tmp:
@@ -765,3 +903,36 @@ def csim(project: HLSProject | str | os.PathLike[str], inputs: Any = None, *,
         report.trace_error = str(err).splitlines()[0]
     say(report.summary())
     return report
+
+
+def _check_expected_file(prj: HLSProject, reference: np.ndarray | None) -> None:
+    """Check ``tb/expected.txt`` (what the project's own testbench compares with, also in
+    Vitis) against the software model on ``tb/inputs.txt``; ``reference``: the model's raw
+    outputs on those vectors when already computed."""
+    exp_path = prj.expected_vectors or prj.tb_dir / "expected.txt"
+    if not exp_path.is_file():
+        return
+    if reference is None:
+        if prj.input_vectors is None or not prj.input_vectors.is_file():
+            raise CSimError(f"{exp_path} exists but {prj.tb_dir / 'inputs.txt'} does not")
+        graph = prj.graph
+        raw = _vectors_to_raw(prj, prj.input_vectors)
+        ref = run_graph(graph, [graph.edges[name].type.from_int(r)
+                                for name, r in zip(graph.inputs, raw, strict=True)])
+        reference = _port_matrix(prj.outputs, graph.outputs, ref.raw, int(raw[0].shape[0]))
+    try:
+        expected = read_vectors(exp_path)
+    except ValueError as err:
+        raise CSimError(f"{exp_path} is unreadable: {err}") from None
+    if expected.shape != reference.shape:
+        raise CSimError(f"{exp_path} holds {expected.shape[0]} samples x "
+                        f"{expected.shape[1] if expected.ndim == 2 else 0} values; the software "
+                        f"model gives {reference.shape[0]} x {reference.shape[1]} on "
+                        f"{prj.input_vectors}")
+    diff = np.argwhere(expected != reference)
+    if len(diff):
+        s, e = (int(v) for v in diff[0])
+        raise CSimError(f"{exp_path} disagrees with the software model on {prj.input_vectors}: "
+                        f"{len(diff)} values differ, first at sample {s}, element {e}: file "
+                        f"{int(expected[s, e])} != model {int(reference[s, e])} (the project's "
+                        "testbench would fail in Vitis; re-export the project)")

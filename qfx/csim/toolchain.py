@@ -22,8 +22,10 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from qfx.atomic import atomic_write_text
 
@@ -36,6 +38,7 @@ __all__ = [
     "build_key",
     "cached_build",
     "compile_cpp",
+    "compile_parallel",
     "compiler_version",
     "default_cache_dir",
 ]
@@ -213,6 +216,12 @@ def compile_cpp(
             cmd=cmd,
             stderr=stderr or "",
         ) from exc
+    except BaseException:
+        # Ctrl-C (KeyboardInterrupt) or any other interruption: stop the compiler's whole process
+        # group (g++ -> cc1plus, as, ld) before the caller removes its temporary files.
+        _kill_group(proc)
+        proc.wait()
+        raise
     if proc.returncode != 0:
         raise CompileError(
             f"{compiler} failed with exit status {proc.returncode} compiling "
@@ -222,6 +231,82 @@ def compile_cpp(
             returncode=proc.returncode,
         )
     return output
+
+
+def compile_parallel(
+    units: Sequence[tuple[Sequence[Path | str], Path | str, Sequence[str]]],
+    *,
+    include_dirs: Iterable[Path | str] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+    compiler: str = DEFAULT_COMPILER,
+    jobs: int | None = None,
+) -> None:
+    """Run several compiler commands (``(sources, output, flags)`` each) at most ``jobs`` at a
+    time, each in its own process group; stops at the first failure.
+
+    On a failure, a timeout or an interruption (Ctrl-C) every running compiler's whole process
+    group is killed before the exception propagates, so the caller can remove its temporary
+    outputs. Used to compile a testbench's translation units in parallel (``-c``) before linking.
+
+    Example:
+        >>> units = [(["a.cpp"], "a.o", ["-c"]), (["b.cpp"], "b.o", ["-c"])]
+        >>> compile_parallel(units)  # doctest: +SKIP
+
+    Raises:
+        CompileError / CompileTimeout: as for :func:`compile_cpp`.
+    """
+    dirs = [f"-I{Path(d)}" for d in include_dirs]
+    if jobs is None:
+        try:
+            jobs = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            jobs = os.cpu_count() or 1
+    jobs = max(1, jobs)
+    pending = list(units)
+    running: list[tuple[subprocess.Popen[str], list[str], Sequence[Path | str], Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                sources, output, flags = pending.pop(0)
+                Path(output).parent.mkdir(parents=True, exist_ok=True)
+                cmd = [compiler, *flags, *dirs, *(str(Path(x)) for x in sources),
+                       "-o", str(Path(output))]
+                err = tempfile.TemporaryFile(mode="w+")
+                try:
+                    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                            start_new_session=True)
+                except FileNotFoundError as exc:
+                    err.close()
+                    raise CompileError(f"C++ compiler {compiler!r} not found on PATH",
+                                       cmd=cmd) from exc
+                running.append((proc, cmd, sources, err))
+            for item in list(running):
+                proc, cmd, sources, err = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                err.seek(0)
+                text = err.read()
+                err.close()
+                if proc.returncode != 0:
+                    raise CompileError(
+                        f"{compiler} failed with exit status {proc.returncode} compiling "
+                        f"{', '.join(str(x) for x in sources)}",
+                        cmd=cmd, stderr=text, returncode=proc.returncode)
+            if running:
+                if time.monotonic() > deadline:
+                    names = ", ".join(str(x) for _, _, srcs, _ in running for x in srcs)
+                    raise CompileTimeout(f"compiling {names} took longer than {timeout:g} s; "
+                                         "the compiler was killed", cmd=running[0][1])
+                time.sleep(0.05)
+    finally:
+        for proc, _, _, err in running:
+            if proc.poll() is None:
+                _kill_group(proc)
+            proc.wait()
+            err.close()
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

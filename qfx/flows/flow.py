@@ -34,7 +34,8 @@ _EXPORT_KEYS = {"io": str, "reuse": (int, dict, str), "clock_mhz": (int, float),
                 "project_name": str,
                 "budget": (int, float), "target_fps": (int, float),
                 "target_latency_us": (int, float)}
-_CSIM_KEYS = {"samples": int, "jobs": int, "timeout": (int, float)}
+_CSIM_KEYS = {"samples": int, "jobs": int, "timeout": (int, float), "arith": str,
+              "synth_samples": int}
 _CRITERIA_KEYS = {"min_accuracy": (int, float), "min_hw_accuracy": (int, float),
                   "bit_exact": bool, "fits_board": bool}
 _FLOW_KEYS = {"criteria": dict, "synth": str}
@@ -117,8 +118,14 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
     except ValueError as err:
         key = next((k for k in ("reuse", "budget", "target") if k in str(err)), "")
         raise ValueError(f"{where}.export{'.' + key if key else ''}: {err}") from None
-    csim = {"samples": 100, "jobs": None, "timeout": 600.0}
+    csim = {"samples": 100, "jobs": None, "timeout": 600.0, "arith": "both",
+            "synth_samples": None}
     csim.update(_check_section(f"{where}.csim", extra.get("csim"), _CSIM_KEYS))
+    if csim["arith"] not in ("native", "synth", "both"):
+        raise ValueError(f"{where}.csim.arith: invalid value {csim['arith']!r}; allowed: "
+                         "native, synth, both")
+    if csim["synth_samples"] is not None and csim["synth_samples"] < 1:
+        raise ValueError(f"{where}.csim.synth_samples must be at least 1")
     flow = _check_section(f"{where}.flow", extra.get("flow"), _FLOW_KEYS)
     criteria = {"bit_exact": True, "fits_board": True}
     criteria.update(_check_section(f"{where}.flow.criteria", flow.get("criteria"),
@@ -347,16 +354,20 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
 
         n = min(spec.csim["samples"], len(test_x))
         rep = run_csim(state["project"], test_x[:n], jobs=spec.csim.get("jobs"),
-                       timeout=float(spec.csim["timeout"]))
+                       timeout=float(spec.csim["timeout"]),
+                       arith=spec.csim.get("arith", "both"),
+                       synth_samples=spec.csim.get("synth_samples"))
         state["csim"] = rep
         graph = state["graph"]
         out_t = graph.edges[graph.outputs[0]].type
         logits = out_t.from_int(np.asarray(rep.outputs).reshape(n, -1))
         hw_acc = float((logits.argmax(1) == test_y[:n].numpy()).mean())
+        mismatches = int(rep.mismatches) + (int(rep.synth.mismatches) if rep.synth else 0)
         result.metrics.update(bit_exact=bool(rep.bit_exact), csim_samples=n,
-                              csim_mismatches=int(rep.mismatches), hw_accuracy=hw_acc,
-                              csim_samples_per_second=float(rep.samples_per_second))
-        return str(rep).splitlines()[0]
+                              csim_mismatches=mismatches, hw_accuracy=hw_acc,
+                              csim_samples_per_second=float(rep.samples_per_second),
+                              csim_proofs=rep.proofs, csim_proven=rep.proven)
+        return rep.summary()
 
     def synth() -> str:
         tool = shutil.which("vitis_hls") or shutil.which("vivado_hls")
@@ -450,9 +461,17 @@ def _judge(spec: FlowSpec, result: FlowResult) -> None:
             result.criteria.append(Criterion(key, ok, f"{metric} {shown} (need >= {c[key]})"))
     if c.get("bit_exact"):
         if "csim" in ran:
-            ok = bool(m.get("bit_exact"))
-            msg = (f"C-sim == software model on {m['csim_samples']} samples" if ok else
-                   f"{m.get('csim_mismatches')} output values differ from the software model")
+            proven = m.get("csim_proven") or {}
+            paths = _proofs_text(m.get("csim_proofs") or [])
+            if not m.get("bit_exact"):
+                ok, msg = False, (f"{m.get('csim_mismatches')} output values differ from the "
+                                  f"software model ({paths})")
+            elif "synth" not in proven:
+                # the code that synthesis compiles must be proven, not only the native C-sim
+                ok, msg = False, (f"the synthesis arithmetic (-DQFX_AP_ARITH) was not proven "
+                                  f"({paths}): set csim.arith to both or synth")
+            else:
+                ok, msg = True, f"C-sim == software model: {paths}"
         else:
             ok, msg = False, "C-simulation did not run"
         result.criteria.append(Criterion("bit_exact", ok, msg))
@@ -461,6 +480,16 @@ def _judge(spec: FlowSpec, result: FlowResult) -> None:
         result.criteria.append(Criterion(
             "fits_board", bool(fits), "estimate within the board's budget" if fits else
             ("export did not run" if fits is None else "estimate exceeds the board's budget")))
+
+
+def _proofs_text(proofs: list[dict[str, Any]]) -> str:
+    """``native arithmetic on 100 samples, synthesis arithmetic (-DQFX_AP_ARITH) on 20``."""
+    names = {"native": "native C-sim arithmetic",
+             "synth": "synthesis arithmetic (-DQFX_AP_ARITH)"}
+    parts = [f"{names.get(p['arith'], p['arith'])} "
+             f"{'bit-exact' if p['bit_exact'] else 'MISMATCH'} on {p['samples']} samples"
+             for p in proofs]
+    return ", ".join(parts) if parts else "no arithmetic path ran"
 
 
 def _summary(result: FlowResult) -> dict[str, Any]:
@@ -517,6 +546,10 @@ def _write_junit(result: FlowResult, path: Path) -> Path:
     cases = [(f"stage.{s.name}", s.seconds, s.status, s.message) for s in result.stages]
     cases += [(f"criterion.{c.name}", 0.0, "passed" if c.passed else "failed", c.message)
               for c in result.criteria]
+    # one case per arithmetic path the C-simulation proved (or failed), with its sample count
+    cases += [(f"csim.{p['arith']}", 0.0, "passed" if p["bit_exact"] else "failed",
+               f"{_proofs_text([p])}: {p['mismatches']} mismatching output values")
+              for p in result.metrics.get("csim_proofs") or []]
     suite = ET.Element("testsuite", name=f"qfx-flow.{result.name}", tests=str(len(cases)),
                        failures=str(sum(1 for c in cases if c[2] == "failed")),
                        skipped=str(sum(1 for c in cases if c[2] == "skipped")),

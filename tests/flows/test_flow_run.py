@@ -24,6 +24,8 @@ def test_digits_flow_is_bit_exact_and_reports(digits_flow):
     assert r.stages[4].status == "skipped"  # no Vitis HLS on this machine
     assert r.metrics["bit_exact"] is True and r.metrics["csim_mismatches"] == 0
     assert r.metrics["csim_samples"] == 120
+    # both arithmetic paths are proven by default: the native C-sim and the synthesized code
+    assert r.metrics["csim_proven"] == {"native": 120, "synth": 120}
     exact = {c.name: c.passed for c in r.criteria}
     assert exact["bit_exact"] and exact["fits_board"]
     report = r.report.read_text()
@@ -32,7 +34,8 @@ def test_digits_flow_is_bit_exact_and_reports(digits_flow):
     assert (r.out_dir / "hls" / "build_prj.tcl").is_file()
     suite = ET.parse(r.junit).getroot().find("testsuite")
     names = {c.get("name") for c in suite.iter("testcase")}
-    assert {"stage.csim", "criterion.bit_exact"} <= names
+    assert {"stage.csim", "criterion.bit_exact", "csim.native", "csim.synth"} <= names
+    assert "-DQFX_AP_ARITH" in report
     assert suite.get("skipped") == "1"
 
 

@@ -143,6 +143,7 @@ def render_build_tcl(
     synth: bool = True,
     cosim: bool = False,
     export: bool = True,
+    csim_arith: str = "native",
 ) -> str:
     """Render ``build_prj.tcl``, the Vitis HLS / Vivado HLS script of an exported project.
 
@@ -162,6 +163,10 @@ def render_build_tcl(
         clock_uncertainty: ``set_clock_uncertainty`` value, in ns (``"0.5"``) or percent
             (``"12.5%"``); ``None`` keeps the tool default.
         csim, synth, cosim, export: the defaults of the script's run-time step switches.
+        csim_arith: default of the script's ``csim_arith`` argument: ``"native"`` (the
+            firmware's native-integer C-sim path) or ``"synth"`` (``-DQFX_AP_ARITH`` in the
+            sources' cflags, so that ``csim_design`` runs the ap_fixed arithmetic that
+            ``csynth_design`` compiles).
 
     Raises:
         ValueError: a name is not an identifier, a path is absolute/contains ``..``/has special
@@ -190,6 +195,8 @@ def render_build_tcl(
     )
     if not sources:
         raise ValueError("sources is empty: the HLS project needs at least one source file")
+    if csim_arith not in ("native", "synth"):
+        raise ValueError(f"csim_arith must be 'native' or 'synth', got {csim_arith!r}")
     if not tb_sources and (csim or cosim):
         raise ValueError("csim/cosim default to on but tb_sources is empty: pass a testbench")
     if clock_uncertainty is not None and not (
@@ -217,7 +224,7 @@ def render_build_tcl(
         clock_uncertainty=clock_uncertainty,
         defaults={
             "reset": 1, "csim": int(bool(csim)), "synth": int(bool(synth)),
-            "cosim": int(bool(cosim)), "export": int(bool(export)),
+            "cosim": int(bool(cosim)), "export": int(bool(export)), "csim_arith": csim_arith,
         },
     )
 

@@ -251,7 +251,8 @@ def test_build_script_under_vivado_hls_falls_back_without_flow_target(tmp_path: 
     ("args", "message"),
     [
         (["csim=2"], "csim=2: the value must be 0 or 1"),
-        (["turbo=1"], "unknown argument 'turbo'; allowed: cosim, csim, export, flow_target, reset"),
+        (["turbo=1"], "unknown argument 'turbo'; allowed: cosim, csim, csim_arith, export, "
+                      "flow_target, reset"),
         (["csim"], "bad argument 'csim': expected key=value"),
         (["flow_target=vitis"], "flow_target=vitis: allowed: auto, vivado, none"),
         (["synth=0", "export=1"], "need a synthesized design: pass synth=1, or reset=0"),
@@ -568,3 +569,35 @@ def test_templates_use_strict_undefined() -> None:
     assert env.undefined is jinja2.StrictUndefined
     with pytest.raises(jinja2.UndefinedError):
         env.get_template(BUILD_TCL_TEMPLATE).render()
+
+
+def test_build_script_csim_arith_adds_the_synthesis_arithmetic(tmp_path: Path) -> None:
+    """csim_arith=synth puts -DQFX_AP_ARITH into every C source's and the testbench's cflags, so
+    csim_design runs the ap_fixed arithmetic that csynth_design compiles; native (the default)
+    does not; anything else is refused."""
+    root = _project(tmp_path)
+    script = _write_build(root)
+    text = script.read_text()
+    assert "csim_arith  native" in text and "lappend qfx_cflags -DQFX_AP_ARITH" in text
+
+    def cflags(run: Run) -> list[str]:
+        return [c[c.index("-cflags") + 1] for c in run.find("add_files") if "-cflags" in c]
+
+    run = _run("vitis_hls", script, "synth=0", "export=0")
+    assert run.returncode == 0, run.stderr
+    assert cflags(run) and not any("QFX_AP_ARITH" in f for f in cflags(run))
+    assert "qfx: C simulation (native arithmetic)" in run.stdout
+    run = _run("vitis_hls", script, "csim_arith=synth", "synth=1", "export=0")
+    assert run.returncode == 0, run.stderr
+    flags = cflags(run)
+    assert len(flags) == 3 and all("-DQFX_AP_ARITH" in f.split() for f in flags)
+    assert "qfx: C simulation (synth arithmetic)" in run.stdout
+    assert run.names().index("csim_design") < run.names().index("csynth_design")
+    run = _run("vitis_hls", script, "csim_arith=fast")
+    assert run.returncode != 0 and "csim_arith=fast: allowed: native, synth" in run.stderr
+    # the default can be the synthesis arithmetic
+    script = _write_build(root, csim_arith="synth")
+    assert "csim_arith  synth" in script.read_text()
+    with pytest.raises(ValueError, match="csim_arith"):
+        render_build_tcl(NAME, TOP, "ultra96", sources=SOURCES, tb_sources=TB_SOURCES,
+                         csim_arith="both")
