@@ -34,6 +34,7 @@ __all__ = ["EXIT_OK", "EXIT_MISMATCH", "EXIT_ERROR", "load_inputs", "main", "reg
 EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_ERROR = 2
+EXIT_TOOL = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -129,8 +130,8 @@ def run_csim_command(args: argparse.Namespace) -> int:
         0
     """
     from qfx.backends.hls.project import HLSProject
-    from qfx.csim.harness import CSimError, csim
-    from qfx.csim.toolchain import CompileError
+    from qfx.csim.harness import CSimError, CSimTimeout, csim
+    from qfx.csim.toolchain import CompileError, CompileTimeout
 
     try:
         if args.samples is not None and args.samples < 1:
@@ -156,7 +157,9 @@ def run_csim_command(args: argparse.Namespace) -> int:
             raise
         lines = str(err).strip().splitlines() or [type(err).__name__]
         print(f"qfx csim: error: {lines[0]}", file=sys.stderr)
-        return EXIT_ERROR
+        # a compiler or simulation that ran out of time is a tool failure (3); everything
+        # else here is the project's or the user's input (2), e.g. a header g++ rejects
+        return EXIT_TOOL if isinstance(err, (CompileTimeout, CSimTimeout)) else EXIT_ERROR
     print(report)
     return EXIT_OK if report.bit_exact else EXIT_MISMATCH
 

@@ -70,7 +70,6 @@ from qfx.backends.hls.reuse import (
     resolve_reuse,
 )
 from qfx.backends.hls.tcl import (
-    check_identifier,
     clock_period_ns,
     hls_project_dir,
     render_block_design_tcl,
@@ -78,6 +77,7 @@ from qfx.backends.hls.tcl import (
 )
 from qfx.backends.hls.writer import IO_MODES, export_firmware
 from qfx.ir.graph import Graph
+from qfx.ir.verify import check_identifier
 
 __all__ = ["BUDGET_POLICIES", "DEFAULT_RANDOM_SAMPLES", "ExportOptions", "ExportedProject",
            "ResourceBudgetWarning", "check_export_options", "check_reuse_options", "export_hls",

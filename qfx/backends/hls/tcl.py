@@ -39,6 +39,7 @@ from typing import Any
 import jinja2
 
 from qfx.backends.hls.boards import Board, load_board
+from qfx.ir.verify import check_identifier
 from qfx.package_data import resource_dir
 
 __all__ = [
@@ -46,8 +47,6 @@ __all__ = [
     "BUILD_TCL_TEMPLATE",
     "BLOCK_DESIGN_TCL_TEMPLATE",
     "HLS_SOLUTION",
-    "IDENTIFIER_RE",
-    "check_identifier",
     "clock_period_ns",
     "hls_ip_repo",
     "hls_project_dir",
@@ -56,7 +55,6 @@ __all__ = [
 ]
 
 #: Names that reach Tcl (and C++) as identifiers must match this.
-IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Name of the HLS solution the build script creates.
 HLS_SOLUTION = "solution1"
 #: Name of the Vivado block design.
@@ -73,20 +71,6 @@ _CLOCK_UNCERTAINTY_RE = re.compile(r"[0-9]+(\.[0-9]+)?%?")
 _C_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".hxx")
 _AXIS_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 _DMA_MM_WIDTHS = (32, 64, 128, 256, 512, 1024)
-
-
-def check_identifier(value: str, what: str) -> str:
-    """Return ``value`` if it is an identifier (``[A-Za-z_][A-Za-z0-9_]*``), else raise.
-
-    Example:
-        >>> check_identifier("my_top", "top")
-        'my_top'
-    """
-    if not isinstance(value, str) or not IDENTIFIER_RE.fullmatch(value):
-        raise ValueError(
-            f"{what} {value!r} is not a valid identifier: it must match [A-Za-z_][A-Za-z0-9_]*"
-        )
-    return value
 
 
 def clock_period_ns(clock_mhz: float) -> float:

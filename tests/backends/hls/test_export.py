@@ -313,7 +313,7 @@ def test_bad_arguments_are_refused_before_writing(cnn, tmp_path):
                           ({"io": "dataflow"}, "io='dataflow' is not an architecture"),
                           ({"reuse": 0}, "reuse must be an integer >= 1"),
                           ({"clock_mhz": 0}, "clock_mhz"),
-                          ({"project_name": "a-b"}, "not a valid identifier")):
+                          ({"project_name": "a-b"}, "is not a C\\+\\+ identifier")):
         with pytest.raises(ValueError, match=match):
             export_hls(cnn, out_dir=tmp_path / "p", **kwargs)
     with pytest.raises(ValueError, match="out_dir is required"):

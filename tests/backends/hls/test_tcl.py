@@ -24,12 +24,12 @@ from qfx.backends.hls.boards import list_boards, load_board
 from qfx.backends.hls.tcl import (
     BUILD_TCL_TEMPLATE,
     _environment,
-    check_identifier,
     clock_period_ns,
     hls_ip_repo,
     render_block_design_tcl,
     render_build_tcl,
 )
+from qfx.ir.verify import check_identifier
 from qfx.package_data import resource_dir
 
 TCLSH = shutil.which("tclsh")
@@ -503,11 +503,11 @@ def test_block_design_rejects_bad_arguments(
 
 @pytest.mark.parametrize("bad", ['a;system("x")', "1top", "top name", "top$", "", "tóp"])
 def test_names_reaching_tcl_must_be_identifiers(bad: str) -> None:
-    with pytest.raises(ValueError, match=r"is not a valid identifier: it must match"):
+    with pytest.raises(ValueError, match=r"is not a C\+\+ identifier \(it must match"):
         render_build_tcl(NAME, bad, "ultra96", sources=SOURCES, tb_sources=TB_SOURCES)
-    with pytest.raises(ValueError, match=r"project_name .* is not a valid identifier"):
+    with pytest.raises(ValueError, match=r"project_name .* is not a C\+\+ identifier"):
         render_block_design_tcl(bad, TOP, "ultra96")
-    with pytest.raises(ValueError, match=r"in_port .* is not a valid identifier"):
+    with pytest.raises(ValueError, match=r"in_port .* is not a C\+\+ identifier"):
         render_block_design_tcl(NAME, TOP, "ultra96", in_port=bad)
     assert check_identifier("_ok9", "top") == "_ok9"
 
