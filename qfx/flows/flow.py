@@ -271,7 +271,8 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
     """Run a flow end to end and write ``report.md`` (and JUnit XML if asked).
 
     ``skip`` names stages not to run; ``resume`` reuses a finished training checkpoint in the
-    output folder instead of training again. Exceptions inside a stage are recorded as that
+    output folder, or continues an interrupted one from the epochs it recorded, instead of
+    training from scratch. Exceptions inside a stage are recorded as that
     stage's failure (and the stages that need it are skipped), so CI always gets a report.
     """
     from qfx.data import get_dataset
@@ -302,21 +303,26 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         from qfx.training.config import restore_model, run_training
 
         ckpt = spec.train.out_dir / "checkpoint.npz"
+        resume_from, note = None, ""
         if resume and ckpt.is_file():
             model, side = restore_model(ckpt)
-            hist = side["history"]
-            state["model"] = model
-            acc = hist[-1]["test_acc"] if hist else float("nan")
-            state["history_plot"] = spec.train.out_dir / "training.png"
-            result.metrics["test_accuracy"] = acc
-            return f"resumed from {ckpt} (test accuracy {acc:.4f})"
-        res = run_training(spec.train, progress=progress)
+            done, planned = int(side["epoch"] or 0), spec.train.training.epochs
+            if done >= planned:  # a finished training: reuse it
+                hist = side["history"]
+                state["model"] = model
+                acc = hist[-1]["test_acc"] if hist else float("nan")
+                state["history_plot"] = spec.train.out_dir / "training.png"
+                result.metrics["test_accuracy"] = acc
+                return f"resumed from {ckpt} (test accuracy {acc:.4f})"
+            # an interrupted training: continue it from the epochs it recorded
+            resume_from, note = ckpt, f"continued from epoch {done}/{planned} of {ckpt}: "
+        res = run_training(spec.train, progress=progress, resume_from=resume_from)
         if not res.metadata.get("quantized"):
             raise RuntimeError("the model was trained without quantization")
         state["model"] = res.model
         state["history_plot"] = res.plot
         result.metrics["test_accuracy"] = res.final_test_acc
-        return f"test accuracy {res.final_test_acc:.4f} (exact fixed-point eval)"
+        return f"{note}test accuracy {res.final_test_acc:.4f} (exact fixed-point eval)"
 
     def freeze() -> str:
         from qfx.frontends.pytorch import freeze as do_freeze

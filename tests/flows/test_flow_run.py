@@ -78,3 +78,20 @@ def test_flow_export_reuse_may_be_per_layer():
 def test_bad_quantization_section_fails_when_the_flow_is_loaded():
     with pytest.raises(ValueError, match=r"quantization: QConfig.input_width"):
         load_flow({"dataset": "digits", "model": "digits_cnn", "quantization": {"bits": 99}})
+
+
+def test_resume_continues_an_interrupted_training(tmp_path):
+    """A checkpoint with fewer epochs than the flow asks for is continued, not taken as done;
+    a finished one is reused."""
+    out = tmp_path / "flow"
+    skip = ("export", "csim", "synth")
+    first = run_flow(load_flow("flows/digits-ultra96.yaml"), out_dir=out, epochs=1, skip=skip,
+                     progress=False)  # as if interrupted after epoch 1 of 2
+    assert first.stages[0].status == "passed"
+    again = run_flow(load_flow("flows/digits-ultra96.yaml"), out_dir=out, epochs=2, skip=skip,
+                     progress=False, resume=True)
+    train = again.stages[0]
+    assert train.status == "passed" and "continued from epoch 1/2" in train.message, train
+    done = run_flow(load_flow("flows/digits-ultra96.yaml"), out_dir=out, epochs=2, skip=skip,
+                    progress=False, resume=True)
+    assert done.stages[0].message.startswith("resumed from"), done.stages[0]
