@@ -898,7 +898,7 @@ def _add(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
         if imp.shape(a) != imp.shape(b):
             raise OnnxImportError(f"{where}: adds shapes {imp.shape(a)} and {imp.shape(b)} "
                                   "(broadcasting is not supported)")
-        acc = FixedType.add(imp.type(a), imp.type(b))
+        acc = imp.size_acc(node, "add", [a, b], {}, {})  # the add op's own rule
         if acc.width > FLOAT64_EXACT_BITS:
             raise OnnxImportError(f"{where}: the exact sum needs {acc.cpp()}, wider than "
                                   f"{FLOAT64_EXACT_BITS} bits")
