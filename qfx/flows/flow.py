@@ -2,9 +2,10 @@
 
 A flow is one YAML file (see ``flows/``): the training sections of ``qfx train`` plus
 ``board``, ``export``, ``csim`` and ``flow`` (criteria); a ``ptq`` section starts from a float
-model quantised by HPTQ instead of quantization-aware training (:mod:`qfx.flows.ptq_stage`). :func:`run_flow` runs the stages in
-order, writes a markdown report with plots and (optionally) JUnit XML for CI, and returns a
-:class:`FlowResult` whose ``ok``/``reason`` say whether every criterion held.
+model quantised by HPTQ instead of quantization-aware training (:mod:`qfx.flows.ptq_stage`).
+:func:`run_flow` runs the stages in order, writes a markdown report with plots and (optionally)
+JUnit XML for CI, and returns a :class:`FlowResult` whose ``ok``/``reason`` say whether every
+criterion held.
 """
 
 from __future__ import annotations
