@@ -1,12 +1,15 @@
 """PTQ without training (issue #13): naive max PTQ, HPTQ on real / generated (DGH) / noise
 calibration data, and qfx fine-tuning (learned binary points) from the HPTQ start.
 
-The model is the zoo's digits CNN, float-trained here on scikit-learn's digits (quick, CPU);
-every accuracy is on the 360-image digits test split, computed by the exact fixed-point model
-(what the frozen graph and the C-simulated HLS compute). Not a test: run it by hand.
+The model is the zoo's digits CNN (``--model digits_cnn``, float-trained here on scikit-learn's
+digits: quick, CPU) or ResNet-8 (``--model resnet8``: on a local CIFAR-10 with ``--cifar10 DIR``,
+else on the digits upscaled to 3x32x32, which is real data, only resized); every accuracy is on
+the held-out split, computed by the exact fixed-point model (what the frozen graph and the
+C-simulated HLS compute). Not a test: run it by hand.
 
     python -m benchmarks.bench_ptq                       # W8A8, W6A8, W4A8
     python -m benchmarks.bench_ptq --bits 8,8 4,8 --dgh-iterations 200 --json ptq.json
+    python -m benchmarks.bench_ptq --model resnet8 --float-epochs 15 --finetune-epochs 2
 """
 
 from __future__ import annotations
@@ -28,9 +31,27 @@ def _accuracy(model, x, y) -> float:
         return float((model(x).argmax(1) == y).double().mean())
 
 
-def _train_float(x, y, epochs: int, seed: int):
+def _data(model: str, cifar10: str | None):
+    """(x_train, y_train, x_test, y_test, description) for ``model``."""
+    if model == "digits_cnn":
+        split = get_dataset("digits")
+        return (*split.train.tensors, *split.test.tensors, "digits 1x8x8")
+    if cifar10:
+        split = get_dataset("cifar10", root=cifar10)
+        return (*split.train.tensors, *split.test.tensors, "CIFAR-10 (local)")
+    split = get_dataset("digits")
+
+    def up(x):  # real digits, resized to ResNet-8's 3x32x32 input
+        return F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False).repeat(
+            1, 3, 1, 1)
+
+    (xtr, ytr), (xte, yte) = split.train.tensors, split.test.tensors
+    return up(xtr), ytr, up(xte), yte, "digits upscaled to 3x32x32"
+
+
+def _train_float(name: str, x, y, epochs: int, seed: int):
     torch.manual_seed(seed)
-    model = get_model("digits_cnn")
+    model = get_model(name)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(epochs):
         model.train()
@@ -59,6 +80,8 @@ def _finetune(qmodel, x, y, epochs: int, seed: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=("digits_cnn", "resnet8"), default="digits_cnn")
+    ap.add_argument("--cifar10", metavar="DIR", help="local CIFAR-10 (python batches) for resnet8")
     ap.add_argument("--bits", nargs="+", default=["8,8", "6,8", "4,8"],
                     help="weight,activation widths (default 8,8 6,8 4,8)")
     ap.add_argument("--float-epochs", type=int, default=30)
@@ -71,24 +94,25 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    split = get_dataset("digits")
-    xtr, ytr = split.train.tensors
-    xte, yte = split.test.tensors
+    xtr, ytr, xte, yte, data = _data(args.model, args.cifar10)
     t = time.perf_counter()
-    model = _train_float(xtr, ytr, args.float_epochs, args.seed)
+    model = _train_float(args.model, xtr, ytr, args.float_epochs, args.seed)
     float_acc = _accuracy(model, xte, yte)
-    print(f"float digits CNN: test accuracy {float_acc:.4f} ({time.perf_counter() - t:.1f}s)")
+    print(f"float {args.model} on {data}: test accuracy {float_acc:.4f} "
+          f"({time.perf_counter() - t:.1f}s)")
 
     n = args.calib_samples
     gen = torch.Generator().manual_seed(args.seed)
+    shape = tuple(xtr.shape[1:])
+    lo, hi = float(xtr.min()), float(xtr.max())
     calib = {
         "real": xtr[torch.randperm(len(xtr), generator=gen)[:n]],
-        # noise over the data's range [0, 0.5)
-        "noise": 0.5 * torch.rand((n, 1, 8, 8), generator=gen),
+        # noise over the data's range
+        "noise": lo + (hi - lo) * torch.rand((n, *shape), generator=gen),
     }
     t = time.perf_counter()
     calib["generated"], losses = generate_calibration_data(
-        model, n, (1, 8, 8), iterations=args.dgh_iterations, value_range=(0.0, 0.5),
+        model, n, shape, iterations=args.dgh_iterations, value_range=(lo, hi),
         seed=args.seed, progress=False, return_losses=True)
     dgh_s = time.perf_counter() - t
     print(f"DGH: {n} images, {args.dgh_iterations} iterations, BN loss "

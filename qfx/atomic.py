@@ -98,8 +98,21 @@ def staging_dir(target: Path, tag: str = "tmp") -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.{tag}-", dir=target.parent))
     try:
         yield stage
+    except OSError as err:
+        # the user asked for ``target``: name the file there, never the temp folder
+        raise _in_target(err, stage, target) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _in_target(err: OSError, stage: Path, target: Path) -> OSError:
+    """``err`` with every path inside ``stage`` shown at its place inside ``target``."""
+    def user(path: object) -> object:
+        return str(path).replace(str(stage), str(target)) if path is not None else None
+
+    if err.errno is None:
+        return type(err)(*(user(a) if isinstance(a, str) else a for a in err.args))
+    return type(err)(err.errno, err.strerror, user(err.filename), None, user(err.filename2))
 
 
 def _json_format(path: Path) -> object:

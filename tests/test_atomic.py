@@ -45,3 +45,24 @@ def test_os_errors_name_the_users_path_not_the_temp_file(tmp_path, monkeypatch):
     assert str(target) in str(exc.value) and ".tmp" not in str(exc.value)
     assert exc.value.errno == 28
     assert list(tmp_path.iterdir()) == []
+
+
+def test_staging_errors_name_the_project_path_not_the_stage(tmp_path, monkeypatch):
+    """A disk-full error while a whole project is staged names the file inside the folder the
+    user asked for, and leaves neither the stage nor a half project behind."""
+    from pathlib import Path
+
+    real = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name.endswith(".cpp"):
+            raise OSError(28, "No space left on device", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    target = tmp_path / "prj"
+    with pytest.raises(OSError) as exc:
+        export_firmware(tiny_graph(), target)
+    assert exc.value.errno == 28 and str(exc.value.filename).startswith(str(target) + os.sep)
+    assert ".tmp-" not in str(exc.value) and ".export-" not in str(exc.value)
+    assert list(tmp_path.iterdir()) == []

@@ -26,7 +26,6 @@ others are chosen. An unknown NODE is an error listing the model's node names.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -196,9 +195,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     if args.backend == "hls4ml":
         from qfx.flows.interop import export_hls4ml_file
 
-        check_replaceable(out, force=args.force)  # checked again: nothing deleted if not ours
-        if out.exists():
-            shutil.rmtree(out)
+        # built beside `out` and swapped in when complete: an old project survives a failure
         report = export_hls4ml_file(graph, out)
         print(report.summary())
         return 0 if report.bit_exact else 1

@@ -141,7 +141,9 @@ class CSimReport:
       ``cached``); ``trace_compile_seconds``: the same for the ``-DQFX_TRACE`` build;
     * ``run_seconds``: wall time of the C-simulation processes (input files written, processes
       run, outputs read back); ``samples_per_second`` = ``samples / run_seconds``;
-    * ``binary``: the testbench executable; ``jobs``: processes it ran in;
+    * ``binary``: the testbench executable; ``jobs``: processes it ran in; ``top``: the top
+      function the testbench drove (``"plain"``, or ``"axis"``: the AXI-Stream wrapper, which
+      the synthesis path drives in a board project);
     * ``first_divergence``: the first diverging node (``None`` when bit-exact, or when tracing
       was off or failed: ``trace_error`` says why); ``trace_binary``: the ``-DQFX_TRACE``
       testbench; ``trace_samples``: the (first, at most :data:`TRACE_SAMPLES`) mismatching
@@ -175,6 +177,7 @@ class CSimReport:
     trace_error: str | None = None
     arith: str = "native"
     synth: CSimReport | None = None
+    top: str = "plain"
     mismatches: int = field(init=False)
     bit_exact: bool = field(init=False)
 
@@ -194,7 +197,7 @@ class CSimReport:
     def proofs(self) -> list[dict[str, Any]]:
         """One entry per arithmetic path run: ``arith``, ``samples``, ``bit_exact``,
         ``mismatches`` (``native`` first)."""
-        out = [{"arith": self.arith, "samples": self.samples,
+        out = [{"arith": self.arith, "top": self.top, "samples": self.samples,
                 "bit_exact": self.mismatches == 0, "mismatches": self.mismatches}]
         if self.synth is not None:
             out += self.synth.proofs
@@ -238,6 +241,8 @@ class CSimReport:
     def _own_summary(self) -> str:
         total = int(self.outputs.size)
         path = _ARITH_NAMES.get(self.arith, self.arith)
+        if self.top == "axis":
+            path += " -DQFX_TB_AXIS, through the AXI-Stream top"
         if self.mismatches == 0:
             return (f"BIT-EXACT: all {total} output values of {self.samples} samples equal the "
                     f"software model ({path})")
@@ -372,11 +377,23 @@ def _check_arith(arith: str, allowed: Sequence[str] = ARITH_PATHS) -> str:
     return arith
 
 
-def _flags(opt: str, trace: bool, arith: str = "native") -> list[str]:
+def _drives_axis(prj: HLSProject, arith: str) -> bool:
+    """Whether the ``arith`` build drives the AXI-Stream wrapper: the synthesis path does when the
+    project has one (a board project), because that is what Vitis' ``csim_design`` compiles
+    (``build_prj.tcl`` adds ``-DQFX_TB_AXIS``) and what becomes the IP; the native path drives the
+    plain top, so both tops are proven."""
+    return arith == "synth" and prj.axis_source.is_file()
+
+
+def _flags(opt: str, trace: bool, arith: str = "native", axis: bool = False) -> list[str]:
     if not isinstance(opt, str) or not re.fullmatch(r"-O(?:[0-3sgz]|fast)?", opt):
         raise ValueError(f"opt must be a g++ optimisation flag such as -O3, got {opt!r}")
     return [*BASE_FLAGS, opt, *_ARITH_FLAGS[_check_arith(arith)],
-            *(["-DQFX_TRACE"] if trace else [])]
+            *(["-DQFX_TB_AXIS"] if axis else []), *(["-DQFX_TRACE"] if trace else [])]
+
+
+def _sources(prj: HLSProject, axis: bool) -> list[Path]:
+    return [prj.tb_source, *(prj.axis_sources if axis else prj.sources)]
 
 
 def build_key(project: HLSProject | str | os.PathLike[str], *, trace: bool = False,
@@ -396,12 +413,13 @@ def build_key(project: HLSProject | str | os.PathLike[str], *, trace: bool = Fal
     prj = _as_project(project)
     root = prj.root.resolve()
     ap_dir = ap_types_include_dir()
+    axis = _drives_axis(prj, arith)
     h = hashlib.sha256()
     head = {
-        "format": _BUILD_FORMAT, "flags": _flags(opt, trace, arith), "compiler": compiler,
+        "format": _BUILD_FORMAT, "flags": _flags(opt, trace, arith, axis), "compiler": compiler,
         "compiler_path": shutil.which(compiler), "compiler_version": compiler_version(compiler),
         "ap_types": [str(ap_dir), _tree_digest(ap_dir)],
-        "sources": [_rel(p, root) for p in (prj.tb_source, *prj.sources)],
+        "sources": [_rel(p, root) for p in _sources(prj, axis)],
         "include_dirs": [_rel(p, root) for p in prj.include_dirs],
     }
     h.update(json.dumps(head, sort_keys=True).encode())
@@ -441,10 +459,12 @@ def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool
     [-DQFX_AP_ARITH] [-DQFX_TRACE] -I<ap_types> -I<firmware> -c tb/tb_<p>.cpp``, the same for
     ``firmware/<p>.cpp``), then linked into ``<cache>/<key>/tb_<p>``. ``arith="synth"`` adds
     ``-DQFX_AP_ARITH``: the layers then compute with the ap_fixed arithmetic that synthesis
-    compiles (``arith="native"``: the native-integer C-sim path). Objects and the executable are
-    written under temporary names and renamed into place, so an interrupted (Ctrl-C: the
-    compilers' process groups are killed) or concurrent build never leaves a half-written file
-    behind. ``<key>`` is :func:`build_key`.
+    compiles and, in a board project, the testbench drives the AXI-Stream top (``-DQFX_TB_AXIS``,
+    as Vitis' ``csim_design`` does), so the wrapper that becomes the IP is proven too
+    (``arith="native"``: the native-integer C-sim path through the plain top). Objects and the
+    executable are written under temporary names and renamed into place, so an interrupted
+    (Ctrl-C: the compilers' process groups are killed) or concurrent build never leaves a
+    half-written file behind. ``<key>`` is :func:`build_key`.
 
     Example:
         >>> b = build_testbench("path/to/project", arith="synth")  # doctest: +SKIP
@@ -456,7 +476,8 @@ def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool
         CompileTimeout: g++ ran longer than ``timeout`` seconds.
     """
     prj = _as_project(project)
-    flags = _flags(opt, trace, arith)
+    axis = _drives_axis(prj, arith)
+    flags = _flags(opt, trace, arith, axis)
     key = build_key(prj, trace=trace, opt=opt, compiler=compiler, arith=arith)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     build_dir = root / f"csim-{key[:32]}"
@@ -465,7 +486,7 @@ def build_testbench(project: HLSProject | str | os.PathLike[str], *, trace: bool
     if exe.is_file() and os.access(exe, os.X_OK) and _meta_key(meta_path) == key:
         return Build(exe, cached=True, seconds=0.0, key=key)
     build_dir.mkdir(parents=True, exist_ok=True)
-    sources = [prj.tb_source, *prj.sources]
+    sources = _sources(prj, axis)
     temps: list[Path] = []
 
     def temp(suffix: str) -> Path:
@@ -754,7 +775,9 @@ def csim(project: HLSProject | str | os.PathLike[str], inputs: Any = None, *,
         progress: print the stages to stderr.
         arith: which arithmetic of the firmware to build and prove: ``"native"`` (the
             native-integer C-sim path, the default here), ``"synth"`` (``-DQFX_AP_ARITH``: the
-            ap_fixed arithmetic that Vitis synthesizes) or ``"both"`` (the native path on every
+            ap_fixed arithmetic that Vitis synthesizes; in a board project through the
+            AXI-Stream top that becomes the IP, as Vitis' ``csim_design`` runs it; the native
+            path drives the plain top) or ``"both"`` (the native path on every
             sample, the synthesis path on the first ``synth_samples``; ``qfx csim`` and the flows
             default to ``"both"``).
         synth_samples: with ``arith="both"``, prove the synthesis path on only the first this
@@ -861,7 +884,8 @@ def _prove(prj: HLSProject, raw_in: list[np.ndarray], reference: np.ndarray, *, 
     elif isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     jobs = min(jobs, n)
-    path = _ARITH_NAMES[arith]
+    top = "axis" if _drives_axis(prj, arith) else "plain"
+    path = _ARITH_NAMES[arith] + (", through the AXI-Stream top" if top == "axis" else "")
 
     # ---- build
     say(f"building {prj.root.name} (g++ {opt}, {path})")
@@ -879,7 +903,7 @@ def _prove(prj: HLSProject, raw_in: list[np.ndarray], reference: np.ndarray, *, 
     report = CSimReport(project=prj.root, outputs=outputs, reference=reference,
                         inputs=in_matrix, samples=n, compile_seconds=build.seconds,
                         run_seconds=run_seconds, cached=build.cached, binary=build.binary,
-                        jobs=jobs, arith=arith)
+                        jobs=jobs, arith=arith, top=top)
     if report.bit_exact or not trace_on_mismatch:
         say(report.summary())
         return report

@@ -1,9 +1,11 @@
-"""Declarative flows: train -> freeze -> export -> C-simulate -> report, with pass criteria.
+"""Declarative flows: [ptq ->] train -> freeze -> export -> C-simulate -> report, with criteria.
 
 A flow is one YAML file (see ``flows/``): the training sections of ``qfx train`` plus
-``board``, ``export``, ``csim`` and ``flow`` (criteria). :func:`run_flow` runs the stages in
-order, writes a markdown report with plots and (optionally) JUnit XML for CI, and returns a
-:class:`FlowResult` whose ``ok``/``reason`` say whether every criterion held.
+``board``, ``export``, ``csim`` and ``flow`` (criteria); a ``ptq`` section starts from a float
+model quantised by HPTQ instead of quantization-aware training (:mod:`qfx.flows.ptq_stage`).
+:func:`run_flow` runs the stages in order, writes a markdown report with plots and (optionally)
+JUnit XML for CI, and returns a :class:`FlowResult` whose ``ok``/``reason`` say whether every
+criterion held.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from qfx.atomic import FOLDER_MARKERS, atomic_open, atomic_write_text, is_qfx_fo
 __all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "load_flow", "run_flow",
            "STAGES"]
 
-STAGES = ("train", "freeze", "export", "csim", "synth")
+STAGES = ("ptq", "train", "freeze", "export", "csim", "synth")
 FLOW_FORMAT = FOLDER_MARKERS["flow.json"]
 _EXPORT_KEYS = {"io": str, "reuse": (int, dict, str), "clock_mhz": (int, float), "on_budget": str,
                 "project_name": str,
@@ -74,6 +76,7 @@ class FlowSpec:
     criteria: dict[str, Any] = field(default_factory=dict)
     synth: str = "auto"
     description: str = ""
+    ptq: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -91,7 +94,18 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
     from qfx.zoo.registry import model_spec
 
     kind = model_spec(cfg.model).kind
-    if cfg.quantization is None and kind != "qfx":
+    ptq = None
+    if extra.get("ptq") is not None:
+        from qfx.flows.ptq_stage import PTQ_KEYS, check_ptq_section
+
+        if cfg.quantization is not None or kind == "qfx":
+            raise ValueError(f"{where}.ptq: a PTQ flow quantises a float model: remove the "
+                             "`quantization:` section (the formats come from ptq.config)"
+                             if kind != "qfx" else f"{where}.ptq: model {cfg.model!r} is built "
+                             "from qfx layers (already quantized); PTQ needs a float model")
+        ptq = check_ptq_section(where, _check_section(f"{where}.ptq", extra["ptq"], PTQ_KEYS),
+                                cfg.source.parent if cfg.source else None)
+    elif cfg.quantization is None and kind != "qfx":
         raise ValueError(f"{where}: a flow needs a `quantization:` section (e.g. "
                          "{bits: 8}): only a fixed-point model can be exported (or a zoo model "
                          "built from qfx layers, such as digits_bnn)")
@@ -141,7 +155,7 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
         raise ValueError(f"{where}.out_dir: {cfg.out_dir} is not a flow output folder (no qfx "
                          "flow.json) and not empty; choose another folder")
     return FlowSpec(cfg, board, export, csim, criteria, synth,
-                    str(extra.get("description", "")))
+                    str(extra.get("description", "")), ptq)
 
 
 def _check_stages(where: str, board: str, export: dict[str, Any], csim: dict[str, Any],
@@ -299,6 +313,33 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
     split = get_dataset(spec.train.dataset, **spec.train.dataset_options)
     test_x, test_y = split.test.tensors[0], split.test.tensors[1]
 
+    def ptq() -> str:
+        from qfx.flows.ptq_stage import run_ptq_stage
+
+        res = run_ptq_stage(spec.ptq, spec.train, split, out, progress=progress)
+        state["model"] = res.model
+        state["ptq_report"] = res.report
+        result.metrics.update(test_accuracy=res.ptq_accuracy, ptq_accuracy=res.ptq_accuracy,
+                              float_accuracy=res.float_accuracy, ptq_calibration=res.calib_kind)
+        return (f"HPTQ on {res.calib_kind} calibration data: test accuracy "
+                f"{res.ptq_accuracy:.4f} (float {res.float_accuracy:.4f}); report {res.report}")
+
+    def finetune() -> str:
+        from qfx.training.trainer import train as train_model
+
+        t = spec.train.training
+        res = train_model(state["model"], split.train, split.test,
+                          epochs=spec.ptq["finetune_epochs"], batch_size=t.batch_size,
+                          lr=t.lr, optimizer=t.optimizer, schedule=t.schedule,
+                          weight_decay=t.weight_decay, momentum=t.momentum, device=t.device,
+                          out_dir=spec.train.out_dir, seed=t.seed, progress=progress,
+                          augment=t.augment)
+        state["model"] = res.model
+        state["history_plot"] = res.plot
+        result.metrics["test_accuracy"] = res.final_test_acc
+        return (f"QFX fine-tuning from the PTQ start: test accuracy {res.final_test_acc:.4f} "
+                f"(PTQ {result.metrics['ptq_accuracy']:.4f})")
+
     def train() -> str:
         from qfx.training.config import restore_model, run_training
 
@@ -399,12 +440,20 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         return (f"{Path(tool).name}: DSP {r.dsp}, LUT {r.lut}, FF {r.ff}, BRAM18K {r.bram18k}, "
                 f"latency {synth.latency_worst} cycles")
 
+    # a PTQ flow: the model comes from the ptq stage, `train` fine-tunes it (when asked)
     needs = {"freeze": "train", "export": "freeze", "csim": "export", "synth": "export"}
+    stages = (("train", train), ("freeze", freeze), ("export", export), ("csim", csim),
+              ("synth", synth))
+    if spec.ptq is not None:
+        stages = (("ptq", ptq), ("train", finetune), *stages[1:])
+        needs.update(train="ptq", freeze="train" if spec.ptq["finetune_epochs"] else "ptq")
     done: set[str] = set()
-    for name, fn in (("train", train), ("freeze", freeze), ("export", export), ("csim", csim),
-                     ("synth", synth)):
+    for name, fn in stages:
         if name in skip:
             _skip(result, name, "skipped on request", log)
+            continue
+        if name == "train" and spec.ptq is not None and not spec.ptq["finetune_epochs"]:
+            _skip(result, name, "PTQ only (ptq.finetune_epochs is 0)", log)
             continue
         if name in needs and needs[name] not in done:
             _skip(result, name, f"needs {needs[name]}", log)
@@ -492,7 +541,8 @@ def _proofs_text(proofs: list[dict[str, Any]]) -> str:
     """``native arithmetic on 100 samples, synthesis arithmetic (-DQFX_AP_ARITH) on 20``."""
     names = {"native": "native C-sim arithmetic",
              "synth": "synthesis arithmetic (-DQFX_AP_ARITH)"}
-    parts = [f"{names.get(p['arith'], p['arith'])} "
+    parts = [f"{names.get(p['arith'], p['arith'])}"
+             f"{' through the AXI-Stream top' if p.get('top') == 'axis' else ''} "
              f"{'bit-exact' if p['bit_exact'] else 'MISMATCH'} on {p['samples']} samples"
              for p in proofs]
     return ", ".join(parts) if parts else "no arithmetic path ran"
@@ -517,6 +567,11 @@ def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> 
     lines += ["", "| criterion | result | detail |", "| --- | --- | --- |"]
     lines += [f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.message} |"
               for c in result.criteria]
+    ptq_md = state.get("ptq_report")
+    if ptq_md is not None and Path(ptq_md).is_file():  # demote its headings under this one
+        body = [("#" + ln if ln.startswith("#") else ln)
+                for ln in Path(ptq_md).read_text(encoding="utf-8").splitlines()]
+        lines += ["", "## Post-training quantisation (the start of this flow)", "", *body]
     plot = state.get("history_plot")
     if plot and Path(plot).is_file():
         rel = Path(plot).relative_to(out) if Path(plot).is_relative_to(out) else plot

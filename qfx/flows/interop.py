@@ -5,12 +5,20 @@ hls4ml load only when one of these runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from qfx.atomic import FOLDER_MARKERS, atomic_write_text, check_replaceable
+from qfx.atomic import (
+    FOLDER_MARKERS,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_replaceable,
+    staging_dir,
+    swap_into_place,
+)
 from qfx.ir.graph import Graph
 from qfx.ir.serialize import load_graph, save_graph
 
@@ -77,6 +85,11 @@ def export_hls4ml_file(model: str | os.PathLike[str] | Graph, out_dir: str | os.
     """Build, compile and check the hls4ml project of a frozen model; returns the report
     (:class:`qfx.backends.hls4ml.Hls4mlReport`; ``options`` go to ``export_hls4ml``).
 
+    The project is built in a temp folder beside ``out_dir`` and renamed into place only when
+    hls4ml finished: a failed or interrupted build leaves an old ``out_dir`` as it was. hls4ml
+    writes absolute paths into its files; they are rewritten to ``out_dir`` before the rename.
+    An existing ``out_dir`` must be a folder qfx wrote (or an empty one).
+
     Example (compiles C++):
         >>> report = export_hls4ml_file("model.qfx.npz", "hls4ml_prj")  # doctest: +SKIP
         >>> report.bit_exact  # doctest: +SKIP
@@ -85,11 +98,32 @@ def export_hls4ml_file(model: str | os.PathLike[str] | Graph, out_dir: str | os.
     from qfx.backends.hls4ml import export_hls4ml
 
     graph = model if isinstance(model, Graph) else load_graph(model)
-    check_replaceable(out_dir, force=False)  # a fresh folder: the caller removed an old one
-    out = Path(out_dir)
-    out.mkdir(parents=True)
-    # the marker first: a failed build still leaves a folder that --force may replace
-    atomic_write_text(out / HLS4ML_MARKER, json.dumps(
-        {"format": FOLDER_MARKERS[HLS4ML_MARKER], "written_by": "qfx export --backend hls4ml"},
-        indent=2) + "\n")
-    return export_hls4ml(graph, out_dir, **options)
+    out = Path(out_dir).absolute()
+    check_replaceable(out, force=True)
+    with staging_dir(out, "hls4ml") as stage:
+        atomic_write_text(stage / HLS4ML_MARKER, json.dumps(
+            {"format": FOLDER_MARKERS[HLS4ML_MARKER], "written_by": "qfx export --backend hls4ml"},
+            indent=2) + "\n")
+        try:
+            report = export_hls4ml(graph, stage, **options)
+        except RuntimeError as err:  # name the user's folder, not the stage that is removed
+            raise RuntimeError(str(err).replace(str(stage), str(out))) from None
+        _relocate_text_files(stage, out)
+        swap_into_place(stage, out)
+    return dataclasses.replace(report, out_dir=out)
+
+
+def _relocate_text_files(stage: Path, out: Path) -> None:
+    """Rewrite the absolute path of ``stage`` to ``out`` in every UTF-8 text file under it."""
+    old, new = str(stage.absolute()).encode(), str(out).encode()
+    for path in stage.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        if old not in data:
+            continue
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:  # a compiled library: its debug paths are not read back
+            continue
+        atomic_write_bytes(path, data.replace(old, new))

@@ -49,7 +49,7 @@ __all__ = [
 TOP_LEVEL_KEYS = ("name", "dataset", "model", "training", "quantization", "out_dir")
 # Sections of a flow YAML that other qfx steps read; ``qfx train`` keeps them untouched.
 FLOW_SECTIONS = ("export", "csim", "report", "board", "hls", "onnx", "flow", "steps",
-                 "description", "benchmark")
+                 "description", "benchmark", "ptq")
 # Training inputs handed to qfx.quantize_model for calibrating the binary points.
 CALIBRATION_SAMPLES = 512
 

@@ -97,3 +97,29 @@ def test_freeze_force_overwrites_a_frozen_model(model, tmp_path, capsys):
     assert main(["freeze", str(model), "-o", str(out), "--force"]) == EXIT_OK
     assert main(["freeze", str(model), "-o", str(out)]) == EXIT_USAGE
     assert "--force" in _one_line(capsys)
+
+
+def test_hls4ml_export_is_atomic_and_relocated(model, tmp_path, capsys, monkeypatch):
+    """The hls4ml project is built beside -o and swapped in complete: no file names the stage,
+    and a failing rebuild with --force leaves the old project as it was."""
+    import qfx.backends.hls4ml
+
+    out = tmp_path / "h4"
+    assert main(["export", str(model), "-o", str(out), "--backend", "hls4ml"]) == EXIT_OK
+    assert is_qfx_folder(out) and sorted(p.name for p in tmp_path.iterdir()) == ["h4"]
+    texts = [p.read_text(errors="ignore") for p in out.rglob("*")
+             if p.is_file() and p.suffix in (".tcl", ".yml", ".json", ".cpp", ".h", ".py")]
+    assert any(str(out) in t for t in texts)  # hls4ml's absolute paths now name -o
+    assert not any(".h4.hls4ml-" in t for t in texts)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"hls4ml could not compile the project in {args[1]}: g++ failed")
+
+    monkeypatch.setattr(qfx.backends.hls4ml, "export_hls4ml", broken)
+    capsys.readouterr()
+    assert main(["export", str(model), "-o", str(out), "--backend", "hls4ml", "--force"]) != 0
+    err = capsys.readouterr().err
+    assert str(out) in err and ".hls4ml-" not in err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h4"]

@@ -188,3 +188,34 @@ def test_synthesis_storage_gives_the_same_bits(projects: Projects, tmp_path: Pat
                            str(exp)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert " 0 mismatches" in proc.stdout and "no expected" not in proc.stdout
+
+
+def test_synth_path_proves_the_axi_stream_top_of_a_board_project(tmp_path: Path) -> None:
+    """In a board project the synthesis path drives the AXI-Stream wrapper (what Vitis'
+    csim_design compiles and what becomes the IP), the native path the plain top: a fault in the
+    wrapper alone is caught by the synthesis path and passes the native one."""
+    import re
+
+    from builders import mlp
+
+    from qfx.backends.hls.export import export_hls
+
+    net, x = mlp("SAT")
+    graph = qfx.freeze(net, x[:1])
+    prj = export_hls(graph, tmp_path / "board", board="ultra96")
+    cache = tmp_path / "cache"
+    rep = csim(prj, samples=24, arith="both", opt="-O1", cache_dir=cache)
+    assert rep.bit_exact and rep.proven == {"native": 24, "synth": 24}
+    assert "AXI-Stream top" in rep.synth.summary()
+    assert [(d["arith"], d["top"]) for d in rep.proofs] == [("native", "plain"), ("synth", "axis")]
+    meta = (rep.synth.binary.parent / "build.json").read_text()
+    assert "-DQFX_TB_AXIS" in meta and prj.axis_source.name in meta
+    # drop the top bit of every input word in the wrapper: negative inputs now read wrong
+    src = prj.axis_source.read_text()
+    bad, n = re.subn(r"word\.data\.range\((\d+), 0\)",
+                     lambda m: f"word.data.range({int(m.group(1)) - 1}, 0)", src)
+    assert n == 1
+    prj.axis_source.write_text(bad)
+    rep = csim(prj, samples=24, arith="both", opt="-O1", cache_dir=cache)
+    assert rep.proven == {"native": 24} and not rep.bit_exact
+    assert rep.synth is not None and not rep.synth.bit_exact

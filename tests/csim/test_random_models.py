@@ -1,6 +1,7 @@
 """Randomly generated architectures (plain torch.nn, converted with quantize_model) export and
 C-simulate bit-exactly on both arithmetic paths (native and -DQFX_AP_ARITH, what synthesis
-compiles), in both architectures, with saturating inputs; nothing here was hand-picked."""
+compiles), in both architectures, with K-hot or ordinary weights and saturating inputs; nothing
+here was hand-picked."""
 
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ def test_random_model_is_bit_exact_on_both_paths(seed, tmp_path):
              "act_rounding": str(rng.choice([r for r in ROUNDING_MODES])),
              "act_overflow": str(rng.choice([o for o in OVERFLOW_MODES if o != "WRAP_SM"])),
              "per_channel_weights": bool(rng.random() < 0.5)}
+    khot = int(rng.integers(0, 4))  # 0: ordinary weights; K: multiplier-free K-hot weights
+    if khot:
+        quant["weight_khot"] = khot
     calib = torch.randn(32, *shape)
     qmodel = qfx.quantize_model(model, quant, calib).eval()
     io = "stream" if seed % 2 else "parallel"
