@@ -151,15 +151,21 @@ def test_finn_style_bnn_with_batchnorm_before_each_sign_imports_exactly(tmp_path
         SignedBinaryWeightPerTensorConst,
     )
 
+    class BinW(SignedBinaryWeightPerTensorConst):
+        scaling_const = 1.0  # +-1 weights (FINN's binary layers)
+
+    class BinA(SignedBinaryActPerTensorConst):
+        scaling_const = 1.0
+
     torch.manual_seed(1)
     net = nn.Sequential(
         qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8),
-        qnn.QuantConv2d(1, 4, 3, bias=False, weight_quant=SignedBinaryWeightPerTensorConst),
+        qnn.QuantConv2d(1, 4, 3, bias=False, weight_quant=BinW),
         nn.BatchNorm2d(4),
-        qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
-        qnn.QuantConv2d(4, 3, 3, bias=False, weight_quant=SignedBinaryWeightPerTensorConst),
+        qnn.QuantIdentity(act_quant=BinA),
+        qnn.QuantConv2d(4, 3, 3, bias=False, weight_quant=BinW),
         nn.BatchNorm2d(3),
-        qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst))
+        qnn.QuantIdentity(act_quant=BinA))
     _randomize_bn(net)
     x = torch.randn(64, 1, 7, 7)
     model = _brevitas_export(net, x, tmp_path / "bnn.onnx")
