@@ -94,7 +94,7 @@ def _brevitas_export(net: nn.Module, x: torch.Tensor, path) -> object:
     from brevitas.export import export_qonnx
     from qonnx.util.cleanup import cleanup_model
 
-    export_qonnx(net.eval(), x[:1], export_path=str(path))
+    export_qonnx(net.eval(), x[:1], export_path=str(path), dynamo=False)
     return cleanup_model(ModelWrapper(str(path))).model
 
 
