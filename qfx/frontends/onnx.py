@@ -22,12 +22,19 @@ with a power-of-two scale the weights are ordinary fixed-point weights. ``Bipola
 of any other computed tensor a threshold at 0; ``Unsqueeze -> Sub -> BipolarQuant -> Reshape``
 becomes a ``thermometer``.
 
+Thresholds (see the block before :func:`import_onnx_model`): FINN/QONNX ``MultiThreshold``
+becomes a ``multithreshold``; a float ``BatchNormalization`` [-> ``Relu``] read only by a
+``Quant`` becomes a ``multithreshold`` onto the Quant's format, and one read only by a
+``BipolarQuant`` (scale 1) a ``threshold``, with integer thresholds searched on onnxruntime's
+float32 execution of the source's own BatchNormalization node and checked on every input code.
+
 Refused, with the node name and the reason: non-power-of-two or non-constant scales,
 non-zero zero points, per-channel activation scales, non-integer bit widths, CEIL/UP rounding
 where it would round, unsigned narrow ranges, 1-bit signed (bipolar) Quant on tensors (write
 BipolarQuant), BipolarQuant on a computed tensor with a scale other than 1, Pad other than a
-binary conv's -1, float BatchNormalization, AveragePool over a window whose area is not a
-power of two, and any operator without an exact qfx equivalent.
+binary conv's -1, a float BatchNormalization not read by one Quant / BipolarQuant,
+AveragePool over a window whose area is not a power of two, and any operator without an exact
+qfx equivalent.
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ pixel-wise stream wrapper, both paths) is the imported Brevitas CNN of
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from builders import folded_threshold_cnn
 
 import qfx
+from qfx.backends.hls.estimate import estimate_resources
 from qfx.backends.hls.export import export_hls
 
 
@@ -23,6 +25,14 @@ def test_folded_cnn_equals_eval():
     with torch.no_grad():
         want = graph.edges[graph.outputs[0]].type.to_int(net(xs)).numpy()
     np.testing.assert_array_equal(qfx.run_graph(graph, xs).raw[0], want)
+
+
+@pytest.mark.parametrize("io", ["parallel", "stream"])
+def test_multithreshold_estimate_is_comparators_only(io):
+    _, graph, _ = folded_threshold_cnn()
+    rows = [r for r in estimate_resources(graph, reuse=1, io=io).layers
+            if r.op == "multithreshold"]
+    assert len(rows) == 2 and all(r.dsp == 0 and r.lut > 0 for r in rows)
 
 
 def test_folded_cnn_csim_is_bit_exact_on_both_paths(tmp_path):
