@@ -24,9 +24,12 @@ from qfx.ir import run_graph
 _DOM = "qonnx.custom_op.general"
 
 
-def _bn_graph(relu: bool, bipolar: bool, out_bits: int = 3, rounding: str = "ROUND"):
+def _bn_graph(relu: bool, bipolar: bool, out_bits: int = 3, rounding: str = "ROUND",
+              ties: bool = False):
     """Quant(x; 8 bits, 2**-4) -> BatchNormalization (4 channels, two negative scales, one
-    zero scale) [-> Relu] -> Quant(out_bits, 2**-2) | BipolarQuant."""
+    zero scale) [-> Relu] -> Quant(out_bits, 2**-2) | BipolarQuant. ``ties``: scales +-0.5,
+    1.5, -0.25 with unit variance, no epsilon and zero mean/bias, so that every fourth input
+    code lands exactly halfway between two output codes (in float32, exactly)."""
     rng = np.random.default_rng(5)
     c = 4
     consts = {"s": np.float32(2.0**-4), "z": np.float32(0), "b8": np.float32(8),
@@ -35,10 +38,14 @@ def _bn_graph(relu: bool, bipolar: bool, out_bits: int = 3, rounding: str = "ROU
               "mean": rng.normal(size=c).astype(np.float32),
               "var": rng.uniform(0.3, 2.0, size=c).astype(np.float32),
               "so": np.float32(2.0**-2), "bo": np.float32(out_bits), "one": np.float32(1)}
+    if ties:
+        consts.update(g=np.array([0.5, -0.5, 1.5, -0.25], np.float32),
+                      beta=np.zeros(c, np.float32), mean=np.zeros(c, np.float32),
+                      var=np.ones(c, np.float32))
     nodes = [helper.make_node("Quant", ["x", "s", "z", "b8"], ["xq"], domain=_DOM, signed=1,
                               narrow=0, rounding_mode="ROUND"),
              helper.make_node("BatchNormalization", ["xq", "g", "beta", "mean", "var"], ["bn"],
-                              epsilon=1e-5)]
+                              epsilon=0.0 if ties else 1e-5)]
     last = "bn"
     if relu:
         nodes.append(helper.make_node("Relu", ["bn"], ["r"]))
@@ -76,6 +83,17 @@ def test_thresholds_equal_qonnx_on_every_input_code(relu, bipolar, rounding):
     assert [n.op for n in g.nodes] == ["input", "threshold" if bipolar else "multithreshold"]
     codes = np.arange(-128, 128, dtype=np.float64) * 2.0**-4
     x = np.repeat(np.broadcast_to(codes[:, None, None], (256, 4, 1)), 2, axis=2)
+    np.testing.assert_array_equal(run_graph(g, x).outputs[0], _qonnx(model, x))
+
+
+@pytest.mark.parametrize("rounding", ["ROUND", "HALF_UP", "HALF_DOWN", "FLOOR", "DOWN"])
+def test_ties_go_where_qonnx_sends_them(rounding):
+    model = _bn_graph(False, False, out_bits=4, rounding=rounding, ties=True)
+    g = import_onnx_model(model)
+    codes = np.arange(-128, 128, dtype=np.float64) * 2.0**-4
+    x = np.repeat(np.broadcast_to(codes[:, None, None], (256, 4, 1)), 2, axis=2)
+    grid = x[:, :, 0] * np.array([0.5, -0.5, 1.5, -0.25]) * 4  # BN output in output LSBs
+    assert ((grid % 1) == 0.5).sum() >= 100  # the ties are really there
     np.testing.assert_array_equal(run_graph(g, x).outputs[0], _qonnx(model, x))
 
 
