@@ -1184,11 +1184,12 @@ def _import_float_batchnorm(imp: _Importer, node: onnx.NodeProto, idx: int) -> N
         relu, nxt = nxt, imp.single_consumer(nxt.output[0])
     if nxt is None or nxt.domain not in _QUANT_DOMAINS or \
             nxt.op_type not in ("Quant", "BipolarQuant") or nxt.input[0] in imp.consts:
-        raise OnnxImportError(f"{where}: float BatchNormalization divides by sqrt(var + eps); "
-                              "qfx imports it only when its output (or its Relu's) is read by "
-                              "one Quant or BipolarQuant alone (it then becomes integer "
-                              "thresholds); fold it into the previous layer or export it as "
-                              "Mul/Add by Quant-ed constants")
+        raise OnnxImportError(f"{where}: float BatchNormalization divides by sqrt(var + eps) "
+                              "and is not exact in fixed point on its own; qfx imports it only "
+                              "when its output (or its Relu's) is read by one Quant or "
+                              "BipolarQuant alone (it then becomes integer thresholds); fold it "
+                              "into the previous layer or export it as Mul/Add by Quant-ed "
+                              "constants")
     if len(node.input) != 5 or int(_attrs(node).get("training_mode", 0)):
         raise OnnxImportError(f"{where}: needs (X, scale, B, mean, var) in inference mode")
     x = imp.dyn(node)
