@@ -74,9 +74,11 @@ def check_levels(code, t: torch.Tensor, direction: torch.Tensor, lo_out: int, lo
         near = (t.T.unsqueeze(0) + torch.arange(-1, 2).view(3, 1, 1)).reshape(-1, channels)
         a = torch.cat([torch.full((1, channels), lo), torch.full((1, channels), hi),
                        near.clamp(lo, hi), rand])
-    up = (direction > 0).view(1, -1, 1)
-    au = a.unsqueeze(-1)
-    count = torch.where(up, au >= t.unsqueeze(0), au <= t.unsqueeze(0)).sum(-1)
+    # rows of t are sorted: #{k: a >= T} = searchsorted right, #{k: a <= T} = K - left
+    at = a.T.contiguous()  # [C, M]
+    rising = torch.searchsorted(t.contiguous(), at, right=True)
+    falling = t.shape[1] - torch.searchsorted(t.contiguous(), at, right=False)
+    count = torch.where((direction > 0).unsqueeze(1), rising, falling).T
     if not torch.equal(lo_out + count, code(a)):
         raise RuntimeError(f"{where}: BatchNorm + activation is not a multithreshold function "
                            "of its input (every cast on the path should be monotone)")
