@@ -1085,7 +1085,7 @@ IMPORTERS = {
 # The thresholds are searched on the source's own float32 arithmetic: onnxruntime runs the
 # BatchNormalization (and Relu) node exactly as in the source graph (what qonnx's executor does),
 # the Quant is applied exactly, and the result is compared with the rule on every input code
-# (sampled beyond 2**22 codes), so every decision, ties included, is the source's.
+# (sampled beyond 2**20 codes x channels), so every decision, ties included, is the source's.
 def _import_multithreshold(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     """``MultiThreshold(x, T)``: count of ``x >= T`` per channel (T: [C or 1, K]), times
     ``out_scale`` plus ``out_bias``; a preceding ``Mul`` by +-1 per channel (used only here)

@@ -375,7 +375,7 @@ class _Freezer:
     # comparison: a >= T (rising channel) or a <= T (falling: BatchNorm scale < 0). T is found by
     # bisection on the eval function itself (the model's own float64 BatchNorm, rounding and
     # saturation), so a value exactly on a rounding tie goes where the unfolded model sends it;
-    # the rule is then compared with f on every input code (sampled beyond 2**22 codes).
+    # the rule is then compared with f on every input code (sampled beyond 2**20 codes x channels).
     def _bn_folds_into_activation(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> bool:
         """A BatchNorm used only by a QReLU/QHardTanh, every cast monotone, folds into it."""
         users = list(n.users)

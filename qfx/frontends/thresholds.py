@@ -62,10 +62,10 @@ def level_thresholds(code, lo: int, hi: int, channels: int, lo_out: int | None =
 def check_levels(code, t: torch.Tensor, direction: torch.Tensor, lo_out: int, lo: int, hi: int,
                   where: str) -> None:
     """Compare the multithreshold rule with the function it replaces: on every input code
-    when there are at most 2**22 (per channel), else at both ends, around every threshold and
+    when there are at most 2**20 (codes x channels), else at both ends, around every threshold and
     at random points."""
     channels = t.shape[0]
-    if (hi - lo + 1) * channels <= 1 << 22:
+    if (hi - lo + 1) * channels <= 1 << 20:
         a = torch.arange(lo, hi + 1, dtype=torch.int64).unsqueeze(1).expand(-1, channels)
     else:
         gen = torch.Generator().manual_seed(0)
