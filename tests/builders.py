@@ -131,3 +131,21 @@ def tiny_graph() -> qfx.Graph:
     with qfx.calibration(net):
         net(torch.randn(16, 4))
     return qfx.freeze(net, torch.randn(1, 4))
+
+
+def folded_threshold_cnn() -> tuple[nn.Module, qfx.Graph, torch.Tensor]:
+    """conv/BN/QReLU(3 bits) -> conv/BN(two negative scales)/QHardTanh(4 bits) -> linear,
+    frozen with ``fold_thresholds=True`` (two multithreshold nodes, falling channels)."""
+    torch.manual_seed(3)
+    with qfx.config(QConfig(act_width=6, per_channel_weights=True)):
+        net = nn.Sequential(QInput(8), QConv2d(2, 4, 3, padding=1), QBatchNorm2d(4),
+                            QReLU(act_width=3), QConv2d(4, 3, 3), QBatchNorm2d(3),
+                            QHardTanh(-1.0, 1.0, act_width=4), QFlatten(), QLinear(48, 3))
+    x = torch.randn(32, 2, 6, 6)
+    net.train()
+    for _ in range(2):
+        net(x)
+    with torch.no_grad():
+        net[5].weight.mul_(torch.tensor([-1.0, 1.0, -2.0]))  # falling channels
+    net.eval()
+    return net, qfx.freeze(net, x[:1], fold_thresholds=True), x

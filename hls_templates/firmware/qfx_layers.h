@@ -1331,6 +1331,59 @@ THERMO:
   }
 }
 
+// ------------------------------------------------------------------------------ multithreshold
+// CFG: in_t, out_t, threshold_t (frac bits == in_t's), dir_t, n_chan, n_spatial, levels,
+//      out_scale_raw, out_bias_raw (the levels on out_t's raw grid), unroll, chan_unroll (as
+//      batchnorm). t: [n_chan][levels], dir: [n_chan]. For x = x[c * n_spatial + p]:
+//        count = #{k : dir > 0 ? x >= t[c][k] : x <= t[c][k]}   (compared exactly on x's grid)
+//        raw(y) = count * out_scale_raw + out_bias_raw         (the IR proves it fits out_t)
+// Comparisons and a popcount only; the constant scale and offset are shifts and adds (fabric).
+template <class CFG>
+void multithreshold(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+                    typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
+                    const typename raw_storage<typename CFG::threshold_t>::type
+                        t[CFG::n_chan * CFG::levels],
+                    const typename raw_storage<typename CFG::dir_t>::type dir[CFG::n_chan]) {
+#pragma HLS BIND_OP op=mul impl=fabric
+  QFX_STATIC_ASSERT(fixed_traits<typename CFG::threshold_t>::frac ==
+                        fixed_traits<typename CFG::in_t>::frac,
+                    "multithreshold: the thresholds must be on the input's grid");
+  const int unroll = CFG::unroll;
+  (void)unroll;
+  const int chan_unroll = CFG::chan_unroll;
+  (void)chan_unroll;
+MT_CHAN:
+  for (int c = 0; c < CFG::n_chan; c++) {
+#pragma HLS UNROLL factor=chan_unroll
+    const bool up = dir[c] > 0;
+  MT_PIX:
+    for (int p = 0; p < CFG::n_spatial; p++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+      const int i = c * CFG::n_spatial + p;
+#if QFX_NATIVE
+      const int64_t a = to_raw(x[i]);
+#endif
+      int count = 0;
+    MT_LEVEL:
+      for (int k = 0; k < CFG::levels; k++) {
+#pragma HLS UNROLL
+#if QFX_NATIVE
+        const int64_t tr = (int64_t)t[c * CFG::levels + k];
+        const bool hit = up ? (a >= tr) : (a <= tr);
+#else
+        const typename CFG::threshold_t tv =
+            from_raw<typename CFG::threshold_t>(t[c * CFG::levels + k]);
+        const bool hit = up ? (x[i] >= tv) : (x[i] <= tv);
+#endif
+        count += hit ? 1 : 0;
+      }
+      y[i] = from_raw<typename CFG::out_t>(
+          (long long)count * CFG::out_scale_raw + CFG::out_bias_raw);
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------ copy
 // Copies an internal array to an output port (same type: no cast).
 template <class T, int N>

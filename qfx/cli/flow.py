@@ -16,7 +16,8 @@ def _freeze(args: argparse.Namespace) -> int:
 
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".qfx.npz")
     check_replaceable_file(out, force=args.force)  # only a frozen model qfx wrote
-    graph = load_frozen(args.model, data_root=args.data_root)
+    graph = load_frozen(args.model, data_root=args.data_root,
+                        fold_thresholds=args.fold_thresholds)
     save_graph(graph, out)
     print(graph.summary())
     print(f"frozen model written to {out}")
@@ -82,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="output file (default: MODEL with .qfx.npz)")
     p.add_argument("--data-root", help="dataset folder, if it moved since training")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--fold-thresholds", action="store_true",
+                   help="fold each BatchNorm + QReLU/QHardTanh into one multithreshold node "
+                        "(integer comparisons, no multiplier; the same outputs)")
     p.set_defaults(func=_freeze)
     p = subparsers.add_parser("info", help="print a model's layers and fixed-point formats")
     p.add_argument("model", help="a frozen .qfx.npz or a training checkpoint")

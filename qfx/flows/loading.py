@@ -41,9 +41,11 @@ def is_onnx_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in ONNX_SUFFIXES
 
 
-def freeze_checkpoint(path: str | Path, *, data_root: str | None = None) -> Graph:
+def freeze_checkpoint(path: str | Path, *, data_root: str | None = None,
+                      fold_thresholds: bool = False) -> Graph:
     """Rebuild a ``qfx train`` checkpoint's model and freeze it (the example input comes
-    from the dataset the model was trained on)."""
+    from the dataset the model was trained on; ``fold_thresholds``: see
+    :func:`qfx.frontends.pytorch.freeze`)."""
     from qfx.data import get_dataset
     from qfx.frontends.pytorch import freeze
     from qfx.training.config import parse_train_config, restore_model
@@ -58,14 +60,17 @@ def freeze_checkpoint(path: str | Path, *, data_root: str | None = None) -> Grap
     if not side["metadata"].get("quantized"):
         raise ValueError(f"{path} holds a float model (trained without a quantization "
                          "section): nothing to freeze; add `quantization:` to the flow")
-    graph = freeze(model, x.to(torch.float32))
+    graph = freeze(model, x.to(torch.float32), fold_thresholds=fold_thresholds)
     graph.meta.update({"source": str(path), "dataset": config.dataset})
     return graph
 
 
-def load_frozen(path: str | Path, *, data_root: str | None = None) -> Graph:
+def load_frozen(path: str | Path, *, data_root: str | None = None,
+                fold_thresholds: bool = False) -> Graph:
     """A frozen graph from ``path``: a ``.qfx.npz`` frozen model, a training checkpoint, or a
     (Q)ONNX model (``*.onnx``, imported exactly or refused with an ``OnnxImportError``).
+    ``fold_thresholds`` folds a checkpoint's BatchNorm + activation pairs into
+    ``multithreshold`` nodes (the ONNX importer always does so for float BatchNorm).
 
     Example:
         >>> load_frozen("missing.npz")
@@ -85,7 +90,7 @@ def load_frozen(path: str | Path, *, data_root: str | None = None) -> Graph:
     from qfx.training.checkpoint import sidecar_path
 
     if sidecar_path(path).is_file():
-        return freeze_checkpoint(path, data_root=data_root)
+        return freeze_checkpoint(path, data_root=data_root, fold_thresholds=fold_thresholds)
     raise ValueError(f"{path} is neither a frozen qfx model (.qfx.npz from `qfx freeze`) nor a "
                      "training checkpoint (checkpoint.npz with its .json sidecar)")
 

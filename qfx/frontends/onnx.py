@@ -22,12 +22,19 @@ with a power-of-two scale the weights are ordinary fixed-point weights. ``Bipola
 of any other computed tensor a threshold at 0; ``Unsqueeze -> Sub -> BipolarQuant -> Reshape``
 becomes a ``thermometer``.
 
+Thresholds (see the block before :func:`import_onnx_model`): FINN/QONNX ``MultiThreshold``
+becomes a ``multithreshold``; a float ``BatchNormalization`` [-> ``Relu``] read only by a
+``Quant`` becomes a ``multithreshold`` onto the Quant's format, and one read only by a
+``BipolarQuant`` (scale 1) a ``threshold``, with integer thresholds searched on onnxruntime's
+float32 execution of the source's own BatchNormalization node and checked on every input code.
+
 Refused, with the node name and the reason: non-power-of-two or non-constant scales,
 non-zero zero points, per-channel activation scales, non-integer bit widths, CEIL/UP rounding
 where it would round, unsigned narrow ranges, 1-bit signed (bipolar) Quant on tensors (write
 BipolarQuant), BipolarQuant on a computed tensor with a scale other than 1, Pad other than a
-binary conv's -1, float BatchNormalization, AveragePool over a window whose area is not a
-power of two, and any operator without an exact qfx equivalent.
+binary conv's -1, a float BatchNormalization not read by one Quant / BipolarQuant,
+AveragePool over a window whose area is not a power of two, and any operator without an exact
+qfx equivalent.
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ class OnnxImportError(ValueError):
 
 
 _QUANT_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general")
+#: the QONNX/FINN custom ops the importer reads (only in those domains)
+_CUSTOM_OPS = ("Quant", "BipolarQuant", "MultiThreshold")
 _MODE_TO_AP = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN", "DOWN": "TRN_ZERO",
                "HALF_UP": "RND_INF", "HALF_DOWN": "RND_ZERO"}
 # (first Quant's mode, second Quant's mode) of the two-Quant tie patterns
@@ -451,10 +460,9 @@ class _Importer:
             if idx in self.skip:
                 continue
             handler = IMPORTERS.get(node.op_type)
-            if node.domain not in ("", "ai.onnx") and node.op_type not in ("Quant",
-                                                                           "BipolarQuant"):
+            if node.domain not in ("", "ai.onnx") and node.op_type not in _CUSTOM_OPS:
                 handler = None
-            if node.op_type in ("Quant", "BipolarQuant") and node.domain not in _QUANT_DOMAINS:
+            if node.op_type in _CUSTOM_OPS and node.domain not in _QUANT_DOMAINS:
                 handler = None
             if handler is None:
                 raise OnnxImportError(
@@ -1060,12 +1068,6 @@ def _flatten(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     imp.add_node(node, "flatten", [x], imp.type(x), (math.prod(shape),), pending=False)
 
 
-def _unsupported_bn(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
-    raise OnnxImportError(f"{imp.where(node)}: float BatchNormalization divides by "
-                          "sqrt(var + eps) and is not exact in fixed point; fold it into the "
-                          "previous layer or export it as Mul/Add by Quant-ed constants")
-
-
 #: ONNX op type -> handler; add an entry to import a new operator.
 IMPORTERS = {
     "Quant": _quant, "BipolarQuant": _bipolar, "Constant": _constant, "Identity": _alias,
@@ -1073,8 +1075,165 @@ IMPORTERS = {
     "Add": _add, "Sub": _sub, "Pad": _pad, "Unsqueeze": _thermometer, "Relu": _relu,
     "Clip": _clip, "MaxPool": _maxpool, "AveragePool": _avgpool,
     "GlobalAveragePool": _avgpool, "Flatten": _flatten, "Reshape": _flatten,
-    "BatchNormalization": _unsupported_bn,
 }
+
+
+# ====================================================================== thresholds (multithreshold)
+# FINN/QONNX MultiThreshold nodes, and float BatchNormalization [-> Relu] -> Quant | BipolarQuant
+# chains (Brevitas CNNs with plain nn.BatchNorm, FINN-style BNNs): the chain is a monotone
+# function of the BatchNorm input's raw code, so it becomes integer thresholds on that input.
+# The thresholds are searched on the source's own float32 arithmetic: onnxruntime runs the
+# BatchNormalization (and Relu) node exactly as in the source graph (what qonnx's executor does),
+# the Quant is applied exactly, and the result is compared with the rule on every input code
+# (sampled beyond 2**20 codes x channels), so every decision, ties included, is the source's.
+def _import_multithreshold(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """``MultiThreshold(x, T)``: count of ``x >= T`` per channel (T: [C or 1, K]), times
+    ``out_scale`` plus ``out_bias``; a preceding ``Mul`` by +-1 per channel (used only here)
+    gives the comparison directions, a following ``Mul`` by a power of two the output grid."""
+    where = imp.where(node)
+    a = _attrs(node)
+    layout = a.get("data_layout", b"")
+    layout = layout.decode() if isinstance(layout, bytes) else str(layout)
+    if layout and layout not in ("NCHW", "NC", "NCW"):
+        raise OnnxImportError(f"{where}: data_layout {layout!r} is not supported (channels "
+                              "first only)")
+    x = imp.dyn(node)
+    direction = None
+    p = x.pending
+    if p is not None and p.op == "batchnorm" and imp.single_consumer(node.input[0]) is node \
+            and not p.params["shift"].any():
+        sign = np.ldexp(p.params["scale"].astype(np.float64), -p.attrs["scale_type"].frac_bits)
+        if np.isin(sign, (-1.0, 1.0)).all():
+            imp.drop(p)
+            x, direction = _Value(p.inputs[0]), sign.astype(np.int64)
+    x_t, shape = imp.type(x), imp.shape(x)
+    c = shape[0] if shape else 0
+    t = np.asarray(imp.const(node, 1), dtype=np.float64)
+    if t.ndim != 2 or t.shape[0] not in (1, c) or t.shape[1] < 1 or not np.isfinite(t).all():
+        raise OnnxImportError(f"{where}: thresholds must be finite, of shape [{c} or 1, K], "
+                              f"got {t.shape}")
+    t = np.broadcast_to(t, (c, t.shape[1]))
+    if direction is None:
+        direction = np.ones(c, dtype=np.int64)
+    # D * x >= T  <=>  x >= T (D = +1) or x <= -T (D = -1); x on its grid: raw >= ceil(T * 2**F)
+    scaled = np.ldexp(t * direction[:, None], x_t.frac_bits)
+    raw = np.where(direction[:, None] > 0, np.ceil(scaled), np.floor(scaled))
+    raw = np.clip(raw, x_t.raw_min - 1, x_t.raw_max + 1).astype(np.int64)
+    raw = np.sort(raw, axis=1)
+    sb_raw, sb_t = _exact_fixed(np.array([float(a.get("out_scale", 1.0)),
+                                          float(a.get("out_bias", 0.0))]), where)
+    s_raw, b_raw, frac = int(sb_raw[0]), int(sb_raw[1]), sb_t.frac_bits
+    last = node
+    nxt = imp.single_consumer(node.output[0])
+    if nxt is not None and nxt.op_type == "Mul" and nxt.domain in ("", "ai.onnx"):
+        other = [i for i in nxt.input if i != node.output[0]]
+        f = np.asarray(imp.consts.get(other[0], np.zeros(2)) if len(other) == 1 else 0.0)
+        if f.size == 1 and f.ravel()[0] > 0:
+            e = int(_pow2_exponent(f, imp.where(nxt)).ravel()[0])
+            frac, last = frac - e, nxt
+            imp.skip_node(nxt)
+    if frac < 0:
+        s_raw, b_raw, frac = s_raw << -frac, b_raw << -frac, 0
+    if int(s_raw) == 0:
+        raise OnnxImportError(f"{where}: out_scale must not be 0")
+    k = t.shape[1]
+    lo, hi = sorted((int(b_raw), int(b_raw) + k * int(s_raw)))
+    t_t = FixedType.for_raw_range(int(raw.min()), int(raw.max()), x_t.frac_bits)
+    imp.add_node(last, "multithreshold", [x], FixedType.for_raw_range(lo, hi, frac), shape,
+                 {"threshold_type": t_t, "out_scale": int(s_raw), "out_bias": int(b_raw),
+                  "out_frac": frac}, {"thresholds": raw, "direction": direction},
+                 pending=False)
+
+
+def _bn_session(imp: _Importer, node: onnx.NodeProto, relu: bool, rank: int):
+    """An onnxruntime session running the source's BatchNormalization (and Relu) node on
+    float32 inputs (batch, C, 1, ...): the source graph's own float32 arithmetic."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    inits = [numpy_helper.from_array(np.asarray(imp.const(node, i), dtype=np.float32),
+                                     f"p{i}") for i in range(1, 5)]
+    bn = helper.make_node("BatchNormalization", ["x", "p1", "p2", "p3", "p4"],
+                          ["bn" if relu else "y"],
+                          epsilon=float(_attrs(node).get("epsilon", 1e-5)))
+    nodes = [bn] + ([helper.make_node("Relu", ["bn"], ["y"])] if relu else [])
+    dims = [None, imp.shape(imp.dyn(node))[0]] + [1] * (rank - 1)
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in ("x", "y")]
+    opset = max([o.version for o in imp.model.opset_import if o.domain in ("", "ai.onnx")],
+                default=13)
+    model = helper.make_model(helper.make_graph(nodes, "bn", io[:1], io[1:], inits),
+                              opset_imports=[helper.make_opsetid("", max(opset, 9))])
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def _import_float_batchnorm(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """BatchNormalization [-> Relu] -> Quant: one multithreshold onto the Quant's format;
+    BatchNormalization -> BipolarQuant (scale 1): one threshold (+1 where BN(x) >= 0)."""
+    import torch
+
+    from qfx.frontends.thresholds import check_levels, level_thresholds
+
+    where = imp.where(node)
+    nxt = imp.single_consumer(node.output[0])
+    relu = None
+    if nxt is not None and nxt.op_type == "Relu" and nxt.domain in ("", "ai.onnx"):
+        relu, nxt = nxt, imp.single_consumer(nxt.output[0])
+    if nxt is None or nxt.domain not in _QUANT_DOMAINS or \
+            nxt.op_type not in ("Quant", "BipolarQuant") or nxt.input[0] in imp.consts:
+        raise OnnxImportError(f"{where}: float BatchNormalization divides by sqrt(var + eps) "
+                              "and is not exact in fixed point on its own; qfx imports it only "
+                              "when its output (or its Relu's) is read by one Quant or "
+                              "BipolarQuant alone (it then becomes integer thresholds); fold it "
+                              "into the previous layer or export it as Mul/Add by Quant-ed "
+                              "constants")
+    if len(node.input) != 5 or int(_attrs(node).get("training_mode", 0)):
+        raise OnnxImportError(f"{where}: needs (X, scale, B, mean, var) in inference mode")
+    x = imp.dyn(node)
+    x_t, shape = imp.type(x), imp.shape(x)
+    if x_t.width > 24:
+        raise OnnxImportError(f"{where}: the input {x_t.cpp()} is wider than float32's 24 "
+                              "bits, so the source's float32 BatchNormalization rounds it; "
+                              "quantize it first")
+    bipolar = nxt.op_type == "BipolarQuant"
+    if bipolar and not _unit_scale(imp, nxt):
+        raise OnnxImportError(f"{imp.where(nxt)}: BipolarQuant after a BatchNormalization must "
+                              "have scale 1")
+    out_t = _BINARY if bipolar else imp.cast_type(nxt, None)
+    session = _bn_session(imp, node, relu is not None, len(shape))
+    c = shape[0]
+    lsb = np.float32(2.0 ** -x_t.frac_bits)
+
+    def code(a: torch.Tensor) -> torch.Tensor:  # raw ints [M, C] -> output codes [M, C]
+        v = a.numpy().astype(np.float32) * lsb  # exact: |a| < 2**24, power-of-two scale
+        y = session.run(None, {"x": v.reshape(a.shape[0], c, *[1] * (len(shape) - 1))})[0]
+        y = torch.from_numpy(y.astype(np.float64).reshape(a.shape[0], c))
+        return (y >= 0).to(torch.int64) if bipolar else out_t.to_int(y)
+
+    lo, hi = x_t.raw_min, x_t.raw_max
+    label = f"{where}{' + Relu' if relu is not None else ''} + {nxt.op_type}"
+    t, direction, lo_out = level_thresholds(code, lo, hi, c, *((0, 1) if bipolar else ()))
+    try:
+        check_levels(code, t, direction, lo_out, lo, hi, label)
+    except RuntimeError as err:
+        raise OnnxImportError(str(err)) from None
+    for n in ([relu] if relu is not None else []) + [nxt]:
+        imp.skip_node(n)
+    if bipolar:
+        _threshold_node(imp, nxt, x, t[:, 0].numpy(), direction.numpy())
+        return
+    t_t = FixedType.for_raw_range(int(t.min()), int(t.max()), x_t.frac_bits)
+    imp.add_node(nxt, "multithreshold", [x], out_t, shape,
+                 {"threshold_type": t_t, "out_scale": 1, "out_bias": lo_out,
+                  "out_frac": out_t.frac_bits},
+                 {"thresholds": t.numpy(), "direction": direction.numpy()}, pending=False)
+
+
+IMPORTERS.update({"MultiThreshold": _import_multithreshold,
+                  "BatchNormalization": _import_float_batchnorm})
 
 
 def import_onnx_model(model: onnx.ModelProto, *, source: str = "<memory>") -> Graph:

@@ -37,6 +37,7 @@ from torch import nn
 from qfx.fixed.fixed_type import FixedType
 from qfx.fixed.khot import KHotQuantizer, digits_to_raw, khot_digits
 from qfx.fixed.quantizer import FixedQuantizer
+from qfx.frontends.thresholds import check_levels, first_true, level_thresholds
 from qfx.ir.builder import GraphBuilder
 from qfx.ir.graph import Graph
 from qfx.ir.ops.pooling import AvgPool2d
@@ -119,13 +120,7 @@ def _bisect_threshold(positive, lo: int, hi: int, channels: int
     ends = positive(torch.stack([lo_t, hi_t]))
     falling = ends[0] & ~ends[1]
     # smallest a with h(a) = positive(a) XOR falling true (h(hi + 1) taken as true)
-    left, right = lo_t - 1, hi_t + 1
-    while bool(((right - left) > 1).any()):
-        active = (right - left) > 1
-        mid = torch.div(left + right, 2, rounding_mode="floor")
-        h = positive(mid.unsqueeze(0))[0] ^ falling
-        right = torch.where(active & h, mid, right)
-        left = torch.where(active & ~h, mid, left)
+    right = first_true(lambda a: positive(a) ^ falling, lo, hi, channels)
     t = torch.where(falling, right - 1, right)
     return t, torch.where(falling, -1, 1).to(torch.int64)
 
@@ -161,8 +156,10 @@ class _Recorder(fx.Interpreter):
 
 
 class _Freezer:
-    def __init__(self, gm: fx.GraphModule, values: dict[fx.Node, Any]) -> None:
+    def __init__(self, gm: fx.GraphModule, values: dict[fx.Node, Any],
+                 fold_thresholds: bool = False) -> None:
         self.gm, self.values = gm, values
+        self.fold_thresholds = fold_thresholds
         self.build = GraphBuilder()
         self.edge_of: dict[fx.Node, str] = {}
         self.deferred_bn: set[fx.Node] = set()  # BatchNorms folded into the next threshold
@@ -250,13 +247,19 @@ class _Freezer:
     def _batchnorm_or_fold(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> None:
         if self._bn_folds_into_sign(n, m, src):
             self.deferred_bn.add(n)  # emitted as part of the threshold of its QSign
+        elif self.fold_thresholds and self._bn_folds_into_activation(n, m, src):
+            self.deferred_bn.add(n)  # emitted as part of its activation's multithreshold
         else:
             self._batchnorm(n, m, src)
 
     def _relu(self, n: fx.Node, m: QReLU, src: fx.Node) -> None:
+        if src in self.deferred_bn:
+            return self._multithreshold(n, m, src)
         self._emit(n, "relu", [src], m.output_quantizer.fixed_type)
 
     def _hardtanh(self, n: fx.Node, m: QHardTanh, src: fx.Node) -> None:
+        if src in self.deferred_bn:
+            return self._multithreshold(n, m, src)
         x_t = self._type(src)
         frac = max(x_t.frac_bits, _frac_of(m.min_val), _frac_of(m.max_val))
         lo, hi = int(m.min_val * 2**frac), int(m.max_val * 2**frac)
@@ -331,17 +334,7 @@ class _Freezer:
         if len(users) != 1 or users[0].op != "call_module" or not isinstance(
                 self.gm.get_submodule(users[0].target), QSign):
             return False
-        out_t = m.output_quantizer.fixed_type
-        if out_t.overflow in ("SAT", "SAT_SYM"):
-            return True
-        # any other overflow mode is monotone only where no value can overflow
-        x_t = self._type(src)
-        with torch.no_grad():
-            scale, shift = m.quantized_scale_shift()
-        ends = [Fraction(x_t.min), Fraction(x_t.max)]
-        values = [Fraction(s) * v + Fraction(h)
-                  for s, h in zip(scale.tolist(), shift.tolist(), strict=True) for v in ends]
-        return Fraction(out_t.min) <= min(values) and max(values) <= Fraction(out_t.max)
+        return self._bn_cast_monotone(m, src)
 
     def _sign(self, n: fx.Node, m: QSign, src: fx.Node) -> None:
         """A QSign (with its folded BatchNorm) as one per-channel integer threshold."""
@@ -372,6 +365,76 @@ class _Freezer:
         t_t = FixedType.for_raw_range(int(t.min()), int(t.max()), x_t.frac_bits)
         self._emit(n, "threshold", [src], BINARY_TYPE, {"threshold_type": t_t},
                    {"threshold": t.numpy(), "direction": direction.numpy()}, source=source)
+
+    # ------------------------------------------------------------------ multithreshold folding
+    # freeze(..., fold_thresholds=True): a BatchNorm used only by a QReLU / QHardTanh becomes,
+    # with it, one `multithreshold` on the BatchNorm's input. The activation's output raw code
+    # f(a) is a monotone function of the input's raw code a (every cast on the path is monotone:
+    # SAT, or a range that cannot overflow), so with lo_out the lowest code over all channels,
+    # f(a) = lo_out + #{k : f(a) >= lo_out + 1 + k}, and each of those predicates is one integer
+    # comparison: a >= T (rising channel) or a <= T (falling: BatchNorm scale < 0). T is found by
+    # bisection on the eval function itself (the model's own float64 BatchNorm, rounding and
+    # saturation), so a value exactly on a rounding tie goes where the unfolded model sends it;
+    # the rule is then compared with f on every input code (sampled beyond 2**20 codes x channels).
+    def _bn_folds_into_activation(self, n: fx.Node, m: _QBatchNorm, src: fx.Node) -> bool:
+        """A BatchNorm used only by a QReLU/QHardTanh, every cast monotone, folds into it."""
+        users = list(n.users)
+        if len(users) != 1 or users[0].op != "call_module":
+            return False
+        act = self.gm.get_submodule(users[0].target)
+        if not isinstance(act, (QReLU, QHardTanh)) or not self._bn_cast_monotone(m, src):
+            return False
+        act_t = act.output_quantizer.fixed_type
+        if act_t.overflow in ("SAT", "SAT_SYM"):
+            return True
+        bn_t = m.output_quantizer.fixed_type  # a wrapping activation: only if it cannot overflow
+        lo, hi = (Fraction(bn_t.min), Fraction(bn_t.max))
+        if isinstance(act, QHardTanh):
+            lo, hi = max(lo, Fraction(act.min_val)), min(hi, Fraction(act.max_val))
+        lo = max(lo, Fraction(0)) if isinstance(act, QReLU) else lo
+        step = Fraction(2) ** -act_t.frac_bits  # rounding moves a value by less than a step
+        return Fraction(act_t.min) + step <= lo and hi <= Fraction(act_t.max) - step
+
+    def _bn_cast_monotone(self, m: _QBatchNorm, src: fx.Node) -> bool:
+        """The BatchNorm's output cast is monotone (saturating, or no value can overflow)."""
+        out_t = m.output_quantizer.fixed_type
+        if out_t.overflow in ("SAT", "SAT_SYM"):
+            return True
+        x_t = self._type(src)
+        with torch.no_grad():
+            scale, shift = m.quantized_scale_shift()
+        ends = [Fraction(x_t.min), Fraction(x_t.max)]
+        values = [Fraction(s) * v + Fraction(h)
+                  for s, h in zip(scale.tolist(), shift.tolist(), strict=True) for v in ends]
+        return Fraction(out_t.min) <= min(values) and max(values) <= Fraction(out_t.max)
+
+    def _multithreshold(self, n: fx.Node, act: QReLU | QHardTanh, bn_node: fx.Node) -> None:
+        """BatchNorm + activation as one multithreshold (see the block comment above)."""
+        bn = self.gm.get_submodule(bn_node.target)
+        source = f"{bn_node.target}+{n.target}"
+        attrs, params = self._bn_constants(bn_node, bn)  # its accumulator: exact in float64?
+        self.build.size_accumulator(self.build.node(
+            "batchnorm", [self.edge_of[bn_node.args[0]]], attrs, params),
+            f"layer {bn_node.target!r}")
+        src = bn_node.args[0]
+        x_t, shape = self._type(src), self._shape(src)
+        channels, act_t = shape[0], act.output_quantizer.fixed_type
+        frac = torch.tensor(-float(x_t.frac_bits), dtype=torch.float64)
+
+        def code(a: torch.Tensor) -> torch.Tensor:  # raw ints [M, C] -> output raw [M, C]
+            v = torch.ldexp(a.to(torch.float64), frac)
+            y = act(bn(v.reshape(a.shape[0], channels, *([1] * (len(shape) - 1)))))
+            return act_t.to_int(y.reshape(a.shape[0], channels))
+
+        lo, hi = x_t.raw_min, x_t.raw_max
+        with torch.no_grad():
+            t, direction, lo_out = level_thresholds(code, lo, hi, channels)
+            check_levels(code, t, direction, lo_out, lo, hi, f"layer {source!r}")
+        t_t = FixedType.for_raw_range(int(t.min()), int(t.max()), x_t.frac_bits)
+        self._emit(n, "multithreshold", [src], act_t,
+                   {"threshold_type": t_t, "out_scale": 1, "out_bias": lo_out,
+                    "out_frac": act_t.frac_bits},
+                   {"thresholds": t.numpy(), "direction": direction.numpy()}, source=source)
 
     def _binary(self, n: fx.Node, m: QBinaryLinear | QBinaryConv2d, src: fx.Node) -> None:
         edge = self.edge_of.get(src)
@@ -474,8 +537,15 @@ _MODULE_RULES: dict[type, Any] = {
 }
 
 
-def freeze(model: nn.Module, example_input: torch.Tensor) -> Graph:
+def freeze(model: nn.Module, example_input: torch.Tensor, *,
+           fold_thresholds: bool = False) -> Graph:
     """Freeze a qfx model (eval mode) into the exact integer graph.
+
+    ``fold_thresholds``: a ``QBatchNorm1d/2d`` used only by a ``QReLU`` / ``QHardTanh``
+    becomes, with it, one ``multithreshold`` node (integer comparisons on the BatchNorm's
+    input, no multiplier) computing exactly the same codes, ties and negative scales included
+    (a BatchNorm followed by a ``QSign`` always folds into a ``threshold``). Where a cast on the
+    path could wrap (not monotone), the two layers are kept.
 
     ``example_input`` (a batch) fixes the tensor shapes. The model must start with a
     :class:`qfx.nn.QInput` and consist of qfx layers (``qfx.quantize_model`` converts plain
@@ -490,6 +560,12 @@ def freeze(model: nn.Module, example_input: torch.Tensor) -> Graph:
         >>> g = freeze(net, torch.randn(1, 4))
         >>> [n.op for n in g.nodes]
         ['input', 'dense']
+        >>> from qfx.nn import QBatchNorm1d, QReLU
+        >>> net = nn.Sequential(QInput(6), QBatchNorm1d(4), QReLU(act_width=3))
+        >>> with qfx.calibration(net):
+        ...     _ = net(torch.randn(32, 4))
+        >>> [n.op for n in freeze(net, torch.randn(1, 4), fold_thresholds=True).nodes]
+        ['input', 'multithreshold']
     """
     model.eval()
     tracer = QTracer()
@@ -501,6 +577,6 @@ def freeze(model: nn.Module, example_input: torch.Tensor) -> Graph:
     recorder = _Recorder(gm)
     with torch.no_grad():
         recorder.run(example_input)
-    graph = _Freezer(gm, recorder.values).run()
+    graph = _Freezer(gm, recorder.values, fold_thresholds).run()
     graph.meta["model"] = type(model).__name__
     return graph

@@ -38,6 +38,20 @@ def test_freeze_cli_writes_an_exact_frozen_model(checkpoint, tmp_path, capsys):
     assert "conv2d" in capsys.readouterr().out
 
 
+def test_freeze_cli_folds_thresholds_on_request(checkpoint, tmp_path):
+    out = tmp_path / "mt.qfx.npz"
+    assert main(["freeze", str(checkpoint), "-o", str(out), "--fold-thresholds"]) == 0
+    graph = load_graph(out)
+    ops = [n.op for n in graph.nodes]
+    assert "multithreshold" in ops and "batchnorm" not in ops
+    model, _ = restore_model(checkpoint)
+    x = torch.cat([torch.rand(20, 1, 8, 8) * 3, torch.randn(20, 1, 8, 8) * 16])
+    with torch.no_grad():
+        expected = model.eval()(x)
+    t = graph.edges[graph.outputs[0]].type
+    assert np.array_equal(t.to_int(expected).numpy(), run_graph(graph, x).raw[0])
+
+
 def test_info_rejects_files_that_are_not_models(tmp_path, capsys):
     bogus = tmp_path / "x.npz"
     np.savez(bogus, a=np.zeros(2))

@@ -729,5 +729,38 @@ class _Thermometer(_ThresholdRule):
         return _Elementwise.stream_shape(self, graph, node, reuse)  # type: ignore[arg-type]
 
 
+# ====================================================================== multithreshold
+@hls_rule("multithreshold")
+class _MultiThreshold(_ThresholdRule):
+    """K comparisons per value (``w`` LUTs each), a popcount, and ``count * out_scale +
+    out_bias`` by constants (no multiplier); thresholds [C, K] in a ROM."""
+
+    key = "thresholds"
+
+    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
+        return _Threshold.typedefs(self, node)  # type: ignore[arg-type]
+
+    def constants(self, node: Node) -> list[Const]:
+        return [Const("thresholds", node.params["thresholds"], node.attrs["threshold_type"],
+                      "[channel][level]", "threshold"),
+                Const("direction", node.params["direction"], DIR_T, "[channel]", "dir")]
+
+    def config(self, c: LayerConfig) -> None:
+        ch, n_in = self.sizes(c)
+        a = c.node.attrs
+        out_t = c.out.type
+        shift = out_t.frac_bits - int(a["out_frac"])  # the levels on the output's grid
+        c.typ("dir_t", "dir")
+        c.kinds = ["thresholds", "direction"]
+        c.ints += [("levels", int(c.node.params["thresholds"].shape[1])),
+                   ("out_scale_raw", int(a["out_scale"]) << shift),
+                   ("out_bias_raw", int(a["out_bias"]) << shift),
+                   ("unroll", unroll(n_in // ch, c.reuse)),
+                   ("chan_unroll", unroll(ch, c.reuse) if c.stream else 1)]
+
+    def stream_shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
+        return _BatchNorm.stream_shape(self, graph, node, reuse)  # type: ignore[arg-type]
+
+
 #: IR ops the HLS backend implements (those with a rule).
 SUPPORTED_OPS: tuple[str, ...] = tuple(RULES)

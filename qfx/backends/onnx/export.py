@@ -294,6 +294,38 @@ def _flatten(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
             edge_source(ctx.graph, node))
 
 
+# ---------------------------------------------------------------------- multithreshold
+@_emits("multithreshold")
+def _multithreshold(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    """count = ReduceSum(Cast((up and x >= T) or (down and x <= T))) over the K levels, then
+    count * scale + bias on the 2**-out_frac grid: comparisons and small integers, exact."""
+    from qfx.ir.ops.multithreshold import level_range
+
+    b, name, a = ctx.b, node.name, node.attrs
+    rank = len(ctx.shape(node.inputs[0]))
+    t_raw = node.params["thresholds"]
+    k = t_raw.shape[1]
+    t = a["threshold_type"].from_int(t_raw).reshape((-1,) + (1,) * (rank - 1) + (k,))
+    up = (node.params["direction"] > 0).reshape((-1,) + (1,) * rank)
+    x = b.op("Unsqueeze", [ctx.x(node), b.int_const([-1], f"{name}__last")], f"{name}__x")
+    thr = b.const(t, f"{name}__thresholds")
+    ge = b.op("And", [b.const(up, f"{name}__up", dtype=np.bool_),
+                      b.op("GreaterOrEqual", [x, thr], f"{name}__ge")], f"{name}__rising")
+    le = b.op("And", [b.const(~up, f"{name}__down", dtype=np.bool_),
+                      b.op("LessOrEqual", [x, thr], f"{name}__le")], f"{name}__falling")
+    hit = b.op("Cast", [b.op("Or", [ge, le], f"{name}__hit")], f"{name}__bits",
+               to=TensorProto.DOUBLE)
+    count = b.op("ReduceSum", [hit, b.int_const([-1], f"{name}__levels")], f"{name}__count",
+                 keepdims=0)
+    frac = int(a["out_frac"])
+    y = b.op("Mul", [count, b.const(pow2(-frac) * int(a["out_scale"]), f"{name}__scale")],
+             f"{name}__scaled")
+    y = b.op("Add", [y, b.const(pow2(-frac) * int(a["out_bias"]), f"{name}__bias")],
+             f"{name}__level")
+    lo, hi = level_range(node)
+    return y, FixedType.for_raw_range(lo, hi, frac)
+
+
 #: ops that only compare or move values: exact on any double, even straight from a graph input
 _ANY_DOUBLE_OPS = frozenset({"input", "relu", "hardtanh", "maxpool2d", "flatten", "threshold",
                              "thermometer"})

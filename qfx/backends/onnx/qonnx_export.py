@@ -401,6 +401,48 @@ def _thermometer(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     return y, _BINARY
 
 
+# ---------------------------------------------------------------------- multithreshold
+@_emits("multithreshold")
+def _multithreshold(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    """FINN's ``MultiThreshold(x, T)`` (domain qonnx.custom_op.general, count of ``x >= T``,
+    integer ``out_scale`` / ``out_bias`` and ``out_dtype`` the levels' integer type), then
+    ``Mul(2**-out_frac)`` onto the output grid. Falling channels (direction -1) compare
+    ``-x >= -T`` (``x <= T``): a ``Mul`` by the per-channel sign D first, thresholds ``D * T``
+    (each row sorted again; the count does not depend on the order)."""
+    from qfx.ir.ops.multithreshold import level_range
+
+    x_t = edge_source(ctx.graph, node)
+    assert x_t is not None  # build_qonnx_model refuses it on graph inputs
+    a, name = node.attrs, node.name
+    if a["threshold_type"].frac_bits != x_t.frac_bits:
+        raise OnnxExportError(f"{node_label(node)}: threshold_type is not on the input's grid")
+    t_raw = np.clip(node.params["thresholds"], x_t.raw_min - 1, x_t.raw_max + 1)
+    _difference_fits(node, x_t, t_raw)
+    d = node.params["direction"]
+    full = _out_shape(ctx, node)
+    x = ctx.x(node)
+    if (d < 0).any():
+        rank = len(ctx.shape(node.inputs[0]))
+        sign = ctx.b.const(d.astype(np.float32).reshape((-1,) + (1,) * (rank - 1)),
+                           f"{name}_direction")
+        x = ctx.op("Mul", [x, sign], f"{name}__oriented", full)
+        t_raw = np.sort(t_raw * d[:, None], axis=1)
+    thr = ctx.b.const(np.ldexp(t_raw.astype(np.float64), -x_t.frac_bits).astype(np.float32),
+                      f"{name}_thresholds")
+    lo, hi = level_range(node)
+    levels = FixedType.for_raw_range(lo, hi, 0)
+    _check_width(levels, node, "levels")
+    dtype = f"{'INT' if levels.signed else 'UINT'}{levels.width}"
+    y = ctx.op("MultiThreshold", [x, thr], f"{name}__count", full, domain=QONNX_DOMAIN,
+               out_dtype=dtype, out_scale=float(a["out_scale"]), out_bias=float(a["out_bias"]),
+)
+    frac = int(a["out_frac"])
+    if frac:
+        y = ctx.op("Mul", [y, ctx.b.const(np.float32(pow2(-frac)), f"{name}__lsb")],
+                   f"{name}__level", full)
+    return y, FixedType.for_raw_range(lo, hi, frac)
+
+
 #: ops whose result needs no Quant when it already has the output's values (+-1, or the
 #: integer dot products of an unscaled binary layer)
 _CAST_IF_NEEDED = frozenset({"threshold", "thermometer", "binary_dense", "binary_conv2d"})

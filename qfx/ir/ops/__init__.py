@@ -9,7 +9,16 @@ Example:
     ['add', 'avgpool2d', 'batchnorm']
 """
 
-from qfx.ir.ops import activation, binary, io, linear, merge, norm, pooling  # noqa: F401
+from qfx.ir.ops import (  # noqa: F401
+    activation,
+    binary,
+    io,
+    linear,
+    merge,
+    multithreshold,
+    norm,
+    pooling,
+)
 from qfx.ir.ops.base import BINARY_TYPE, OPS, NodeCost, OpSpec, pair, register, spec
 
 __all__ = ["BINARY_TYPE", "OPS", "NodeCost", "OpSpec", "pair", "register", "spec"]
