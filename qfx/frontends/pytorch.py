@@ -47,9 +47,9 @@ from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThe
 from qfx.nn.io import QFlatten, QInput
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.merge import QAdd, QConcat, QMul
-from qfx.nn.spatial import QPad, QUpsample
 from qfx.nn.norm import _QBatchNorm
 from qfx.nn.pooling import QAvgPool2d, QMaxPool2d
+from qfx.nn.spatial import QPad, QUpsample
 
 __all__ = ["freeze", "QTracer"]
 

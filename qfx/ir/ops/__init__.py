@@ -9,8 +9,7 @@ Example:
     ['add', 'avgpool2d', 'batchnorm']
 """
 
-from qfx.ir.ops import activation, binary, io, linear, merge, norm, pooling  # noqa: F401
-from qfx.ir.ops import spatial  # noqa: F401  (upsample, pad)
+from qfx.ir.ops import activation, binary, io, linear, merge, norm, pooling, spatial  # noqa: F401
 from qfx.ir.ops.base import BINARY_TYPE, OPS, NodeCost, OpSpec, pair, register, spec
 
 __all__ = ["BINARY_TYPE", "OPS", "NodeCost", "OpSpec", "pair", "register", "spec"]
