@@ -139,7 +139,7 @@ def tiny_graph() -> qfx.Graph:
 
 # ---------------------------------------------------------------------- graph ops (ops-graph)
 class GraphOpsNet(nn.Module):
-    """Two inputs ([2, 4, 4] and a [6] gate), two outputs: a 3-way QConcat (narrow SAT output:
+    """Two inputs ([2, 4, 4] and a [6] or [6, 1, 1] gate), two outputs: a 3-way QConcat (narrow SAT output:
     saturates), nearest upsampling by (2, 1), padding with 0.5, a per-channel QMul gate (narrow
     WRAP output: wraps), and the plain ``torch.cat`` / ``torch.mul`` of the first input (exact
     types, no cast)."""
@@ -162,11 +162,12 @@ class GraphOpsNet(nn.Module):
         return self.gate(y, self.qg(g)), torch.mul(torch.cat([a, r], dim=1), torch.cat([r, a], 1))
 
 
-def graph_ops_net() -> tuple[GraphOpsNet, list[torch.Tensor]]:
-    """The calibrated GraphOpsNet (eval) and its calibration batches (seed 0)."""
+def graph_ops_net(gate_shape: tuple[int, ...] = (6,)) -> tuple[GraphOpsNet, list[torch.Tensor]]:
+    """The calibrated GraphOpsNet (eval) and its calibration batches (seed 0); the gate input
+    has ``gate_shape`` ((6,) or (6, 1, 1))."""
     torch.manual_seed(0)
     net = GraphOpsNet()
-    calib = [torch.randn(64, 2, 4, 4), torch.randn(64, 6)]
+    calib = [torch.randn(64, 2, 4, 4), torch.randn(64, *gate_shape)]
     with qfx.calibration(net):
         net(*calib)
     with torch.no_grad():  # narrow: random inputs saturate the concat and wrap the gate
