@@ -211,7 +211,8 @@ class _Freezer:
             f"cannot freeze {what}: not a supported qfx layer. Supported: QInput, QLinear, "
             "QConv2d, QBatchNorm1d/2d, QReLU, QHardTanh, QAdd, QMaxPool2d, QAvgPool2d, "
             "QGlobalAvgPool2d, QFlatten/flatten, QSign, QThermometer, QBinaryLinear, "
-            "QBinaryConv2d (qfx.quantize_model converts torch.nn models)"
+            "QBinaryConv2d, QConcat/torch.cat, QMul/torch.mul, QUpsample/nn.Upsample, "
+            "QPad/nn.ZeroPad2d/nn.ConstantPad2d (qfx.quantize_model converts torch.nn models)"
         )
 
     def run(self) -> Graph:
