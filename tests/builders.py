@@ -139,10 +139,10 @@ def tiny_graph() -> qfx.Graph:
 
 # ---------------------------------------------------------------------- graph ops (ops-graph)
 class GraphOpsNet(nn.Module):
-    """Two inputs ([2, 4, 4] and a [6] or [6, 1, 1] gate), two outputs: a 3-way QConcat (narrow SAT output:
-    saturates), nearest upsampling by (2, 1), padding with 0.5, a per-channel QMul gate (narrow
-    WRAP output: wraps), and the plain ``torch.cat`` / ``torch.mul`` of the first input (exact
-    types, no cast)."""
+    """Two inputs ([2, 4, 4] and a [6] or [6, 1, 1] gate), two outputs: a 3-way QConcat
+    (narrow SAT output: saturates), nearest upsampling by (2, 1), padding with 0.5, a
+    per-channel QMul gate (narrow WRAP output: wraps), and the plain ``torch.cat`` /
+    ``torch.mul`` of the first input (exact types, no cast)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qfx.zoo.blocks import BasicBlock, conv_bn_relu
+from qfx.zoo.blocks import BasicBlock, Concat, conv_bn_relu
 
 __all__ = ["DigitsCNN", "ResNet", "UNet", "digits_cnn", "resnet8", "resnet20", "unet"]
 
@@ -127,14 +127,15 @@ class UNet(nn.Module):
         self.dec1 = conv_bn_relu(c2 + c1, c1)
         self.pool1, self.pool2 = nn.MaxPool2d(2), nn.MaxPool2d(2)
         self.up2, self.up1 = nn.Upsample(scale_factor=2), nn.Upsample(scale_factor=2)
+        self.cat2, self.cat1 = Concat(), Concat()
         self.head = nn.Conv2d(c1, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e1 = self.enc1(x)
         e2 = self.enc2(self.pool1(e1))
         m = self.mid(self.pool2(e2))
-        d2 = self.dec2(torch.cat([self.up2(m), e2], dim=1))
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        d2 = self.dec2(self.cat2(self.up2(m), e2))
+        d1 = self.dec1(self.cat1(self.up1(d2), e1))
         return self.head(d1)
 
 
