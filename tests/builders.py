@@ -12,6 +12,7 @@ from qfx.nn import (
     QAdd,
     QAvgPool2d,
     QBatchNorm2d,
+    QConcat,
     QConfig,
     QConv2d,
     QFlatten,
@@ -20,7 +21,10 @@ from qfx.nn import (
     QInput,
     QLinear,
     QMaxPool2d,
+    QMul,
+    QPad,
     QReLU,
+    QUpsample,
 )
 from qfx.zoo import get_model, model_spec
 
@@ -149,3 +153,40 @@ def folded_threshold_cnn() -> tuple[nn.Module, qfx.Graph, torch.Tensor]:
         net[5].weight.mul_(torch.tensor([-1.0, 1.0, -2.0]))  # falling channels
     net.eval()
     return net, qfx.freeze(net, x[:1], fold_thresholds=True), x
+# ---------------------------------------------------------------------- graph ops (ops-graph)
+class GraphOpsNet(nn.Module):
+    """Two inputs ([2, 4, 4] and a [6] or [6, 1, 1] gate), two outputs: a 3-way QConcat
+    (narrow SAT output: saturates), nearest upsampling by (2, 1), padding with 0.5, a
+    per-channel QMul gate (narrow WRAP output: wraps), and the plain ``torch.cat`` /
+    ``torch.mul`` of the first input (exact types, no cast)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        sat = QConfig(act_overflow="SAT")
+        wrap = QConfig(act_overflow="WRAP", act_width=5)
+        self.qa, self.qg = QInput(8, config=sat), QInput(6, config=sat)
+        self.relu = QReLU(config=sat)
+        self.cat = QConcat(act_width=6, config=sat)
+        self.up = QUpsample((2, 1))
+        self.pad = QPad((1, 0, 2, 1), value=0.5)
+        self.gate = QMul(config=wrap)
+
+    def forward(self, a: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.qa(a)
+        r = self.relu(a)
+        y = self.pad(self.up(self.cat(a, r, a)))
+        return self.gate(y, self.qg(g)), torch.mul(torch.cat([a, r], dim=1), torch.cat([r, a], 1))
+
+
+def graph_ops_net(gate_shape: tuple[int, ...] = (6,)) -> tuple[GraphOpsNet, list[torch.Tensor]]:
+    """The calibrated GraphOpsNet (eval) and its calibration batches (seed 0); the gate input
+    has ``gate_shape`` ((6,) or (6, 1, 1))."""
+    torch.manual_seed(0)
+    net = GraphOpsNet()
+    calib = [torch.randn(64, 2, 4, 4), torch.randn(64, *gate_shape)]
+    with qfx.calibration(net):
+        net(*calib)
+    with torch.no_grad():  # narrow: random inputs saturate the concat and wrap the gate
+        net.cat.output_quantizer.log2_lsb.fill_(-5.0)
+        net.gate.output_quantizer.log2_lsb.fill_(-3.0)
+    return net.eval(), calib

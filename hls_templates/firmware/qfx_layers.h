@@ -1384,6 +1384,98 @@ MT_CHAN:
   }
 }
 
+// ------------------------------------------------------------------------------ concat
+// (ops-graph) CFG: in0_t, in1_t, acc_t (holds every value of both exactly), out_t, n0, n1,
+// unroll.  y = [a, b]: NCHW arrays, so a channel concatenation is a's block then b's; each value
+// goes through acc_t (exact), then the one cast to out_t.
+template <class CFG>
+void concat(const typename CFG::in0_t a[CFG::n0], const typename CFG::in1_t b[CFG::n1],
+            typename CFG::out_t y[CFG::n0 + CFG::n1]) {
+  typedef typename CFG::acc_t acc_t;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+CONCAT_A:
+  for (int i = 0; i < CFG::n0; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const acc_t v = a[i];
+    y[i] = v;  // the one cast to the output type
+  }
+CONCAT_B:
+  for (int i = 0; i < CFG::n1; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const acc_t v = b[i];
+    y[CFG::n0 + i] = v;
+  }
+}
+
+// ------------------------------------------------------------------------------ mul
+// (ops-graph) CFG: in0_t, in1_t, acc_t (ap_fixed's product type: W0 + W1, I0 + I1, exact),
+// out_t, n, spatial, unroll.  y[i] = x[i] * g[i / spatial], cast to out_t; spatial = H * W for a
+// per-channel gate ([C] or [C][1][1] over [C][H][W]), else 1.
+template <class CFG>
+void mul(const typename CFG::in0_t x[CFG::n], const typename CFG::in1_t g[CFG::n / CFG::spatial],
+         typename CFG::out_t y[CFG::n]) {
+  typedef typename CFG::acc_t acc_t;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+MUL:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const acc_t p = x[i] * g[i / CFG::spatial];
+    y[i] = p;  // the one cast to the output type
+  }
+}
+
+// ------------------------------------------------------------------------------ upsample, pad
+// (ops-graph) Values moved, never computed: the output has the input's format (no cast).
+// CFG: in_t, out_t, chan, in_h, in_w, out_h, out_w, unroll; upsample adds scale_h, scale_w
+// (nearest: y[c][h][w] = x[c][h / scale_h][w / scale_w]); pad adds pad_top, pad_left and
+// value_raw (the border's raw mantissa in in_t).
+template <class CFG>
+void upsample(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+              typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
+  const int unroll = CFG::unroll;
+  (void)unroll;
+UPSAMPLE:
+  for (int i = 0; i < CFG::chan * CFG::out_h * CFG::out_w; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const int ow = i % CFG::out_w;
+    const int oh = (i / CFG::out_w) % CFG::out_h;
+    const int c = i / (CFG::out_w * CFG::out_h);
+    y[i] = x[(c * CFG::in_h + oh / CFG::scale_h) * CFG::in_w + ow / CFG::scale_w];
+  }
+}
+
+template <class CFG>
+inline bool pad_inside(int oh, int ow, int& ih, int& iw) {
+#pragma HLS INLINE
+  ih = oh - CFG::pad_top;
+  iw = ow - CFG::pad_left;
+  return ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w;
+}
+
+template <class CFG>
+void pad(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+         typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w]) {
+  const typename CFG::in_t value = from_raw<typename CFG::in_t>((long long)CFG::value_raw);
+  const int unroll = CFG::unroll;
+  (void)unroll;
+PAD:
+  for (int i = 0; i < CFG::chan * CFG::out_h * CFG::out_w; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const int ow = i % CFG::out_w;
+    const int oh = (i / CFG::out_w) % CFG::out_h;
+    const int c = i / (CFG::out_w * CFG::out_h);
+    int ih, iw;
+    y[i] = pad_inside<CFG>(oh, ow, ih, iw) ? x[(c * CFG::in_h + ih) * CFG::in_w + iw] : value;
+  }
+}
+
 // ------------------------------------------------------------------------------ copy
 // Copies an internal array to an output port (same type: no cast).
 template <class T, int N>

@@ -402,6 +402,87 @@ void binary_conv2d_khot(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
   binary_conv2d_window<CFG>(x, y, w, st);
 }
 
+// ------------------------------------------------------------------------------ concat, mul,
+// upsample, pad (ops-graph)
+/// Channel concatenation, pixel by pixel: a's channels then b's (CFG: the array layer's with
+/// n0, n1 the channels of one pixel; n_pixels).
+template <class CFG>
+void concat(hls::stream<pixel<typename CFG::in0_t, CFG::n0> >& a,
+            hls::stream<pixel<typename CFG::in1_t, CFG::n1> >& b,
+            hls::stream<pixel<typename CFG::out_t, CFG::px_out> >& y) {
+CONCAT_PIXELS:
+  for (int i = 0; i < CFG::n_pixels; i++) {
+    const pixel<typename CFG::in0_t, CFG::n0> pa = a.read();
+    const pixel<typename CFG::in1_t, CFG::n1> pb = b.read();
+    pixel<typename CFG::out_t, CFG::px_out> out;
+    ::qfx::concat<CFG>(pa.v, pb.v, out.v);
+    y.write(out);
+  }
+}
+
+/// Element-wise product, pixel by pixel (CFG: the array layer's with n = px_in, spatial = 1;
+/// gate_once: the second input is a per-channel gate, ONE pixel read before the first pixel
+/// of x and applied to every pixel).
+template <class CFG>
+void mul(hls::stream<pixel<typename CFG::in0_t, CFG::px_in> >& x,
+         hls::stream<pixel<typename CFG::in1_t, CFG::px_in> >& g,
+         hls::stream<pixel<typename CFG::out_t, CFG::px_out> >& y) {
+  pixel<typename CFG::in1_t, CFG::px_in> pg;
+MUL_PIXELS:
+  for (int i = 0; i < CFG::n_pixels; i++) {
+    if (!CFG::gate_once || i == 0) pg = g.read();
+    const pixel<typename CFG::in0_t, CFG::px_in> px = x.read();
+    pixel<typename CFG::out_t, CFG::px_out> out;
+    ::qfx::mul<CFG>(px.v, pg.v, out.v);
+    y.write(out);
+  }
+}
+
+/// Nearest upsampling: each input row is kept in a row buffer and written scale_h times, each
+/// pixel scale_w times (raster order).
+template <class CFG>
+void upsample(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
+              hls::stream<pixel<typename CFG::out_t, CFG::chan> >& y) {
+  static pixel<typename CFG::in_t, CFG::chan> row[CFG::in_w];
+UPSAMPLE_ROWS:
+  for (int ih = 0; ih < CFG::in_h; ih++) {
+  UPSAMPLE_READ:
+    for (int iw = 0; iw < CFG::in_w; iw++) {
+#pragma HLS PIPELINE II=1
+      row[iw] = x.read();
+    }
+  UPSAMPLE_WRITE:
+    for (int o = 0; o < CFG::scale_h * CFG::out_w; o++) {
+#pragma HLS PIPELINE II=1
+      const pixel<typename CFG::in_t, CFG::chan>& px = row[(o % CFG::out_w) / CFG::scale_w];
+      pixel<typename CFG::out_t, CFG::chan> out;
+      for (int c = 0; c < CFG::chan; c++) out.v[c] = px.v[c];
+      y.write(out);
+    }
+  }
+}
+
+/// Constant padding in raster order: a border pixel is value_raw in every channel, an inside
+/// pixel is the next input pixel.
+template <class CFG>
+void pad(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
+         hls::stream<pixel<typename CFG::out_t, CFG::chan> >& y) {
+  const typename CFG::in_t value = from_raw<typename CFG::in_t>((long long)CFG::value_raw);
+PAD_PIXELS:
+  for (int i = 0; i < CFG::out_h * CFG::out_w; i++) {
+#pragma HLS PIPELINE II=1
+    int ih, iw;
+    pixel<typename CFG::out_t, CFG::chan> out;
+    if (pad_inside<CFG>(i / CFG::out_w, i % CFG::out_w, ih, iw)) {
+      const pixel<typename CFG::in_t, CFG::chan> px = x.read();
+      for (int c = 0; c < CFG::chan; c++) out.v[c] = px.v[c];
+    } else {
+      for (int c = 0; c < CFG::chan; c++) out.v[c] = value;
+    }
+    y.write(out);
+  }
+}
+
 }  // namespace stream
 }  // namespace qfx
 

@@ -682,6 +682,8 @@ def _pad(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     value = imp.const(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros(1)
     pads = [int(v) for v in np.asarray(imp.const(node, 1)).ravel()]
     conv = imp.single_consumer(node.output[0])
+    if _general_pad(imp, node, x, mode, value, pads, conv):
+        return
     if (len(node.input) > 3 and node.input[3]) or mode != "constant" or len(pads) != 8 or \
             np.asarray(value).size != 1 or float(np.asarray(value).ravel()[0]) != -1.0 or \
             any(pads[i] for i in (0, 1, 4, 5)) or pads[2] != pads[6] or pads[3] != pads[7] or \
@@ -886,6 +888,9 @@ _ZERO = FixedType(1, 1, False)  # holds 0 (and 1: the unit scale)
 
 
 def _mul(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    if node.op_type == "Mul" and all(i in imp.values for i in node.input[:2]):
+        _mul_tensors(imp, node)  # two computed tensors: the IR mul (ops-graph)
+        return
     x, ci = _split_const(imp, node)
     raw, t = imp.fixed(node, ci, "factor")
     if node.op_type == "Div":
@@ -1068,6 +1073,111 @@ def _flatten(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     imp.add_node(node, "flatten", [x], imp.type(x), (math.prod(shape),), pending=False)
 
 
+# ---------------------------------------------------------------------- Concat, Resize, Pad, Mul
+# (ops-graph): the IR concat / upsample / pad / mul
+def _concat(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """Concat on the channel axis of computed tensors: a chain of two-input concats (the inner
+    ones exact, the last one's output cast by a following Quant)."""
+    where = imp.where(node)
+    xs = [imp.dyn(node, i) for i in range(len(node.input))]
+    axis = int(_attrs(node).get("axis", 1))
+    rank = len(imp.shape(xs[0])) + 1
+    if axis not in (1, 1 - rank) or len(xs) < 2:
+        raise OnnxImportError(f"{where}: only Concat of two or more tensors on the channel "
+                              f"axis (axis=1) is supported, got axis={axis}")
+    acc = xs[0]
+    for i, x in enumerate(xs[1:], 1):
+        a, b = imp.shape(acc), imp.shape(x)
+        if a[1:] != b[1:] or len(a) != len(b):
+            raise OnnxImportError(f"{where}: concatenates shapes {a} and {b} on the channel "
+                                  "axis; every other dimension must be equal")
+        acc_t = imp.size_acc(node, "concat", [acc, x], {}, {})
+        last = i == len(xs) - 1
+        step = node if last else onnx.helper.make_node(
+            "Concat", [], [f"{node.output[0]}_part{i}"], name=f"{node.name}_part{i}")
+        acc = imp.add_node(step, "concat", [acc, x], acc_t, (a[0] + b[0], *a[1:]),
+                           {"acc_type": acc_t}, pending=last)
+
+
+def _mul_tensors(imp: _Importer, node: onnx.NodeProto) -> None:
+    where = imp.where(node)
+    a, b = imp.dyn(node, 0), imp.dyn(node, 1)
+    if math.prod(imp.shape(a)) < math.prod(imp.shape(b)):
+        a, b = b, a  # the gate second (the product is symmetric)
+    sa, sb = imp.shape(a), imp.shape(b)
+    if sa != sb and not (len(sa) == 3 and sb == (sa[0], 1, 1)):
+        raise OnnxImportError(f"{where}: multiplies shapes {sa} and {sb}; only equal shapes or "
+                              "a per-channel (C, 1, 1) gate over (C, H, W)")
+    acc = imp.size_acc(node, "mul", [a, b], {}, {})  # the mul op's own rule
+    if acc.width > FLOAT64_EXACT_BITS:
+        raise OnnxImportError(f"{where}: the exact product needs {acc.cpp()}, wider than "
+                              f"{FLOAT64_EXACT_BITS} bits")
+    imp.add_node(node, "mul", [a, b], acc, sa, {"acc_type": acc})
+
+
+#: Resize coordinate modes (and their nearest rounding) that read x[floor(o / s)] for an
+#: integer factor s: asymmetric + floor (PyTorch's export), and half_pixel with either rounding
+#: ((o + 1/2) / s - 1/2 is never a tie for an integer s).
+_NEAREST_FLOOR = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"),
+                  ("half_pixel", "round_prefer_ceil"), ("pytorch_half_pixel", "round_prefer_floor"),
+                  ("pytorch_half_pixel", "round_prefer_ceil")}
+
+
+def _text(a: dict[str, Any], key: str, default: str) -> str:
+    v = a.get(key, default)
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _resize(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """Resize (nearest, integer factors on H and W) as the IR upsample."""
+    where = imp.where(node)
+    x = imp.dyn(node)
+    a = _attrs(node)
+    mode = _text(a, "mode", "nearest")
+    coord = _text(a, "coordinate_transformation_mode", "half_pixel")
+    near = _text(a, "nearest_mode", "round_prefer_floor")
+    shape = imp.shape(x)
+    if mode != "nearest" or (coord, near) not in _NEAREST_FLOOR or len(shape) != 3:
+        raise OnnxImportError(f"{where}: only nearest Resize of (batch, C, H, W) with "
+                              "coordinate_transformation_mode asymmetric + nearest_mode floor "
+                              f"(or half_pixel) is supported, got {mode}/{coord}/{near}")
+    scales, sizes = imp.const(node, 2), imp.const(node, 3)
+    if sizes is not None and np.asarray(sizes).size:
+        out = [int(v) for v in np.asarray(sizes).ravel()]
+        factors = [o / i for o, i in zip(out, (1, *shape), strict=True)]
+    elif scales is not None and np.asarray(scales).size:
+        factors = [float(v) for v in np.asarray(scales).ravel()]
+    else:
+        raise OnnxImportError(f"{where}: Resize needs constant scales or sizes")
+    if len(factors) != 4 or factors[:2] != [1.0, 1.0] or any(
+            f != int(f) or f < 1 for f in factors[2:]):
+        raise OnnxImportError(f"{where}: Resize factors {factors} are not integer upsampling "
+                              "factors on H and W")
+    sh, sw = int(factors[2]), int(factors[3])
+    imp.add_node(node, "upsample", [x], imp.type(x), (shape[0], shape[1] * sh, shape[2] * sw),
+                 {"scale": [sh, sw]}, pending=False)
+
+
+def _general_pad(imp: _Importer, node: onnx.NodeProto, x: _Value, mode: str, value: Any,
+                 pads: list[int], conv: onnx.NodeProto | None) -> bool:
+    """A constant Pad of H and W that is not a binary convolution's -1 padding: the IR pad
+    (its value must be one of the input format's values). False: leave it to the binary rule."""
+    if imp.is_binary(x) and conv is not None and conv.op_type == "Conv":
+        return False
+    where = imp.where(node)
+    if mode != "constant" or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or \
+            min(pads) < 0 or (len(node.input) > 3 and node.input[3]) or \
+            np.asarray(value).size != 1 or len(imp.shape(x)) != 3:
+        raise OnnxImportError(f"{where}: only constant Pad of H and W (pads >= 0) of a "
+                              "(batch, C, H, W) tensor is supported")
+    t, left, b, r = pads[2], pads[3], pads[6], pads[7]
+    c, h, w = imp.shape(x)
+    attrs = {"pads": [t, left, b, r], "value": float(np.asarray(value).ravel()[0])}
+    imp.add_node(node, "pad", [x], imp.type(x), (c, h + t + b, w + left + r), attrs,
+                 pending=False)
+    return True
+
+
 #: ONNX op type -> handler; add an entry to import a new operator.
 IMPORTERS = {
     "Quant": _quant, "BipolarQuant": _bipolar, "Constant": _constant, "Identity": _alias,
@@ -1075,6 +1185,7 @@ IMPORTERS = {
     "Add": _add, "Sub": _sub, "Pad": _pad, "Unsqueeze": _thermometer, "Relu": _relu,
     "Clip": _clip, "MaxPool": _maxpool, "AveragePool": _avgpool,
     "GlobalAveragePool": _avgpool, "Flatten": _flatten, "Reshape": _flatten,
+    "Concat": _concat, "Resize": _resize,
 }
 
 

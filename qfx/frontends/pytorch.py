@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -46,9 +47,10 @@ from qfx.nn.base import QLayer
 from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
 from qfx.nn.io import QFlatten, QInput
 from qfx.nn.linear import QConv2d, QLinear
-from qfx.nn.merge import QAdd
+from qfx.nn.merge import QAdd, QConcat, QMul
 from qfx.nn.norm import _QBatchNorm
 from qfx.nn.pooling import QAvgPool2d, QMaxPool2d
+from qfx.nn.spatial import QPad, QUpsample
 
 __all__ = ["freeze", "QTracer"]
 
@@ -206,7 +208,8 @@ class _Freezer:
             f"cannot freeze {what}: not a supported qfx layer. Supported: QInput, QLinear, "
             "QConv2d, QBatchNorm1d/2d, QReLU, QHardTanh, QAdd, QMaxPool2d, QAvgPool2d, "
             "QGlobalAvgPool2d, QFlatten/flatten, QSign, QThermometer, QBinaryLinear, "
-            "QBinaryConv2d (qfx.quantize_model converts torch.nn models)"
+            "QBinaryConv2d, QConcat/torch.cat, QMul/torch.mul, QUpsample/nn.Upsample, "
+            "QPad/nn.ZeroPad2d/nn.ConstantPad2d (qfx.quantize_model converts torch.nn models)"
         )
 
     def run(self) -> Graph:
@@ -504,7 +507,10 @@ class _Freezer:
             self._emit(n, "flatten", [src], self._type(src), source=n.name)
 
     def _function(self, n: fx.Node) -> None:
-        if n.target is torch.flatten:
+        rule = _FUNCTION_RULES.get(n.target)
+        if rule is not None:
+            rule(self, n)
+        elif n.target is torch.flatten:
             self._flatten_like(n, n.args[0])
         elif n.target in (operator.getitem,) and not isinstance(self.values[n], torch.Tensor):
             return
@@ -537,7 +543,101 @@ _MODULE_RULES: dict[type, Any] = {
 }
 
 
-def freeze(model: nn.Module, example_input: torch.Tensor, *,
+# ---------------------------------------------------------------------- concat, upsample, pad, mul
+# (ops-graph). A qfx layer casts to its learned format; the plain torch module or function keeps
+# the exact result (concat: the aligned type; mul: the product type; upsample, pad: the input's).
+def _concat_args(self: _Freezer, n: fx.Node, tensors: Any) -> list[fx.Node]:
+    xs = list(tensors)
+    if len(xs) < 2 or not all(isinstance(x, fx.Node) for x in xs):
+        raise self._unsupported(n, f"concatenation {n.name!r} of {len(xs)} tensor(s)")
+    return xs
+
+
+def _emit_concat(self: _Freezer, n: fx.Node, xs: list[fx.Node], out_t: FixedType | None) -> None:
+    """``cat(xs)`` as a chain of two-input concat nodes: every inner one exact (its output is
+    its aligned type), the last one cast to ``out_t`` (None: exact too)."""
+    base = str(n.target) if n.op == "call_module" else n.name
+    edge = self._edge(xs[0])
+    for i, x in enumerate(xs[1:-1], 1):  # the exact partial results
+        node = self.build.node("concat", [edge, self._edge(x)], source=base)
+        acc_t = self.build.size_accumulator(node, f"concatenation {base!r}")
+        node.attrs["acc_type"] = acc_t
+        shape = torch.cat([self.values[a] for a in xs[:i + 1]], dim=1).shape[1:]
+        edge = self.build.add_node(node, f"{base}_part{i}", acc_t, tuple(shape))
+    node = self.build.node("concat", [edge, self._edge(xs[-1])], source=base)
+    node.attrs["acc_type"] = self.build.size_accumulator(node, f"concatenation {base!r}")
+    self.edge_of[n] = self.build.add_node(node, base, out_t or node.attrs["acc_type"],
+                                          self._shape(n))
+
+
+def _concat_dim(n: fx.Node) -> int:
+    dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 0)
+    return int(dim)
+
+
+def _freeze_qconcat(self: _Freezer, n: fx.Node, m: nn.Module, src: fx.Node | None) -> None:
+    _emit_concat(self, n, _concat_args(self, n, n.args), m.output_quantizer.fixed_type)
+
+
+def _freeze_cat(self: _Freezer, n: fx.Node) -> None:
+    if _concat_dim(n) not in (1, -len(self._shape(n)) - 1) or n.kwargs.get("out") is not None:
+        raise self._unsupported(n, f"concatenation {n.name!r} along dim {_concat_dim(n)} "
+                                "(only the channel axis, dim=1)")
+    _emit_concat(self, n, _concat_args(self, n, n.args[0]), None)
+
+
+def _emit_mul(self: _Freezer, n: fx.Node, a: Any, b: Any, out_t: FixedType | None) -> None:
+    if not isinstance(a, fx.Node) or not isinstance(b, fx.Node):
+        raise self._unsupported(n, f"multiplication {n.name!r} by a Python number (use a "
+                                "layer with a fixed-point constant)")
+    if math.prod(self._shape(a)) < math.prod(self._shape(b)):
+        a, b = b, a  # the gate second (the product is symmetric)
+    self._emit(n, "mul", [a, b], out_t, acc=True)
+
+
+def _freeze_qmul(self: _Freezer, n: fx.Node, m: nn.Module, src: fx.Node | None) -> None:
+    _emit_mul(self, n, n.args[0], n.args[1], m.output_quantizer.fixed_type)
+
+
+def _freeze_mul(self: _Freezer, n: fx.Node) -> None:
+    _emit_mul(self, n, n.args[0], n.args[1], None)
+
+
+def _freeze_upsample(self: _Freezer, n: fx.Node, m: nn.Module, src: fx.Node | None) -> None:
+    if isinstance(m, QUpsample):
+        scale = list(m.scale)
+    else:
+        in_shape, out_shape = self._shape(src), self._shape(n)
+        if m.mode != "nearest" or len(in_shape) != 3 or any(
+                o % i for o, i in zip(out_shape[1:], in_shape[1:], strict=True)):
+            raise self._unsupported(n, f"module {n.target!r} (nn.Upsample mode={m.mode!r}, "
+                                    f"{tuple(in_shape)} -> {tuple(out_shape)}): only nearest "
+                                    "upsampling by integer factors")
+        scale = [o // i for o, i in zip(out_shape[1:], in_shape[1:], strict=True)]
+    self._emit(n, "upsample", [src], self._type(src), {"scale": scale})
+
+
+def _freeze_pad(self: _Freezer, n: fx.Node, m: nn.Module, src: fx.Node | None) -> None:
+    p = m.padding
+    left, right, top, bottom = (p,) * 4 if isinstance(p, int) else tuple(p)
+    self._emit(n, "pad", [src], self._type(src),
+               {"pads": [int(top), int(left), int(bottom), int(right)], "value": float(m.value)})
+
+
+_MODULE_RULES.update({
+    QConcat: _freeze_qconcat, QMul: _freeze_qmul, QUpsample: _freeze_upsample,
+    nn.Upsample: _freeze_upsample, QPad: _freeze_pad, nn.ConstantPad2d: _freeze_pad,
+    nn.ZeroPad2d: _freeze_pad,
+})
+
+#: function -> the freeze rule for a call of it (plain torch functions: exact results, no cast)
+_FUNCTION_RULES: dict[Any, Any] = {
+    torch.cat: _freeze_cat, torch.concat: _freeze_cat, torch.mul: _freeze_mul,
+    operator.mul: _freeze_mul,
+}
+
+
+def freeze(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor], *,
            fold_thresholds: bool = False) -> Graph:
     """Freeze a qfx model (eval mode) into the exact integer graph.
 
@@ -547,7 +647,8 @@ def freeze(model: nn.Module, example_input: torch.Tensor, *,
     (a BatchNorm followed by a ``QSign`` always folds into a ``threshold``). Where a cast on the
     path could wrap (not monotone), the two layers are kept.
 
-    ``example_input`` (a batch) fixes the tensor shapes. The model must start with a
+    ``example_input`` (a batch; a tuple of batches for a model with several inputs, each
+    through its own QInput) fixes the tensor shapes. The model must start with a
     :class:`qfx.nn.QInput` and consist of qfx layers (``qfx.quantize_model`` converts plain
     torch.nn models).
 
@@ -575,8 +676,10 @@ def freeze(model: nn.Module, example_input: torch.Tensor, *,
         raise ValueError(f"cannot trace {type(model).__name__} with torch.fx: {err}") from err
     gm = fx.GraphModule(tracer.root, fx_graph)
     recorder = _Recorder(gm)
+    examples = (tuple(example_input) if isinstance(example_input, (tuple, list))
+                else (example_input,))
     with torch.no_grad():
-        recorder.run(example_input)
+        recorder.run(*examples)
     graph = _Freezer(gm, recorder.values, fold_thresholds).run()
     graph.meta["model"] = type(model).__name__
     return graph

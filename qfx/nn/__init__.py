@@ -7,13 +7,15 @@ from qfx.nn.config import QConfig, config, current_config
 from qfx.nn.convert import quantize_model
 from qfx.nn.io import QFlatten, QInput
 from qfx.nn.linear import QConv2d, QLinear
-from qfx.nn.merge import QAdd
+from qfx.nn.merge import QAdd, QConcat, QMul
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d, sync_batchnorm
 from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QMaxPool2d
+from qfx.nn.spatial import QPad, QUpsample
 
 __all__ = [
     "QAdd", "QAvgPool2d", "QBatchNorm1d", "QBatchNorm2d", "QConfig", "QConv2d", "QFlatten",
     "QGlobalAvgPool2d", "QHardTanh", "QInput", "QLayer", "QLinear", "QMaxPool2d", "QReLU",
     "config", "current_config", "quantize_model", "sync_batchnorm",
     "QBinaryConv2d", "QBinaryLinear", "QSign", "QThermometer",
+    "QConcat", "QMul", "QPad", "QUpsample",
 ]

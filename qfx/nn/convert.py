@@ -25,9 +25,10 @@ from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 from qfx.nn.io import QFlatten, QInput
 from qfx.nn.linear import QConv2d, QLinear
-from qfx.nn.merge import QAdd
+from qfx.nn.merge import QAdd, QConcat, QMul
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d
 from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QMaxPool2d
+from qfx.nn.spatial import QPad, QUpsample
 
 __all__ = ["quantize_model"]
 
@@ -61,10 +62,12 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
                     quantize_output=quantize_output, config=cfg)
         return _copy_params(q, m, ("weight", "bias"))
     if isinstance(m, nn.Conv2d):
-        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        padding = _same_padding(m, path) if m.padding == "same" else m.padding
+        if m.padding_mode != "zeros" or isinstance(padding, str):
             raise ValueError(f"cannot convert {path!r} (nn.Conv2d): padding must be integers "
-                             f"with padding_mode='zeros', got {m.padding!r}/{m.padding_mode!r}")
-        q = QConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                             f"or 'same' with padding_mode='zeros', got {m.padding!r}/"
+                             f"{m.padding_mode!r}")
+        q = QConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, padding,
                     m.dilation, m.groups, m.bias is not None, quantize_output=quantize_output,
                     config=cfg)
         return _copy_params(q, m, ("weight", "bias"))
@@ -105,6 +108,8 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
         return QGlobalAvgPool2d(tuple(meta.shape[-2:]), config=cfg)
     if isinstance(m, nn.Flatten):
         return QFlatten(m.start_dim, m.end_dim)
+    if isinstance(m, (nn.Upsample, nn.ZeroPad2d, nn.ConstantPad2d)):
+        return _convert_spatial(m, node, path)
     if isinstance(m, (nn.Identity, nn.Dropout)):
         return None
     raise ValueError(
@@ -112,6 +117,86 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
         "Conv2d, BatchNorm1d/2d, ReLU, ReLU6, Hardtanh, MaxPool2d, AvgPool2d, "
         "AdaptiveAvgPool2d(1), Flatten, Identity, Dropout and residual adds"
     )
+
+
+# ---------------------------------------------------------------------- concat, mul, upsample,
+# pad, padding='same' (ops-graph)
+_CAT_FUNCS = (torch.cat, torch.concat)
+_MUL_FUNCS = (operator.mul, torch.mul)
+
+
+def _same_padding(m: nn.Conv2d, path: str) -> tuple[int, int]:
+    """``padding='same'`` as symmetric integer padding: exact for stride 1 when every
+    ``dilation * (kernel - 1)`` is even (odd kernels); PyTorch pads the extra row at the end
+    otherwise, which a symmetric convolution cannot express, so that is refused."""
+    pads = []
+    for k, d in zip(m.kernel_size, m.dilation, strict=True):
+        total = d * (k - 1)
+        if total % 2:
+            raise ValueError(f"cannot convert {path!r} (nn.Conv2d padding='same'): kernel "
+                             f"{tuple(m.kernel_size)} with dilation {tuple(m.dilation)} pads "
+                             "unevenly; use an odd kernel or explicit padding with a QPad")
+        pads.append(total // 2)
+    return pads[0], pads[1]
+
+
+def _tensor_shape(node: fx.Node) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    return None if meta is None else tuple(meta.shape)
+
+
+def _upsample_scale(scale: Any, size: Any, node: fx.Node, mode: str, what: str
+                    ) -> tuple[int, int]:
+    """Integer (s_h, s_w) of a nearest upsampling; one clear error otherwise."""
+    if mode != "nearest":
+        raise ValueError(f"cannot convert {what}: only mode='nearest' upsampling, got {mode!r}")
+    if scale is None and size is not None:
+        src, out = _tensor_shape(node.args[0]), _tensor_shape(node)
+        if src is None or out is None:
+            raise ValueError(f"cannot convert {what}: its sizes are unknown; pass "
+                             "calibration_data or example_input")
+        if any(o % i for o, i in zip(out[2:], src[2:], strict=True)):
+            raise ValueError(f"cannot convert {what}: {tuple(src[2:])} -> {tuple(out[2:])} is "
+                             "not an integer upsampling")
+        scale = tuple(o // i for o, i in zip(out[2:], src[2:], strict=True))
+    pair = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
+    if len(pair) != 2 or any(float(s) != int(s) or int(s) < 1 for s in pair):
+        raise ValueError(f"cannot convert {what}: scale factor {scale!r} is not a positive "
+                         "integer (only integer nearest upsampling is exact)")
+    return int(pair[0]), int(pair[1])
+
+
+def _convert_spatial(m: nn.Module, node: fx.Node, path: str) -> nn.Module:
+    what = f"{path!r} ({type(m).__name__})"
+    if isinstance(m, nn.Upsample):
+        return QUpsample(_upsample_scale(m.scale_factor, m.size, node, m.mode, what))
+    p = m.padding
+    if len(p) != 4:
+        raise ValueError(f"cannot convert {what}: padding {p!r} is not 2-D")
+    return QPad(tuple(int(v) for v in p), value=float(getattr(m, "value", 0.0)))
+
+
+def _convert_function(n: fx.Node, cfg: QConfig) -> tuple[nn.Module, tuple[Any, ...]] | None:
+    """The qfx module and its arguments for a call of torch.cat / mul / F.interpolate (None:
+    not one of them)."""
+    if n.op == "call_function" and n.target in _CAT_FUNCS:
+        dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 0)
+        shape = _tensor_shape(n)
+        if dim != 1 and not (shape is not None and dim == 1 - len(shape)):
+            raise ValueError(f"cannot convert torch.cat at node {n.name!r}: only the channel "
+                             f"axis (dim=1) is supported, got dim={dim}")
+        return QConcat(config=cfg), tuple(n.args[0])
+    is_mul = (n.op == "call_function" and n.target in _MUL_FUNCS) or (
+        n.op == "call_method" and n.target in ("mul", "mul_"))
+    if is_mul and len(n.args) == 2 and all(isinstance(a, fx.Node) for a in n.args):
+        return QMul(config=cfg), tuple(n.args)
+    if n.op == "call_function" and n.target is F.interpolate:
+        kw = dict(zip(("input", "size", "scale_factor", "mode"), n.args, strict=False))
+        kw.update(n.kwargs)
+        scale = _upsample_scale(kw.get("scale_factor"), kw.get("size"), n,
+                                kw.get("mode", "nearest"), f"F.interpolate at node {n.name!r}")
+        return QUpsample(scale), (kw["input"],)
+    return None
 
 
 def _fold_batchnorm(gm: fx.GraphModule) -> None:
@@ -221,7 +306,12 @@ def quantize_model(
             n.replace_all_uses_with(q, delete_user_cb=lambda user, q=q: user is not q)
             continue
         replacement = None
-        if n.op == "call_function":
+        args: tuple[Any, ...] = tuple(n.args)
+        graph_op = _convert_function(n, cfg) if n.op in ("call_function", "call_method") \
+            else None
+        if graph_op is not None:
+            replacement, args = graph_op
+        elif n.op == "call_function":
             if n.target in _ADD_FUNCS and len(n.args) == 2 and all(
                     isinstance(a, fx.Node) for a in n.args) and not n.kwargs:
                 replacement = QAdd(config=cfg)
@@ -243,7 +333,7 @@ def quantize_model(
             name = f"{type(replacement).__name__.lower()}_{n.name}"
             gm.add_submodule(name, replacement)
             with gm.graph.inserting_after(n):
-                new_node = gm.graph.call_module(name, tuple(n.args[:len(n.args)]))
+                new_node = gm.graph.call_module(name, args)
             new_node.meta = dict(n.meta)  # its shape, for the layers that read it
             n.replace_all_uses_with(new_node)
             gm.graph.erase_node(n)

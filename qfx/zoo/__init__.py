@@ -1,6 +1,7 @@
 """Model zoo: float models in plain torch.nn (Conv2d, BatchNorm2d, ReLU, pooling, Linear,
 ``Add``) for ``qfx.quantize_model``, and binarized networks built from qfx layers
-(``cnv_w1a1``, FINN's CNV topology, and ``digits_bnn``).
+(``cnv_w1a1``, FINN's CNV topology, and ``digits_bnn``); ``unet`` is a small segmentation
+U-Net (nearest upsampling and channel concatenation).
 
 Example:
     >>> from qfx.zoo import get_model
@@ -8,13 +9,13 @@ Example:
     True
 """
 
-from qfx.zoo.blocks import Add, BasicBlock, conv_bn_relu
+from qfx.zoo.blocks import Add, BasicBlock, Concat, conv_bn_relu
 from qfx.zoo.bnn import cnv_w1a1, digits_bnn
-from qfx.zoo.models import DigitsCNN, ResNet, digits_cnn, resnet8, resnet20
+from qfx.zoo.models import DigitsCNN, ResNet, UNet, digits_cnn, resnet8, resnet20, unet
 from qfx.zoo.registry import MODELS, ModelSpec, get_model, model_names, model_spec
 
 __all__ = [
     "Add", "BasicBlock", "conv_bn_relu", "DigitsCNN", "ResNet", "digits_cnn", "resnet8",
     "resnet20", "MODELS", "ModelSpec", "get_model", "model_names", "model_spec", "cnv_w1a1",
-    "digits_bnn",
+    "digits_bnn", "Concat", "UNet", "unet",
 ]

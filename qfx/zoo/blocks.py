@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Add", "BasicBlock", "conv_bn_relu"]
+__all__ = ["Add", "BasicBlock", "Concat", "conv_bn_relu"]
 
 
 class Add(nn.Module):
@@ -22,6 +22,19 @@ class Add(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b
+
+
+class Concat(nn.Module):
+    """Channel concatenation as a module: ``Concat()(a, b) == torch.cat([a, b], dim=1)``
+    (``qfx.quantize_model`` gives each call its own QConcat).
+
+    Example:
+        >>> Concat()(torch.ones(1, 2, 3, 3), torch.ones(1, 4, 3, 3)).shape
+        torch.Size([1, 6, 3, 3])
+    """
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=1)
 
 
 def conv_bn_relu(cin: int, cout: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:

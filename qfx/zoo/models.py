@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qfx.zoo.blocks import BasicBlock, conv_bn_relu
+from qfx.zoo.blocks import BasicBlock, Concat, conv_bn_relu
 
-__all__ = ["DigitsCNN", "ResNet", "digits_cnn", "resnet8", "resnet20"]
+__all__ = ["DigitsCNN", "ResNet", "UNet", "digits_cnn", "resnet8", "resnet20", "unet"]
 
 
 class DigitsCNN(nn.Module):
@@ -99,3 +99,51 @@ def resnet20(num_classes: int = 10) -> ResNet:
         torch.Size([1, 10])
     """
     return ResNet(((16, 3, 1), (32, 3, 2), (64, 3, 2)), num_classes=num_classes)
+
+
+# ---------------------------------------------------------------------- U-Net (ops-graph)
+class UNet(nn.Module):
+    """A small U-Net for segmentation maps: a 2-level encoder (conv-BN-ReLU, max pool 2), a
+    bottleneck, and a decoder that upsamples (nearest, x2), concatenates the encoder's skip
+    tensor on the channel axis and convolves; a 1x1 conv gives ``num_classes`` score maps of
+    the input's size (``input_size`` divisible by 4).
+
+    Example:
+        >>> UNet()(torch.zeros(2, 1, 16, 16)).shape
+        torch.Size([2, 2, 16, 16])
+    """
+
+    def __init__(self, num_classes: int = 2, in_channels: int = 1, base: int = 4,
+                 input_size: int = 16) -> None:
+        super().__init__()
+        if input_size % 4:
+            raise ValueError(f"input_size must be divisible by 4 (two 2x2 poolings), got "
+                             f"{input_size}")
+        c1, c2, c3 = base, 2 * base, 4 * base
+        self.enc1 = conv_bn_relu(in_channels, c1)
+        self.enc2 = conv_bn_relu(c1, c2)
+        self.mid = conv_bn_relu(c2, c3)
+        self.dec2 = conv_bn_relu(c3 + c2, c2)
+        self.dec1 = conv_bn_relu(c2 + c1, c1)
+        self.pool1, self.pool2 = nn.MaxPool2d(2), nn.MaxPool2d(2)
+        self.up2, self.up1 = nn.Upsample(scale_factor=2), nn.Upsample(scale_factor=2)
+        self.cat2, self.cat1 = Concat(), Concat()
+        self.head = nn.Conv2d(c1, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool1(e1))
+        m = self.mid(self.pool2(e2))
+        d2 = self.dec2(self.cat2(self.up2(m), e2))
+        d1 = self.dec1(self.cat1(self.up1(d2), e1))
+        return self.head(d1)
+
+
+def unet(num_classes: int = 2, in_channels: int = 1, base: int = 4) -> UNet:
+    """The small U-Net (input 1x16x16, 2 levels, concat + nearest upsampling), ~3k parameters.
+
+    Example:
+        >>> unet()(torch.zeros(1, 1, 16, 16)).shape
+        torch.Size([1, 2, 16, 16])
+    """
+    return UNet(num_classes=num_classes, in_channels=in_channels, base=base)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from qfx.zoo.bnn import cnv_w1a1, digits_bnn
-from qfx.zoo.models import digits_cnn, resnet8, resnet20
+from qfx.zoo.models import digits_cnn, resnet8, resnet20, unet
 
 __all__ = ["ModelSpec", "MODELS", "get_model", "model_names", "model_spec"]
 
@@ -43,6 +43,8 @@ MODELS: dict[str, ModelSpec] = {
     "resnet20": ModelSpec("resnet20", resnet20, (3, 32, 32), "cifar10"),
     "cnv_w1a1": ModelSpec("cnv_w1a1", cnv_w1a1, (3, 32, 32), "cifar10", kind="qfx"),
     "digits_bnn": ModelSpec("digits_bnn", digits_bnn, (1, 8, 8), "digits", kind="qfx"),
+    # a segmentation model: no segmentation dataset is registered yet (export and C-sim only)
+    "unet": ModelSpec("unet", unet, (1, 16, 16), "segmentation"),
 }
 
 
@@ -51,9 +53,9 @@ def model_names(kind: str | None = None) -> tuple[str, ...]:
 
     Example:
         >>> model_names()
-        ('digits_cnn', 'resnet8', 'resnet20', 'cnv_w1a1', 'digits_bnn')
+        ('digits_cnn', 'resnet8', 'resnet20', 'cnv_w1a1', 'digits_bnn', 'unet')
         >>> model_names("float")
-        ('digits_cnn', 'resnet8', 'resnet20')
+        ('digits_cnn', 'resnet8', 'resnet20', 'unet')
     """
     if kind is not None and kind not in ("float", "qfx"):
         raise ValueError(f"kind must be 'float', 'qfx' or None, got {kind!r}")

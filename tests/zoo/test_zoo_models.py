@@ -11,10 +11,10 @@ from torch import nn
 
 from qfx.data import get_dataset
 from qfx.training import train
-from qfx.zoo import Add, BasicBlock, get_model, model_names, model_spec
+from qfx.zoo import Add, BasicBlock, Concat, UNet, get_model, model_names, model_spec
 
 ALLOWED = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-           nn.Flatten, nn.Linear, Add)
+           nn.Flatten, nn.Linear, Add, Concat, nn.Upsample)
 
 
 def _params(m: nn.Module) -> int:
@@ -52,7 +52,7 @@ def test_block_structure() -> None:
 
 class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, Add) or super().is_leaf_module(m, qualname)
+        return isinstance(m, (Add, Concat)) or super().is_leaf_module(m, qualname)
 
 
 @pytest.mark.parametrize("name", model_names("float"))
@@ -92,3 +92,12 @@ def test_digits_cnn_reaches_95_percent_in_float() -> None:
     result = train(get_model("digits_cnn"), split.train, split.test, epochs=12, batch_size=32,
                    lr=3e-3, progress=False, seed=0)
     assert result.final_test_acc >= 0.95
+
+
+def test_unet_keeps_the_input_size_and_converts_to_graph_ops() -> None:
+    model = get_model("unet").eval()
+    assert model_spec("unet").input_shape == (1, 16, 16)
+    assert model(torch.zeros(2, 1, 16, 16)).shape == (2, 2, 16, 16)
+    assert _params(model) == 3_726
+    with pytest.raises(ValueError, match="input_size must be divisible by 4"):
+        UNet(input_size=10)

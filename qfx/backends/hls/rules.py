@@ -38,6 +38,7 @@ from qfx.fixed.fixed_type import FixedType
 from qfx.ir.graph import Edge, Graph, Node, pair
 from qfx.ir.ops import spec
 from qfx.ir.ops.base import khot_k
+from qfx.ir.ops.spatial import pad_raw, pads4
 
 __all__ = ["RULES", "SUPPORTED_OPS", "Const", "HLSRule", "LayerConfig", "hls_rule", "pack_bits",
            "rule"]
@@ -760,6 +761,98 @@ class _MultiThreshold(_ThresholdRule):
 
     def stream_shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
         return _BatchNorm.stream_shape(self, graph, node, reuse)  # type: ignore[arg-type]
+# ====================================================================== concat, mul, upsample, pad
+# (ops-graph)
+def _values(c: LayerConfig, edge: str) -> int:
+    """The values of ``edge`` one call of the layer's array function sees: the whole tensor
+    (parallel) or one pixel's channels (stream)."""
+    shape = c.graph.edges[edge].shape
+    return edge_pixels(shape)[0] if c.stream else int(math.prod(shape))
+
+
+def _two_inputs(c: LayerConfig) -> None:
+    node = c.node
+    c.types = [("in0_t", c.tname[node.inputs[0]]), ("in1_t", c.tname[node.inputs[1]]),
+               ("out_t", c.tname[node.output])]
+    c.typ("acc_t", "acc")
+
+
+@hls_rule("concat")
+class _Concat(_Elementwise):
+    """Channel concatenation: the inputs' values one after the other (NCHW arrays: a's block,
+    then b's; streamed: per pixel, a's channels then b's), each through ``acc_t`` (exact), then
+    the cast. No arithmetic: wiring, and the cast's logic when it rounds or saturates."""
+
+    def config(self, c: LayerConfig) -> None:
+        _two_inputs(c)
+        n0, n1 = _values(c, c.node.inputs[0]), _values(c, c.node.inputs[1])
+        c.ints += [("n0", n0), ("n1", n1), ("unroll", unroll(n0 + n1, c.reuse))]
+
+
+@hls_rule("mul")
+class _Mul(_Elementwise):
+    """Element-wise product on the exact product type ``acc_t``, then the cast; a per-channel
+    gate (``[C]`` / ``[C, 1, 1]`` over ``[C, H, W]``) is read at ``i / spatial`` (streamed: the
+    gate's one pixel is read once and applied to every pixel of the first input)."""
+
+    def config(self, c: LayerConfig) -> None:
+        _two_inputs(c)
+        x, g = (c.graph.edges[e] for e in c.node.inputs)
+        gate = tuple(g.shape) != tuple(x.shape)
+        spatial = 1 if c.stream or not gate else int(math.prod(x.shape[1:]))
+        c.ints += [("n", c.n), ("spatial", spatial), ("gate_once", int(gate and c.stream)),
+                   ("unroll", unroll(c.n, c.reuse))]
+
+    def resources(self, r: LayerCost) -> None:
+        g_t = r.graph.edges[r.node.inputs[1]].type
+        r.impl, r.dpm, lut_pm, mlat = mult_model(r.node, "gate", r.x_t, g_t, False, r.ports)
+        r.multipliers = r.sh.parallel
+        r.dsp += r.multipliers * r.dpm
+        r.lut += r.multipliers * lut_pm
+        r.depth = 2 + mlat
+        r.notes.append(f"{r.x_t.width}x{g_t.width}-bit products of two tensors")
+
+
+class _Move(HLSRule):
+    """upsample / pad: values moved, never computed; one output pixel (all its channels) per
+    cycle when streamed, ``unroll`` values per cycle in parallel."""
+
+    def shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
+        return _Elementwise.shape(self, graph, node, reuse)  # type: ignore[arg-type]
+
+    def stream_shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
+        chan, pixels, _, _, _ = _pixels(graph, node)
+        return Shape(chan, pixels, 1, chan, {}, 1, pixels)
+
+    def sizes(self, c: LayerConfig) -> None:
+        (ch, h, w), (_, oh, ow) = c.x.shape, c.out.shape
+        n = int(math.prod(c.out.shape))
+        c.types = [("in_t", c.tname[c.x.name]), ("out_t", c.tname[c.node.output])]
+        c.ints += [("chan", ch), ("in_h", h), ("in_w", w), ("out_h", oh), ("out_w", ow),
+                   ("unroll", unroll(n, c.reuse))]
+
+
+@hls_rule("upsample")
+class _Upsample(_Move):
+    def config(self, c: LayerConfig) -> None:
+        self.sizes(c)
+        sh, sw = pair(c.node.attrs["scale"])
+        c.ints += [("scale_h", sh), ("scale_w", sw)]
+
+    def resources(self, r: LayerCost) -> None:
+        if r.stream:  # one input row of pixels, repeated scale_h times
+            ch, _, w = r.graph.edges[r.node.inputs[0]].shape
+            r.mem.add(int(w), int(ch) * r.x_t.width, 1)
+            r.notes.append("a row buffer of one input row")
+
+
+@hls_rule("pad")
+class _Pad(_Move):
+    def config(self, c: LayerConfig) -> None:
+        self.sizes(c)
+        top, left, _, _ = pads4(c.node)
+        c.ints += [("pad_top", top), ("pad_left", left),
+                   ("value_raw", pad_raw(c.node, c.x.type))]
 
 
 #: IR ops the HLS backend implements (those with a rule).

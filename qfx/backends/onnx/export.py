@@ -42,6 +42,7 @@ from qfx.backends.onnx.exact_cast import emit_cast
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.graph import Graph, Node, pair
 from qfx.ir.ops import spec
+from qfx.ir.ops.spatial import pads4
 from qfx.ir.verify import check_exact
 
 __all__ = ["export_onnx", "build_onnx_model", "run_onnx", "EMITTERS"]
@@ -324,11 +325,56 @@ def _multithreshold(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None
              f"{name}__level")
     lo, hi = level_range(node)
     return y, FixedType.for_raw_range(lo, hi, frac)
+# ---------------------------------------------------------------------- concat, mul, upsample, pad
+# (ops-graph)
+@_emits("concat")
+def _concat(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    # values moved, not computed: exact; they are values of acc_type (every input's format)
+    y = ctx.b.op("Concat", [ctx.x(node, 0), ctx.x(node, 1)], f"{node.name}__concat", axis=1)
+    srcs = [edge_source(ctx.graph, node, i) for i in range(2)]
+    return y, (None if None in srcs else node.attrs["acc_type"])
+
+
+@_emits("mul")
+def _mul(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    # the product of two fixed-point values fits acc_type (<= 53 bits): an exact double
+    b, name = ctx.b, node.name
+    g = ctx.x(node, 1)
+    x_shape, g_shape = ctx.shape(node.inputs[0]), ctx.shape(node.inputs[1])
+    if len(g_shape) < len(x_shape):  # a [C] gate over [C, H, W]: (N, C) -> (N, C, 1, 1)
+        axes = list(range(len(g_shape) + 1, len(x_shape) + 1))
+        g = b.op("Unsqueeze", [g, b.int_const(axes, f"{name}__axes")], f"{name}__gate")
+    y = b.op("Mul", [ctx.x(node, 0), g], f"{name}__acc")
+    srcs = [edge_source(ctx.graph, node, i) for i in range(2)]
+    return y, (None if None in srcs else node.attrs["acc_type"])
+
+
+@_emits("upsample")
+def _upsample(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    # onnxruntime has no float64 Resize: nearest upsampling by integer factors is the same
+    # move of values as Unsqueeze -> Expand -> Reshape (no arithmetic)
+    b, name = ctx.b, node.name
+    sh, sw = pair(node.attrs["scale"])
+    c, oh, ow = ctx.shape(node.output)
+    u = b.op("Unsqueeze", [ctx.x(node), b.int_const([3, 5], f"{name}__axes")], f"{name}__u")
+    e = b.op("Expand", [u, b.int_const([1, 1, 1, sh, 1, sw], f"{name}__rep")], f"{name}__e")
+    y = b.op("Reshape", [e, b.int_const([0, c, oh, ow], f"{name}__shape")], f"{name}__up")
+    return y, edge_source(ctx.graph, node)
+
+
+@_emits("pad")
+def _pad(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    b, name = ctx.b, node.name
+    t, left, bottom, r = pads4(node)
+    y = b.op("Pad", [ctx.x(node), b.int_const([0, 0, t, left, 0, 0, bottom, r], f"{name}__pads"),
+                     b.const(float(node.attrs["value"]), f"{name}__value")], f"{name}__pad",
+             mode="constant")
+    return y, edge_source(ctx.graph, node)
 
 
 #: ops that only compare or move values: exact on any double, even straight from a graph input
 _ANY_DOUBLE_OPS = frozenset({"input", "relu", "hardtanh", "maxpool2d", "flatten", "threshold",
-                             "thermometer"})
+                             "thermometer", "upsample", "pad"})
 
 
 def _sum_source_ok(node: Node, src: FixedType | None) -> None:

@@ -73,6 +73,7 @@ from qfx.backends.onnx._common import (
 from qfx.fixed.fixed_type import FixedType
 from qfx.ir.graph import Graph, Node, pair
 from qfx.ir.ops import spec
+from qfx.ir.ops.spatial import pads4
 from qfx.ir.verify import check_exact
 
 __all__ = ["export_qonnx", "build_qonnx_model", "QONNX_EMITTERS", "FLOAT32_EXACT_BITS"]
@@ -278,6 +279,47 @@ def _avgpool2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
 def _flatten(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     return (ctx.op("Flatten", [ctx.x(node)], f"{node.name}__flatten", _out_shape(ctx, node),
                    axis=1), edge_source(ctx.graph, node))
+
+
+# ---- concat, mul, upsample (Resize nearest), pad (ops-graph): Concat / Resize / Pad move
+# ---- values (exact in float32 whatever the width); Mul's product is checked to fit 24 bits
+@_emits("concat")
+def _concat(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    return (ctx.op("Concat", [ctx.x(node, 0), ctx.x(node, 1)], f"{node.name}__concat",
+                   _out_shape(ctx, node), axis=1), node.attrs["acc_type"])
+
+
+@_emits("mul")
+def _mul(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    g = ctx.x(node, 1)
+    x_shape, g_shape = ctx.shape(node.inputs[0]), ctx.shape(node.inputs[1])
+    if len(g_shape) < len(x_shape):  # a [C] gate over [C, H, W]: (N, C) -> (N, C, 1, 1)
+        axes = list(range(len(g_shape) + 1, len(x_shape) + 1))
+        g = ctx.op("Unsqueeze", [g, ctx.b.int_const(axes, f"{node.name}__axes")],
+                   f"{node.name}__gate", [ctx.batch, *g_shape, *([1] * len(axes))])
+    return (ctx.op("Mul", [ctx.x(node, 0), g], f"{node.name}__acc", _out_shape(ctx, node)),
+            node.attrs["acc_type"])
+
+
+@_emits("upsample")
+def _upsample(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    sh, sw = pair(node.attrs["scale"])
+    scales = ctx.b.const(np.array([1.0, 1.0, sh, sw], dtype=np.float32), f"{node.name}__scales")
+    y = ctx.op("Resize", [ctx.x(node), "", scales], f"{node.name}__resize",
+               _out_shape(ctx, node), mode="nearest",
+               coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    return y, edge_source(ctx.graph, node)
+
+
+@_emits("pad")
+def _pad(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    t, left, bottom, r = pads4(node)
+    b = ctx.b
+    y = ctx.op("Pad", [ctx.x(node), b.int_const([0, 0, t, left, 0, 0, bottom, r],
+                                                 f"{node.name}__pads"),
+                       b.const(np.float32(node.attrs["value"]), f"{node.name}__value")],
+               f"{node.name}__pad", _out_shape(ctx, node), mode="constant")
+    return y, edge_source(ctx.graph, node)
 
 
 # ---- binarized networks: +-1 weights and activations as BipolarQuant (scale 1), the form

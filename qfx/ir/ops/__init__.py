@@ -18,6 +18,7 @@ from qfx.ir.ops import (  # noqa: F401
     multithreshold,
     norm,
     pooling,
+    spatial,
 )
 from qfx.ir.ops.base import BINARY_TYPE, OPS, NodeCost, OpSpec, pair, register, spec
 
