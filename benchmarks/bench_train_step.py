@@ -8,9 +8,10 @@ activations after each block, as in its fixed-point QAT recipes. Brevitas is an 
 benchmark dependency (``pip install brevitas``); without it its rows say so.
 
 Steps of the three models are interleaved (A B C A B C ...) so machine noise hits all of them;
-medians are reported. Run:
+medians are reported, with the ratio to float both of the medians (``x float``) and as the
+median of the per-round ratios (``paired``, robust when the machine's speed drifts). Run:
 ``python -m benchmarks.bench_train_step [--steps 15] [--threads 2] [--models resnet8 ...]
-[--device cuda]``.
+[--device cuda] [--with-torch-fused] [--with-reference] [--cpu-time]``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import copy
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -114,6 +116,15 @@ def brevitas_layers() -> dict | None:
     return {"conv": conv, "linear": linear, "act": act}
 
 
+def _kernel_name(device: torch.device) -> str:
+    if device.type != "cpu":
+        return "torch fused path (the C kernel is CPU-only)"
+    from qfx.fixed import fake_quant_kernel
+
+    lib = fake_quant_kernel.load_kernel()
+    return "one-pass C kernel" if lib is not None else "torch fused path (no C kernel)"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -131,23 +142,29 @@ def bench_model(name: str, args, device: torch.device, brev: dict | None
               .to(device)}
     if args.with_reference:  # the same qfx model on the unfused fake-quantisation reference
         models["qfx-ref"] = copy.deepcopy(models["qfx"])
+    if args.with_torch_fused:  # the same qfx model on the torch fused path (no C kernel)
+        models["qfx-torch"] = copy.deepcopy(models["qfx"])
     if brev is not None:
         models["brevitas"] = make(**brev).to(device)
+    # Process CPU time (all threads) is what a loaded, shared machine distorts least; wall
+    # time is what a user waits for on an idle one.
+    clock = time.process_time if args.cpu_time else time.perf_counter
     steps = {}
     for key, m in models.items():
         m.train()
         opt = torch.optim.SGD(m.parameters(), lr=0.01)
 
-        def step(m=m, opt=opt, ref=key == "qfx-ref") -> float:
+        def step(m=m, opt=opt, ref=key == "qfx-ref", torch_fused=key == "qfx-torch") -> float:
             _sync(device)
             fake_quant._FORCE_REFERENCE = ref
-            t = time.perf_counter()
+            fake_quant._FORCE_TORCH_FUSED = torch_fused
+            t = clock()
             opt.zero_grad()
             nn.functional.cross_entropy(m(x), y).backward()
             opt.step()
             _sync(device)
-            elapsed = time.perf_counter() - t
-            fake_quant._FORCE_REFERENCE = False
+            elapsed = clock() - t
+            fake_quant._FORCE_REFERENCE = fake_quant._FORCE_TORCH_FUSED = False
             return elapsed
 
         for _ in range(3):
@@ -171,35 +188,54 @@ def main() -> None:
     ap.add_argument("--with-reference", action="store_true",
                     help="add a qfx-ref row: the same qfx model on the unfused reference "
                          "fake quantisation (to measure what the fused path saves)")
+    ap.add_argument("--with-torch-fused", action="store_true",
+                    help="add a qfx-torch row: the same qfx model on the torch fused fake "
+                         "quantisation instead of the C kernel (to measure what the kernel saves)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time each step by the process's CPU time instead of wall time (for a "
+                         "shared, loaded machine; CPU only)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:
+        raise SystemExit(f"--device {args.device!r}: {err}") from None
+    if args.cpu_time and device.type != "cpu":
+        raise SystemExit("--cpu-time measures CPU steps only; drop it with --device cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch.cuda.is_available() is False")
+        raise SystemExit(f"--device {args.device}: torch.cuda.is_available() is False (no GPU "
+                         "or a CPU-only torch build); run on a machine with CUDA")
     torch.set_num_threads(args.threads)
     brev = brevitas_layers()
+    print("command: python -m benchmarks.bench_train_step " + " ".join(sys.argv[1:]))
     print(f"training step (forward + backward + SGD), batch {args.batch}, {args.threads} "
-          f"threads, {device}, median of {args.steps} interleaved steps")
+          f"threads, {device}, median of {args.steps} interleaved steps "
+          f"({'process CPU' if args.cpu_time else 'wall'} time); torch "
+          f"{torch.__version__}; fake-quant kernel: {_kernel_name(device)}")
     if brev is None:
         print("brevitas is not importable here: its rows are skipped (pip install brevitas)")
-    print(f"{'model':12s} {'impl':9s} {'ms/step':>9s} {'x float':>8s}")
+    print(f"{'model':12s} {'impl':9s} {'ms/step':>9s} {'x float':>8s} {'paired':>7s}")
     results = {}
     for name in args.models:
         times = bench_model(name, args, device, brev)
         med = {k: statistics.median(v) for k, v in times.items()}
-        results[name] = {"median_s": med, "times_s": times}
-        for impl in ("float", "qfx", "qfx-ref", "brevitas"):
-            if impl == "qfx-ref" and impl not in med:
+        # Median of the per-round ratios: each round ran every model back to back.
+        paired = {k: statistics.median(a / b for a, b in zip(v, times["float"], strict=True))
+                  for k, v in times.items()}
+        results[name] = {"median_s": med, "paired_ratio": paired, "times_s": times}
+        for impl in ("float", "qfx", "qfx-torch", "qfx-ref", "brevitas"):
+            if impl in ("qfx-ref", "qfx-torch") and impl not in med:
                 continue
             if impl in med:
                 print(f"{name:12s} {impl:9s} {1000 * med[impl]:9.1f} "
-                      f"{med[impl] / med['float']:8.2f}")
+                      f"{med[impl] / med['float']:8.2f} {paired[impl]:7.2f}")
             else:
                 print(f"{name:12s} {impl:9s} {'-':>9s} {'-':>8s}  (brevitas not installed)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results, "steps": args.steps, "batch": args.batch,
                        "threads": args.threads, "device": str(device),
+                       "clock": "process_time" if args.cpu_time else "perf_counter",
                        "torch": torch.__version__}, f, indent=2)
 
 

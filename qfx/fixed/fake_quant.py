@@ -16,11 +16,15 @@ import math
 
 import torch
 
+from qfx.fixed import fake_quant_kernel
+
 __all__ = ["round_float", "fake_quantize"]
 
 _LN2 = math.log(2.0)
 # Benchmarks set this to time the unfused reference in place of the fused path.
 _FORCE_REFERENCE = False
+# Benchmarks and tests set this to run the torch fused path in place of the C kernel.
+_FORCE_TORCH_FUSED = False
 
 
 def round_float(y: torch.Tensor, rounding: str) -> torch.Tensor:
@@ -131,6 +135,37 @@ class _FakeQuant(torch.autograd.Function):
         return grad_x, grad_p, None, None, None, None, None, None, None, None
 
 
+class _FakeQuantKernel(torch.autograd.Function):
+    """:class:`_FakeQuant` with its forward in one pass of the C kernel
+    (:mod:`qfx.fixed.fake_quant_kernel`): the same output, mask and ``err`` bit for bit, and
+    the same backward (the same torch reductions on the same saved tensors)."""
+
+    @staticmethod
+    def forward(ctx, x, log2_lsb, reduce_dims, qmin, qmax, width, signed, rounding, overflow,
+                lib, channel_dim):
+        p = torch.round(log2_lsb)
+        lsb = torch.exp2(p).to(x.dtype)
+        inv = torch.exp2(-p).to(x.dtype)  # exact: a power of two
+        out, err, inside = fake_quant_kernel.forward(
+            lib, x, lsb, inv, channel_dim, qmin, qmax, width, signed, rounding, overflow,
+            ctx.needs_input_grad[1])
+        ctx.save_for_backward(err, inside)
+        ctx.reduce_dims = reduce_dims
+        ctx.p_shape = log2_lsb.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _FakeQuant.backward(ctx, grad) + (None,)
+
+
+def _kernel_for(x: torch.Tensor, rounding: str, overflow: str, exact_fn) -> object | None:
+    """The C kernel library when it handles this call, else None (the torch fused path)."""
+    if exact_fn is not None or not fake_quant_kernel.supports(x, rounding, overflow):
+        return None
+    return fake_quant_kernel.load_kernel()
+
+
 class _FakeQuantReference(torch.autograd.Function):
     # The original two-stage implementation, kept as the reference of the fused one
     # (tests/fixed/test_fake_quant_fused.py): same forward, same gradients.
@@ -219,5 +254,12 @@ def fake_quantize(
         shape[cd] = -1
         p = log2_lsb.reshape(shape)
         reduce_dims = tuple(d for d in range(x.dim()) if d != cd)
-    fn = _FakeQuantReference if _reference or _FORCE_REFERENCE else _FakeQuant
-    return fn.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding, overflow, exact_fn)
+    if _reference or _FORCE_REFERENCE:
+        return _FakeQuantReference.apply(x, p, reduce_dims, qmin, qmax, width, signed,
+                                         rounding, overflow, exact_fn)
+    lib = None if _FORCE_TORCH_FUSED else _kernel_for(x, rounding, overflow, exact_fn)
+    if lib is not None:
+        return _FakeQuantKernel.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding,
+                                      overflow, lib, None if log2_lsb.dim() == 0 else cd)
+    return _FakeQuant.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding, overflow,
+                            exact_fn)

@@ -273,6 +273,50 @@ def train(
         >>> len(res.history)
         3
     """
+    _check_arguments(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                     schedule=schedule, weight_decay=weight_decay, momentum=momentum,
+                     checkpoint_every=checkpoint_every, seed=seed)
+    if len(train_set) == 0:
+        raise ValueError("the training set is empty")
+    run = _setup(model, train_set, test_set, epochs=epochs, batch_size=batch_size, lr=lr,
+                 optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
+                 momentum=momentum, device=device, out_dir=out_dir,
+                 checkpoint_every=checkpoint_every, seed=seed, progress=progress,
+                 callbacks=callbacks, augment=augment, resume_from=resume_from,
+                 metadata=metadata)
+    if run.world > 1:
+        _calibrate_across_ranks(run, resume_from is None)
+    t0 = time.perf_counter()
+    checkpoint: Path | None = None
+    stopped = False
+    for epoch in range(run.start, epochs):
+        record = _run_epoch(run, epoch)
+        run.history.append(record)
+        if run.progress:
+            tqdm.write(f"epoch {epoch + 1}/{epochs}  lr {record['lr']:.3g}  "
+                       f"loss {record['train_loss']:.4f}  train acc {record['train_acc']:.4f}  "
+                       f"test acc {record['test_acc']:.4f}", file=sys.stderr)
+        stopped = any(bool(cb(epoch + 1, record, run.model)) for cb in run.callbacks)
+        stopped = qdist.any_rank(stopped, run.dev)  # every rank stops together
+        last = stopped or epoch + 1 == epochs
+        if last or (epoch + 1) % checkpoint_every == 0:
+            checkpoint = _save_checkpoint(run, epoch + 1) or checkpoint
+        if stopped:
+            break
+    checkpoint, plot_path = _write_outputs(run, checkpoint, plot)
+    if run.history:
+        final, best = run.history[-1]["test_acc"], max(r["test_acc"] for r in run.history)
+    else:
+        final = best = _evaluate(run.model, run.test_batches)[1]
+    return TrainResult(model=run.model, history=run.history, final_test_acc=final,
+                       best_test_acc=best, seconds=time.perf_counter() - t0, out_dir=run.out,
+                       checkpoint=checkpoint, plot=plot_path, stopped_early=stopped,
+                       metadata=run.meta)
+
+
+def _check_arguments(*, epochs: Any, batch_size: Any, lr: Any, optimizer: Any, schedule: Any,
+                     weight_decay: Any, momentum: Any, checkpoint_every: Any, seed: Any) -> None:
+    """Raise ValueError naming the first invalid hyper-parameter of :func:`train`."""
     _check("epochs", epochs, _is_int(epochs) and epochs >= 1, "an integer >= 1")
     _check("batch_size", batch_size, _is_int(batch_size) and batch_size >= 1, "an integer >= 1")
     _check("lr", lr, isinstance(lr, (int, float)) and lr > 0, "a positive number")
@@ -285,19 +329,49 @@ def train(
     _check("checkpoint_every", checkpoint_every,
            _is_int(checkpoint_every) and checkpoint_every >= 1, "an integer >= 1")
     _check("seed", seed, _is_int(seed) and 0 <= seed < 1 << 63, "an integer in [0, 2**63)")
-    if len(train_set) == 0:
-        raise ValueError("the training set is empty")
+
+
+@dataclass
+class _Run:
+    """Everything one :func:`train` call carries from setup through the epochs to its files."""
+
+    model: nn.Module
+    net: nn.Module  # ``model``, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    dev: torch.device
+    batches: _Batches
+    test_batches: _Batches
+    train_set: Dataset
+    epochs: int
+    lr: float | int  # as given (metadata and messages show it so); computations use float(lr)
+    schedule: str
+    seed: int
+    augment_fn: Augmentation | None
+    callbacks: list[EpochCallback]
+    out: Path | None
+    rank: int
+    world: int
+    writer: bool  # this rank writes checkpoint, history and plot
+    progress: bool
+    meta: dict[str, Any]
+    history: list[dict[str, Any]]
+    start: int  # first (0-based) epoch to run: > 0 when resumed
+    sampler: DistributedSampler | None = None
+
+
+def _setup(model: nn.Module, train_set: Dataset, test_set: Dataset, *, epochs: int,
+           batch_size: int, lr: float | int, optimizer: str, schedule: str, weight_decay: float,
+           momentum: float, device: str | torch.device, out_dir: str | Path | None,
+           checkpoint_every: int, seed: int, progress: bool,
+           callbacks: Sequence[EpochCallback] | None, augment: str | Augmentation | None,
+           resume_from: str | Path | None, metadata: Mapping[str, Any] | None) -> _Run:
+    """Device, optimizer, metadata, batches and (when resuming) the checkpoint's state."""
     augment_fn = get_augmentation(augment) if isinstance(augment, str) or augment is None \
         else augment
     dev = _device(device)
-    out = Path(out_dir) if out_dir is not None else None
-    callbacks = list(callbacks or [])
-
     torch.manual_seed(seed)
     model.to(dev)
     rank, world = qdist.world()
-    writer = rank == 0
-    progress = progress and writer
     opt = _make_optimizer(model, optimizer, float(lr), float(weight_decay), float(momentum))
     meta = {
         "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
@@ -314,111 +388,117 @@ def train(
     else:
         # Formats before training (e.g. from calibration), the start of the int_bits curves.
         meta["initial_int_bits"] = quantizer_int_bits(model, calibrated_only=True)
+    return _Run(model=model, net=model, opt=opt, dev=dev,
+                batches=_Batches(train_set, batch_size, dev),
+                test_batches=_Batches(test_set, max(batch_size, 256), dev),
+                train_set=train_set, epochs=epochs, lr=lr, schedule=schedule, seed=seed,
+                augment_fn=augment_fn, callbacks=list(callbacks or []),
+                out=Path(out_dir) if out_dir is not None else None, rank=rank, world=world,
+                writer=rank == 0, progress=progress and rank == 0, meta=meta, history=history,
+                start=start)
 
-    batches = _Batches(train_set, batch_size, dev)
-    test_batches = _Batches(test_set, max(batch_size, 256), dev)
-    net: nn.Module = model
-    sampler = None
-    if world > 1:
-        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
-                                     seed=seed % (1 << 62), drop_last=False)
-        sampler.set_epoch(start)
-        first = next(iter(batches.iterate(torch.tensor(list(sampler)))))[0]
-        model.train()
-        qdist.calibrate_across_ranks(model, first)
-        if resume_from is None:  # formats now set from every rank's data
-            meta["initial_int_bits"] = quantizer_int_bits(model, calibrated_only=True)
-        from qfx.nn.norm import sync_batchnorm
 
-        sync_batchnorm(model)
-        # DDP broadcasts rank 0's parameters and buffers: every rank starts identical.
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    t0 = time.perf_counter()
-    checkpoint: Path | None = None
-    stopped = False
-    for epoch in range(start, epochs):
-        t_epoch = time.perf_counter()
-        # Per-epoch seeds: a resumed run sees the same shuffles and augmentations.
-        epoch_seed = (seed * 1_000_003 + epoch) % (1 << 63)  # stays a valid torch seed
-        torch.manual_seed(epoch_seed)
-        gen = torch.Generator().manual_seed(epoch_seed)
-        lr_now = lr_at(schedule, float(lr), epoch, epochs)
-        for group in opt.param_groups:  # each group follows the schedule from its own base
-            group["lr"] = lr_at(schedule, group.get("base_lr", float(lr)), epoch, epochs)
-        model.train()
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(sampler), dtype=torch.int64)
-        else:
-            order = torch.randperm(len(train_set), generator=gen)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-        correct = torch.zeros((), dtype=torch.int64, device=dev)
-        seen = 0
-        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                   leave=False, disable=None if progress else True, file=sys.stderr)
-        for step, (x, y) in enumerate(batches.iterate(order)):
-            if augment_fn is not None:
-                x = augment_fn(x, gen)
-            opt.zero_grad(set_to_none=True)
-            logits = net(x)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach().to(torch.float64) * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            bar.update(1)
-            if not bar.disable and step % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        bar.close()
-        if world > 1:  # the epoch's loss and accuracy over every rank's shard
-            counts = torch.tensor([float(seen)], dtype=torch.float64, device=dev)
-            qdist.all_reduce_sum(loss_sum, correct, counts)
-            seen = int(counts.item())
-        train_loss = float(loss_sum) / seen
-        if not math.isfinite(train_loss):
-            raise RuntimeError(f"training diverged: train loss is {train_loss} in epoch "
-                               f"{epoch + 1}; lower the learning rate (lr={lr})")
-        test_loss, test_acc = _evaluate(model, test_batches)
-        record = {
-            "epoch": epoch + 1, "lr": lr_now, "train_loss": train_loss,
-            "train_acc": int(correct) / seen, "test_loss": test_loss, "test_acc": test_acc,
-            "seconds": time.perf_counter() - t_epoch, "int_bits": quantizer_int_bits(model),
-        }
-        history.append(record)
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}/{epochs}  lr {lr_now:.3g}  loss {train_loss:.4f}  "
-                       f"train acc {record['train_acc']:.4f}  test acc {test_acc:.4f}",
-                       file=sys.stderr)
-        stopped = any(bool(cb(epoch + 1, record, model)) for cb in callbacks)
-        stopped = qdist.any_rank(stopped, dev)  # every rank stops together
-        last = stopped or epoch + 1 == epochs
-        if writer and out is not None and (last or (epoch + 1) % checkpoint_every == 0):
-            checkpoint = save_checkpoint(out / CHECKPOINT_NAME, model, epoch=epoch + 1,
-                                         history=history, metadata=meta, optimizer=opt)
-        if stopped:
-            break
+def _calibrate_across_ranks(run: _Run, record_initial: bool) -> None:
+    """Several ranks: calibrate from every rank's first batch, synchronise qfx BatchNorm
+    statistics and wrap the model in DistributedDataParallel (``run.net``)."""
+    run.sampler = DistributedSampler(run.train_set, num_replicas=run.world, rank=run.rank,
+                                     shuffle=True, seed=run.seed % (1 << 62), drop_last=False)
+    run.sampler.set_epoch(run.start)
+    first = next(iter(run.batches.iterate(torch.tensor(list(run.sampler)))))[0]
+    run.model.train()
+    qdist.calibrate_across_ranks(run.model, first)
+    if record_initial:  # formats now set from every rank's data
+        run.meta["initial_int_bits"] = quantizer_int_bits(run.model, calibrated_only=True)
+    from qfx.nn.norm import sync_batchnorm
 
+    sync_batchnorm(run.model)
+    # DDP broadcasts rank 0's parameters and buffers: every rank starts identical.
+    run.net = nn.parallel.DistributedDataParallel(
+        run.model, device_ids=[run.dev.index] if run.dev.type == "cuda" else None)
+
+
+def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch; returns the (detached) loss and logits."""
+    run.opt.zero_grad(set_to_none=True)
+    logits = run.net(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    run.opt.step()
+    return loss.detach(), logits.detach()
+
+
+def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
+    """Train one (0-based) epoch and evaluate; returns its history record."""
+    t_epoch = time.perf_counter()
+    # Per-epoch seeds: a resumed run sees the same shuffles and augmentations.
+    epoch_seed = (run.seed * 1_000_003 + epoch) % (1 << 63)  # stays a valid torch seed
+    torch.manual_seed(epoch_seed)
+    gen = torch.Generator().manual_seed(epoch_seed)
+    lr_now = lr_at(run.schedule, float(run.lr), epoch, run.epochs)
+    for group in run.opt.param_groups:  # each group follows the schedule from its own base
+        group["lr"] = lr_at(run.schedule, group.get("base_lr", float(run.lr)), epoch, run.epochs)
+    run.model.train()
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch)
+        order = torch.tensor(list(run.sampler), dtype=torch.int64)
+    else:
+        order = torch.randperm(len(run.train_set), generator=gen)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=run.dev)
+    correct = torch.zeros((), dtype=torch.int64, device=run.dev)
+    seen = 0
+    bar = tqdm(total=len(run.batches), desc=f"epoch {epoch + 1}/{run.epochs}", unit="batch",
+               leave=False, disable=None if run.progress else True, file=sys.stderr)
+    for step, (x, y) in enumerate(run.batches.iterate(order)):
+        if run.augment_fn is not None:
+            x = run.augment_fn(x, gen)
+        loss, logits = _train_step(run, x, y)
+        loss_sum += loss.to(torch.float64) * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        bar.update(1)
+        if not bar.disable and step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    if run.world > 1:  # the epoch's loss and accuracy over every rank's shard
+        counts = torch.tensor([float(seen)], dtype=torch.float64, device=run.dev)
+        qdist.all_reduce_sum(loss_sum, correct, counts)
+        seen = int(counts.item())
+    train_loss = float(loss_sum) / seen
+    if not math.isfinite(train_loss):
+        raise RuntimeError(f"training diverged: train loss is {train_loss} in epoch "
+                           f"{epoch + 1}; lower the learning rate (lr={run.lr})")
+    test_loss, test_acc = _evaluate(run.model, run.test_batches)
+    return {
+        "epoch": epoch + 1, "lr": lr_now, "train_loss": train_loss,
+        "train_acc": int(correct) / seen, "test_loss": test_loss, "test_acc": test_acc,
+        "seconds": time.perf_counter() - t_epoch, "int_bits": quantizer_int_bits(run.model),
+    }
+
+
+def _save_checkpoint(run: _Run, epoch: int) -> Path | None:
+    """Rank 0 with an ``out_dir`` writes the checkpoint after (1-based) ``epoch``."""
+    if not run.writer or run.out is None:
+        return None
+    return save_checkpoint(run.out / CHECKPOINT_NAME, run.model, epoch=epoch,
+                           history=run.history, metadata=run.meta, optimizer=run.opt)
+
+
+def _write_outputs(run: _Run, checkpoint: Path | None, plot: bool
+                   ) -> tuple[Path | None, Path | None]:
+    """History, final checkpoint (if none yet) and plot, written once by rank 0; every rank
+    waits for them. Returns (checkpoint, plot) paths."""
     plot_path = None
-    if writer and out is not None:
-        atomic_write_text(out / HISTORY_NAME, json.dumps(history, indent=1))
-        if checkpoint is None and history:
-            checkpoint = save_checkpoint(out / CHECKPOINT_NAME, model, epoch=history[-1]["epoch"],
-                                         history=history, metadata=meta, optimizer=opt)
-        if plot and history:
+    if run.writer and run.out is not None:
+        atomic_write_text(run.out / HISTORY_NAME, json.dumps(run.history, indent=1))
+        if checkpoint is None and run.history:
+            checkpoint = _save_checkpoint(run, run.history[-1]["epoch"])
+        if plot and run.history:
             from qfx.training.plots import plot_history
 
-            plot_path = plot_history(history, out / PLOT_NAME,
-                                     initial_int_bits=meta["initial_int_bits"])
-    if world > 1:
+            plot_path = plot_history(run.history, run.out / PLOT_NAME,
+                                     initial_int_bits=run.meta["initial_int_bits"])
+    if run.world > 1:
         qdist.barrier()  # rank 0's files are complete when any rank returns
-        if out is not None and not writer and history:
-            checkpoint = out / CHECKPOINT_NAME
-    if history:
-        final, best = history[-1]["test_acc"], max(r["test_acc"] for r in history)
-    else:
-        final = best = _evaluate(model, test_batches)[1]
-    return TrainResult(model=model, history=history, final_test_acc=final, best_test_acc=best,
-                       seconds=time.perf_counter() - t0, out_dir=out, checkpoint=checkpoint,
-                       plot=plot_path, stopped_early=stopped, metadata=meta)
+        if run.out is not None and not run.writer and run.history:
+            checkpoint = run.out / CHECKPOINT_NAME
+    return checkpoint, plot_path
