@@ -22,6 +22,27 @@ with a power-of-two scale the weights are ordinary fixed-point weights. ``Bipola
 of any other computed tensor a threshold at 0; ``Unsqueeze -> Sub -> BipolarQuant -> Reshape``
 becomes a ``thermometer``.
 
+Shape ops (``Reshape``, ``Transpose``, ``Unsqueeze``, ``Squeeze``, ``Flatten``, ``Identity``)
+whose data input is a constant or a quantized constant are evaluated before any rule sees
+them (Brevitas' quantized BatchNorm reshapes its quantized scale; TorchScript exports of
+bias-free linear layers transpose the quantized weight). ``GlobalAveragePool`` and
+``ReduceMean`` over H and W are one average pool over the plane (exact when H*W is a power of
+two), ``GlobalMaxPool`` and ``ReduceMax`` over H and W one max pool; QONNX ``Trunc``
+(Brevitas' TruncAvgPool2d) is the saturating cast it computes. Graph outputs that are
+constants (a Brevitas QuantTensor's scale, zero point and bit width in TorchScript exports)
+are dropped; ``outputs=`` picks outputs by name. A graph input read by several ``Quant``
+nodes arrives on the finest of their grids and each reader is its own cast from there.
+
+Float constants that no ``Quant`` quantizes (Brevitas' default float biases, BatchNorm
+shifts) are taken exactly, as the smallest fixed-point format holding their float32 values
+(refused when that needs more than 53 bits); this is said once per node (a log warning).
+What is compared: qfx computes with the exact values, the source model adds them in float32,
+which rounds to 24 significant bits; the outputs agree wherever that float32 rounding does
+not move a value across a rounding boundary of the next ``Quant``. The import-time check
+(``check`` samples through qonnx's executor, or onnxruntime for standard ONNX, against the
+imported graph, ``==``) reports the first output that differs, with counts and the largest
+difference, in ``graph.meta["source_check"]`` and the log.
+
 Refused, with the node name and the reason: non-power-of-two or non-constant scales,
 non-zero zero points, per-channel activation scales, non-integer bit widths, CEIL/UP rounding
 where it would round, unsigned narrow ranges, 1-bit signed (bipolar) Quant on tensors (write
@@ -183,6 +204,7 @@ class _Importer:
         self.bipolar: set[str] = set()
         #: graph input edge -> the cast nodes reading it (input_formats gives it its format)
         self.readers: dict[str, list[Node]] = {}
+        self.floats_said: set[str] = set()  # nodes whose float constants were announced
         #: Pad(-1) outputs awaiting their binary Conv: tensor -> (input, [ph, pw], Pad node)
         self.pads: dict[str, tuple[_Value, list[int], onnx.NodeProto]] = {}
 
@@ -242,8 +264,22 @@ class _Importer:
         if name in self.qconsts:
             return self.qconsts[name]
         if name in self.consts:
-            return _exact_fixed(self.consts[name], f"{self.where(node)} {what}")
+            raw, t = _exact_fixed(self.consts[name], f"{self.where(node)} {what}")
+            self.say_float(node, what, t)
+            return raw, t
         raise OnnxImportError(f"{self.where(node)}: the {what} ({name!r}) must be a constant")
+
+    def say_float(self, node: onnx.NodeProto, what: str, t: FixedType) -> None:
+        """Say once per node that an unquantized float constant (e.g. Brevitas' default float
+        bias) is taken exactly: qfx computes with its exact value, the source adds it in
+        float32, so the two agree wherever float32 does not round (see the module doc)."""
+        key = node.name or node.output[0]
+        if key in self.floats_said:
+            return
+        self.floats_said.add(key)
+        _log.warning("%s: the float %s (not quantized by a Quant) is imported exactly as %s; "
+                     "qfx computes with its exact value, the source model in float32",
+                     self.where(node), what, t.cpp())
 
     def add_node(self, onnx_node: onnx.NodeProto, op: str, inputs: list[_Value],
                  out_type: FixedType, out_shape: tuple[int, ...],
@@ -1334,7 +1370,6 @@ def _run_source(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
     if _is_qonnx(model):
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.core.onnx_exec import execute_onnx
-
         from qonnx.transformation.infer_shapes import InferShapes
 
         wrapped = ModelWrapper(onnx.ModelProto.FromString(model.SerializeToString()))
