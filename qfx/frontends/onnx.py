@@ -1260,10 +1260,7 @@ def _trunc(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     if x_t.frac_bits > grid:  # round(x / scale): half to even onto the scale's grid
         k = x_t.frac_bits - grid
         t1 = FixedType.for_raw_range(x_t.raw_min >> k, -((-x_t.raw_max) >> k), grid)
-        first = onnx.helper.make_node("Trunc", [node.input[0]], [node.output[0] + "_grid"],
-                                      name=(node.name or node.output[0]) + "_grid")
-        x = imp.add_node(first, "input", [x], t1.replace(rounding="RND_CONV"), imp.shape(x),
-                         pending=False)
+        x = imp.cast(x, t1.replace(rounding="RND_CONV"), node, node.output[0] + "_grid")
     params = (e_out, int(bits[0]), bool(a.get("signed", 1)), bool(a.get("narrow", 0)), mode)
     t = imp.cast_type(node, imp.type(x), params)
     imp.cast(x, t, node, node.output[0])
