@@ -36,9 +36,11 @@ nodes arrives on the finest of their grids and each reader is its own cast from 
 Float constants that no ``Quant`` quantizes (Brevitas' default float biases, BatchNorm
 shifts) are taken exactly, as the smallest fixed-point format holding their float32 values
 (refused when that needs more than 53 bits); this is said once per node (a log warning).
-What is compared: qfx computes with the exact values, the source model adds them in float32,
-which rounds to 24 significant bits; the outputs agree wherever that float32 rounding does
-not move a value across a rounding boundary of the next ``Quant``. The import-time check
+What is compared: qfx computes with the exact values, i.e. what the source model computes in
+exact arithmetic (== Brevitas run in float64, tested); the source itself adds them in
+float32, which rounds to 24 significant bits, so the two agree after the next ``Quant`` unless
+that rounding moves a value across one of its rounding boundaries, and an unquantized output
+differs by a few float32 ulps (the check reports them). The import-time check
 (``check`` samples through qonnx's executor, or onnxruntime for standard ONNX, against the
 imported graph, ``==``) reports the first output that differs, with counts and the largest
 difference, in ``graph.meta["source_check"]`` and the log.
@@ -1339,6 +1341,9 @@ class SourceCheck:
     differing: int = 0  #: how many of its values differ
     total: int = 0  #: how many values it has
     max_diff: float = 0.0
+    #: the largest difference in float32 steps (ulps) of the source's value: a few where only
+    #: the source's float32 rounding differs (float biases), many where qfx computes otherwise
+    max_ulps: float = 0.0
 
     def line(self) -> str:
         """One line for the user, e.g. ``qfx == qonnx on 8 random samples``."""
@@ -1346,7 +1351,8 @@ class SourceCheck:
         if self.equal:
             return f"qfx == {self.runtime} {head}"
         return (f"qfx != {self.runtime} {head}: output {self.output!r} differs in "
-                f"{self.differing} of {self.total} values (max |diff| {self.max_diff:.6g})")
+                f"{self.differing} of {self.total} values (max |diff| {self.max_diff:.6g}, "
+                f"{self.max_ulps:.3g} float32 ulps)")
 
 
 def _is_qonnx(model: onnx.ModelProto) -> bool:
@@ -1432,8 +1438,10 @@ def check_against_source(graph: Graph, model: onnx.ModelProto, output_names: Seq
         r = np.asarray(r, dtype=np.float64).reshape(q.shape)
         bad = r != q
         if bad.any():
+            diff = np.abs(r - q)
+            ulp = np.spacing(np.abs(r).astype(np.float32)).astype(np.float64)
             return SourceCheck(runtime, samples, False, name, int(bad.sum()), int(bad.size),
-                               float(np.abs(r - q).max()))
+                               float(diff.max()), float((diff / ulp).max()))
     return SourceCheck(runtime, samples, True)
 
 

@@ -77,6 +77,20 @@ class _QuantTensorOut(nn.Module):
         return self.o(self.fc(self.gq(_value(y).mean((2, 3)))))
 
 
+class _FloatBias(nn.Module):
+    """Brevitas' default float biases (bias_quant=None), the last one on the output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = qnn.QuantIdentity(act_quant=A8, return_quant_tensor=True)
+        self.c = qnn.QuantConv2d(2, 4, 3, padding=1, weight_quant=W8, bias=True)
+        self.r = qnn.QuantReLU(act_quant=U8, return_quant_tensor=True)
+        self.fc = qnn.QuantLinear(4 * 4 * 4, 5, weight_quant=W8, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(_value(self.r(self.c(self.q(x)))), 1))
+
+
 def _trained(model: nn.Module, shape: tuple[int, ...]) -> nn.Module:
     torch.manual_seed(0)
     with torch.no_grad():
@@ -177,3 +191,20 @@ def test_torchscript_quant_tensor_export(tmp_path):
         import_onnx(path, outputs=["nope"], check=0)
     x = _on_grid(graph, 32, shape)
     assert np.array_equal(run_graph(graph, x).outputs[0], _brevitas(model, x))
+
+
+def test_float_biases_are_the_source_in_exact_arithmetic(tmp_path):
+    """The documented comparison: qfx computes the source's float32 constants exactly, i.e.
+    == Brevitas run in float64 (exact here), on raw float inputs; against Brevitas' float32
+    the import-time check reports the differences in float32 ulps."""
+    shape = (2, 4, 4)
+    model = _trained(_FloatBias(), shape)
+    path = tmp_path / "fb.onnx"
+    _export(model, shape, path)
+    graph = import_onnx(path, check=16)
+    assert graph.meta["source_check"].startswith("qfx != qonnx on 16 random samples")
+    assert "float32 ulps" in graph.meta["source_check"]
+    x = np.random.default_rng(2).standard_normal((64, *shape)) * 2
+    with torch.no_grad():
+        exact = model.double()(torch.from_numpy(x)).numpy()
+    assert np.array_equal(run_graph(graph, x).outputs[0], exact)
