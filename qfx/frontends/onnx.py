@@ -35,7 +35,9 @@ nodes arrives on the finest of their grids and each reader is its own cast from 
 
 Float constants that no ``Quant`` quantizes (Brevitas' default float biases, BatchNorm
 shifts) are taken exactly, as the smallest fixed-point format holding their float32 values
-(refused when that needs more than 53 bits); this is said once per node (a log warning).
+(when that needs more than 53 bits, rounded half to even onto float32's 24-bit precision of
+the largest value, a declared format of at most 26 bits); this is said once per node (a log
+warning, naming the format).
 What is compared: qfx computes with the exact values, i.e. what the source model computes in
 exact arithmetic (== Brevitas run in float64, tested); the source itself adds them in
 float32, which rounds to 24 significant bits, so the two agree after the next ``Quant`` unless
@@ -162,6 +164,17 @@ def _exact_fixed(values: np.ndarray, where: str) -> tuple[np.ndarray, FixedType]
     return raw, t
 
 
+def _float32_grid(values: np.ndarray) -> tuple[np.ndarray, FixedType]:
+    """A float constant too wide to hold exactly, rounded (half to even) onto the grid of
+    float32's 24 significant bits of its largest magnitude: the declared format then has at
+    most 26 bits, and no value moves by more than half a float32 step of the largest."""
+    v = np.asarray(values, dtype=np.float64)
+    top = float(np.abs(v).max())
+    frac = 24 - math.frexp(top)[1] if top else 0
+    raw = np.round(np.ldexp(v, frac)).astype(np.int64)
+    return raw, FixedType.for_raw_range(int(min(raw.min(), 0)), int(max(raw.max(), 0)), frac)
+
+
 def _align(raws: list[tuple[np.ndarray, FixedType]]) -> tuple[list[np.ndarray], int]:
     """Put several fixed-point constants on their finest common grid."""
     frac = max(t.frac_bits for _, t in raws)
@@ -266,22 +279,34 @@ class _Importer:
         if name in self.qconsts:
             return self.qconsts[name]
         if name in self.consts:
-            raw, t = _exact_fixed(self.consts[name], f"{self.where(node)} {what}")
+            values = self.consts[name]
+            try:
+                raw, t = _exact_fixed(values, f"{self.where(node)} {what}")
+            except OnnxImportError:
+                if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
+                    raise
+                raw, t = _float32_grid(values)  # too wide to hold exactly: float32's precision
+                self.say_float(node, what, t, rounded=True)
+                return raw, t
             self.say_float(node, what, t)
             return raw, t
         raise OnnxImportError(f"{self.where(node)}: the {what} ({name!r}) must be a constant")
 
-    def say_float(self, node: onnx.NodeProto, what: str, t: FixedType) -> None:
+    def say_float(self, node: onnx.NodeProto, what: str, t: FixedType, *,
+                  rounded: bool = False) -> None:
         """Say once per node that an unquantized float constant (e.g. Brevitas' default float
-        bias) is taken exactly: qfx computes with its exact value, the source adds it in
-        float32, so the two agree wherever float32 does not round (see the module doc)."""
+        bias) is taken exactly (or, when that needs more than 53 bits, rounded to float32's
+        precision of its largest value): qfx computes with that value, the source adds it in
+        float32 (see the module doc)."""
         key = node.name or node.output[0]
         if key in self.floats_said:
             return
         self.floats_said.add(key)
-        _log.warning("%s: the float %s (not quantized by a Quant) is imported exactly as %s; "
-                     "qfx computes with its exact value, the source model in float32",
-                     self.where(node), what, t.cpp())
+        how = (f"rounded (half to even) to {t.cpp()}, float32's precision of its largest "
+               "value, as holding it exactly needs more than "
+               f"{FLOAT64_EXACT_BITS} bits") if rounded else f"imported exactly as {t.cpp()}"
+        _log.warning("%s: the float %s (not quantized by a Quant) is %s; qfx computes with "
+                     "this value, the source model in float32", self.where(node), what, how)
 
     def add_node(self, onnx_node: onnx.NodeProto, op: str, inputs: list[_Value],
                  out_type: FixedType, out_shape: tuple[int, ...],

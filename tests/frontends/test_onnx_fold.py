@@ -126,3 +126,22 @@ def test_picking_an_unknown_output_names_the_available_ones():
     with pytest.raises(OnnxImportError, match="'q' is not a computed graph output; "
                                               "available: r$"):
         import_onnx_model(model, outputs=["q"], check=0)
+
+
+def test_a_float_bias_too_wide_to_hold_exactly_is_rounded_and_said(caplog):
+    import logging
+
+    inits = dict(_CONSTS, w=np.full((3, 2), 0.5, dtype=np.float32),
+                 bias=np.array([0.75, 2.0**-60 * 3], dtype=np.float32))
+    nodes = [_quant("x", "xq", "s6", "b8"),
+             _quant("w", "wq", "s6", "b8"),
+             helper.make_node("Gemm", ["xq", "wq", "bias"], ["out"], name="fc")]
+    with caplog.at_level(logging.WARNING, logger="qfx.frontends.onnx"):
+        graph = import_onnx_model(_model(nodes, inits, [2, 3], {"out": [2, 2]}), check=16)
+    (msg,) = [r.getMessage() for r in caplog.records if "float bias" in r.getMessage()]
+    assert msg.startswith("node 'fc' (Gemm): the float bias (not quantized by a Quant) is "
+                          "rounded (half to even) to ap_ufixed<24,0>")
+    dense = graph.nodes[-1]
+    assert dense.params["bias"].tolist() == [3 * 2**22, 0]  # 0.75 on 2**-24; 3 * 2**-60 -> 0
+    # float32 loses the tiny bias in the sum too: qfx == qonnx
+    assert graph.meta["source_check"] == "qfx == qonnx on 16 random samples"
