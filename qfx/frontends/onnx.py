@@ -164,6 +164,11 @@ def _exact_fixed(values: np.ndarray, where: str) -> tuple[np.ndarray, FixedType]
     return raw, t
 
 
+#: the constants that are added (``_Importer.fixed``'s ``what``): a float one too wide to hold
+#: exactly is rounded to float32's precision instead of refused
+_ADDITIVE = ("bias", "addend", "operand")
+
+
 def _float32_grid(values: np.ndarray) -> tuple[np.ndarray, FixedType]:
     """A float constant too wide to hold exactly, rounded (half to even) onto the grid of
     float32's 24 significant bits of its largest magnitude: the declared format then has at
@@ -282,10 +287,12 @@ class _Importer:
             values = self.consts[name]
             try:
                 raw, t = _exact_fixed(values, f"{self.where(node)} {what}")
-            except OnnxImportError:
-                if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
+            except OnnxImportError:  # too wide to hold exactly: an additive constant (a float
+                # bias or shift) gets float32's precision; a factor or weight is refused
+                if what not in _ADDITIVE or \
+                        not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
                     raise
-                raw, t = _float32_grid(values)  # too wide to hold exactly: float32's precision
+                raw, t = _float32_grid(values)
                 self.say_float(node, what, t, rounded=True)
                 return raw, t
             self.say_float(node, what, t)
