@@ -1421,6 +1421,25 @@ def _run_source(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
 
         def run(f: dict[str, np.ndarray]) -> list[np.ndarray]:
             return [np.asarray(v) for v in sess.run(names, f)]
+    if step < n:  # first try all samples at once with the batch dimension set to n
+        whole = onnx.ModelProto.FromString(model.SerializeToString())
+        g = whole.graph
+        del g.value_info[:]  # inferred again for the new batch size
+        for vi in [*g.input, *g.output]:
+            dims = vi.type.tensor_type.shape.dim
+            if vi.name in feeds or vi.name in names:
+                dims[0].dim_value = n
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(4)  # a failure here is expected and handled
+        try:
+            outs = _run_source(whole, feeds, names)
+        except Exception:  # e.g. a Reshape to a fixed batch: run batch by batch instead
+            outs = []
+        finally:
+            ort.set_default_logger_severity(2)  # onnxruntime's default (warnings)
+        if len(outs) == len(names) and all(o.shape[:1] == (n,) for o in outs):
+            return outs
     chunks: list[list[np.ndarray]] = []
     for start in range(0, n, step):
         part = {k: v[start:start + step] for k, v in feeds.items()}
