@@ -24,8 +24,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         >>> parser = argparse.ArgumentParser(prog="qfx")
         >>> _ = register(parser.add_subparsers(dest="command"))
         >>> args = parser.parse_args(["import", "m.onnx", "-o", "m.qfx.npz"])
-        >>> args.func is run_import_command, args.model, args.output, args.force
-        (True, 'm.onnx', 'm.qfx.npz', False)
+        >>> args.func is run_import_command, args.model, args.output, args.force, args.check
+        (True, 'm.onnx', 'm.qfx.npz', False, 8)
     """
     p = subparsers.add_parser(
         "import", help="import a QONNX/ONNX model as a frozen qfx model (.qfx.npz)",
@@ -36,6 +36,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.qfx.npz",
                    help="frozen model to write (default: MODEL with .qfx.npz)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--graph-output", metavar="NAME", action="append", dest="graph_outputs",
+                   help="import only this graph output (ONNX tensor name; repeatable); default: "
+                        "every computed output (constant outputs, e.g. a QuantTensor's scale, "
+                        "are dropped)")
+    p.add_argument("--check", metavar="N", type=int, default=8,
+                   help="random samples run through the imported graph and the source model "
+                        "(qonnx / onnxruntime) to report whether they agree (0: no check; "
+                        "default 8)")
     p.set_defaults(func=run_import_command)
     return p
 
@@ -58,8 +66,12 @@ def run_import_command(args: argparse.Namespace) -> int:
     model = Path(args.model)
     out = Path(args.output) if args.output else _default_output(model)
     check_replaceable_file(out, force=args.force)  # only a frozen model qfx wrote
-    graph = import_onnx(model)
+    if args.check < 0:
+        raise ValueError(f"--check must be >= 0, got {args.check}")
+    graph = import_onnx(model, outputs=args.graph_outputs, check=args.check)
     written = save_graph(graph, out)
     print(graph.summary())
+    if "source_check" in graph.meta:
+        print(graph.meta["source_check"])
     print(f"frozen model written to {written}")
     return 0

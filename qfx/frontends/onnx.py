@@ -28,6 +28,31 @@ becomes a ``multithreshold``; a float ``BatchNormalization`` [-> ``Relu``] read 
 ``BipolarQuant`` (scale 1) a ``threshold``, with integer thresholds searched on onnxruntime's
 float32 execution of the source's own BatchNormalization node and checked on every input code.
 
+Shape ops (``Reshape``, ``Transpose``, ``Unsqueeze``, ``Squeeze``, ``Flatten``, ``Identity``)
+whose data input is a constant or a quantized constant are evaluated before any rule sees
+them (Brevitas' quantized BatchNorm reshapes its quantized scale; TorchScript exports of
+bias-free linear layers transpose the quantized weight). ``GlobalAveragePool`` and
+``ReduceMean`` over H and W are one average pool over the plane (exact when H*W is a power of
+two), ``GlobalMaxPool`` and ``ReduceMax`` over H and W one max pool; QONNX ``Trunc``
+(Brevitas' TruncAvgPool2d) is the saturating cast it computes. Graph outputs that are
+constants (a Brevitas QuantTensor's scale, zero point and bit width in TorchScript exports)
+are dropped; ``outputs=`` picks outputs by name. A graph input read by several ``Quant``
+nodes arrives on the finest of their grids and each reader is its own cast from there.
+
+Float constants that no ``Quant`` quantizes (Brevitas' default float biases, BatchNorm
+shifts) are taken exactly, as the smallest fixed-point format holding their float32 values
+(when that needs more than 53 bits, rounded half to even onto float32's 24-bit precision of
+the largest value, a declared format of at most 26 bits); this is said once per node (a log
+warning, naming the format).
+What is compared: qfx computes with the exact values, i.e. what the source model computes in
+exact arithmetic (== Brevitas run in float64, tested); the source itself adds them in
+float32, which rounds to 24 significant bits, so the two agree after the next ``Quant`` unless
+that rounding moves a value across one of its rounding boundaries, and an unquantized output
+differs by a few float32 ulps (the check reports them). The import-time check
+(``check`` samples through qonnx's executor, or onnxruntime for standard ONNX, against the
+imported graph, ``==``) reports the first output that differs, with counts and the largest
+difference, in ``graph.meta["source_check"]`` and the log.
+
 Refused, with the node name and the reason: non-power-of-two or non-constant scales,
 non-zero zero points, per-channel activation scales, non-integer bit widths, CEIL/UP rounding
 where it would round, unsigned narrow ranges, 1-bit signed (bipolar) Quant on tensors (write
@@ -39,8 +64,10 @@ qfx equivalent.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +84,10 @@ from qfx.ir.ops import spec
 from qfx.ir.ops.pooling import AvgPool2d
 from qfx.ir.verify import verify
 
-__all__ = ["IMPORTERS", "OnnxImportError", "import_onnx", "import_onnx_model"]
+__all__ = ["IMPORTERS", "OnnxImportError", "SourceCheck", "check_against_source", "import_onnx",
+           "import_onnx_model"]
+
+_log = logging.getLogger(__name__)
 
 
 class OnnxImportError(ValueError):
@@ -65,8 +95,8 @@ class OnnxImportError(ValueError):
 
 
 _QUANT_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general")
-#: the QONNX/FINN custom ops the importer reads (only in those domains)
-_CUSTOM_OPS = ("Quant", "BipolarQuant", "MultiThreshold")
+#: the operators read from the QONNX domains (every other op must be a standard ONNX one)
+_QUANT_OPS = ("Quant", "BipolarQuant", "Trunc", "MultiThreshold")
 _MODE_TO_AP = {"ROUND": "RND_CONV", "HALF_EVEN": "RND_CONV", "FLOOR": "TRN", "DOWN": "TRN_ZERO",
                "HALF_UP": "RND_INF", "HALF_DOWN": "RND_ZERO"}
 # (first Quant's mode, second Quant's mode) of the two-Quant tie patterns
@@ -141,6 +171,22 @@ def _exact_fixed(values: np.ndarray, where: str) -> tuple[np.ndarray, FixedType]
     return raw, t
 
 
+#: the constants that are added (``_Importer.fixed``'s ``what``): a float one too wide to hold
+#: exactly is rounded to float32's precision instead of refused
+_ADDITIVE = ("bias", "addend", "operand")
+
+
+def _float32_grid(values: np.ndarray) -> tuple[np.ndarray, FixedType]:
+    """A float constant too wide to hold exactly, rounded (half to even) onto the grid of
+    float32's 24 significant bits of its largest magnitude: the declared format then has at
+    most 26 bits, and no value moves by more than half a float32 step of the largest."""
+    v = np.asarray(values, dtype=np.float64)
+    top = float(np.abs(v).max())
+    frac = 24 - math.frexp(top)[1] if top else 0
+    raw = np.round(np.ldexp(v, frac)).astype(np.int64)
+    return raw, FixedType.for_raw_range(int(min(raw.min(), 0)), int(max(raw.max(), 0)), frac)
+
+
 def _align(raws: list[tuple[np.ndarray, FixedType]]) -> tuple[list[np.ndarray], int]:
     """Put several fixed-point constants on their finest common grid."""
     frac = max(t.frac_bits for _, t in raws)
@@ -158,8 +204,10 @@ def _pair_from(values: Any, default: int, n: int = 2) -> list[int]:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, source: str) -> None:
+    def __init__(self, model: onnx.ModelProto, source: str,
+                 outputs: Sequence[str] | None = None) -> None:
         self.model, self.source = model, source
+        self.picked = None if outputs is None else list(outputs)
         g = model.graph
         self.consts: dict[str, np.ndarray] = {}
         for t in g.initializer:
@@ -181,6 +229,9 @@ class _Importer:
         self.node_index = {id(n): i for i, n in enumerate(g.node)}
         #: constants made by a BipolarQuant with unit scale (+-1 weights of binary layers)
         self.bipolar: set[str] = set()
+        #: graph input edge -> the cast nodes reading it (input_formats gives it its format)
+        self.readers: dict[str, list[Node]] = {}
+        self.floats_said: set[str] = set()  # nodes whose float constants were announced
         #: Pad(-1) outputs awaiting their binary Conv: tensor -> (input, [ph, pw], Pad node)
         self.pads: dict[str, tuple[_Value, list[int], onnx.NodeProto]] = {}
 
@@ -240,8 +291,36 @@ class _Importer:
         if name in self.qconsts:
             return self.qconsts[name]
         if name in self.consts:
-            return _exact_fixed(self.consts[name], f"{self.where(node)} {what}")
+            values = self.consts[name]
+            try:
+                raw, t = _exact_fixed(values, f"{self.where(node)} {what}")
+            except OnnxImportError:  # too wide to hold exactly: an additive constant (a float
+                # bias or shift) gets float32's precision; a factor or weight is refused
+                if what not in _ADDITIVE or \
+                        not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
+                    raise
+                raw, t = _float32_grid(values)
+                self.say_float(node, what, t, rounded=True)
+                return raw, t
+            self.say_float(node, what, t)
+            return raw, t
         raise OnnxImportError(f"{self.where(node)}: the {what} ({name!r}) must be a constant")
+
+    def say_float(self, node: onnx.NodeProto, what: str, t: FixedType, *,
+                  rounded: bool = False) -> None:
+        """Say once per node that an unquantized float constant (e.g. Brevitas' default float
+        bias) is taken exactly (or, when that needs more than 53 bits, rounded to float32's
+        precision of its largest value): qfx computes with that value, the source adds it in
+        float32 (see the module doc)."""
+        key = node.name or node.output[0]
+        if key in self.floats_said:
+            return
+        self.floats_said.add(key)
+        how = (f"rounded (half to even) to {t.cpp()}, float32's precision of its largest "
+               "value, as holding it exactly needs more than "
+               f"{FLOAT64_EXACT_BITS} bits") if rounded else f"imported exactly as {t.cpp()}"
+        _log.warning("%s: the float %s (not quantized by a Quant) is %s; qfx computes with "
+                     "this value, the source model in float32", self.where(node), what, how)
 
     def add_node(self, onnx_node: onnx.NodeProto, op: str, inputs: list[_Value],
                  out_type: FixedType, out_shape: tuple[int, ...],
@@ -414,7 +493,7 @@ class _Importer:
             return None
         return self.cast_type(q2, src, p2, rounding=mode)
 
-    def cast(self, x: _Value, t: FixedType, node: onnx.NodeProto, out_tensor: str) -> None:
+    def cast(self, x: _Value, t: FixedType, node: onnx.NodeProto, out_tensor: str) -> _Value:
         """Apply the cast to ``t``: fold it into x's producer when possible, else a cast node."""
         producer = x.pending
         if producer is not None and self.single_consumer(node.input[0]) is node:
@@ -425,12 +504,101 @@ class _Importer:
             self.build.names.discard(old)
             producer.output = producer.name = new
             self.values[out_tensor] = _Value(new, None)
-            return
-        if x.edge in self.inputs:
-            self.edges[x.edge] = Edge(x.edge, self.edges[x.edge].shape, t)
+            return self.values[out_tensor]
+        if x.edge in self.inputs:  # the input's own format is decided once all readers are
+            self.readers.setdefault(x.edge, [])  # known (input_formats)
         fake = onnx.helper.make_node("Quant", [node.input[0]], [out_tensor],
                                      name=node.name or out_tensor)
-        self.add_node(fake, "input", [x], t, self.shape(x), pending=False)
+        v = self.add_node(fake, "input", [x], t, self.shape(x), pending=False)
+        if x.edge in self.inputs:
+            self.readers[x.edge].append(self.nodes[-1])
+        return v
+
+    def input_formats(self) -> None:
+        """Give every graph input its format from the casts that read it. One format: the
+        input arrives in it (the cast is then the identity). Several different ones (e.g. two
+        Brevitas quantizers on one input): the input arrives on the finest grid among them,
+        covering every range, with the finest reader's rounding; one explicit cast node takes
+        it there from the raw value (as the testbench and the driver do), and every reader
+        casts from that node, so the executor, the HLS design and C-sim compute the same.
+        The finest reader is then its source quantizer exactly; a coarser one equals its
+        source quantizer on inputs on that grid (a raw value off it is rounded twice)."""
+        for edge in self.inputs:
+            readers = self.readers.get(edge, [])
+            if not readers:
+                raise OnnxImportError(f"graph input {edge!r} is not quantized by a Quant node; "
+                                      "qfx needs every input's fixed-point format")
+            types = [self.edges[n.output].type for n in readers]
+            shape = self.edges[edge].shape
+            if all(t == types[0] for t in types):
+                self.edges[edge] = Edge(edge, shape, types[0])
+                continue
+            fine = max(types, key=lambda t: t.frac_bits)
+            frac = fine.frac_bits
+            lo = min(t.raw_min << (frac - t.frac_bits) for t in types)
+            hi = max(t.raw_max << (frac - t.frac_bits) for t in types)
+            t_in = FixedType.for_raw_range(lo, hi, frac).replace(rounding=fine.rounding,
+                                                                  overflow="SAT")
+            self.edges[edge] = Edge(edge, shape, t_in)
+            name = self.fresh(f"{edge}_in")
+            self.edges[name] = Edge(name, shape, t_in)
+            node = Node(name, "input", [edge], name, {}, {},
+                        f"onnx graph input {edge} (read by {len(readers)} Quant nodes)")
+            for n in readers:
+                n.inputs = [name]
+            self.nodes.insert(0, node)
+
+    # ------------------------------------------------------------------ constant folding
+    def is_const(self, tensor: str) -> bool:
+        return tensor in self.consts or tensor in self.qconsts
+
+    def fold_constant(self, node: onnx.NodeProto) -> bool:
+        """Evaluate a shape op (``_FOLD``) whose data input is a constant or a quantized
+        constant, before any node rule sees it: the result is again a (quantized) constant,
+        raw integers and format unchanged (shape ops move values, never change them). False
+        when the node is not such an op (its rule then runs)."""
+        fold = _FOLD.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        if fold is None or not node.input or not self.is_const(node.input[0]) or \
+                any(i and not self.is_const(i) for i in node.input[1:]):
+            return False
+        src, out = node.input[0], node.output[0]
+        arr = self.qconsts[src][0] if src in self.qconsts else self.consts[src]
+        try:
+            folded = np.asarray(fold(self, node, np.asarray(arr)))
+        except (ValueError, IndexError, TypeError) as err:
+            raise OnnxImportError(f"{self.where(node)}: cannot apply it to the constant "
+                                  f"{src!r} of shape {np.shape(arr)}: {err}") from None
+        if src in self.qconsts:
+            self.qconsts[out] = (folded, self.qconsts[src][1])
+        else:
+            self.consts[out] = folded
+        if src in self.bipolar:
+            self.bipolar.add(out)
+        return True
+
+    # ------------------------------------------------------------------ outputs
+    def output_names(self) -> list[str]:
+        """The graph outputs to import: the ones the user picked (``outputs``), else every
+        computed one. Outputs that are constants (the scale, zero point and bit width a
+        TorchScript export of a Brevitas QuantTensor adds) are dropped."""
+        names = [o.name for o in self.model.graph.output]
+        computed = [o for o in names if o in self.values]
+        if self.picked is None:
+            for o in names:
+                if o not in self.values and not self.is_const(o):
+                    raise OnnxImportError(f"graph output {o!r} is not a computed tensor")
+            if not computed:
+                raise OnnxImportError(f"{self.source}: no graph output is a computed tensor "
+                                      f"(outputs: {', '.join(names)})")
+            return computed
+        for o in self.picked:
+            if o not in computed:
+                raise OnnxImportError(f"{self.source}: {o!r} is not a computed graph output; "
+                                      f"available: {', '.join(computed) or 'none'}")
+        if not self.picked:
+            raise OnnxImportError(f"{self.source}: pick at least one output; available: "
+                                  f"{', '.join(computed)}")
+        return list(self.picked)
 
     # ------------------------------------------------------------------ run
     def run(self) -> Graph:
@@ -457,12 +625,11 @@ class _Importer:
             raise OnnxImportError("the model has no (non-initializer) graph input")
         nodes = list(g.node)
         for idx, node in enumerate(nodes):
-            if idx in self.skip:
+            if idx in self.skip or self.fold_constant(node):
                 continue
             handler = IMPORTERS.get(node.op_type)
-            if node.domain not in ("", "ai.onnx") and node.op_type not in _CUSTOM_OPS:
-                handler = None
-            if node.op_type in _CUSTOM_OPS and node.domain not in _QUANT_DOMAINS:
+            if node.domain not in (_QUANT_DOMAINS if node.op_type in _QUANT_OPS else
+                                   ("", "ai.onnx")):
                 handler = None
             if handler is None:
                 raise OnnxImportError(
@@ -470,15 +637,8 @@ class _Importer:
                     f"{node.op_type} has no exact qfx equivalent (supported: "
                     f"{', '.join(sorted(IMPORTERS))})")
             handler(self, node, idx)
-        outputs = []
-        for o in g.output:
-            if o.name not in self.values:
-                raise OnnxImportError(f"graph output {o.name!r} is not a computed tensor")
-            outputs.append(self.values[o.name].edge)
-        for e in self.inputs:
-            if self.edges[e].type.width == MAX_WIDTH:
-                raise OnnxImportError(f"graph input {e!r} is not quantized by a Quant node; qfx "
-                                      "needs every input's fixed-point format")
+        outputs = [self.values[o].edge for o in self.output_names()]
+        self.input_formats()
         graph = Graph(inputs=list(self.inputs), outputs=outputs,
                       meta={"model": sanitize_identifier(g.name or "onnx_model"),
                             "source": self.source})
@@ -1028,16 +1188,20 @@ def _avgpool(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     x = imp.dyn(node)
     if len(imp.shape(x)) != 3:
         raise OnnxImportError(f"{where}: only 2-D pooling on (batch, C, H, W) is supported")
+    a = _attrs(node)
+    if any(_pair_from(a.get("pads"), 0, 4)) or a.get("ceil_mode", 0):
+        raise OnnxImportError(f"{where}: AveragePool with padding or ceil_mode is not "
+                              "supported (qfx averages whole windows)")
+    k = [int(v) for v in a["kernel_shape"]]
+    s = _pair_from(a.get("strides"), 1)
+    _avgpool_node(imp, node, x, k, s)
+
+
+def _avgpool_node(imp: _Importer, node: onnx.NodeProto, x: _Value, k: list[int],
+                  s: list[int]) -> _Value:
+    """An IR avgpool2d of x (window area a power of two: the division is exact)."""
+    where = imp.where(node)
     c, h, w = imp.shape(x)
-    if node.op_type == "GlobalAveragePool":
-        k, s = [h, w], [h, w]
-    else:
-        a = _attrs(node)
-        if any(_pair_from(a.get("pads"), 0, 4)) or a.get("ceil_mode", 0):
-            raise OnnxImportError(f"{where}: AveragePool with padding or ceil_mode is not "
-                                  "supported (qfx averages whole windows)")
-        k = [int(v) for v in a["kernel_shape"]]
-        s = _pair_from(a.get("strides"), 1)
     area = k[0] * k[1]
     if area & (area - 1):
         raise OnnxImportError(f"{where}: the window area {area} is not a power of two, so "
@@ -1050,7 +1214,7 @@ def _avgpool(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     attrs = {"kernel": k, "stride": s, "sum_type": attrs["sum_type"], "acc_type": acc,
              "shift": shift}  # the file format keeps this attribute order
     oh, ow = (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1
-    imp.add_node(node, "avgpool2d", [x], acc, (c, oh, ow), attrs)
+    return imp.add_node(node, "avgpool2d", [x], acc, (c, oh, ow), attrs)
 
 
 def _flatten(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
@@ -1178,14 +1342,130 @@ def _general_pad(imp: _Importer, node: onnx.NodeProto, x: _Value, mode: str, val
     return True
 
 
+# ---------------------------------------------------------------------- global pooling, Trunc
+def _global_pool(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """GlobalAveragePool / GlobalMaxPool, and ReduceMean / ReduceMax over H and W of a
+    (batch, C, H, W) tensor: one pooling window over the whole plane (then a flatten when
+    keepdims=0). The mean's division by H*W is exact only when H*W is a power of two."""
+    where = imp.where(node)
+    x = imp.dyn(node)
+    shape = imp.shape(x)
+    keep = True
+    if node.op_type.startswith("Reduce"):
+        a = _attrs(node)
+        axes = _axes(imp, node)
+        keep = bool(a.get("keepdims", 1))
+        if len(shape) != 3 or axes is None or sorted(ax % 4 for ax in axes) != [2, 3]:
+            raise OnnxImportError(f"{where}: only a reduction over H and W of a (batch, C, H, "
+                                  f"W) tensor is supported (axes {axes} of rank "
+                                  f"{len(shape) + 1})")
+    elif len(shape) != 3:
+        raise OnnxImportError(f"{where}: only 2-D pooling on (batch, C, H, W) is supported")
+    c, h, w = shape
+    if node.op_type in ("GlobalMaxPool", "ReduceMax"):
+        v = imp.add_node(node, "maxpool2d", [x], imp.type(x), (c, 1, 1),
+                         {"kernel": [h, w], "stride": [h, w], "padding": [0, 0],
+                          "dilation": [1, 1], "ceil_mode": False}, pending=False)
+    else:
+        v = _avgpool_node(imp, node, x, [h, w], [h, w])
+    if not keep:
+        imp.add_node(node, "flatten", [v], imp.type(v), (c,), pending=False)
+
+
+def _trunc(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """QONNX Trunc (v2: x, scale, zero_point, input_bit_width, output_scale,
+    output_bit_width), exactly as qonnx executes it: ``y = round_half_even(x / scale)``,
+    then ``y / (output_scale / scale)`` clamped to the output bit width and rounded with
+    ``rounding_mode``, times ``output_scale``. Clamping before or after rounding to an integer
+    is the same (rounding is monotone and keeps integers), so the second step is one
+    saturating ap_fixed cast; the first is a round-to-even cast onto the scale's grid, needed
+    only when x has finer bits than that grid."""
+    where = imp.where(node)
+    if len(node.input) != 6:
+        raise OnnxImportError(f"{where}: Trunc takes (x, scale, zero_point, input_bit_width, "
+                              "output_scale, output_bit_width) (QONNX Trunc v2)")
+    x = imp.dyn(node)
+    try:
+        scale, zp, _, out_scale, out_bits = (imp.const(node, i) for i in range(1, 6))
+    except OnnxImportError as err:
+        raise OnnxImportError(f"{err} (Trunc's scales, zero point and bit widths must be "
+                              "constants)") from None
+    if np.any(np.asarray(zp) != 0):
+        raise OnnxImportError(f"{where}: zero point {np.asarray(zp).ravel()[:4]} is not 0")
+    e_in, e_out = (_pow2_exponent(v, where) for v in (scale, out_scale))
+    bits = np.asarray(out_bits, dtype=np.float64).ravel()
+    if e_in.size != 1 or e_out.size != 1 or bits.size != 1 or bits[0] != int(bits[0]) or \
+            not 1 <= bits[0] <= FLOAT64_EXACT_BITS:
+        raise OnnxImportError(f"{where}: needs one scale, one output scale and one integer "
+                              f"output bit width (1..{FLOAT64_EXACT_BITS})")
+    a = _attrs(node)
+    mode = a.get("rounding_mode", b"FLOOR")
+    mode = (mode.decode() if isinstance(mode, bytes) else str(mode)).upper()
+    x_t, grid = imp.type(x), -int(e_in.ravel()[0])
+    if x_t.frac_bits > grid:  # round(x / scale): half to even onto the scale's grid
+        k = x_t.frac_bits - grid
+        t1 = FixedType.for_raw_range(x_t.raw_min >> k, -((-x_t.raw_max) >> k), grid)
+        x = imp.cast(x, t1.replace(rounding="RND_CONV"), node, node.output[0] + "_grid")
+    params = (e_out, int(bits[0]), bool(a.get("signed", 1)), bool(a.get("narrow", 0)), mode)
+    t = imp.cast_type(node, imp.type(x), params)
+    imp.cast(x, t, node, node.output[0])
+
+
+# ---------------------------------------------------------------------- constant folding
+def _axes(imp: _Importer, node: onnx.NodeProto) -> list[int] | None:
+    """The ``axes`` of Unsqueeze/Squeeze/Reduce*: an attribute (old opsets) or input 1."""
+    axes = _attrs(node).get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = imp.const(node, 1)
+    return None if axes is None else [int(a) for a in np.asarray(axes).ravel()]
+
+
+def _fold_reshape(imp: _Importer, node: onnx.NodeProto, arr: np.ndarray) -> np.ndarray:
+    target = [int(v) for v in np.asarray(imp.const(node, 1)).ravel()]
+    if not _attrs(node).get("allowzero", 0):
+        target = [arr.shape[i] if v == 0 else v for i, v in enumerate(target)]
+    return arr.reshape(target)
+
+
+def _fold_transpose(imp: _Importer, node: onnx.NodeProto, arr: np.ndarray) -> np.ndarray:
+    perm = _attrs(node).get("perm")
+    return np.transpose(arr, None if perm is None else [int(p) for p in perm])
+
+
+def _fold_unsqueeze(imp: _Importer, node: onnx.NodeProto, arr: np.ndarray) -> np.ndarray:
+    axes = _axes(imp, node) or []
+    rank = arr.ndim + len(axes)
+    for a in sorted(a % rank for a in axes):
+        arr = np.expand_dims(arr, a)
+    return arr
+
+
+def _fold_squeeze(imp: _Importer, node: onnx.NodeProto, arr: np.ndarray) -> np.ndarray:
+    axes = _axes(imp, node)
+    return np.squeeze(arr, None if axes is None else tuple(a % arr.ndim for a in axes))
+
+
+def _fold_flatten(imp: _Importer, node: onnx.NodeProto, arr: np.ndarray) -> np.ndarray:
+    axis = int(_attrs(node).get("axis", 1))
+    axis = axis + arr.ndim if axis < 0 else axis
+    return arr.reshape(math.prod(arr.shape[:axis]), -1)
+
+
+#: shape ops evaluated on constants and quantized constants (``_Importer.fold_constant``)
+_FOLD = {"Reshape": _fold_reshape, "Transpose": _fold_transpose, "Unsqueeze": _fold_unsqueeze,
+         "Squeeze": _fold_squeeze, "Flatten": _fold_flatten,
+         "Identity": lambda imp, node, arr: arr}
+
+
 #: ONNX op type -> handler; add an entry to import a new operator.
 IMPORTERS = {
     "Quant": _quant, "BipolarQuant": _bipolar, "Constant": _constant, "Identity": _alias,
     "Dropout": _alias, "Gemm": _gemm, "MatMul": _gemm, "Conv": _conv, "Mul": _mul, "Div": _mul,
     "Add": _add, "Sub": _sub, "Pad": _pad, "Unsqueeze": _thermometer, "Relu": _relu,
     "Clip": _clip, "MaxPool": _maxpool, "AveragePool": _avgpool,
-    "GlobalAveragePool": _avgpool, "Flatten": _flatten, "Reshape": _flatten,
-    "Concat": _concat, "Resize": _resize,
+    "GlobalAveragePool": _global_pool, "Flatten": _flatten, "Reshape": _flatten,
+    "GlobalMaxPool": _global_pool, "ReduceMean": _global_pool, "ReduceMax": _global_pool,
+    "Trunc": _trunc, "Concat": _concat, "Resize": _resize,
 }
 
 
@@ -1347,7 +1627,145 @@ IMPORTERS.update({"MultiThreshold": _import_multithreshold,
                   "BatchNormalization": _import_float_batchnorm})
 
 
-def import_onnx_model(model: onnx.ModelProto, *, source: str = "<memory>") -> Graph:
+# ---------------------------------------------------------------------- the import-time check
+@dataclass(frozen=True)
+class SourceCheck:
+    """The imported graph run against its source model (qonnx's executor for QONNX,
+    onnxruntime for standard ONNX) on the same float32 inputs; outputs compared with ``==``
+    (qfx's exact values against the source's float32 values)."""
+
+    runtime: str
+    samples: int
+    equal: bool
+    output: str | None = None  #: the first output that differs
+    differing: int = 0  #: how many of its values differ
+    total: int = 0  #: how many values it has
+    max_diff: float = 0.0
+    #: the largest difference in float32 steps (ulps) of the source's value: a few where only
+    #: the source's float32 rounding differs (float biases), many where qfx computes otherwise
+    max_ulps: float = 0.0
+
+    def line(self) -> str:
+        """One line for the user, e.g. ``qfx == qonnx on 8 random samples``."""
+        head = f"on {self.samples} random sample{'s' if self.samples != 1 else ''}"
+        if self.equal:
+            return f"qfx == {self.runtime} {head}"
+        return (f"qfx != {self.runtime} {head}: output {self.output!r} differs in "
+                f"{self.differing} of {self.total} values (max |diff| {self.max_diff:.6g}, "
+                f"{self.max_ulps:.3g} float32 ulps)")
+
+
+def _is_qonnx(model: onnx.ModelProto) -> bool:
+    return any(n.domain in _QUANT_DOMAINS for n in model.graph.node)
+
+
+def _run_source(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+                names: list[str]) -> list[np.ndarray]:
+    """The source model's outputs ``names`` on ``feeds`` (float32), run in batches of the
+    model's declared batch size where it has one."""
+    batch = {}
+    for vi in model.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name in feeds and dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            batch[vi.name] = int(dims[0].dim_value)
+    n = len(next(iter(feeds.values())))
+    step = min(batch.values()) if batch else n
+    if _is_qonnx(model):
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.core.onnx_exec import execute_onnx
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        wrapped = ModelWrapper(onnx.ModelProto.FromString(model.SerializeToString()))
+        wrapped = wrapped.transform(InferShapes())
+
+        def run(f: dict[str, np.ndarray]) -> list[np.ndarray]:
+            out = execute_onnx(wrapped, f)
+            return [np.asarray(out[k]) for k in names]
+    else:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(model.SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+
+        def run(f: dict[str, np.ndarray]) -> list[np.ndarray]:
+            return [np.asarray(v) for v in sess.run(names, f)]
+    if step < n:  # first try all samples at once with the batch dimension set to n
+        whole = onnx.ModelProto.FromString(model.SerializeToString())
+        g = whole.graph
+        del g.value_info[:]  # inferred again for the new batch size
+        for vi in [*g.input, *g.output]:
+            dims = vi.type.tensor_type.shape.dim
+            if vi.name in feeds or vi.name in names:
+                dims[0].dim_value = n
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(4)  # a failure here is expected and handled
+        try:
+            outs = _run_source(whole, feeds, names)
+        except Exception:  # e.g. a Reshape to a fixed batch: run batch by batch instead
+            outs = []
+        finally:
+            ort.set_default_logger_severity(2)  # onnxruntime's default (warnings)
+        if len(outs) == len(names) and all(o.shape[:1] == (n,) for o in outs):
+            return outs
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, n, step):
+        part = {k: v[start:start + step] for k, v in feeds.items()}
+        got = len(next(iter(part.values())))
+        if got < step:  # pad the last batch to the declared size
+            part = {k: np.concatenate([v, np.repeat(v[-1:], step - got, axis=0)])
+                    for k, v in part.items()}
+        chunks.append([o[:got] for o in run(part)])
+    return [np.concatenate([c[i] for c in chunks]) for i in range(len(names))]
+
+
+def check_against_source(graph: Graph, model: onnx.ModelProto, output_names: Sequence[str],
+                         *, samples: int = 8, seed: int = 0) -> SourceCheck:
+    """Run ``graph`` (imported from ``model``) and ``model`` on the same random float32
+    inputs (spread over 1.25 times each input format's range, so that rounding and saturation
+    act) and compare the outputs ``output_names`` (the ONNX names of ``graph.outputs``).
+
+    Example:
+        >>> import os, tempfile, qfx
+        >>> from qfx.ir.graph import Edge, Graph, Node
+        >>> from qfx.backends.onnx import export_qonnx
+        >>> g = Graph(inputs=["x"], outputs=["q"])
+        >>> g.add_edge(Edge("x", (2,), qfx.FixedType(8, 3)))
+        >>> g.add_edge(Edge("q", (2,), qfx.FixedType(8, 3, rounding="RND", overflow="SAT")))
+        >>> g.add_node(Node("q", "input", ["x"], "q"))
+        >>> m = onnx.load(export_qonnx(g, os.path.join(tempfile.mkdtemp(), "m.onnx")))
+        >>> back = import_onnx_model(m, check=0)
+        >>> check_against_source(back, m, [m.graph.output[0].name]).line()
+        'qfx == qonnx on 8 random samples'
+    """
+    from qfx.ir.executor import run_graph
+
+    rng = np.random.default_rng(seed)
+    onnx_inputs = [vi.name for vi in model.graph.input
+                   if vi.name not in {t.name for t in model.graph.initializer}]
+    feeds, xs = {}, []
+    for name, edge in zip(onnx_inputs, graph.inputs, strict=True):
+        t = graph.edges[edge].type
+        lo, hi = float(t.min) * 1.25, float(t.max) * 1.25
+        x = rng.uniform(lo, hi, (samples, *graph.edges[edge].shape)).astype(np.float32)
+        feeds[name] = x
+        xs.append(x.astype(np.float64))
+    ref = _run_source(model, feeds, list(output_names))
+    got = run_graph(graph, xs).outputs
+    runtime = "qonnx" if _is_qonnx(model) else "onnxruntime"
+    for name, r, q in zip(output_names, ref, got, strict=True):
+        r = np.asarray(r, dtype=np.float64).reshape(q.shape)
+        bad = r != q
+        if bad.any():
+            diff = np.abs(r - q)
+            ulp = np.spacing(np.abs(r).astype(np.float32)).astype(np.float64)
+            return SourceCheck(runtime, samples, False, name, int(bad.sum()), int(bad.size),
+                               float(diff.max()), float((diff / ulp).max()))
+    return SourceCheck(runtime, samples, True)
+
+
+def import_onnx_model(model: onnx.ModelProto, *, source: str = "<memory>",
+                      outputs: Sequence[str] | None = None, check: int = 8) -> Graph:
     """Import an in-memory (Q)ONNX model; see :func:`import_onnx`.
 
     Example:
@@ -1370,16 +1788,34 @@ def import_onnx_model(model: onnx.ModelProto, *, source: str = "<memory>") -> Gr
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as err:
         raise OnnxImportError(f"{source}: invalid ONNX model: {str(err).splitlines()[0]}") from None
-    return _Importer(model, source).run()
+    imp = _Importer(model, source, outputs)
+    graph = imp.run()
+    if check:
+        try:
+            result = check_against_source(graph, model, imp.output_names(),
+                                          samples=int(check)).line()
+        except Exception as err:  # the source runtime's own failure: the import stands
+            result = (f"not compared with the source model ({type(err).__name__}: "
+                      f"{str(err).splitlines()[0] if str(err) else ''})")
+        graph.meta["source_check"] = result
+        (_log.info if result.startswith("qfx ==") else _log.warning)("%s: %s", source, result)
+    return graph
 
 
-def import_onnx(path: str | os.PathLike[str]) -> Graph:
+def import_onnx(path: str | os.PathLike[str], *, outputs: Sequence[str] | None = None,
+                check: int = 8) -> Graph:
     """Read a QONNX model with power-of-two scales as a frozen qfx graph.
 
     Every ``Quant`` becomes an exact qfx cast, weights become integer parameters, and the
     accumulators are sized from the weights as :func:`qfx.freeze` does, so ``qfx.run_graph``,
     the HLS backend and C-sim work on it unchanged. Anything without an exact fixed-point
     meaning raises :class:`OnnxImportError` naming the node and the reason.
+
+    ``outputs`` picks graph outputs by their ONNX names (default: every computed output;
+    constant outputs, such as the scale, zero point and bit width of a Brevitas QuantTensor
+    in a TorchScript export, are dropped). ``check`` samples (0: none) are run through the
+    imported graph and the source model (:func:`check_against_source`); the verdict line is
+    logged and kept in ``graph.meta["source_check"]``.
 
     Example:
         >>> import os, tempfile, numpy as np, qfx
@@ -1401,4 +1837,4 @@ def import_onnx(path: str | os.PathLike[str]) -> Graph:
     except Exception as err:  # protobuf raises DecodeError and friends
         raise OnnxImportError(f"{path} is not a readable ONNX model: "
                               f"{type(err).__name__}: {err}") from None
-    return import_onnx_model(model, source=str(path))
+    return import_onnx_model(model, source=str(path), outputs=outputs, check=check)

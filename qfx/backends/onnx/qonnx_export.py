@@ -199,10 +199,20 @@ def _conv2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
 @_emits("batchnorm")
 def _batchnorm(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     a = node.attrs
-    rank = len(ctx.shape(node.inputs[0]))
-    shape = (-1,) + (1,) * (rank - 1)
-    scale = ctx.constant(node.params["scale"], a["scale_type"], f"{node.name}_scale", node, shape)
-    shift = ctx.constant(node.params["shift"], a["shift_type"], f"{node.name}_shift", node, shape)
+    x_shape = tuple(ctx.shape(node.inputs[0]))
+    # The constants have the tensor's full shape, batch axis included, (1, C, H, W): qonnx's
+    # channels-last conversion (hls4ml's ONNX route) then transposes them as they are (a
+    # lower rank gets an Unsqueeze, which hls4ml's converter refuses), and hls4ml's
+    # scale/shift layer takes a (H, W, C) constant (not a (1, 1, 1, C) one).
+    def full(raw: np.ndarray) -> np.ndarray:
+        per = np.asarray(raw).reshape((-1,) + (1,) * (len(x_shape) - 1))
+        return np.broadcast_to(per, x_shape)
+
+    shape = (1, *x_shape)
+    scale = ctx.constant(full(node.params["scale"]), a["scale_type"], f"{node.name}_scale",
+                         node, shape)
+    shift = ctx.constant(full(node.params["shift"]), a["shift_type"], f"{node.name}_shift",
+                         node, shape)
     y = ctx.op("Mul", [ctx.x(node), scale], f"{node.name}__mul", _out_shape(ctx, node))
     return ctx.op("Add", [y, shift], f"{node.name}__acc", _out_shape(ctx, node)), a["acc_type"]
 
