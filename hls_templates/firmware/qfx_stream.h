@@ -176,6 +176,9 @@ QFX_STREAM_PIXELWISE(dense_khot)
 QFX_STREAM_PIXELWISE(binary_dense)
 QFX_STREAM_PIXELWISE(binary_dense_scale)
 QFX_STREAM_PIXELWISE(binary_dense_khot)
+QFX_STREAM_PIXELWISE(leaky_relu)   // ops-window
+QFX_STREAM_PIXELWISE(hardsigmoid)  // ops-window
+QFX_STREAM_PIXELWISE(hardswish)    // ops-window
 #undef QFX_STREAM_PIXELWISE
 
 /// Residual add, pixel by pixel (CFG: in0_t, in1_t, acc_t, out_t, n = px_in, n_pixels, px_out).

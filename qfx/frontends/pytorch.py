@@ -39,8 +39,9 @@ from qfx.fixed.khot import KHotQuantizer, digits_to_raw, khot_digits
 from qfx.fixed.quantizer import FixedQuantizer
 from qfx.ir.builder import GraphBuilder
 from qfx.ir.graph import Graph
+from qfx.ir.ops.activation import HardSigmoid
 from qfx.ir.ops.pooling import AvgPool2d
-from qfx.nn.activation import QHardTanh, QReLU
+from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, QReLU
 from qfx.nn.base import QLayer
 from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
 from qfx.nn.io import QFlatten, QInput
@@ -472,6 +473,25 @@ _MODULE_RULES: dict[type, Any] = {
     QFlatten: _Freezer._flatten, nn.Flatten: _Freezer._flatten,
     **{cls: _Freezer._passthrough for cls in _PASSTHROUGH},
 }
+
+
+# ---------------------------------------------------------------------- ops-window: exact
+# piecewise-linear activations (leaky_relu, hardsigmoid, hardswish)
+def _leaky_relu(self: _Freezer, n: fx.Node, m: QLeakyReLU, src: fx.Node) -> None:
+    self._emit(n, "leaky_relu", [src], m.output_quantizer.fixed_type, {"shift": int(m.shift)},
+               acc=True)
+
+
+def _hard_gate(self: _Freezer, n: fx.Node, m: QHardSigmoid | QHardSwish, src: fx.Node) -> None:
+    op = "hardswish" if isinstance(m, QHardSwish) else "hardsigmoid"
+    c_t = m.scale_type.storage()
+    attrs: dict[str, Any] = {"scale_raw": int(m.scale_raw), "scale_type": c_t}
+    attrs["gate_type"] = HardSigmoid.size_gate(self._type(src), c_t, int(m.scale_raw),
+                                               f"layer {n.target!r}")
+    self._emit(n, op, [src], m.output_quantizer.fixed_type, attrs, acc=True)
+
+
+_MODULE_RULES.update({QLeakyReLU: _leaky_relu, QHardSigmoid: _hard_gate, QHardSwish: _hard_gate})
 
 
 def freeze(model: nn.Module, example_input: torch.Tensor) -> Graph:

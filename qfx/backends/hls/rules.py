@@ -729,5 +729,47 @@ class _Thermometer(_ThresholdRule):
         return _Elementwise.stream_shape(self, graph, node, reuse)  # type: ignore[arg-type]
 
 
+# ====================================================================== ops-window
+# exact piecewise-linear activations
+@hls_rule("leaky_relu")
+class _LeakyReLU(_Compare):
+    """A comparison and a select; the shift is wiring (a reinterpretation)."""
+
+    def config(self, c: LayerConfig) -> None:
+        c.typ("acc_t", "acc")
+        c.ints += [("n", c.n), ("unroll", unroll(c.n, c.reuse))]
+
+
+@hls_rule("hardsigmoid", "hardswish")
+class _HardGate(_Elementwise):
+    """x * c (+ x * gate for hardswish): constant multipliers, then compare and select."""
+
+    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
+        return [("gate", node.attrs["gate_type"], "clamp(x * scale + 1/2, 0, 1), exact")]
+
+    def config(self, c: LayerConfig) -> None:
+        for m, k in (("scale_t", "scale"), ("gate_t", "gate"), ("acc_t", "acc")):
+            c.typ(m, k)
+        c.ints += [("n", c.n), ("scale_raw", int(c.node.attrs["scale_raw"])),
+                   ("unroll", unroll(c.n, c.reuse))]
+
+    def resources(self, r: LayerCost) -> None:
+        a = r.node.attrs
+        g_t = a["gate_type"]
+        per_lane = [(r.x_t, a["scale_type"])]
+        if r.node.op == "hardswish":
+            per_lane.append((r.x_t, g_t))
+        lanes = ceil_div(r.cost.additions, r.ii)  # one + 1/2 per element
+        for x_t, c_t in per_lane:
+            impl, dpm, lut_pm, mlat = mult_model(r.node, "scale", x_t, c_t, False, r.ports)
+            r.multipliers += lanes
+            r.dsp += lanes * dpm
+            r.lut += lanes * lut_pm
+            r.depth += mlat
+            r.impl, r.dpm = impl, dpm
+        r.lut += lanes * (g_t.width + 2 * 2 * g_t.width)  # the + 1/2 and the two clamps
+        r.weight_t = a["scale_type"].cpp()
+
+
 #: IR ops the HLS backend implements (those with a rule).
 SUPPORTED_OPS: tuple[str, ...] = tuple(RULES)
