@@ -20,7 +20,7 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from qfx.fixed.quantizer import FixedQuantizer, calibration
-from qfx.nn.activation import QHardTanh, QReLU
+from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, QReLU, pow2_shift
 from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 from qfx.nn.io import QFlatten, QInput
@@ -107,11 +107,63 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
         return QFlatten(m.start_dim, m.end_dim)
     if isinstance(m, (nn.Identity, nn.Dropout)):
         return None
+    twin = _convert_window_module(m, cfg, node, path)  # ops-window
+    if twin is not None:
+        return twin
     raise ValueError(
         f"cannot convert module {path!r} of type {type(m).__name__}: qfx converts Linear, "
         "Conv2d, BatchNorm1d/2d, ReLU, ReLU6, Hardtanh, MaxPool2d, AvgPool2d, "
         "AdaptiveAvgPool2d(1), Flatten, Identity, Dropout and residual adds"
     )
+
+
+# ---------------------------------------------------------------------- ops-window
+# piecewise-linear activations (modules and functions)
+def _convert_window_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str
+                           ) -> nn.Module | None:
+    """The qfx twin of the modules added by ops-window, None when ``m`` is none of them."""
+    if isinstance(m, nn.LeakyReLU):
+        return QLeakyReLU(_slope(m.negative_slope, path), config=cfg)
+    if isinstance(m, nn.Hardsigmoid):
+        return QHardSigmoid(config=cfg)
+    if isinstance(m, nn.Hardswish):
+        return QHardSwish(config=cfg)
+    return None
+
+
+def _slope(slope: float, where: str) -> float:
+    pow2_shift(slope, f"cannot convert LeakyReLU {where!r}")
+    return slope
+
+
+def _arg(n: fx.Node, i: int, key: str, default: Any) -> Any:
+    return n.args[i] if len(n.args) > i else n.kwargs.get(key, default)
+
+
+def _clamp_bounds(n: fx.Node, lo: Any, hi: Any) -> tuple[float, float]:
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
+        raise ValueError(f"cannot convert clamp at node {n.name!r}: qfx needs both bounds as "
+                         f"numbers (got min={lo!r}, max={hi!r})")
+    return float(lo), float(hi)
+
+
+def _clamp_twin(n: fx.Node, cfg: QConfig) -> nn.Module:
+    lo, hi = _clamp_bounds(n, _arg(n, 1, "min", None), _arg(n, 2, "max", None))
+    return QHardTanh(lo, hi, config=cfg)
+
+
+_WINDOW_FUNCS: dict[Any, Any] = {
+    F.relu6: lambda n, cfg: QHardTanh(0.0, 6.0, config=cfg),
+    F.hardtanh: lambda n, cfg: QHardTanh(*_clamp_bounds(n, _arg(n, 1, "min_val", -1.0),
+                                                        _arg(n, 2, "max_val", 1.0)), config=cfg),
+    torch.clamp: _clamp_twin, torch.clip: _clamp_twin,
+    F.leaky_relu: lambda n, cfg: QLeakyReLU(_slope(_arg(n, 1, "negative_slope", 0.01),
+                                                   n.name), config=cfg),
+    F.hardsigmoid: lambda n, cfg: QHardSigmoid(config=cfg),
+    F.hardswish: lambda n, cfg: QHardSwish(config=cfg),
+}
+_WINDOW_METHODS: dict[str, Any] = {"clamp": _clamp_twin, "clip": _clamp_twin,
+                                   "clamp_": _clamp_twin}
 
 
 def _fold_batchnorm(gm: fx.GraphModule) -> None:
@@ -227,6 +279,8 @@ def quantize_model(
                 replacement = QAdd(config=cfg)
             elif n.target in _RELU_FUNCS:
                 replacement = QReLU(config=cfg)
+            elif n.target in _WINDOW_FUNCS:  # ops-window
+                replacement = _WINDOW_FUNCS[n.target](n, cfg)
             elif n.target not in _KEEP_FUNCS:
                 fname = getattr(n.target, "__name__", str(n.target))
                 raise ValueError(f"cannot convert function call {fname!r} at node {n.name!r}: "
@@ -237,13 +291,17 @@ def quantize_model(
                 replacement = QAdd(config=cfg)
             elif n.target in ("relu", "relu_"):
                 replacement = QReLU(config=cfg)
+            elif n.target in _WINDOW_METHODS:  # ops-window
+                replacement = _WINDOW_METHODS[n.target](n, cfg)
             elif n.target not in _KEEP_METHODS:
                 raise ValueError(f"cannot convert method call .{n.target}() at node {n.name!r}")
         if replacement is not None:
             name = f"{type(replacement).__name__.lower()}_{n.name}"
             gm.add_submodule(name, replacement)
             with gm.graph.inserting_after(n):
-                new_node = gm.graph.call_module(name, tuple(n.args[:len(n.args)]))
+                # an activation takes only its input (bounds/slopes live in the module)
+                args = tuple(n.args) if isinstance(replacement, QAdd) else (n.args[0],)
+                new_node = gm.graph.call_module(name, args)
             new_node.meta = dict(n.meta)  # its shape, for the layers that read it
             n.replace_all_uses_with(new_node)
             gm.graph.erase_node(n)

@@ -294,6 +294,41 @@ def _flatten(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
             edge_source(ctx.graph, node))
 
 
+# ---------------------------------------------------------------------- ops-window
+@_emits("leaky_relu")
+def _leaky_relu(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    # Relu(x) + (x - Relu(x)) * 2**-k: one of the two terms is 0, the other an exact shift
+    b, name = ctx.b, node.name
+    pos = b.op("Relu", [ctx.x(node)], f"{name}__pos")
+    neg = b.op("Sub", [ctx.x(node), pos], f"{name}__neg")
+    neg = b.op("Mul", [neg, b.const(pow2(-int(node.attrs["shift"])), f"{name}__slope")],
+               f"{name}__shifted")
+    y = b.op("Add", [pos, neg], f"{name}__leaky")
+    src = edge_source(ctx.graph, node)
+    return y, (None if src is None else FixedType.add(src, node.attrs["acc_type"]))
+
+
+def _hard_gate(ctx: EmitContext, node: Node) -> str:
+    """clamp(x * c + 1/2, 0, 1): the product and the sum are exact (the gate type holds them)."""
+    a, b, name = node.attrs, ctx.b, node.name
+    c = float(np.ldexp(float(a["scale_raw"]), -a["scale_type"].frac_bits))
+    g = b.op("Mul", [ctx.x(node), b.const(c, f"{name}__scale")], f"{name}__mul")
+    g = b.op("Add", [g, b.const(0.5, f"{name}__half")], f"{name}__add")
+    return b.op("Clip", [g, b.const(0.0, f"{name}__zero"), b.const(1.0, f"{name}__one")],
+                f"{name}__gate")
+
+
+@_emits("hardsigmoid")
+def _hardsigmoid(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    return _hard_gate(ctx, node), node.attrs["acc_type"]
+
+
+@_emits("hardswish")
+def _hardswish(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    g = _hard_gate(ctx, node)
+    return ctx.b.op("Mul", [ctx.x(node), g], f"{node.name}__acc"), node.attrs["acc_type"]
+
+
 #: ops that only compare or move values: exact on any double, even straight from a graph input
 _ANY_DOUBLE_OPS = frozenset({"input", "relu", "hardtanh", "maxpool2d", "flatten", "threshold",
                              "thermometer"})
