@@ -779,6 +779,20 @@ struct avg_by_recip {
   }
 };
 
+/// Average pooling with a divisor per output position (padding, ceil_mode or
+/// count_include_pad=false, as PyTorch defines them): the window sum (padded taps add nothing)
+/// times recip[oh][ow], exact in acc_t, then the one cast to out_t.
+template <class CFG>
+struct avg_by_recip_map {
+  const typename raw_storage<typename CFG::recip_t>::type* recip;
+  template <class FETCH>
+  typename CFG::out_t operator()(const FETCH& fetch, int c, int oh, int ow) const {
+#pragma HLS INLINE
+    const avg_by_recip<CFG> at = {recip + oh * CFG::out_w + ow};
+    return at(fetch, c, oh, ow);
+  }
+};
+
 // ------------------------------------------------------------------------------ pooling layers
 // CFG: see "windows" (average pooling: no padding, floor mode; output sizes, incl. max pooling's
 // ceil_mode, come from the config). pool2d runs OP (max_pool, avg_by_shift, avg_by_recip) at
@@ -816,6 +830,15 @@ void avgpool2d_recip(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_
                      typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
                      const typename raw_storage<typename CFG::recip_t>::type recip[1]) {
   const avg_by_recip<CFG> op = {recip};
+  pool2d<CFG>(x, y, op);
+}
+
+template <class CFG>
+void avgpool2d_recip_map(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+                         typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
+                         const typename raw_storage<typename CFG::recip_t>::type
+                             recip[CFG::out_h * CFG::out_w]) {
+  const avg_by_recip_map<CFG> op = {recip};
   pool2d<CFG>(x, y, op);
 }
 

@@ -349,6 +349,15 @@ void avgpool2d_recip(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
   window<CFG, CFG::chan, typename CFG::out_t, CFG::chan>(x, y, op);
 }
 
+template <class CFG>
+void avgpool2d_recip_map(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
+                         hls::stream<pixel<typename CFG::out_t, CFG::chan> >& y,
+                         const typename raw_storage<typename CFG::recip_t>::type
+                             recip[CFG::out_h * CFG::out_w]) {
+  const pool_pixel<CFG, typename CFG::out_t, avg_by_recip_map<CFG> > op = {{recip}};
+  window<CFG, CFG::chan, typename CFG::out_t, CFG::chan>(x, y, op);
+}
+
 /// binary_conv2d output pixel: binary_conv2d_pixel into a copy of the store aimed at y.
 template <class CFG, class STORE>
 struct binary_conv2d_pixel_op {

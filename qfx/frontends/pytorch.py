@@ -419,9 +419,15 @@ class _Freezer:
 
     def _avgpool(self, n: fx.Node, m: QAvgPool2d, src: fx.Node) -> None:
         attrs: dict[str, Any] = {"kernel": list(m.kernel_size), "stride": list(m.stride),
-                                 "sum_type": AvgPool2d.sum_type(self._type(src), m.area)}
+                                 "sum_type": AvgPool2d.sum_type(self._type(src),
+                                                               math.prod(m.kernel_size))}
         params = {}
-        if m.shift is not None:
+        if m.padding != (0, 0) or m.ceil_mode:  # PyTorch's windows (padding adds zeros)
+            attrs.update(padding=list(m.padding), ceil_mode=bool(m.ceil_mode))
+        if m.recip_map is not None:  # a reciprocal per output position
+            params["recip"] = np.asarray(m.recip_map, dtype=np.int64)
+            attrs["recip_type"] = m.recip_type.storage()
+        elif m.shift is not None:
             attrs["shift"] = m.shift
         else:
             recip = torch.tensor([1.0 / m.area], dtype=torch.float64)

@@ -27,7 +27,7 @@ from qfx.nn.io import QFlatten, QInput
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.merge import QAdd
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d
-from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QMaxPool2d
+from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QGlobalMaxPool2d, QMaxPool2d
 
 __all__ = ["quantize_model"]
 
@@ -87,22 +87,10 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
             raise ValueError(f"cannot convert {path!r} (nn.MaxPool2d with return_indices)")
         return QMaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
     if isinstance(m, nn.AvgPool2d):
-        pad = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
-        if any(pad) or m.ceil_mode or m.divisor_override:
-            raise ValueError(f"cannot convert {path!r} (nn.AvgPool2d): only padding=0, "
-                             "ceil_mode=False and no divisor_override are supported")
-        return QAvgPool2d(m.kernel_size, m.stride, config=cfg)
-    if isinstance(m, nn.AdaptiveAvgPool2d):
-        size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
-        if tuple(size) != (1, 1):
-            raise ValueError(f"cannot convert {path!r} (nn.AdaptiveAvgPool2d): only output "
-                             f"size 1 (global average pooling) is supported, got {size}")
-        meta = node.args[0].meta.get("tensor_meta") if isinstance(node.args[0], fx.Node) \
-            else None
-        if meta is None:
-            raise ValueError(f"cannot convert {path!r} (nn.AdaptiveAvgPool2d): its input size "
-                             "is unknown; pass calibration_data or example_input")
-        return QGlobalAvgPool2d(tuple(meta.shape[-2:]), config=cfg)
+        return QAvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                          m.divisor_override, config=cfg)
+    if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return _adaptive_pool(m, cfg, node, path)
     if isinstance(m, nn.Flatten):
         return QFlatten(m.start_dim, m.end_dim)
     if isinstance(m, (nn.Identity, nn.Dropout)):
@@ -113,7 +101,8 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
     raise ValueError(
         f"cannot convert module {path!r} of type {type(m).__name__}: qfx converts Linear, "
         "Conv2d, BatchNorm1d/2d, ReLU, ReLU6, Hardtanh, MaxPool2d, AvgPool2d, "
-        "AdaptiveAvgPool2d(1), Flatten, Identity, Dropout and residual adds"
+        "AdaptiveAvg/MaxPool2d(k) (k dividing the input), LeakyReLU (slope 2**-k), Hardsigmoid, "
+        "Hardswish, Flatten, Identity, Dropout and residual adds"
     )
 
 
@@ -129,6 +118,52 @@ def _convert_window_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str
     if isinstance(m, nn.Hardswish):
         return QHardSwish(config=cfg)
     return None
+
+
+def _input_hw(node: fx.Node, what: str) -> tuple[int, int]:
+    """The spatial size of a node's input (from the example shapes), or a clear error."""
+    src = node.args[0] if node.args else None
+    meta = src.meta.get("tensor_meta") if isinstance(src, fx.Node) else None
+    if meta is None:
+        raise ValueError(f"cannot convert {what}: its input size is unknown; pass "
+                         "calibration_data or example_input")
+    return int(meta.shape[-2]), int(meta.shape[-1])
+
+
+def _adaptive_pool(m: nn.Module, cfg: QConfig, node: fx.Node, path: str) -> nn.Module:
+    """AdaptiveAvg/MaxPool2d(k): an exact pool where k divides the input size (window =
+    stride = size / k), global pooling for k = 1; other sizes are refused by name."""
+    kind = type(m).__name__
+    h, w = _input_hw(node, f"{path!r} (nn.{kind})")
+    size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
+    oh, ow = (h if size[0] is None else int(size[0])), (w if size[1] is None else int(size[1]))
+    if h % oh or w % ow:
+        raise ValueError(f"cannot convert {path!r} (nn.{kind}({m.output_size})): output size "
+                         f"{(oh, ow)} does not divide the input size {(h, w)}, so the windows "
+                         "overlap unevenly; qfx converts adaptive pooling only where it divides")
+    if isinstance(m, nn.AdaptiveMaxPool2d):
+        if m.return_indices:
+            raise ValueError(f"cannot convert {path!r} (nn.AdaptiveMaxPool2d with "
+                             "return_indices)")
+        return QGlobalMaxPool2d((h, w)) if (oh, ow) == (1, 1) else QMaxPool2d((h // oh,
+                                                                               w // ow))
+    if (oh, ow) == (1, 1):
+        return QGlobalAvgPool2d((h, w), config=cfg)
+    return QAvgPool2d((h // oh, w // ow), config=cfg)
+
+
+def _amax_twin(n: fx.Node, cfg: QConfig) -> nn.Module:
+    """x.amax((2, 3), keepdim=True) / torch.amax(x, (-2, -1), True): global max pooling."""
+    dim, keep = _arg(n, 1, "dim", None), _arg(n, 2, "keepdim", False)
+    rank = len(n.meta["tensor_meta"].shape) if "tensor_meta" in n.meta else 4
+    dims = sorted(int(d) % 4 for d in (dim if isinstance(dim, (tuple, list)) else [dim])) \
+        if dim is not None else []
+    if rank != 4 or dims != [2, 3] or not keep:
+        raise ValueError(f"cannot convert amax at node {n.name!r}: qfx converts the maximum "
+                         "over the spatial dimensions of an (N, C, H, W) tensor with "
+                         "keepdim=True (global max pooling), got dim="
+                         f"{dim!r}, keepdim={keep!r}")
+    return QGlobalMaxPool2d(_input_hw(n, f"amax at node {n.name!r}"))
 
 
 def _slope(slope: float, where: str) -> float:
@@ -161,9 +196,10 @@ _WINDOW_FUNCS: dict[Any, Any] = {
                                                    n.name), config=cfg),
     F.hardsigmoid: lambda n, cfg: QHardSigmoid(config=cfg),
     F.hardswish: lambda n, cfg: QHardSwish(config=cfg),
+    torch.amax: _amax_twin,
 }
 _WINDOW_METHODS: dict[str, Any] = {"clamp": _clamp_twin, "clip": _clamp_twin,
-                                   "clamp_": _clamp_twin}
+                                   "clamp_": _clamp_twin, "amax": _amax_twin}
 
 
 def _fold_batchnorm(gm: fx.GraphModule) -> None:

@@ -529,14 +529,20 @@ class _AvgPool(_Pool):
     def constants(self, node: Node) -> list[Const]:
         if "recip" not in node.params:
             return []
-        return [Const("recip", node.params["recip"], node.attrs["recip_type"], "[1]")]
+        r = node.params["recip"]
+        return [Const("recip", r.reshape(-1), node.attrs["recip_type"],
+                      "[1]" if r.size == 1 else "[out_h][out_w] (1/divisor per position)")]
 
     def pool_config(self, c: LayerConfig) -> None:
         c.typ("sum_t", "sum")
         c.typ("acc_t", "acc")
+        ph, pw = pair(c.node.attrs.get("padding", 0))
+        c.ints = [(k, {"pad_h": ph, "pad_w": pw}.get(k, v)) for k, v in c.ints]
         if "recip" in c.node.params:
             c.typ("recip_t", "recip")
             c.func, c.kinds = "avgpool2d_recip", ["recip"]
+            if c.node.params["recip"].size > 1:  # one reciprocal per output position
+                c.func = "avgpool2d_recip_map"
         else:
             c.func = "avgpool2d_shift"
             c.ints.append(("shift", int(c.node.attrs["shift"])))
