@@ -269,6 +269,13 @@ def _avgpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     _, h, w = ctx.shape(node.inputs[0])
     _, oh, ow = ctx.shape(node.output)
     x = ctx.x(node)
+    ph, pw = pair(a.get("padding", 0))
+    bottom, right = ((oh - 1) * sh + kh - h - ph, (ow - 1) * sw + kw - w - pw)
+    if ph or pw or bottom > 0 or right > 0:  # padding (and ceil_mode's end cells) add zeros
+        pads = [0, 0, ph, pw, 0, 0, max(bottom, 0), max(right, 0)]
+        x = b.op("Pad", [x, b.int_const(pads, f"{name}__pads"), b.const(0.0, f"{name}__zero")],
+                 f"{name}__pad")
+        h, w = h + ph + max(bottom, 0), w + pw + max(right, 0)
     if (kh, kw) == (h, w) and (oh, ow) == (1, 1):
         s = b.op("ReduceSum", [x, b.int_const([2, 3], f"{name}__axes")], f"{name}__sum",
                  keepdims=1)
@@ -280,7 +287,9 @@ def _avgpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
                                b.int_const([sh, sw], f"{name}__steps")], f"{name}__tap")
                 for i in range(kh) for j in range(kw)]
         s = taps[0] if len(taps) == 1 else b.op("Sum", taps, f"{name}__sum")
-    if "recip" in node.params:
+    if "recip" in node.params and node.params["recip"].size > 1:  # one per output position
+        factor = a["recip_type"].from_int(node.params["recip"]).astype(np.float64)
+    elif "recip" in node.params:
         factor = float(a["recip_type"].from_int(node.params["recip"]).reshape(-1)[0])
     else:
         factor = pow2(-int(a["shift"]))
