@@ -45,7 +45,7 @@ from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, Q
 from qfx.nn.base import QLayer
 from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
 from qfx.nn.io import QFlatten, QInput
-from qfx.nn.linear import QConv2d, QLinear
+from qfx.nn.linear import QConv1d, QConv2d, QLinear
 from qfx.nn.merge import QAdd
 from qfx.nn.norm import _QBatchNorm
 from qfx.nn.pooling import QAvgPool2d, QMaxPool2d
@@ -497,7 +497,24 @@ def _hard_gate(self: _Freezer, n: fx.Node, m: QHardSigmoid | QHardSwish, src: fx
     self._emit(n, op, [src], m.output_quantizer.fixed_type, attrs, acc=True)
 
 
-_MODULE_RULES.update({QLeakyReLU: _leaky_relu, QHardSigmoid: _hard_gate, QHardSwish: _hard_gate})
+def _conv1d(self: _Freezer, n: fx.Node, m: QConv1d, src: fx.Node) -> None:
+    w_raw, w_t = _param_raw(m.weight_quantizer, m.weight)
+    params = {"weight": w_raw}
+    attrs: dict[str, Any] = {"weight_type": w_t, "stride": int(m.stride),
+                             "padding": int(m.padding), "dilation": int(m.dilation),
+                             "groups": int(m.groups)}
+    if m.bias is not None:
+        params["bias"], attrs["bias_type"] = _param_raw(m.bias_quantizer, m.bias)
+    acc_t = self._size_acc(n, "conv1d", [src], attrs, params)
+    if isinstance(m.weight_quantizer, KHotQuantizer):
+        raise ValueError(f"layer {n.target!r}: K-hot QConv1d weights are not supported; use "
+                         "plain fixed-point weights")
+    q = m.output_quantizer
+    self._emit(n, "conv1d", [src], acc_t if q is None else q.fixed_type, attrs, params)
+
+
+_MODULE_RULES.update({QLeakyReLU: _leaky_relu, QHardSigmoid: _hard_gate, QHardSwish: _hard_gate,
+                      QConv1d: _conv1d})
 
 
 def freeze(model: nn.Module, example_input: torch.Tensor) -> Graph:

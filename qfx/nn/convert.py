@@ -24,7 +24,7 @@ from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, Q
 from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 from qfx.nn.io import QFlatten, QInput
-from qfx.nn.linear import QConv2d, QLinear
+from qfx.nn.linear import QConv1d, QConv2d, QLinear
 from qfx.nn.merge import QAdd
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d
 from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QGlobalMaxPool2d, QMaxPool2d
@@ -111,6 +111,13 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
 def _convert_window_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str
                            ) -> nn.Module | None:
     """The qfx twin of the modules added by ops-window, None when ``m`` is none of them."""
+    if isinstance(m, nn.Conv1d):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            raise ValueError(f"cannot convert {path!r} (nn.Conv1d): padding must be an integer "
+                             f"with padding_mode='zeros', got {m.padding!r}/{m.padding_mode!r}")
+        q = QConv1d(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0],
+                    m.padding[0], m.dilation[0], m.groups, m.bias is not None, config=cfg)
+        return _copy_params(q, m, ("weight", "bias"))
     if isinstance(m, nn.LeakyReLU):
         return QLeakyReLU(_slope(m.negative_slope, path), config=cfg)
     if isinstance(m, nn.Hardsigmoid):

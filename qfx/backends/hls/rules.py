@@ -777,5 +777,30 @@ class _HardGate(_Elementwise):
         r.weight_t = a["scale_type"].cpp()
 
 
+@hls_rule("conv1d")
+class _Conv1d(_WeightLayer):
+    """conv1d is conv2d's layer over a height-1 input ([C, L] is [C][1][L] in NCHW order and,
+    streamed, L pixels of C values): the same C++ functions, with in_h = out_h = k_h = 1."""
+
+    layout = "[out_c][in_c/groups][k]"
+
+    def config(self, c: LayerConfig) -> None:
+        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
+            c.typ(m, k)
+        a, (cin, length), (cout, out_len) = c.node.attrs, c.x.shape, c.out.shape
+        _, cin_g, k = c.node.params["weight"].shape
+        groups = int(a["groups"])
+        red, outer = fold(cin_g * k, cout // groups if c.stream else out_len, c.reuse)
+        c.ints += [("in_c", cin), ("in_h", 1), ("in_w", length), ("out_c", cout), ("out_h", 1),
+                   ("out_w", out_len), ("k_h", 1), ("k_w", k), ("stride_h", 1),
+                   ("stride_w", int(a["stride"])), ("pad_h", 0), ("pad_w", int(a["padding"])),
+                   ("dil_h", 1), ("dil_w", int(a["dilation"])), ("groups", groups),
+                   ("red_unroll", red), ("out_unroll", outer)]
+        c.func, c.kinds = "conv2d", ["weight", "bias"]
+
+    shape = staticmethod(_conv_shape)  # type: ignore[assignment]
+    stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]
+
+
 #: IR ops the HLS backend implements (those with a rule).
 SUPPORTED_OPS: tuple[str, ...] = tuple(RULES)
