@@ -166,3 +166,16 @@ def window_ops(width: int = 8) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(5)
     calib = torch.randn(48, 3, 11, 11) * 2
     return qfx.quantize_model(_WindowOpsNet().eval(), {"bits": width}, calib).eval(), calib
+
+
+def conv1d_ops() -> tuple[nn.Module, torch.Tensor]:
+    """ops-window: a plain torch.nn 1-D CNN (3x20 in): Conv1d stride 2 -> LeakyReLU(2**-3) ->
+    depthwise dilated Conv1d -> BatchNorm1d -> Hardswish -> flatten -> Linear, quantized at 8
+    bits, and its calibration batch."""
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv1d(3, 6, 5, stride=2, padding=2), nn.LeakyReLU(0.125),
+                        nn.Conv1d(6, 6, 3, padding=2, dilation=2, groups=6), nn.BatchNorm1d(6),
+                        nn.Hardswish(), nn.Flatten(), nn.Linear(60, 4))
+    calib = torch.randn(32, 3, 20)
+    net(calib)  # BatchNorm statistics
+    return qfx.quantize_model(net.eval(), {"bits": 8}, calib).eval(), calib

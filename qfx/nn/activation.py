@@ -7,7 +7,6 @@ import math
 import torch
 
 from qfx.fixed.fixed_type import FixedType
-
 from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 

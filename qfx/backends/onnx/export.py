@@ -338,6 +338,39 @@ def _hardswish(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     return ctx.b.op("Mul", [ctx.x(node), g], f"{node.name}__acc"), node.attrs["acc_type"]
 
 
+@_emits("conv1d")
+def _conv1d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    """Pad, one strided Slice per tap, one batched MatMul (the im2col of conv2d, in 1-D)."""
+    a, b, name = node.attrs, ctx.b, node.name
+    w = a["weight_type"].from_int(node.params["weight"])
+    cout, cin_g, k = w.shape
+    groups, s, p, d = (int(a[key]) for key in ("groups", "stride", "padding", "dilation"))
+    _, out_len = ctx.shape(node.output)
+    x = ctx.x(node)
+    if p:
+        x = b.op("Pad", [x, b.int_const([0, 0, p, 0, 0, p], f"{name}__pads"),
+                         b.const(0.0, f"{name}__pad_value")], f"{name}__pad")
+    cols = [b.op("Unsqueeze", [b.op("Slice", [x, b.int_const([i * d], f"{name}__start"),
+                                              b.int_const([i * d + (out_len - 1) * s + 1],
+                                                          f"{name}__end"),
+                                              b.int_const([2], f"{name}__axes"),
+                                              b.int_const([s], f"{name}__steps")],
+                                         f"{name}__tap"),
+                                    b.int_const([2], f"{name}__axis2")], f"{name}__col")
+            for i in range(k)]
+    patches = cols[0] if k == 1 else b.op("Concat", cols, f"{name}__im2col", axis=2)
+    # (N, Cin, K, L) -> (N, G, Cin/G*K, L); weight (G, Cout/G, Cin/G*K)
+    pt = b.op("Reshape", [patches, b.int_const([0, groups, cin_g * k, out_len],
+                                               f"{name}__pshape")], f"{name}__patches")
+    y = b.op("MatMul", [b.const(w.reshape(groups, cout // groups, cin_g * k), f"{name}__weight"),
+                        pt], f"{name}__matmul")
+    y = b.op("Reshape", [y, b.int_const([0, cout, out_len], f"{name}__oshape")], f"{name}__conv")
+    if "bias" in node.params:
+        bias = a["bias_type"].from_int(node.params["bias"]).reshape(-1, 1)
+        y = b.op("Add", [y, b.const(bias, f"{name}__bias")], f"{name}__acc")
+    return y, a["acc_type"]
+
+
 #: ops that only compare or move values: exact on any double, even straight from a graph input
 _ANY_DOUBLE_OPS = frozenset({"input", "relu", "hardtanh", "maxpool2d", "flatten", "threshold",
                              "thermometer"})
