@@ -24,6 +24,16 @@ class _WeightedLayer(QLayer):
         # that follows): one lossy step fewer, and its format is sized at freeze time.
         self.output_quantizer = cfg.act_quantizer(act_width) if quantize_output else None
 
+    def _adopt_conv(self, ref: nn.Module, config: QConfig | None, weight_width: int | None,
+                    act_width: int | None, bias_width: int | None, quantize_output: bool
+                    ) -> None:
+        """Take a float convolution's parameters and sizes, and make the quantizers."""
+        self.in_channels, self.out_channels = ref.in_channels, ref.out_channels
+        self.groups = ref.groups
+        self.weight, self.bias = ref.weight, ref.bias
+        self._init_quantizers(config or current_config(), ref.out_channels, ref.bias is not None,
+                              weight_width, act_width, bias_width, quantize_output)
+
     def _output(self, acc: torch.Tensor) -> torch.Tensor:
         return acc if self.output_quantizer is None else self.output_quantizer(acc)
 
@@ -85,16 +95,11 @@ class QConv2d(_WeightedLayer):
         super().__init__()
         if isinstance(padding, str):
             raise ValueError(f"QConv2d padding must be integers, got {padding!r}")
-        cfg = config or current_config()
         ref = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation,
                         groups, bias)
-        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation, self.groups = _pair(padding), _pair(dilation), groups
-        self.weight = ref.weight
-        self.bias = ref.bias
-        self._init_quantizers(cfg, out_channels, bias, weight_width, act_width, bias_width,
-                              quantize_output)
+        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self._adopt_conv(ref, config, weight_width, act_width, bias_width, quantize_output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._prepare(x)
@@ -124,16 +129,11 @@ class QConv1d(_WeightedLayer):
         super().__init__()
         if isinstance(padding, str):
             raise ValueError(f"QConv1d padding must be an integer, got {padding!r}")
-        cfg = config or current_config()
         ref = nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding, dilation,
                         groups, bias)
-        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = ref.kernel_size[0], ref.stride[0]
-        self.padding, self.dilation, self.groups = ref.padding[0], ref.dilation[0], groups
-        self.weight = ref.weight
-        self.bias = ref.bias
-        self._init_quantizers(cfg, out_channels, bias, weight_width, act_width, bias_width,
-                              quantize_output)
+        self.padding, self.dilation = ref.padding[0], ref.dilation[0]
+        self._adopt_conv(ref, config, weight_width, act_width, bias_width, quantize_output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._prepare(x)
