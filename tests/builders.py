@@ -160,22 +160,22 @@ class _WindowOpsNet(nn.Module):
         return torch.flatten(self.adapt(self.p2(y)), 1)
 
 
-def window_ops(width: int = 8) -> tuple[nn.Module, torch.Tensor]:
+def window_ops(width: int = 8, **quant: object) -> tuple[nn.Module, torch.Tensor]:
     """ops-window's model (see :class:`_WindowOpsNet`), input 3x11x11, quantized at ``width``
-    bits, and its calibration batch."""
+    bits (``quant``: more QConfig options), and its calibration batch."""
     torch.manual_seed(5)
     calib = torch.randn(48, 3, 11, 11) * 2
-    return qfx.quantize_model(_WindowOpsNet().eval(), {"bits": width}, calib).eval(), calib
+    return qfx.quantize_model(_WindowOpsNet().eval(), {"bits": width, **quant}, calib).eval(), calib
 
 
-def conv1d_ops() -> tuple[nn.Module, torch.Tensor]:
+def conv1d_ops(width: int = 8, **quant: object) -> tuple[nn.Module, torch.Tensor]:
     """ops-window: a plain torch.nn 1-D CNN (3x20 in): Conv1d stride 2 -> LeakyReLU(2**-3) ->
-    depthwise dilated Conv1d -> BatchNorm1d -> Hardswish -> flatten -> Linear, quantized at 8
-    bits, and its calibration batch."""
+    depthwise dilated Conv1d -> BatchNorm1d -> Hardswish -> flatten -> Linear, quantized at
+    ``width`` bits, and its calibration batch."""
     torch.manual_seed(6)
     net = nn.Sequential(nn.Conv1d(3, 6, 5, stride=2, padding=2), nn.LeakyReLU(0.125),
                         nn.Conv1d(6, 6, 3, padding=2, dilation=2, groups=6), nn.BatchNorm1d(6),
                         nn.Hardswish(), nn.Flatten(), nn.Linear(60, 4))
     calib = torch.randn(32, 3, 20)
     net(calib)  # BatchNorm statistics
-    return qfx.quantize_model(net.eval(), {"bits": 8}, calib).eval(), calib
+    return qfx.quantize_model(net.eval(), {"bits": width, **quant}, calib).eval(), calib
