@@ -149,7 +149,7 @@ class MobileNetV1(nn.Module):
     with 2 classes.
 
     Example:
-        >>> MobileNetV1(0.25)(torch.zeros(1, 3, 96, 96)).shape
+        >>> MobileNetV1(0.25).eval()(torch.zeros(1, 3, 96, 96)).shape
         torch.Size([1, 2])
     """
 
@@ -188,7 +188,7 @@ def mobilenet_v1_025(num_classes: int = 2, depth: int = 13) -> MobileNetV1:
     divides, e.g. the 3x32x32 small-input variant), ~0.2M parameters.
 
     Example:
-        >>> mobilenet_v1_025()(torch.zeros(1, 3, 32, 32)).shape
+        >>> mobilenet_v1_025().eval()(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 2])
     """
     return MobileNetV1(0.25, num_classes, depth=depth)
