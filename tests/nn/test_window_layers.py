@@ -30,7 +30,7 @@ def _pools(draw):
     return hw, k, s, p, draw(st.booleans()), draw(st.booleans())
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_pools())
 def test_avgpool_divisors_are_pytorchs(cfg):
     hw, k, s, p, ceil, include = cfg
@@ -48,7 +48,7 @@ def _cast(t: FixedType, raw: np.ndarray, frac: int) -> np.ndarray:
     return t.to_int(t.quantize(v)).numpy()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(_pools(), st.integers(0, 2**31 - 1))
 def test_avgpool_equals_an_integer_reference(cfg, seed):
     hw, k, s, p, ceil, include = cfg
@@ -93,7 +93,7 @@ def _act_net(layer: nn.Module, seed: int, width: int) -> tuple[nn.Module, torch.
     return net.eval(), x
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=24, deadline=None)
 @given(st.sampled_from(["leaky", "hardsigmoid", "hardswish"]), st.integers(0, 2**31 - 1),
        st.integers(3, 10), st.integers(4, 16), st.integers(0, 6))
 def test_activations_equal_an_integer_reference(kind, seed, width, scale_width, k):
