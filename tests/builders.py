@@ -190,3 +190,51 @@ def graph_ops_net(gate_shape: tuple[int, ...] = (6,)) -> tuple[GraphOpsNet, list
         net.cat.output_quantizer.log2_lsb.fill_(-5.0)
         net.gate.output_quantizer.log2_lsb.fill_(-3.0)
     return net.eval(), calib
+
+
+class _WindowOpsNet(nn.Module):
+    """ops-window: plain torch.nn with every op ops-window adds (converted by quantize_model):
+    conv -> LeakyReLU(2**-2) -> depthwise conv -> Hardswish -> AvgPool2d(3, 2, padding=1,
+    ceil_mode, count_include_pad=False) -> Hardsigmoid -> 1x1 conv -> ReLU6 -> clamp ->
+    AvgPool2d(3, 2, padding=1, ceil_mode) (count_include_pad: divisors 9, 6, 4 by position) ->
+    AdaptiveAvgPool2d(2) -> flatten (the output: every value of the last map). 3x11x11 in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.leaky = nn.LeakyReLU(0.25)
+        self.dw = nn.Conv2d(6, 6, 3, padding=1, groups=6)
+        self.hswish = nn.Hardswish()
+        self.p1 = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.hsig = nn.Hardsigmoid()
+        self.c2 = nn.Conv2d(6, 5, 1)
+        self.relu6 = nn.ReLU6()
+        self.p2 = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)
+        self.adapt = nn.AdaptiveAvgPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.hswish(self.dw(self.leaky(self.c1(x))))
+        y = self.relu6(self.c2(self.hsig(self.p1(y))))
+        y = torch.clamp(y, -1.0, 3.5)
+        return torch.flatten(self.adapt(self.p2(y)), 1)
+
+
+def window_ops(width: int = 8, **quant: object) -> tuple[nn.Module, torch.Tensor]:
+    """ops-window's model (see :class:`_WindowOpsNet`), input 3x11x11, quantized at ``width``
+    bits (``quant``: more QConfig options), and its calibration batch."""
+    torch.manual_seed(5)
+    calib = torch.randn(48, 3, 11, 11) * 2
+    return qfx.quantize_model(_WindowOpsNet().eval(), {"bits": width, **quant}, calib).eval(), calib
+
+
+def conv1d_ops(width: int = 8, **quant: object) -> tuple[nn.Module, torch.Tensor]:
+    """ops-window: a plain torch.nn 1-D CNN (3x20 in): Conv1d stride 2 -> LeakyReLU(2**-3) ->
+    depthwise dilated Conv1d -> BatchNorm1d -> Hardswish -> flatten -> Linear, quantized at
+    ``width`` bits, and its calibration batch."""
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv1d(3, 6, 5, stride=2, padding=2), nn.LeakyReLU(0.125),
+                        nn.Conv1d(6, 6, 3, padding=2, dilation=2, groups=6), nn.BatchNorm1d(6),
+                        nn.Hardswish(), nn.Flatten(), nn.Linear(60, 4))
+    calib = torch.randn(32, 3, 20)
+    net(calib)  # BatchNorm statistics
+    return qfx.quantize_model(net.eval(), {"bits": width, **quant}, calib).eval(), calib

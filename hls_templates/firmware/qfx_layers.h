@@ -779,6 +779,20 @@ struct avg_by_recip {
   }
 };
 
+/// Average pooling with a divisor per output position (padding, ceil_mode or
+/// count_include_pad=false, as PyTorch defines them): the window sum (padded taps add nothing)
+/// times recip[oh][ow], exact in acc_t, then the one cast to out_t.
+template <class CFG>
+struct avg_by_recip_map {
+  const typename raw_storage<typename CFG::recip_t>::type* recip;
+  template <class FETCH>
+  typename CFG::out_t operator()(const FETCH& fetch, int c, int oh, int ow) const {
+#pragma HLS INLINE
+    const avg_by_recip<CFG> at = {recip + oh * CFG::out_w + ow};
+    return at(fetch, c, oh, ow);
+  }
+};
+
 // ------------------------------------------------------------------------------ pooling layers
 // CFG: see "windows" (average pooling: no padding, floor mode; output sizes, incl. max pooling's
 // ceil_mode, come from the config). pool2d runs OP (max_pool, avg_by_shift, avg_by_recip) at
@@ -816,6 +830,15 @@ void avgpool2d_recip(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_
                      typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
                      const typename raw_storage<typename CFG::recip_t>::type recip[1]) {
   const avg_by_recip<CFG> op = {recip};
+  pool2d<CFG>(x, y, op);
+}
+
+template <class CFG>
+void avgpool2d_recip_map(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG::in_w],
+                         typename CFG::out_t y[CFG::chan * CFG::out_h * CFG::out_w],
+                         const typename raw_storage<typename CFG::recip_t>::type
+                             recip[CFG::out_h * CFG::out_w]) {
+  const avg_by_recip_map<CFG> op = {recip};
   pool2d<CFG>(x, y, op);
 }
 
@@ -1475,6 +1498,75 @@ PAD:
     y[i] = pad_inside<CFG>(oh, ow, ih, iw) ? x[(c * CFG::in_h + ih) * CFG::in_w + iw] : value;
   }
 }
+
+// ============================================================================================
+// ops-window: exact piecewise-linear activations (leaky_relu, hardsigmoid, hardswish). Each
+// computes its result exactly on ap_fixed values (the IR sizes every intermediate type), then
+// applies the one cast to out_t; both arithmetic paths run this code (no sums to reorder).
+
+// ------------------------------------------------------------------------------ leaky_relu
+// CFG: in_t, out_t, acc_t (in_t's bits with the binary point moved by the slope's shift k:
+// acc_t(x) == x * 2**-k exactly), n, unroll.  y = x >= 0 ? x : x * 2**-k, cast to out_t.
+template <class CFG>
+void leaky_relu(const typename CFG::in_t x[CFG::n], typename CFG::out_t y[CFG::n]) {
+  const int unroll = CFG::unroll;
+  (void)unroll;
+LEAKY_RELU:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    if (x[i] >= 0) {
+      y[i] = x[i];
+    } else {
+      y[i] = reinterpret<typename CFG::acc_t>(x[i]);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ hard gates
+// CFG: in_t, out_t, scale_t, gate_t, acc_t, scale_raw, n, unroll.
+// g = clamp(x * c + 1/2, 0, 1) exactly in gate_t (c = scale_raw in scale_t; the IR sizes gate_t
+// to hold every x * c + 1/2 and both bounds); hardsigmoid: y = g; hardswish: y = x * g, exact
+// in acc_t; then the one cast to out_t.
+template <class CFG>
+inline typename CFG::gate_t hard_gate(const typename CFG::in_t& x) {
+#pragma HLS INLINE
+  typedef typename CFG::gate_t gate_t;
+  const typename CFG::scale_t c = from_raw<typename CFG::scale_t>((long long)CFG::scale_raw);
+  const ap_ufixed<1, 0> half = from_raw<ap_ufixed<1, 0> >(1);
+  gate_t g = x * c + half;  // exact: full precision, then a gate_t that holds it
+  const gate_t zero = 0;
+  const gate_t one = 1;
+  if (g < zero) g = zero;
+  if (g > one) g = one;
+  return g;
+}
+
+template <class CFG>
+void hardsigmoid(const typename CFG::in_t x[CFG::n], typename CFG::out_t y[CFG::n]) {
+  const int unroll = CFG::unroll;
+  (void)unroll;
+HARDSIGMOID:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    y[i] = hard_gate<CFG>(x[i]);  // the one cast to the output type
+  }
+}
+
+template <class CFG>
+void hardswish(const typename CFG::in_t x[CFG::n], typename CFG::out_t y[CFG::n]) {
+  const int unroll = CFG::unroll;
+  (void)unroll;
+HARDSWISH:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    const typename CFG::acc_t acc = x[i] * hard_gate<CFG>(x[i]);  // exact in acc_t
+    y[i] = acc;  // the one cast to the output type
+  }
+}
+// ==================================================================== end of ops-window block
 
 // ------------------------------------------------------------------------------ copy
 // Copies an internal array to an output port (same type: no cast).

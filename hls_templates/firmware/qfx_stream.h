@@ -177,6 +177,9 @@ QFX_STREAM_PIXELWISE(binary_dense)
 QFX_STREAM_PIXELWISE(binary_dense_scale)
 QFX_STREAM_PIXELWISE(binary_dense_khot)
 QFX_STREAM_PIXELWISE(multithreshold)
+QFX_STREAM_PIXELWISE(leaky_relu)   // ops-window
+QFX_STREAM_PIXELWISE(hardsigmoid)  // ops-window
+QFX_STREAM_PIXELWISE(hardswish)    // ops-window
 #undef QFX_STREAM_PIXELWISE
 
 /// Residual add, pixel by pixel (CFG: in0_t, in1_t, acc_t, out_t, n = px_in, n_pixels, px_out).
@@ -344,6 +347,15 @@ void avgpool2d_recip(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
                      hls::stream<pixel<typename CFG::out_t, CFG::chan> >& y,
                      const typename raw_storage<typename CFG::recip_t>::type recip[1]) {
   const pool_pixel<CFG, typename CFG::out_t, avg_by_recip<CFG> > op = {{recip}};
+  window<CFG, CFG::chan, typename CFG::out_t, CFG::chan>(x, y, op);
+}
+
+template <class CFG>
+void avgpool2d_recip_map(hls::stream<pixel<typename CFG::in_t, CFG::chan> >& x,
+                         hls::stream<pixel<typename CFG::out_t, CFG::chan> >& y,
+                         const typename raw_storage<typename CFG::recip_t>::type
+                             recip[CFG::out_h * CFG::out_w]) {
+  const pool_pixel<CFG, typename CFG::out_t, avg_by_recip_map<CFG> > op = {{recip}};
   window<CFG, CFG::chan, typename CFG::out_t, CFG::chan>(x, y, op);
 }
 

@@ -10,7 +10,7 @@ from torch.utils.data import TensorDataset
 
 from qfx.data.cifar10 import cifar10_classes, load_cifar10
 from qfx.data.digits import load_digits_split
-from qfx.data.synthetic import synthetic_classification
+from qfx.data.synthetic import synthetic_classification, synthetic_kws, synthetic_vww
 
 __all__ = ["DatasetSplit", "get_dataset", "dataset_names", "dataset_options"]
 
@@ -51,6 +51,17 @@ def _synthetic(**options: object) -> DatasetSplit:
     return DatasetSplit("synthetic", train, test, tuple(train.tensors[0].shape[1:]), num_classes)
 
 
+def _synthetic_kws(**options: object) -> DatasetSplit:
+    train, test = synthetic_kws(**options)
+    return DatasetSplit("synthetic_kws", train, test, (1, 49, 10), 12)
+
+
+def _synthetic_vww(**options: object) -> DatasetSplit:
+    train, test = synthetic_vww(**options)
+    return DatasetSplit("synthetic_vww", train, test, tuple(train.tensors[0].shape[1:]), 2,
+                        ["no_person (synthetic)", "person (synthetic)"])
+
+
 def _default(fn: Callable[..., object], name: str) -> object:
     return inspect.signature(fn).parameters[name].default
 
@@ -60,6 +71,9 @@ _REGISTRY: dict[str, tuple[Callable[..., DatasetSplit], Callable[..., object]]] 
     "digits": (_digits, load_digits_split),
     "cifar10": (_cifar10, load_cifar10),
     "synthetic": (_synthetic, synthetic_classification),
+    # ops-window: labelled SYNTHETIC stand-ins for MLPerf Tiny's KWS and VWW data
+    "synthetic_kws": (_synthetic_kws, synthetic_kws),
+    "synthetic_vww": (_synthetic_vww, synthetic_vww),
 }
 
 
@@ -68,7 +82,7 @@ def dataset_names() -> tuple[str, ...]:
 
     Example:
         >>> dataset_names()
-        ('digits', 'cifar10', 'synthetic')
+        ('digits', 'cifar10', 'synthetic', 'synthetic_kws', 'synthetic_vww')
     """
     return tuple(_REGISTRY)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import TensorDataset
 
-__all__ = ["synthetic_classification"]
+__all__ = ["synthetic_classification", "synthetic_kws", "synthetic_vww"]
 
 
 def synthetic_classification(
@@ -61,3 +61,32 @@ def synthetic_classification(
     n_train = n - n_test
     return (TensorDataset(x[:n_train].contiguous(), y[:n_train].contiguous()),
             TensorDataset(x[n_train:].contiguous(), y[n_train:].contiguous()))
+
+
+# ---------------------------------------------------------------------- ops-window
+def synthetic_kws(n: int = 600, seed: int = 0, *, test_fraction: float = 0.25
+                  ) -> tuple[TensorDataset, TensorDataset]:
+    """SYNTHETIC stand-in for MLPerf Tiny keyword spotting (Speech Commands is not available
+    offline): labelled class blobs shaped like its 1x49x10 MFCC input, 12 classes. Not audio;
+    accuracy on it says nothing about keyword spotting.
+
+    Example:
+        >>> train, test = synthetic_kws(48)
+        >>> tuple(train[0][0].shape), len(test)
+        ((1, 49, 10), 12)
+    """
+    return synthetic_classification(n, (1, 49, 10), 12, seed, test_fraction=test_fraction)
+
+
+def synthetic_vww(n: int = 256, size: int = 96, seed: int = 0, *,
+                  test_fraction: float = 0.25) -> tuple[TensorDataset, TensorDataset]:
+    """SYNTHETIC stand-in for MLPerf Tiny visual wake words (the COCO-derived set is not
+    available offline): labelled class blobs shaped like its 3 x size x size images, 2 classes
+    (person / no person in name only).
+
+    Example:
+        >>> train, _ = synthetic_vww(16, size=32)
+        >>> tuple(train[0][0].shape)
+        (3, 32, 32)
+    """
+    return synthetic_classification(n, (3, size, size), 2, seed, test_fraction=test_fraction)

@@ -41,12 +41,13 @@ from qfx.fixed.quantizer import FixedQuantizer
 from qfx.frontends.thresholds import check_levels, first_true, level_thresholds
 from qfx.ir.builder import GraphBuilder
 from qfx.ir.graph import Graph
+from qfx.ir.ops.activation import HardSigmoid
 from qfx.ir.ops.pooling import AvgPool2d
-from qfx.nn.activation import QHardTanh, QReLU
+from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, QReLU
 from qfx.nn.base import QLayer
 from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
 from qfx.nn.io import QFlatten, QInput
-from qfx.nn.linear import QConv2d, QLinear
+from qfx.nn.linear import QConv1d, QConv2d, QLinear
 from qfx.nn.merge import QAdd, QConcat, QMul
 from qfx.nn.norm import _QBatchNorm
 from qfx.nn.pooling import QAvgPool2d, QMaxPool2d
@@ -484,9 +485,15 @@ class _Freezer:
 
     def _avgpool(self, n: fx.Node, m: QAvgPool2d, src: fx.Node) -> None:
         attrs: dict[str, Any] = {"kernel": list(m.kernel_size), "stride": list(m.stride),
-                                 "sum_type": AvgPool2d.sum_type(self._type(src), m.area)}
+                                 "sum_type": AvgPool2d.sum_type(self._type(src),
+                                                               math.prod(m.kernel_size))}
         params = {}
-        if m.shift is not None:
+        if m.padding != (0, 0) or m.ceil_mode:  # PyTorch's windows (padding adds zeros)
+            attrs.update(padding=list(m.padding), ceil_mode=bool(m.ceil_mode))
+        if m.recip_map is not None:  # a reciprocal per output position
+            params["recip"] = np.asarray(m.recip_map, dtype=np.int64)
+            attrs["recip_type"] = m.recip_type.storage()
+        elif m.shift is not None:
             attrs["shift"] = m.shift
         else:
             recip = torch.tensor([1.0 / m.area], dtype=torch.float64)
@@ -541,6 +548,42 @@ _MODULE_RULES: dict[type, Any] = {
     QFlatten: _Freezer._flatten, nn.Flatten: _Freezer._flatten,
     **{cls: _Freezer._passthrough for cls in _PASSTHROUGH},
 }
+
+
+# ---------------------------------------------------------------------- ops-window: exact
+# piecewise-linear activations (leaky_relu, hardsigmoid, hardswish)
+def _leaky_relu(self: _Freezer, n: fx.Node, m: QLeakyReLU, src: fx.Node) -> None:
+    self._emit(n, "leaky_relu", [src], m.output_quantizer.fixed_type, {"shift": int(m.shift)},
+               acc=True)
+
+
+def _hard_gate(self: _Freezer, n: fx.Node, m: QHardSigmoid | QHardSwish, src: fx.Node) -> None:
+    op = "hardswish" if isinstance(m, QHardSwish) else "hardsigmoid"
+    c_t = m.scale_type.storage()
+    attrs: dict[str, Any] = {"scale_raw": int(m.scale_raw), "scale_type": c_t}
+    attrs["gate_type"] = HardSigmoid.size_gate(self._type(src), c_t, int(m.scale_raw),
+                                               f"layer {n.target!r}")
+    self._emit(n, op, [src], m.output_quantizer.fixed_type, attrs, acc=True)
+
+
+def _conv1d(self: _Freezer, n: fx.Node, m: QConv1d, src: fx.Node) -> None:
+    w_raw, w_t = _param_raw(m.weight_quantizer, m.weight)
+    params = {"weight": w_raw}
+    attrs: dict[str, Any] = {"weight_type": w_t, "stride": int(m.stride),
+                             "padding": int(m.padding), "dilation": int(m.dilation),
+                             "groups": int(m.groups)}
+    if m.bias is not None:
+        params["bias"], attrs["bias_type"] = _param_raw(m.bias_quantizer, m.bias)
+    acc_t = self._size_acc(n, "conv1d", [src], attrs, params)
+    if isinstance(m.weight_quantizer, KHotQuantizer):
+        raise ValueError(f"layer {n.target!r}: K-hot QConv1d weights are not supported; use "
+                         "plain fixed-point weights")
+    q = m.output_quantizer
+    self._emit(n, "conv1d", [src], acc_t if q is None else q.fixed_type, attrs, params)
+
+
+_MODULE_RULES.update({QLeakyReLU: _leaky_relu, QHardSigmoid: _hard_gate, QHardSwish: _hard_gate,
+                      QConv1d: _conv1d})
 
 
 # ---------------------------------------------------------------------- concat, upsample, pad, mul

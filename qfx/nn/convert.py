@@ -20,14 +20,14 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from qfx.fixed.quantizer import FixedQuantizer, calibration
-from qfx.nn.activation import QHardTanh, QReLU
+from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, QReLU, pow2_shift
 from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 from qfx.nn.io import QFlatten, QInput
-from qfx.nn.linear import QConv2d, QLinear
+from qfx.nn.linear import QConv1d, QConv2d, QLinear
 from qfx.nn.merge import QAdd, QConcat, QMul
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d
-from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QMaxPool2d
+from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QGlobalMaxPool2d, QMaxPool2d
 from qfx.nn.spatial import QPad, QUpsample
 
 __all__ = ["quantize_model"]
@@ -90,32 +90,24 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
             raise ValueError(f"cannot convert {path!r} (nn.MaxPool2d with return_indices)")
         return QMaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
     if isinstance(m, nn.AvgPool2d):
-        pad = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
-        if any(pad) or m.ceil_mode or m.divisor_override:
-            raise ValueError(f"cannot convert {path!r} (nn.AvgPool2d): only padding=0, "
-                             "ceil_mode=False and no divisor_override are supported")
-        return QAvgPool2d(m.kernel_size, m.stride, config=cfg)
-    if isinstance(m, nn.AdaptiveAvgPool2d):
-        size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
-        if tuple(size) != (1, 1):
-            raise ValueError(f"cannot convert {path!r} (nn.AdaptiveAvgPool2d): only output "
-                             f"size 1 (global average pooling) is supported, got {size}")
-        meta = node.args[0].meta.get("tensor_meta") if isinstance(node.args[0], fx.Node) \
-            else None
-        if meta is None:
-            raise ValueError(f"cannot convert {path!r} (nn.AdaptiveAvgPool2d): its input size "
-                             "is unknown; pass calibration_data or example_input")
-        return QGlobalAvgPool2d(tuple(meta.shape[-2:]), config=cfg)
+        return QAvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                          m.divisor_override, config=cfg)
+    if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return _adaptive_pool(m, cfg, node, path)
     if isinstance(m, nn.Flatten):
         return QFlatten(m.start_dim, m.end_dim)
     if isinstance(m, (nn.Upsample, nn.ZeroPad2d, nn.ConstantPad2d)):
         return _convert_spatial(m, node, path)
     if isinstance(m, (nn.Identity, nn.Dropout)):
         return None
+    twin = _convert_window_module(m, cfg, node, path)  # ops-window
+    if twin is not None:
+        return twin
     raise ValueError(
         f"cannot convert module {path!r} of type {type(m).__name__}: qfx converts Linear, "
         "Conv2d, BatchNorm1d/2d, ReLU, ReLU6, Hardtanh, MaxPool2d, AvgPool2d, "
-        "AdaptiveAvgPool2d(1), Flatten, Identity, Dropout and residual adds"
+        "AdaptiveAvg/MaxPool2d(k) (k dividing the input), LeakyReLU (slope 2**-k), Hardsigmoid, "
+        "Hardswish, Flatten, Identity, Dropout and residual adds"
     )
 
 
@@ -197,6 +189,109 @@ def _convert_function(n: fx.Node, cfg: QConfig) -> tuple[nn.Module, tuple[Any, .
                                 kw.get("mode", "nearest"), f"F.interpolate at node {n.name!r}")
         return QUpsample(scale), (kw["input"],)
     return None
+
+
+# ---------------------------------------------------------------------- ops-window
+# piecewise-linear activations (modules and functions)
+def _convert_window_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str
+                           ) -> nn.Module | None:
+    """The qfx twin of the modules added by ops-window, None when ``m`` is none of them."""
+    if isinstance(m, nn.Conv1d):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            raise ValueError(f"cannot convert {path!r} (nn.Conv1d): padding must be an integer "
+                             f"with padding_mode='zeros', got {m.padding!r}/{m.padding_mode!r}")
+        q = QConv1d(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0],
+                    m.padding[0], m.dilation[0], m.groups, m.bias is not None, config=cfg)
+        return _copy_params(q, m, ("weight", "bias"))
+    if isinstance(m, nn.LeakyReLU):
+        return QLeakyReLU(_slope(m.negative_slope, path), config=cfg)
+    if isinstance(m, nn.Hardsigmoid):
+        return QHardSigmoid(config=cfg)
+    if isinstance(m, nn.Hardswish):
+        return QHardSwish(config=cfg)
+    return None
+
+
+def _input_hw(node: fx.Node, what: str) -> tuple[int, int]:
+    """The spatial size of a node's input (from the example shapes), or a clear error."""
+    src = node.args[0] if node.args else None
+    meta = src.meta.get("tensor_meta") if isinstance(src, fx.Node) else None
+    if meta is None:
+        raise ValueError(f"cannot convert {what}: its input size is unknown; pass "
+                         "calibration_data or example_input")
+    return int(meta.shape[-2]), int(meta.shape[-1])
+
+
+def _adaptive_pool(m: nn.Module, cfg: QConfig, node: fx.Node, path: str) -> nn.Module:
+    """AdaptiveAvg/MaxPool2d(k): an exact pool where k divides the input size (window =
+    stride = size / k), global pooling for k = 1; other sizes are refused by name."""
+    kind = type(m).__name__
+    h, w = _input_hw(node, f"{path!r} (nn.{kind})")
+    size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
+    oh, ow = (h if size[0] is None else int(size[0])), (w if size[1] is None else int(size[1]))
+    if h % oh or w % ow:
+        raise ValueError(f"cannot convert {path!r} (nn.{kind}({m.output_size})): output size "
+                         f"{(oh, ow)} does not divide the input size {(h, w)}, so the windows "
+                         "overlap unevenly; qfx converts adaptive pooling only where it divides")
+    if isinstance(m, nn.AdaptiveMaxPool2d):
+        if m.return_indices:
+            raise ValueError(f"cannot convert {path!r} (nn.AdaptiveMaxPool2d with "
+                             "return_indices)")
+        return QGlobalMaxPool2d((h, w)) if (oh, ow) == (1, 1) else QMaxPool2d((h // oh,
+                                                                               w // ow))
+    if (oh, ow) == (1, 1):
+        return QGlobalAvgPool2d((h, w), config=cfg)
+    return QAvgPool2d((h // oh, w // ow), config=cfg)
+
+
+def _amax_twin(n: fx.Node, cfg: QConfig) -> nn.Module:
+    """x.amax((2, 3), keepdim=True) / torch.amax(x, (-2, -1), True): global max pooling."""
+    dim, keep = _arg(n, 1, "dim", None), _arg(n, 2, "keepdim", False)
+    rank = len(n.meta["tensor_meta"].shape) if "tensor_meta" in n.meta else 4
+    dims = sorted(int(d) % 4 for d in (dim if isinstance(dim, (tuple, list)) else [dim])) \
+        if dim is not None else []
+    if rank != 4 or dims != [2, 3] or not keep:
+        raise ValueError(f"cannot convert amax at node {n.name!r}: qfx converts the maximum "
+                         "over the spatial dimensions of an (N, C, H, W) tensor with "
+                         "keepdim=True (global max pooling), got dim="
+                         f"{dim!r}, keepdim={keep!r}")
+    return QGlobalMaxPool2d(_input_hw(n, f"amax at node {n.name!r}"))
+
+
+def _slope(slope: float, where: str) -> float:
+    pow2_shift(slope, f"cannot convert LeakyReLU {where!r}")
+    return slope
+
+
+def _arg(n: fx.Node, i: int, key: str, default: Any) -> Any:
+    return n.args[i] if len(n.args) > i else n.kwargs.get(key, default)
+
+
+def _clamp_bounds(n: fx.Node, lo: Any, hi: Any) -> tuple[float, float]:
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
+        raise ValueError(f"cannot convert clamp at node {n.name!r}: qfx needs both bounds as "
+                         f"numbers (got min={lo!r}, max={hi!r})")
+    return float(lo), float(hi)
+
+
+def _clamp_twin(n: fx.Node, cfg: QConfig) -> nn.Module:
+    lo, hi = _clamp_bounds(n, _arg(n, 1, "min", None), _arg(n, 2, "max", None))
+    return QHardTanh(lo, hi, config=cfg)
+
+
+_WINDOW_FUNCS: dict[Any, Any] = {
+    F.relu6: lambda n, cfg: QHardTanh(0.0, 6.0, config=cfg),
+    F.hardtanh: lambda n, cfg: QHardTanh(*_clamp_bounds(n, _arg(n, 1, "min_val", -1.0),
+                                                        _arg(n, 2, "max_val", 1.0)), config=cfg),
+    torch.clamp: _clamp_twin, torch.clip: _clamp_twin,
+    F.leaky_relu: lambda n, cfg: QLeakyReLU(_slope(_arg(n, 1, "negative_slope", 0.01),
+                                                   n.name), config=cfg),
+    F.hardsigmoid: lambda n, cfg: QHardSigmoid(config=cfg),
+    F.hardswish: lambda n, cfg: QHardSwish(config=cfg),
+    torch.amax: _amax_twin,
+}
+_WINDOW_METHODS: dict[str, Any] = {"clamp": _clamp_twin, "clip": _clamp_twin,
+                                   "clamp_": _clamp_twin, "amax": _amax_twin}
 
 
 def _fold_batchnorm(gm: fx.GraphModule) -> None:
@@ -317,6 +412,8 @@ def quantize_model(
                 replacement = QAdd(config=cfg)
             elif n.target in _RELU_FUNCS:
                 replacement = QReLU(config=cfg)
+            elif n.target in _WINDOW_FUNCS:  # ops-window
+                replacement = _WINDOW_FUNCS[n.target](n, cfg)
             elif n.target not in _KEEP_FUNCS:
                 fname = getattr(n.target, "__name__", str(n.target))
                 raise ValueError(f"cannot convert function call {fname!r} at node {n.name!r}: "
@@ -327,12 +424,16 @@ def quantize_model(
                 replacement = QAdd(config=cfg)
             elif n.target in ("relu", "relu_"):
                 replacement = QReLU(config=cfg)
+            elif n.target in _WINDOW_METHODS:  # ops-window
+                replacement = _WINDOW_METHODS[n.target](n, cfg)
             elif n.target not in _KEEP_METHODS:
                 raise ValueError(f"cannot convert method call .{n.target}() at node {n.name!r}")
         if replacement is not None:
             name = f"{type(replacement).__name__.lower()}_{n.name}"
             gm.add_submodule(name, replacement)
             with gm.graph.inserting_after(n):
+                # an activation takes only its input (bounds/slopes live in the module)
+                args = tuple(n.args) if isinstance(replacement, QAdd) else (n.args[0],)
                 new_node = gm.graph.call_module(name, args)
             new_node.meta = dict(n.meta)  # its shape, for the layers that read it
             n.replace_all_uses_with(new_node)

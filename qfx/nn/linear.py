@@ -11,7 +11,7 @@ from qfx.fixed.kernels import exact_conv2d, exact_linear
 from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 
-__all__ = ["QLinear", "QConv2d"]
+__all__ = ["QLinear", "QConv1d", "QConv2d"]
 
 
 class _WeightedLayer(QLayer):
@@ -23,6 +23,16 @@ class _WeightedLayer(QLayer):
         # Without an output cast the layer hands on its exact accumulator (e.g. to a BatchNorm
         # that follows): one lossy step fewer, and its format is sized at freeze time.
         self.output_quantizer = cfg.act_quantizer(act_width) if quantize_output else None
+
+    def _adopt_conv(self, ref: nn.Module, config: QConfig | None, weight_width: int | None,
+                    act_width: int | None, bias_width: int | None, quantize_output: bool
+                    ) -> None:
+        """Take a float convolution's parameters and sizes, and make the quantizers."""
+        self.in_channels, self.out_channels = ref.in_channels, ref.out_channels
+        self.groups = ref.groups
+        self.weight, self.bias = ref.weight, ref.bias
+        self._init_quantizers(config or current_config(), ref.out_channels, ref.bias is not None,
+                              weight_width, act_width, bias_width, quantize_output)
 
     def _output(self, acc: torch.Tensor) -> torch.Tensor:
         return acc if self.output_quantizer is None else self.output_quantizer(acc)
@@ -85,16 +95,11 @@ class QConv2d(_WeightedLayer):
         super().__init__()
         if isinstance(padding, str):
             raise ValueError(f"QConv2d padding must be integers, got {padding!r}")
-        cfg = config or current_config()
         ref = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation,
                         groups, bias)
-        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation, self.groups = _pair(padding), _pair(dilation), groups
-        self.weight = ref.weight
-        self.bias = ref.bias
-        self._init_quantizers(cfg, out_channels, bias, weight_width, act_width, bias_width,
-                              quantize_output)
+        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self._adopt_conv(ref, config, weight_width, act_width, bias_width, quantize_output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._prepare(x)
@@ -103,4 +108,39 @@ class QConv2d(_WeightedLayer):
             acc = F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
         else:
             acc = exact_conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+        return self._output(acc)
+
+
+class QConv1d(_WeightedLayer):
+    """``nn.Conv1d`` (stride, padding, dilation, groups incl. depthwise) in fixed point, on
+    ``(N, C, L)`` inputs; freezes to the IR op ``conv1d``.
+
+    Example:
+        >>> conv = QConv1d(4, 6, 3, padding=1, groups=2)
+        >>> conv(torch.randn(2, 4, 10)).shape
+        torch.Size([2, 6, 10])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True, *,
+                 weight_width: int | None = None, act_width: int | None = None,
+                 bias_width: int | None = None, quantize_output: bool = True,
+                 config: QConfig | None = None) -> None:
+        super().__init__()
+        if isinstance(padding, str):
+            raise ValueError(f"QConv1d padding must be an integer, got {padding!r}")
+        ref = nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                        groups, bias)
+        self.kernel_size, self.stride = ref.kernel_size[0], ref.stride[0]
+        self.padding, self.dilation = ref.padding[0], ref.dilation[0]
+        self._adopt_conv(ref, config, weight_width, act_width, bias_width, quantize_output)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._prepare(x)
+        w, b = self.quantized_weight(), self.quantized_bias()
+        if self.training:
+            acc = F.conv1d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+        else:  # the exact kernel, as a height-1 conv2d
+            acc = exact_conv2d(x.unsqueeze(2), w.unsqueeze(2), b, (1, self.stride),
+                               (0, self.padding), (1, self.dilation), self.groups).squeeze(2)
         return self._output(acc)

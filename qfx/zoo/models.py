@@ -7,7 +7,8 @@ from torch import nn
 
 from qfx.zoo.blocks import BasicBlock, Concat, conv_bn_relu
 
-__all__ = ["DigitsCNN", "ResNet", "UNet", "digits_cnn", "resnet8", "resnet20", "unet"]
+__all__ = ["DSCNN", "DigitsCNN", "MobileNetV1", "ResNet", "UNet", "digits_cnn", "ds_cnn",
+           "mobilenet_v1_025", "resnet8", "resnet20", "unet"]
 
 
 class DigitsCNN(nn.Module):
@@ -147,3 +148,95 @@ def unet(num_classes: int = 2, in_channels: int = 1, base: int = 4) -> UNet:
         torch.Size([1, 2, 16, 16])
     """
     return UNet(num_classes=num_classes, in_channels=in_channels, base=base)
+
+
+# ---------------------------------------------------------------------- ops-window: MLPerf Tiny
+def _dw_separable(cin: int, cout: int, stride: int) -> nn.Sequential:
+    """Depthwise 3x3 (padding 1) -> BN -> ReLU -> pointwise 1x1 -> BN -> ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+        nn.ReLU(),
+        nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+    )
+
+
+class DSCNN(nn.Module):
+    """MLPerf Tiny keyword spotting DS-CNN for a 1x49x10 MFCC input: conv 10x4 stride 2
+    (padding (5, 1): 25x5, where TensorFlow's 'same' pads one row fewer at the top) -> BN ->
+    ReLU, ``blocks`` depthwise-separable blocks (3x3 depthwise, 1x1 pointwise, BN, ReLU),
+    global average pooling (25x5: a fixed-point 1/125), linear to 12 classes.
+
+    Example:
+        >>> DSCNN()(torch.zeros(2, 1, 49, 10)).shape
+        torch.Size([2, 12])
+    """
+
+    def __init__(self, num_classes: int = 12, channels: int = 64, blocks: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, channels, (10, 4), 2, (5, 1), bias=False),
+                                  nn.BatchNorm2d(channels), nn.ReLU())
+        self.blocks = nn.Sequential(*[_dw_separable(channels, channels, 1)
+                                      for _ in range(blocks)])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.flatten(self.pool(self.blocks(self.stem(x)))))
+
+
+#: MobileNetV1's depthwise-separable blocks: (output channels at width 1.0, stride)
+MOBILENET_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1),
+                       (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+
+
+class MobileNetV1(nn.Module):
+    """MobileNetV1 (Howard et al. 2017) at width ``alpha``: conv 3x3 stride 2 -> BN -> ReLU,
+    13 depthwise-separable blocks (``MOBILENET_V1_BLOCKS``, the first ``depth`` of them), global
+    average pooling, linear. MLPerf Tiny's visual wake words model is ``alpha=0.25`` at 96x96
+    with 2 classes.
+
+    Example:
+        >>> MobileNetV1(0.25).eval()(torch.zeros(1, 3, 96, 96)).shape
+        torch.Size([1, 2])
+    """
+
+    def __init__(self, alpha: float = 0.25, num_classes: int = 2, in_channels: int = 3,
+                 depth: int = 13) -> None:
+        super().__init__()
+        if not 1 <= depth <= len(MOBILENET_V1_BLOCKS):
+            raise ValueError(f"depth must be 1..{len(MOBILENET_V1_BLOCKS)}, got {depth}")
+        width = [max(8, int(c * alpha)) for c in (32, *(c for c, _ in MOBILENET_V1_BLOCKS))]
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width[0], 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(width[0]), nn.ReLU())
+        self.blocks = nn.Sequential(*[_dw_separable(width[i], width[i + 1], stride)
+                                      for i, (_, stride) in
+                                      enumerate(MOBILENET_V1_BLOCKS[:depth])])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(width[depth], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.flatten(self.pool(self.blocks(self.stem(x)))))
+
+
+def ds_cnn(num_classes: int = 12, channels: int = 64, blocks: int = 4) -> DSCNN:
+    """MLPerf Tiny DS-CNN (keyword spotting, input 1x49x10, 12 classes), ~23k parameters at
+    64 channels; ``channels``/``blocks`` make smaller variants.
+
+    Example:
+        >>> ds_cnn(channels=8, blocks=1)(torch.zeros(1, 1, 49, 10)).shape
+        torch.Size([1, 12])
+    """
+    return DSCNN(num_classes, channels, blocks)
+
+
+def mobilenet_v1_025(num_classes: int = 2, depth: int = 13) -> MobileNetV1:
+    """MobileNetV1-0.25 (visual wake words, MLPerf Tiny; input 3x96x96, or any size that 32
+    divides, e.g. the 3x32x32 small-input variant), ~0.2M parameters.
+
+    Example:
+        >>> mobilenet_v1_025().eval()(torch.zeros(1, 3, 32, 32)).shape
+        torch.Size([1, 2])
+    """
+    return MobileNetV1(0.25, num_classes, depth=depth)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from qfx.zoo.bnn import cnv_w1a1, digits_bnn
-from qfx.zoo.models import digits_cnn, resnet8, resnet20, unet
+from qfx.zoo.models import digits_cnn, ds_cnn, mobilenet_v1_025, resnet8, resnet20, unet
 
 __all__ = ["ModelSpec", "MODELS", "get_model", "model_names", "model_spec"]
 
@@ -45,6 +45,12 @@ MODELS: dict[str, ModelSpec] = {
     "digits_bnn": ModelSpec("digits_bnn", digits_bnn, (1, 8, 8), "digits", kind="qfx"),
     # a segmentation model: no segmentation dataset is registered yet (export and C-sim only)
     "unet": ModelSpec("unet", unet, (1, 16, 16), "segmentation"),
+    # ops-window: MLPerf Tiny (no real data offline: labelled SYNTHETIC data of the same shape)
+    "ds_cnn": ModelSpec("ds_cnn", ds_cnn, (1, 49, 10), "synthetic_kws"),
+    "mobilenet_v1_025": ModelSpec("mobilenet_v1_025", mobilenet_v1_025, (3, 96, 96),
+                                  "synthetic_vww"),
+    "mobilenet_v1_025_32": ModelSpec("mobilenet_v1_025_32", mobilenet_v1_025, (3, 32, 32),
+                                     "synthetic_vww"),
 }
 
 
@@ -52,10 +58,10 @@ def model_names(kind: str | None = None) -> tuple[str, ...]:
     """Names ``get_model`` accepts (only those of one ``kind``, "float" or "qfx", if given).
 
     Example:
-        >>> model_names()
-        ('digits_cnn', 'resnet8', 'resnet20', 'cnv_w1a1', 'digits_bnn', 'unet')
-        >>> model_names("float")
-        ('digits_cnn', 'resnet8', 'resnet20', 'unet')
+        >>> model_names()[:5]
+        ('digits_cnn', 'resnet8', 'resnet20', 'cnv_w1a1', 'digits_bnn')
+        >>> model_names("float")[:3]
+        ('digits_cnn', 'resnet8', 'resnet20')
     """
     if kind is not None and kind not in ("float", "qfx"):
         raise ValueError(f"kind must be 'float', 'qfx' or None, got {kind!r}")

@@ -135,6 +135,8 @@ def mult_model(node: Node, key: str, a_t: FixedType, b_t: FixedType, on_binary: 
 
 def window_rows(graph: Graph, node: Node) -> tuple[int, int]:
     """(line-buffer rows, input rows read before the first output row) of a window layer."""
+    if len(graph.edges[node.inputs[0]].shape) == 2:  # [C, L] (conv1d): one row
+        return 1, 1
     a = node.attrs
     kh = int(node.params["weight"].shape[2]) if "weight" in node.params else pair(a["kernel"])[0]
     dil = pair(a.get("dilation", 1))[0]

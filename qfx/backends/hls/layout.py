@@ -54,7 +54,8 @@ VECTORS_HEADER = "# qfx-vectors v1"
 
 def edge_pixels(shape: Sequence[int]) -> tuple[int, int]:
     """``(values per pixel, pixels)`` of an edge in the streaming architecture: ``[C, H, W]`` is
-    ``H*W`` pixels of ``C`` channels, ``[N]`` one pixel of ``N`` values.
+    ``H*W`` pixels of ``C`` channels, ``[C, L]`` ``L`` pixels of ``C`` channels, ``[N]`` one
+    pixel of ``N`` values.
 
     Example:
         >>> edge_pixels((16, 8, 8)), edge_pixels((10,))
@@ -63,9 +64,12 @@ def edge_pixels(shape: Sequence[int]) -> tuple[int, int]:
     shape = tuple(int(d) for d in shape)
     if len(shape) == 3:
         return shape[0], shape[1] * shape[2]
+    if len(shape) == 2:  # [C, L] (conv1d): L pixels of C channels
+        return shape[0], shape[1]
     if len(shape) == 1:
         return shape[0], 1
-    raise ValueError(f"the streaming architecture handles [C, H, W] and [N] tensors, not shape "
+    raise ValueError(f"the streaming architecture handles [C, H, W], [C, L] and [N] tensors, not "
+                     f"shape "
                      f"{list(shape)}")
 
 

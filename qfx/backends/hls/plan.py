@@ -232,7 +232,7 @@ def schedule(graph: Graph, reuse: int | LayerReuse, io: str = "parallel") -> Sch
         if stream and spec(node.op).window:
             rows, first = window_rows(graph, node)
             shape = graph.edges[node.inputs[0]].shape
-            buffers[node.name] = LineBuffer(rows, first, int(shape[2]), int(shape[0]))
+            buffers[node.name] = LineBuffer(rows, first, int(shape[-1]), int(shape[0]))
     return Schedule(graph, io, reuse, resolve_reuse(graph, reuse), rules, alias,
                     route_streams(graph) if stream else None, buffers)
 

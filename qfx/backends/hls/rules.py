@@ -530,14 +530,20 @@ class _AvgPool(_Pool):
     def constants(self, node: Node) -> list[Const]:
         if "recip" not in node.params:
             return []
-        return [Const("recip", node.params["recip"], node.attrs["recip_type"], "[1]")]
+        r = node.params["recip"]
+        return [Const("recip", r.reshape(-1), node.attrs["recip_type"],
+                      "[1]" if r.size == 1 else "[out_h][out_w] (1/divisor per position)")]
 
     def pool_config(self, c: LayerConfig) -> None:
         c.typ("sum_t", "sum")
         c.typ("acc_t", "acc")
+        ph, pw = pair(c.node.attrs.get("padding", 0))
+        c.ints = [(k, {"pad_h": ph, "pad_w": pw}.get(k, v)) for k, v in c.ints]
         if "recip" in c.node.params:
             c.typ("recip_t", "recip")
             c.func, c.kinds = "avgpool2d_recip", ["recip"]
+            if c.node.params["recip"].size > 1:  # one reciprocal per output position
+                c.func = "avgpool2d_recip_map"
         else:
             c.func = "avgpool2d_shift"
             c.ints.append(("shift", int(c.node.attrs["shift"])))
@@ -853,6 +859,73 @@ class _Pad(_Move):
         top, left, _, _ = pads4(c.node)
         c.ints += [("pad_top", top), ("pad_left", left),
                    ("value_raw", pad_raw(c.node, c.x.type))]
+
+
+# ====================================================================== ops-window
+# exact piecewise-linear activations
+@hls_rule("leaky_relu")
+class _LeakyReLU(_Compare):
+    """A comparison and a select; the shift is wiring (a reinterpretation)."""
+
+    def config(self, c: LayerConfig) -> None:
+        c.typ("acc_t", "acc")
+        c.ints += [("n", c.n), ("unroll", unroll(c.n, c.reuse))]
+
+
+@hls_rule("hardsigmoid", "hardswish")
+class _HardGate(_Elementwise):
+    """x * c (+ x * gate for hardswish): constant multipliers, then compare and select."""
+
+    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
+        return [("gate", node.attrs["gate_type"], "clamp(x * scale + 1/2, 0, 1), exact")]
+
+    def config(self, c: LayerConfig) -> None:
+        for m, k in (("scale_t", "scale"), ("gate_t", "gate"), ("acc_t", "acc")):
+            c.typ(m, k)
+        c.ints += [("n", c.n), ("scale_raw", int(c.node.attrs["scale_raw"])),
+                   ("unroll", unroll(c.n, c.reuse))]
+
+    def resources(self, r: LayerCost) -> None:
+        a = r.node.attrs
+        g_t = a["gate_type"]
+        per_lane = [(r.x_t, a["scale_type"])]
+        if r.node.op == "hardswish":
+            per_lane.append((r.x_t, g_t))
+        lanes = ceil_div(r.cost.additions, r.ii)  # one + 1/2 per element
+        for x_t, c_t in per_lane:
+            impl, dpm, lut_pm, mlat = mult_model(r.node, "scale", x_t, c_t, False, r.ports)
+            r.multipliers += lanes
+            r.dsp += lanes * dpm
+            r.lut += lanes * lut_pm
+            r.depth += mlat
+            r.impl, r.dpm = impl, dpm
+        r.lut += lanes * (g_t.width + 2 * 2 * g_t.width)  # the + 1/2 and the two clamps
+        r.weight_t = a["scale_type"].cpp()
+
+
+@hls_rule("conv1d")
+class _Conv1d(_WeightLayer):
+    """conv1d is conv2d's layer over a height-1 input ([C, L] is [C][1][L] in NCHW order and,
+    streamed, L pixels of C values): the same C++ functions, with in_h = out_h = k_h = 1."""
+
+    layout = "[out_c][in_c/groups][k]"
+
+    def config(self, c: LayerConfig) -> None:
+        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
+            c.typ(m, k)
+        a, (cin, length), (cout, out_len) = c.node.attrs, c.x.shape, c.out.shape
+        _, cin_g, k = c.node.params["weight"].shape
+        groups = int(a["groups"])
+        red, outer = fold(cin_g * k, cout // groups if c.stream else out_len, c.reuse)
+        c.ints += [("in_c", cin), ("in_h", 1), ("in_w", length), ("out_c", cout), ("out_h", 1),
+                   ("out_w", out_len), ("k_h", 1), ("k_w", k), ("stride_h", 1),
+                   ("stride_w", int(a["stride"])), ("pad_h", 0), ("pad_w", int(a["padding"])),
+                   ("dil_h", 1), ("dil_w", int(a["dilation"])), ("groups", groups),
+                   ("red_unroll", red), ("out_unroll", outer)]
+        c.func, c.kinds = "conv2d", ["weight", "bias"]
+
+    shape = staticmethod(_conv_shape)  # type: ignore[assignment]
+    stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]
 
 
 #: IR ops the HLS backend implements (those with a rule).

@@ -317,6 +317,10 @@ def _avgpool2d(b: _Build, node: Node) -> None:
             f"{_label(node)}: the {kh}x{kw} window's area is not a power of two; hls4ml "
             "divides the window sum by the area (truncating) where qfx multiplies by a "
             "fixed-point reciprocal, so the results would differ")
+    if any(pair(a.get("padding", 0))) or a.get("ceil_mode"):  # ops-window
+        raise Hls4mlExportError(
+            f"{_label(node)}: average pooling with padding or ceil_mode has no exact hls4ml "
+            "translation (hls4ml's divisor at the borders is not PyTorch's)")
     sum_t: FixedType = a["sum_type"]
     shift = int(a["shift"])
     # holds the whole sum and the quotient's extra fractional bits: sum /= area is exact

@@ -270,6 +270,13 @@ def _avgpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     _, h, w = ctx.shape(node.inputs[0])
     _, oh, ow = ctx.shape(node.output)
     x = ctx.x(node)
+    ph, pw = pair(a.get("padding", 0))
+    bottom, right = ((oh - 1) * sh + kh - h - ph, (ow - 1) * sw + kw - w - pw)
+    if ph or pw or bottom > 0 or right > 0:  # padding (and ceil_mode's end cells) add zeros
+        pads = [0, 0, ph, pw, 0, 0, max(bottom, 0), max(right, 0)]
+        x = b.op("Pad", [x, b.int_const(pads, f"{name}__pads"), b.const(0.0, f"{name}__zero")],
+                 f"{name}__pad")
+        h, w = h + ph + max(bottom, 0), w + pw + max(right, 0)
     if (kh, kw) == (h, w) and (oh, ow) == (1, 1):
         s = b.op("ReduceSum", [x, b.int_const([2, 3], f"{name}__axes")], f"{name}__sum",
                  keepdims=1)
@@ -281,7 +288,9 @@ def _avgpool2d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
                                b.int_const([sh, sw], f"{name}__steps")], f"{name}__tap")
                 for i in range(kh) for j in range(kw)]
         s = taps[0] if len(taps) == 1 else b.op("Sum", taps, f"{name}__sum")
-    if "recip" in node.params:
+    if "recip" in node.params and node.params["recip"].size > 1:  # one per output position
+        factor = a["recip_type"].from_int(node.params["recip"]).astype(np.float64)
+    elif "recip" in node.params:
         factor = float(a["recip_type"].from_int(node.params["recip"]).reshape(-1)[0])
     else:
         factor = pow2(-int(a["shift"]))
@@ -370,6 +379,74 @@ def _pad(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
                      b.const(float(node.attrs["value"]), f"{name}__value")], f"{name}__pad",
              mode="constant")
     return y, edge_source(ctx.graph, node)
+
+
+# ---------------------------------------------------------------------- ops-window
+@_emits("leaky_relu")
+def _leaky_relu(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    # Relu(x) + (x - Relu(x)) * 2**-k: one of the two terms is 0, the other an exact shift
+    b, name = ctx.b, node.name
+    pos = b.op("Relu", [ctx.x(node)], f"{name}__pos")
+    neg = b.op("Sub", [ctx.x(node), pos], f"{name}__neg")
+    neg = b.op("Mul", [neg, b.const(pow2(-int(node.attrs["shift"])), f"{name}__slope")],
+               f"{name}__shifted")
+    y = b.op("Add", [pos, neg], f"{name}__leaky")
+    src = edge_source(ctx.graph, node)
+    return y, (None if src is None else FixedType.add(src, node.attrs["acc_type"]))
+
+
+def _hard_gate(ctx: EmitContext, node: Node) -> str:
+    """clamp(x * c + 1/2, 0, 1): the product and the sum are exact (the gate type holds them)."""
+    a, b, name = node.attrs, ctx.b, node.name
+    c = float(np.ldexp(float(a["scale_raw"]), -a["scale_type"].frac_bits))
+    g = b.op("Mul", [ctx.x(node), b.const(c, f"{name}__scale")], f"{name}__mul")
+    g = b.op("Add", [g, b.const(0.5, f"{name}__half")], f"{name}__add")
+    return b.op("Clip", [g, b.const(0.0, f"{name}__zero"), b.const(1.0, f"{name}__one")],
+                f"{name}__gate")
+
+
+@_emits("hardsigmoid")
+def _hardsigmoid(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    return _hard_gate(ctx, node), node.attrs["acc_type"]
+
+
+@_emits("hardswish")
+def _hardswish(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    g = _hard_gate(ctx, node)
+    return ctx.b.op("Mul", [ctx.x(node), g], f"{node.name}__acc"), node.attrs["acc_type"]
+
+
+@_emits("conv1d")
+def _conv1d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    """Pad, one strided Slice per tap, one batched MatMul (the im2col of conv2d, in 1-D)."""
+    a, b, name = node.attrs, ctx.b, node.name
+    w = a["weight_type"].from_int(node.params["weight"])
+    cout, cin_g, k = w.shape
+    groups, s, p, d = (int(a[key]) for key in ("groups", "stride", "padding", "dilation"))
+    _, out_len = ctx.shape(node.output)
+    x = ctx.x(node)
+    if p:
+        x = b.op("Pad", [x, b.int_const([0, 0, p, 0, 0, p], f"{name}__pads"),
+                         b.const(0.0, f"{name}__pad_value")], f"{name}__pad")
+    cols = [b.op("Unsqueeze", [b.op("Slice", [x, b.int_const([i * d], f"{name}__start"),
+                                              b.int_const([i * d + (out_len - 1) * s + 1],
+                                                          f"{name}__end"),
+                                              b.int_const([2], f"{name}__axes"),
+                                              b.int_const([s], f"{name}__steps")],
+                                         f"{name}__tap"),
+                                    b.int_const([2], f"{name}__axis2")], f"{name}__col")
+            for i in range(k)]
+    patches = cols[0] if k == 1 else b.op("Concat", cols, f"{name}__im2col", axis=2)
+    # (N, Cin, K, L) -> (N, G, Cin/G*K, L); weight (G, Cout/G, Cin/G*K)
+    pt = b.op("Reshape", [patches, b.int_const([0, groups, cin_g * k, out_len],
+                                               f"{name}__pshape")], f"{name}__patches")
+    y = b.op("MatMul", [b.const(w.reshape(groups, cout // groups, cin_g * k), f"{name}__weight"),
+                        pt], f"{name}__matmul")
+    y = b.op("Reshape", [y, b.int_const([0, cout, out_len], f"{name}__oshape")], f"{name}__conv")
+    if "bias" in node.params:
+        bias = a["bias_type"].from_int(node.params["bias"]).reshape(-1, 1)
+        y = b.op("Add", [y, b.const(bias, f"{name}__bias")], f"{name}__acc")
+    return y, a["acc_type"]
 
 
 #: ops that only compare or move values: exact on any double, even straight from a graph input

@@ -262,7 +262,10 @@ def _avgpool2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     _check_width(a["sum_type"], node, "window sum")
     shape = _out_shape(ctx, node)
     area = kh * kw
-    if "recip" not in node.params and pow2(int(a["shift"])) == float(area):
+    (ph, pw), (oh, ow) = pair(a.get("padding", 0)), shape[2:]
+    bottom, right = (max((oh - 1) * sh + kh - h - ph, 0), max((ow - 1) * sw + kw - w - pw, 0))
+    pads = [ph, pw, bottom, right]  # padding and ceil_mode's end cells add zeros to the sum
+    if "recip" not in node.params and pow2(int(a["shift"])) == float(area) and not any(pads):
         if (kh, kw) == (h, w) and shape[2:] == [1, 1]:
             y = ctx.op("GlobalAveragePool", [ctx.x(node)], f"{node.name}__avg", shape)
         else:
@@ -274,10 +277,11 @@ def _avgpool2d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
     kernel = ctx.constant(np.ones((c, 1, kh, kw), dtype=np.int64), ones, f"{node.name}_ones",
                           node)
     s = ctx.op("Conv", [ctx.x(node), kernel], f"{node.name}__sum", shape,
-               kernel_shape=[kh, kw], strides=[sh, sw], group=c)
-    if "recip" in node.params:
-        factor = ctx.constant(node.params["recip"].reshape(-1), a["recip_type"],
-                              f"{node.name}_recip", node)
+               kernel_shape=[kh, kw], strides=[sh, sw], group=c, pads=pads)
+    if "recip" in node.params:  # one factor, or one per output position
+        r = node.params["recip"]
+        factor = ctx.constant(r.reshape(-1) if r.size == 1 else r.reshape(oh, ow),
+                              a["recip_type"], f"{node.name}_recip", node)
     else:
         shift = int(a["shift"])
         factor = ctx.constant(np.array([1]), FixedType(2, 2 - shift, False),
@@ -330,6 +334,61 @@ def _pad(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
                        b.const(np.float32(node.attrs["value"]), f"{node.name}__value")],
                f"{node.name}__pad", _out_shape(ctx, node), mode="constant")
     return y, edge_source(ctx.graph, node)
+
+
+# ---- ops-window: conv1d and the exact piecewise-linear activations
+@_emits("conv1d")
+def _conv1d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a = node.attrs
+    w_raw = node.params["weight"]
+    ins = [ctx.x(node), ctx.constant(w_raw, a["weight_type"], f"{node.name}_weight", node)]
+    if "bias" in node.params:
+        ins.append(ctx.constant(node.params["bias"], a["bias_type"], f"{node.name}_bias", node))
+    p = int(a["padding"])
+    y = ctx.op("Conv", ins, f"{node.name}__acc", _out_shape(ctx, node),
+               kernel_shape=[int(w_raw.shape[2])], strides=[int(a["stride"])], pads=[p, p],
+               dilations=[int(a["dilation"])], group=int(a["groups"]))
+    return y, a["acc_type"]
+
+
+@_emits("leaky_relu")
+def _leaky_relu(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    # Relu(x) + (x - Relu(x)) * 2**-k: one term is 0, the other exact (a power-of-two factor)
+    a, shape, name = node.attrs, _out_shape(ctx, node), node.name
+    src = edge_source(ctx.graph, node)
+    out_t = None if src is None else FixedType.add(src, a["acc_type"])
+    if out_t is not None:
+        _check_width(out_t, node, "leaky_relu result")
+    pos = ctx.op("Relu", [ctx.x(node)], f"{name}__pos", shape)
+    neg = ctx.op("Sub", [ctx.x(node), pos], f"{name}__neg", shape)
+    slope = ctx.constant(np.array([1]), FixedType(2, 2 - int(a["shift"]), False),
+                         f"{name}_slope", node)
+    neg = ctx.op("Mul", [neg, slope], f"{name}__shifted", shape)
+    return ctx.op("Add", [pos, neg], f"{name}__leaky", shape), out_t
+
+
+def _qonnx_gate(ctx: QonnxContext, node: Node) -> str:
+    """clamp(x * c + 1/2, 0, 1), exact in float32 (the gate type is at most 24 bits)."""
+    a, shape, name, b = node.attrs, _out_shape(ctx, node), node.name, ctx.b
+    _check_width(a["gate_type"], node, "gate")
+    c = ctx.constant(np.array([int(a["scale_raw"])]), a["scale_type"], f"{name}_scale", node)
+    g = ctx.op("Mul", [ctx.x(node), c], f"{name}__mul", shape)
+    g = ctx.op("Add", [g, b.const(np.float32(0.5), f"{name}__half")], f"{name}__add", shape)
+    return ctx.op("Clip", [g, b.const(np.float32(0.0), f"{name}__zero"),
+                           b.const(np.float32(1.0), f"{name}__one")], f"{name}__gate", shape)
+
+
+@_emits("hardsigmoid")
+def _hardsigmoid(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    return _qonnx_gate(ctx, node), node.attrs["acc_type"]
+
+
+@_emits("hardswish")
+def _hardswish(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    _check_width(node.attrs["acc_type"], node, "hardswish product")
+    g = _qonnx_gate(ctx, node)
+    return (ctx.op("Mul", [ctx.x(node), g], f"{node.name}__acc", _out_shape(ctx, node)),
+            node.attrs["acc_type"])
 
 
 # ---- binarized networks: +-1 weights and activations as BipolarQuant (scale 1), the form

@@ -11,6 +11,7 @@ finer grid), so no order of additions can round or overflow.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,7 +37,7 @@ from qfx.ir.ops.shapes import conv2d_output_size
 if TYPE_CHECKING:
     from qfx.ir.graph import Edge, Node
 
-__all__ = ["Conv2d", "Dense"]
+__all__ = ["Conv1d", "Conv2d", "Dense"]
 
 
 class _Weighted(OpSpec):
@@ -162,3 +163,46 @@ def conv_shape(node: Node, x_shape: tuple[int, ...], w: np.ndarray) -> tuple[int
     (sh, sw), (ph, pw), (dh, dw) = pair(a["stride"]), pair(a["padding"]), pair(a["dilation"])
     return (cout, conv2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=dh),
             conv2d_output_size(wd, kernel=kw, stride=sw, padding=pw, dilation=dw))
+
+
+# ---------------------------------------------------------------------- ops-window: conv1d
+@register
+class Conv1d(_Weighted):
+    """PyTorch's ``conv1d`` on a ``(C, L)`` input: ``weight`` [O, C/groups, K]; attrs
+    ``stride``, ``padding``, ``dilation`` (ints), ``groups`` (depthwise: groups == C). Exactly a
+    ``conv2d`` over a height-1 input (the executor and the HLS layer compute it as one)."""
+
+    name = "conv1d"
+    attrs = ("weight_type", "acc_type", "stride", "padding", "dilation", "groups")
+    window = True
+
+    def infer_shape(self, node: Node, ins: Sequence[Edge]) -> tuple[int, ...]:
+        x, w = ins[0].shape, node.params["weight"]
+        if len(x) != 2 or w.ndim != 3:
+            raise ValueError(f"{where(node)}: needs a (C, L) input and a 3-D weight "
+                             f"(out, in/groups, k); got input {x}, weight {w.shape}")
+        for k in ("stride", "padding", "dilation"):
+            if isinstance(node.attrs[k], (list, tuple)):
+                raise ValueError(f"{where(node)}: {k} must be one integer")
+        c, _, length = conv_shape(_as_2d(node), (x[0], 1, x[1]), w[:, :, None, :])
+        return (c, length)
+
+    def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
+                ) -> torch.Tensor:
+        a = node.attrs
+        w = const_values(a["weight_type"], node.params["weight"], device)
+        y = exact_conv2d(xs[0].unsqueeze(2), w.unsqueeze(2), self._bias(node, device),
+                         (1, int(a["stride"])), (0, int(a["padding"])), (1, int(a["dilation"])),
+                         int(a["groups"]))
+        return y.squeeze(2)
+
+    def positions(self, out: Edge) -> int:
+        return int(out.shape[1])
+
+
+def _as_2d(node: Node) -> Node:
+    """A conv1d node's attributes as a height-1 conv2d's (for the shared shape rule)."""
+    a = dict(node.attrs)
+    a.update(stride=[1, int(a["stride"])], padding=[0, int(a["padding"])],
+             dilation=[1, int(a["dilation"])])
+    return replace(node, attrs=a)

@@ -1,7 +1,11 @@
 """``maxpool2d`` (no cast: the input's format, padding never wins) and ``avgpool2d`` (the exact
 window sum on ``sum_type``, times 2**-shift or a fixed-point reciprocal ``recip``, then one
 cast). Windows follow PyTorch (kernel, stride, padding, dilation, ceil_mode for max pooling;
-no padding for average pooling)."""
+kernel, stride and the optional padding and ceil_mode for average pooling, whose padded cells
+add zeros to the sum). ``recip`` is one constant ``[1]``, or one per output position
+``[OH, OW]`` (PyTorch's divisor depends on the position with padding, ``ceil_mode`` or
+``count_include_pad=False``: the frontend stores each position's 1/divisor in ``recip_type``).
+Global max pooling is ``maxpool2d`` with kernel = stride = the input's (H, W)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from qfx.ir.ops.base import (
     OpSpec,
     check_accumulator,
     const_values,
+    exact_type,
     holds,
     is_pow2_or_zero,
     pair,
@@ -82,15 +87,23 @@ class AvgPool2d(OpSpec):
     name = "avgpool2d"
     attrs = ("kernel", "stride", "sum_type", "acc_type")
     optional_params = ("recip",)
-    optional_attrs = ("shift", "recip_type")
+    optional_attrs = ("shift", "recip_type", "padding", "ceil_mode")
     window = True
 
     def infer_shape(self, node: Node, ins: Sequence[Edge]) -> tuple[int, ...]:
         a = node.attrs
         c, h, w = _chw(node, ins[0])
         (kh, kw), (sh, sw) = pair(a["kernel"]), pair(a["stride"])
-        return (c, avgpool2d_output_size(h, kernel=kh, stride=sh),
-                avgpool2d_output_size(w, kernel=kw, stride=sw))
+        (ph, pw), ceil = pair(a.get("padding", 0)), bool(a.get("ceil_mode", False))
+        if not (ph or pw or ceil):
+            return (c, avgpool2d_output_size(h, kernel=kh, stride=sh),
+                    avgpool2d_output_size(w, kernel=kw, stride=sw))
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ValueError(f"{where(node)}: padding {[ph, pw]} exceeds half the kernel")
+        return (c, maxpool2d_output_size(h, kernel=kh, stride=sh, padding=ph, dilation=1,
+                                         ceil_mode=ceil),
+                maxpool2d_output_size(w, kernel=kw, stride=sw, padding=pw, dilation=1,
+                                      ceil_mode=ceil))
 
     @staticmethod
     def sum_type(x_t: FixedType, area: int) -> FixedType:
@@ -101,7 +114,12 @@ class AvgPool2d(OpSpec):
         """The sum's bits with the binary point moved by ``shift``, or sum x recip exactly."""
         sum_t = node.attrs["sum_type"]
         if "recip" in node.params:
-            return FixedType.mul(sum_t, node.attrs["recip_type"])
+            r_t, r = node.attrs["recip_type"], node.params["recip"]
+            if r.size == 1:
+                return FixedType.mul(sum_t, r_t)
+            ends = [sum_t.raw_min * int(r.min()), sum_t.raw_max * int(r.max()),
+                    sum_t.raw_min * int(r.max()), sum_t.raw_max * int(r.min())]
+            return exact_type(min(ends), max(ends), sum_t.frac_bits + r_t.frac_bits, where)
         shift = int(node.attrs["shift"])
         return FixedType(sum_t.width, sum_t.int_bits - shift, sum_t.signed)
 
@@ -115,12 +133,14 @@ class AvgPool2d(OpSpec):
                              f"{area} values of {x_t.cpp()} on the input's grid")
         if "recip" in p:
             r_t = a.get("recip_type")
-            if not isinstance(r_t, FixedType) or p["recip"].shape != (1,):
-                raise ValueError(f"{at}: needs one recip value and a recip_type")
+            if not isinstance(r_t, FixedType) or p["recip"].shape not in ((1,),
+                                                                           tuple(out.shape[1:])):
+                raise ValueError(f"{at}: needs a recip_type and one recip value or one per "
+                                 f"output position {list(out.shape[1:])}")
             raw_in_type(p["recip"], r_t, f"{at} recip")
-            r = int(p["recip"][0])
-            lo, hi = sorted((sum_t.raw_min * r, sum_t.raw_max * r))
-            check_accumulator(node, acc_t, lo, hi, sum_t.frac_bits + r_t.frac_bits)
+            ends = [sum_t.raw_min * r for r in (int(p["recip"].min()), int(p["recip"].max()))]
+            ends += [sum_t.raw_max * r for r in (int(p["recip"].min()), int(p["recip"].max()))]
+            check_accumulator(node, acc_t, min(ends), max(ends), sum_t.frac_bits + r_t.frac_bits)
         else:
             shift = int(a.get("shift", -1))
             if shift < 0 or acc_t.width != sum_t.width or acc_t.signed != sum_t.signed or \
@@ -131,9 +151,15 @@ class AvgPool2d(OpSpec):
     def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
                 ) -> torch.Tensor:
         a = node.attrs
-        s = exact_sum_pool2d(xs[0], pair(a["kernel"]), pair(a["stride"]))
+        (ph, pw), ceil = pair(a.get("padding", 0)), bool(a.get("ceil_mode", False))
+        if ph or pw or ceil:  # the sum of the window's cells inside the input (exact)
+            s = F.avg_pool2d(xs[0], pair(a["kernel"]), pair(a["stride"]), (ph, pw), ceil, True,
+                             divisor_override=1)
+        else:
+            s = exact_sum_pool2d(xs[0], pair(a["kernel"]), pair(a["stride"]))
         if "recip" in node.params:
-            return s * float(const_values(a["recip_type"], node.params["recip"], device)[0])
+            r = const_values(a["recip_type"], node.params["recip"], device)
+            return s * (float(r[0]) if r.numel() == 1 else r)
         return torch.ldexp(s, torch.tensor(-float(a["shift"]), dtype=torch.float64,
                                            device=device))
 

@@ -1,0 +1,29 @@
+"""ops-window: the small MLPerf Tiny variants C-simulate bit-exactly in the architecture their
+Ultra96 estimate fits: DS-CNN (1x49x10, 8 channels, 2 blocks) streamed, MobileNetV1-0.25 at
+32x32 (all 13 blocks) in the parallel architecture; random and saturating inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import qfx
+from qfx.zoo import get_model, model_spec
+
+CASES = {"ds_cnn": ("ds_cnn", {"channels": 8, "blocks": 2}, "stream", 64),
+         "mobilenet_v1_025_32": ("mobilenet_v1_025_32", {}, "parallel", 256)}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_small_mlperf_tiny_variant_is_bit_exact(case, tmp_path):
+    name, options, io, reuse = CASES[case]
+    shape = model_spec(name).input_shape
+    torch.manual_seed(0)
+    calib = torch.randn(16, *shape)
+    model = qfx.quantize_model(get_model(name, **options), {"bits": 8}, calib).eval()
+    project = qfx.export_hls(model, calib[:1], tmp_path / "prj", board="ultra96", io=io,
+                             reuse=reuse, test_vectors=calib[:2].numpy())
+    assert project.report.fits
+    x = torch.cat([torch.randn(2, *shape), torch.randn(2, *shape) * 16])  # half saturate
+    report = qfx.csim(project, x)
+    assert report.bit_exact and report.mismatches == 0 and report.samples == 4, str(report)
