@@ -432,8 +432,10 @@ def quantize_model(
             name = f"{type(replacement).__name__.lower()}_{n.name}"
             gm.add_submodule(name, replacement)
             with gm.graph.inserting_after(n):
-                # an activation takes only its input (bounds/slopes live in the module)
-                args = tuple(n.args) if isinstance(replacement, QAdd) else (n.args[0],)
+                # an activation takes only its input (bounds/slopes live in the module); a
+                # graph op (concat, mul) or an add keeps the arguments chosen above
+                if graph_op is None and not isinstance(replacement, QAdd):
+                    args = (n.args[0],)
                 new_node = gm.graph.call_module(name, args)
             new_node.meta = dict(n.meta)  # its shape, for the layers that read it
             n.replace_all_uses_with(new_node)
