@@ -10,10 +10,12 @@ from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.merge import QAdd
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d, sync_batchnorm
 from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QMaxPool2d
+from qfx.nn.table import QExp, QSigmoid, QSoftmax, QTanh
 
 __all__ = [
     "QAdd", "QAvgPool2d", "QBatchNorm1d", "QBatchNorm2d", "QConfig", "QConv2d", "QFlatten",
     "QGlobalAvgPool2d", "QHardTanh", "QInput", "QLayer", "QLinear", "QMaxPool2d", "QReLU",
     "config", "current_config", "quantize_model", "sync_batchnorm",
     "QBinaryConv2d", "QBinaryLinear", "QSign", "QThermometer",
+    "QExp", "QSigmoid", "QSoftmax", "QTanh",
 ]

@@ -10,6 +10,7 @@ Example:
 """
 
 from qfx.ir.ops import activation, binary, io, linear, merge, norm, pooling  # noqa: F401
+from qfx.ir.ops import table  # noqa: F401  (table activations and softmax)
 from qfx.ir.ops.base import BINARY_TYPE, OPS, NodeCost, OpSpec, pair, register, spec
 
 __all__ = ["BINARY_TYPE", "OPS", "NodeCost", "OpSpec", "pair", "register", "spec"]
