@@ -21,7 +21,6 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from qfx.fixed.quantizer import FixedQuantizer, calibration
 from qfx.nn.activation import QHardTanh, QReLU
-from qfx.nn.table import QSigmoid, QSoftmax, QTanh
 from qfx.nn.base import QLayer
 from qfx.nn.config import QConfig, current_config
 from qfx.nn.io import QFlatten, QInput
@@ -29,6 +28,7 @@ from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.merge import QAdd
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d
 from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QMaxPool2d
+from qfx.nn.table import QSigmoid, QSoftmax, QTanh
 
 __all__ = ["quantize_model"]
 

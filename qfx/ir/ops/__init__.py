@@ -9,8 +9,16 @@ Example:
     ['add', 'avgpool2d', 'batchnorm']
 """
 
-from qfx.ir.ops import activation, binary, io, linear, merge, norm, pooling  # noqa: F401
-from qfx.ir.ops import table  # noqa: F401  (table activations and softmax)
+from qfx.ir.ops import (  # noqa: F401
+    activation,
+    binary,
+    io,
+    linear,
+    merge,
+    norm,
+    pooling,
+    table,  # noqa: F401  (table activations and softmax)
+)
 from qfx.ir.ops.base import BINARY_TYPE, OPS, NodeCost, OpSpec, pair, register, spec
 
 __all__ = ["BINARY_TYPE", "OPS", "NodeCost", "OpSpec", "pair", "register", "spec"]
