@@ -176,6 +176,8 @@ QFX_STREAM_PIXELWISE(dense_khot)
 QFX_STREAM_PIXELWISE(binary_dense)
 QFX_STREAM_PIXELWISE(binary_dense_scale)
 QFX_STREAM_PIXELWISE(binary_dense_khot)
+QFX_STREAM_PIXELWISE(table_lookup)  // sigmoid, tanh, exp
+QFX_STREAM_PIXELWISE(softmax)       // over one pixel's channels (n_spatial = 1)
 #undef QFX_STREAM_PIXELWISE
 
 /// Residual add, pixel by pixel (CFG: in0_t, in1_t, acc_t, out_t, n = px_in, n_pixels, px_out).
