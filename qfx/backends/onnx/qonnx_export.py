@@ -427,9 +427,10 @@ def _check_float32_table(node: Node, onnx_op: str, in_t: FixedType, table: np.nd
     if bad.size:
         i = int(bad[0])
         raise OnnxExportError(
-            f"{node_label(node)}: float32 {onnx_op} at input {x[i]!r} casts to raw {int(raw[i])} "
-            f"of {table_t.cpp()}, the exact table holds {int(table[i])}: QONNX's standard "
-            "operator cannot reproduce this table exactly (export_onnx emits the exact table)")
+            f"{node_label(node)}: float32 {onnx_op} at input {float(x[i])!r} casts to raw "
+            f"{int(raw[i])} of {table_t.cpp()}, the exact table holds {int(table[i])}: QONNX's "
+            "standard operator cannot reproduce this table exactly (export_onnx emits the exact "
+            "table)")
 
 
 @_emits("sigmoid", "tanh", "exp")
