@@ -10,11 +10,19 @@ Example:
 
 from qfx.zoo.blocks import Add, BasicBlock, conv_bn_relu
 from qfx.zoo.bnn import cnv_w1a1, digits_bnn
-from qfx.zoo.models import DigitsCNN, ResNet, digits_cnn, resnet8, resnet20
+from qfx.zoo.models import (
+    DigitsCNN,
+    DigitsMLPSoftmax,
+    ResNet,
+    digits_cnn,
+    digits_mlp_softmax,
+    resnet8,
+    resnet20,
+)
 from qfx.zoo.registry import MODELS, ModelSpec, get_model, model_names, model_spec
 
 __all__ = [
     "Add", "BasicBlock", "conv_bn_relu", "DigitsCNN", "ResNet", "digits_cnn", "resnet8",
     "resnet20", "MODELS", "ModelSpec", "get_model", "model_names", "model_spec", "cnv_w1a1",
-    "digits_bnn",
+    "digits_bnn", "DigitsMLPSoftmax", "digits_mlp_softmax",
 ]

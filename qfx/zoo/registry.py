@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from qfx.zoo.bnn import cnv_w1a1, digits_bnn
-from qfx.zoo.models import digits_cnn, resnet8, resnet20
+from qfx.zoo.models import digits_cnn, digits_mlp_softmax, resnet8, resnet20
 
 __all__ = ["ModelSpec", "MODELS", "get_model", "model_names", "model_spec"]
 
@@ -43,6 +43,8 @@ MODELS: dict[str, ModelSpec] = {
     "resnet20": ModelSpec("resnet20", resnet20, (3, 32, 32), "cifar10"),
     "cnv_w1a1": ModelSpec("cnv_w1a1", cnv_w1a1, (3, 32, 32), "cifar10", kind="qfx"),
     "digits_bnn": ModelSpec("digits_bnn", digits_bnn, (1, 8, 8), "digits", kind="qfx"),
+    "digits_mlp_softmax": ModelSpec("digits_mlp_softmax", digits_mlp_softmax, (1, 8, 8),
+                                    "digits"),
 }
 
 
@@ -51,9 +53,9 @@ def model_names(kind: str | None = None) -> tuple[str, ...]:
 
     Example:
         >>> model_names()
-        ('digits_cnn', 'resnet8', 'resnet20', 'cnv_w1a1', 'digits_bnn')
+        ('digits_cnn', 'resnet8', 'resnet20', 'cnv_w1a1', 'digits_bnn', 'digits_mlp_softmax')
         >>> model_names("float")
-        ('digits_cnn', 'resnet8', 'resnet20')
+        ('digits_cnn', 'resnet8', 'resnet20', 'digits_mlp_softmax')
     """
     if kind is not None and kind not in ("float", "qfx"):
         raise ValueError(f"kind must be 'float', 'qfx' or None, got {kind!r}")
@@ -73,7 +75,8 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def get_model(name: str, **kwargs: object) -> nn.Module:
-    """Build the model ``name`` (float: "digits_cnn", "resnet8", "resnet20"; binarized
+    """Build the model ``name`` (float: "digits_cnn", "resnet8", "resnet20",
+    "digits_mlp_softmax"; binarized
     qfx models: "cnv_w1a1", "digits_bnn").
 
     Example:
