@@ -1,5 +1,5 @@
 """Table activations in C++: one model with tanh (on the input: every table code), sigmoid and
-softmax C-simulates bit-exactly on both arithmetic paths (native and -DQFX_AP_ARITH) in both
+softmax (over the channels of every pixel of a feature map) C-simulates bit-exactly on both arithmetic paths (native and -DQFX_AP_ARITH) in both
 architectures, on every input code, random and saturating inputs; and qfx.nn eval == executor."""
 
 from __future__ import annotations
@@ -12,22 +12,25 @@ from torch import nn
 import qfx
 from qfx.fixed import FixedQuantizer
 from qfx.fixed.tables import table_codes
-from qfx.nn import QConfig, QInput, QLinear, QSigmoid, QSoftmax, QTanh
+from qfx.nn import QConfig, QConv2d, QInput, QSigmoid, QSoftmax, QTanh
 
 
 def _model() -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(3)
     sat = QConfig(act_width=6, weight_width=6)
     wrap = QConfig(act_width=5, weight_width=6, act_overflow="WRAP", act_rounding="TRN")
-    net = nn.Sequential(QInput(6, config=sat), QTanh(config=wrap), QLinear(4, 6, config=sat),
-                        QSigmoid(config=sat), QLinear(6, 5, config=sat), QSoftmax(config=sat))
+    net = nn.Sequential(QInput(6, config=sat), QTanh(config=wrap), QConv2d(4, 6, 1, config=sat),
+                        QSigmoid(config=sat), QConv2d(6, 5, 1, config=sat),
+                        QSoftmax(config=sat))
     net[0].output_quantizer = FixedQuantizer(6, True, "RND", "SAT", int_bits=2)
     with qfx.calibration(net):
-        net(torch.randn(64, 4))
+        net(torch.randn(64, 4, 2, 2))
     in_t = net[0].output_quantizer.fixed_type
-    codes = in_t.from_int(table_codes(in_t))
-    every = codes[(np.arange(64)[:, None] + np.arange(4)[None, :] * 16) % 64]
-    x = torch.cat([torch.from_numpy(every).float(), torch.randn(8, 4), torch.randn(8, 4) * 10])
+    codes = in_t.from_int(table_codes(in_t))  # 64 codes: every one in every channel
+    every = codes[(np.arange(16)[:, None, None] * 4 + np.arange(4)[None, :, None] * 16
+                   + np.arange(4)[None, None, :]) % 64].reshape(16, 4, 2, 2)
+    x = torch.cat([torch.from_numpy(every).float(), torch.randn(4, 4, 2, 2),
+                   torch.randn(4, 4, 2, 2) * 10])
     return net.eval(), x
 
 
@@ -35,7 +38,7 @@ def _model() -> tuple[nn.Module, torch.Tensor]:
 def test_table_model_is_bit_exact_in_csim(io, tmp_path):
     net, x = _model()
     graph = qfx.freeze(net, x[:1])
-    assert [n.op for n in graph.nodes][1:] == ["tanh", "dense", "sigmoid", "dense", "softmax"]
+    assert [n.op for n in graph.nodes][1:] == ["tanh", "conv2d", "sigmoid", "conv2d", "softmax"]
     out_t = graph.edges[graph.outputs[0]].type
     with torch.no_grad():
         assert np.array_equal(qfx.run_graph(graph, x).raw[0], out_t.to_int(net(x)).numpy())
