@@ -1336,7 +1336,9 @@ THERMO:
 // output type, filled by qfx from the exact function (qfx.fixed.tables) over every code of its
 // index type, and read at the index's raw bits taken as an unsigned integer; the executor reads
 // the same array, so the two agree by construction. No arithmetic path differs: both C-simulation
-// builds run this ap_fixed code.
+// builds run this ap_fixed code. The tables are `static const` arrays (weights/*.h), which HLS
+// maps to ROM; BIND_STORAGE asks for a dual-port ROM (two lanes per copy; the estimate counts
+// one copy per two lanes).
 
 /// The raw bits of x as an unsigned table index.
 template <class T>
@@ -1350,7 +1352,7 @@ inline unsigned table_index(const T& x) {
 template <class CFG>
 void table_lookup(const typename CFG::in_t x[CFG::n], typename CFG::out_t y[CFG::n],
                   const typename raw_storage<typename CFG::out_t>::type table[CFG::n_table]) {
-#pragma HLS BIND_STORAGE variable=table type=rom_2p impl=auto
+#pragma HLS BIND_STORAGE variable=table type=rom_2p
   const int unroll = CFG::unroll;
   (void)unroll;
 TABLE:
@@ -1371,8 +1373,8 @@ void softmax(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
              typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
              const typename raw_storage<typename CFG::exp_t>::type exp_table[CFG::n_exp],
              const typename raw_storage<typename CFG::recip_t>::type recip_table[CFG::n_recip]) {
-#pragma HLS BIND_STORAGE variable=exp_table type=rom_2p impl=auto
-#pragma HLS BIND_STORAGE variable=recip_table type=rom_1p impl=auto
+#pragma HLS BIND_STORAGE variable=exp_table type=rom_2p
+#pragma HLS BIND_STORAGE variable=recip_table type=rom_1p
   typedef typename CFG::exp_t exp_t;
   typedef typename CFG::recip_t recip_t;
   const int unroll = CFG::unroll;
