@@ -24,21 +24,23 @@ _MP = {"sigmoid": lambda v: 1 / (1 + mpmath.exp(-v)), "tanh": mpmath.tanh, "exp"
 
 
 def _oracle(fn: str, x: float, out_t: FixedType) -> int | None:
-    """The raw quantisation of fn(x) from a 300-bit value cast by FixedType (via the nearest
-    double); None where a double cannot decide (within an ulp of a boundary, or too large for a
-    wrapping type's low bits)."""
+    """The raw quantisation of fn(x) from a 300-bit mpmath value, cast by FixedType: every
+    rounding mode decides on the grid 2**-(F+1) (grid points and midpoints), so the value is
+    replaced by the double in the middle of its open interval there (or the exact boundary it
+    sits on, for the rational values). None: too large for a double to give a wrapping type's
+    low bits."""
     if fn == "recip" and x == 0:
         return out_t.raw_max
     with mpmath.workprec(300):
         v = _MP[fn](mpmath.mpf(x))
         scaled = mpmath.ldexp(v, out_t.frac_bits + 1)  # boundaries: integers on this grid
-        if abs(scaled) > 2**50 and out_t.overflow not in ("SAT", "SAT_ZERO", "SAT_SYM"):
-            return None
-        nearest = mpmath.nint(scaled)
-        if scaled != nearest and abs(scaled - nearest) < 2.0**-30 * (1 + abs(scaled)):
-            return None
-        d = float(v) if abs(scaled) <= 2**50 else float(mpmath.sign(v)) * 2.0**60
-    return int(out_t.to_int(np.array([d]))[0])
+        n = int(mpmath.floor(scaled))
+        if abs(n) > 2**50:
+            if out_t.overflow not in ("SAT", "SAT_ZERO", "SAT_SYM"):
+                return None
+            n = 2**50 if n > 0 else -(2**50)
+        mid = n if scaled == n else n + 0.5
+    return int(out_t.to_int(np.array([np.ldexp(mid, -(out_t.frac_bits + 1))]))[0])
 
 
 def _types(draw, max_w: int) -> FixedType:
@@ -49,7 +51,7 @@ def _types(draw, max_w: int) -> FixedType:
 @st.composite
 def _case(draw):
     fn = draw(st.sampled_from(TABLE_FUNCTIONS))
-    in_t = _types(draw, 7)
+    in_t = _types(draw, 6)
     signed = draw(st.booleans())
     overflow = draw(st.sampled_from([o for o in OVERFLOW_MODES if signed or o != "WRAP_SM"]))
     out_t = FixedType(draw(st.integers(2, 12)), draw(st.integers(-2, 6)), signed,
@@ -57,20 +59,21 @@ def _case(draw):
     return fn, in_t, out_t
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_case())
 def test_table_equals_the_exact_function_quantised_for_every_code(case):
     fn, in_t, out_t = case
     table = function_table(fn, in_t, out_t)
     codes = table_codes(in_t)
     assert table.shape == (1 << in_t.width,)
-    checked = 0
+    undecided = 0
     for raw, entry in zip(codes.tolist(), table.tolist(), strict=True):
         expected = _oracle(fn, float(in_t.from_int(np.array([raw]))[0]), out_t)
-        if expected is not None:
+        if expected is None:
+            undecided += 1
+        else:
             assert entry == expected, (fn, in_t, out_t, raw)
-            checked += 1
-    assert checked >= len(codes) // 2  # the oracle decides nearly every code
+    assert not undecided or fn == "exp"  # only huge exp values on a wrapping type
 
 
 def test_exact_rational_values_round_like_ties():
