@@ -1,6 +1,7 @@
 """Table activations in C++: one model with tanh (on the input: every table code), sigmoid and
-softmax (over the channels of every pixel of a feature map) C-simulates bit-exactly on both arithmetic paths (native and -DQFX_AP_ARITH) in both
-architectures, on every input code, random and saturating inputs; and qfx.nn eval == executor."""
+softmax (over the channels of every pixel of a feature map) C-simulates bit-exactly on both
+arithmetic paths (native and -DQFX_AP_ARITH) in both architectures, on every input code, random
+and saturating inputs; and qfx.nn eval == executor."""
 
 from __future__ import annotations
 
