@@ -1568,6 +1568,83 @@ HARDSWISH:
 }
 // ==================================================================== end of ops-window block
 
+// ------------------------------------------------------------------------------ table activations
+// sigmoid, tanh, exp and softmax (qfx/ir/ops/table.py). A table is a ROM of raw values of its
+// output type, filled by qfx from the exact function (qfx.fixed.tables) over every code of its
+// index type, and read at the index's raw bits taken as an unsigned integer; the executor reads
+// the same array, so the two agree by construction. No arithmetic path differs: both C-simulation
+// builds run this ap_fixed code. The tables are `static const` arrays (weights/*.h), which HLS
+// maps to ROM; BIND_STORAGE asks for a dual-port ROM (two lanes per copy; the estimate counts
+// one copy per two lanes).
+
+/// The raw bits of x as an unsigned table index.
+template <class T>
+inline unsigned table_index(const T& x) {
+#pragma HLS INLINE
+  return (unsigned)x.range(fixed_traits<T>::width - 1, 0).to_uint();
+}
+
+// CFG: in_t, out_t, n, n_table (2**W_in), unroll. y[i] = table[bits(x[i])] (the table holds
+// out_t values: no cast).
+template <class CFG>
+void table_lookup(const typename CFG::in_t x[CFG::n], typename CFG::out_t y[CFG::n],
+                  const typename raw_storage<typename CFG::out_t>::type table[CFG::n_table]) {
+#pragma HLS BIND_STORAGE variable=table type=rom_2p
+  const int unroll = CFG::unroll;
+  (void)unroll;
+TABLE:
+  for (int i = 0; i < CFG::n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+    y[i] = from_raw<typename CFG::out_t>(table[table_index(x[i])]);
+  }
+}
+
+// CFG: in_t, out_t, diff_t, exp_t, sum_t, recip_t, acc_t, n_chan, n_spatial, n_exp (2**W_diff),
+//      n_recip (2**W_sum), unroll. x, y: [n_chan][n_spatial]; per position p, over the channels:
+//   m = max_c x;  d_c = m - x_c (exact in diff_t);  e_c = exp_table[bits(d_c)] = exp(-d_c);
+//   s = sum_c e_c (exact in sum_t);  r = recip_table[bits(s)] = 1/s;  y_c = (acc_t)(e_c * r)
+//   (exact), cast once to out_t.
+template <class CFG>
+void softmax(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+             typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
+             const typename raw_storage<typename CFG::exp_t>::type exp_table[CFG::n_exp],
+             const typename raw_storage<typename CFG::recip_t>::type recip_table[CFG::n_recip]) {
+#pragma HLS BIND_STORAGE variable=exp_table type=rom_2p
+#pragma HLS BIND_STORAGE variable=recip_table type=rom_1p
+  typedef typename CFG::exp_t exp_t;
+  typedef typename CFG::recip_t recip_t;
+  const int unroll = CFG::unroll;
+  (void)unroll;
+SOFTMAX_POS:
+  for (int p = 0; p < CFG::n_spatial; p++) {
+    typename CFG::in_t m = x[p];
+  SOFTMAX_MAX:
+    for (int c = 1; c < CFG::n_chan; c++) {
+#pragma HLS PIPELINE II=1
+      if (x[c * CFG::n_spatial + p] > m) m = x[c * CFG::n_spatial + p];
+    }
+    exp_t e[CFG::n_chan];
+#pragma HLS ARRAY_PARTITION variable=e cyclic factor=unroll
+    typename CFG::sum_t s = 0;
+  SOFTMAX_EXP:
+    for (int c = 0; c < CFG::n_chan; c++) {
+#pragma HLS PIPELINE II=1
+      const typename CFG::diff_t d = m - x[c * CFG::n_spatial + p];
+      e[c] = from_raw<exp_t>(exp_table[table_index(d)]);
+      s += e[c];
+    }
+    const recip_t r = from_raw<recip_t>(recip_table[table_index(s)]);
+  SOFTMAX_OUT:
+    for (int c = 0; c < CFG::n_chan; c++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS UNROLL factor=unroll
+      const typename CFG::acc_t a = e[c] * r;
+      y[c * CFG::n_spatial + p] = a;  // the one cast to the output type
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------ copy
 // Copies an internal array to an output port (same type: no cast).
 template <class T, int N>

@@ -180,6 +180,8 @@ QFX_STREAM_PIXELWISE(multithreshold)
 QFX_STREAM_PIXELWISE(leaky_relu)   // ops-window
 QFX_STREAM_PIXELWISE(hardsigmoid)  // ops-window
 QFX_STREAM_PIXELWISE(hardswish)    // ops-window
+QFX_STREAM_PIXELWISE(table_lookup)  // sigmoid, tanh, exp
+QFX_STREAM_PIXELWISE(softmax)       // over one pixel's channels (n_spatial = 1)
 #undef QFX_STREAM_PIXELWISE
 
 /// Residual add, pixel by pixel (CFG: in0_t, in1_t, acc_t, out_t, n = px_in, n_pixels, px_out).

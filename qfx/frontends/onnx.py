@@ -78,6 +78,7 @@ from onnx import numpy_helper
 
 from qfx.fixed.fixed_type import MAX_WIDTH, FixedType, cast_needs
 from qfx.fixed.kernels import FLOAT64_EXACT_BITS
+from qfx.fixed.tables import check_table_width, function_table
 from qfx.ir.builder import GraphBuilder
 from qfx.ir.graph import Edge, Graph, Node, sanitize_identifier
 from qfx.ir.ops import spec
@@ -1457,6 +1458,43 @@ _FOLD = {"Reshape": _fold_reshape, "Transpose": _fold_transpose, "Unsqueeze": _f
          "Identity": lambda imp, node, arr: arr}
 
 
+# ---- table activations: Sigmoid / Tanh / Exp between Quants become one lookup table
+_TABLE_OPS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp"}
+
+
+def _table_activation(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    """``Quant -> Sigmoid/Tanh/Exp -> Quant``: the table of the exact function over every code
+    of the input's format, quantised onto the following Quant's format (processed here, so the
+    table is filled for the format it casts to)."""
+    x = imp.dyn(node)
+    x_t, fn = imp.type(x), _TABLE_OPS[node.op_type]
+    q = imp.single_consumer(node.output[0])
+    if q is None or q.op_type != "Quant" or q.domain not in _QUANT_DOMAINS:
+        raise OnnxImportError(f"{imp.where(node)}: {node.op_type} must be read by exactly one "
+                              "Quant (the table's output format)")
+    try:
+        check_table_width(x_t.width, f"{imp.where(node)} input {x_t.cpp()}")
+    except ValueError as err:
+        raise OnnxImportError(str(err)) from None
+    placeholder = FixedType(2, 1)
+    ir = imp.add_node(node, fn, [x], placeholder, imp.shape(x),
+                      {"index_type": x_t, "table_type": placeholder},
+                      {"table": np.zeros(1 << x_t.width, dtype=np.int64)}).pending
+    imp.quant_dynamic(q, imp.node_index[id(q)])  # folds the cast into the table node
+    imp.skip_node(q)
+    t = imp.edges[ir.output].type
+    ir.attrs["table_type"] = t
+    ir.params["table"] = np.array(function_table(fn, x_t, t))
+
+
+def _softmax(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
+    raise OnnxImportError(
+        f"{imp.where(node)}: a float Softmax followed by a Quant rounds the exact softmax, which "
+        "no finite table reproduces; qfx's softmax declares its exp and 1/sum roundings "
+        "(qfx.nn.QSoftmax, exported by export_onnx / export_qonnx as Exp, ReduceSum and "
+        "Reciprocal between Quants)")
+
+
 #: ONNX op type -> handler; add an entry to import a new operator.
 IMPORTERS = {
     "Quant": _quant, "BipolarQuant": _bipolar, "Constant": _constant, "Identity": _alias,
@@ -1466,6 +1504,7 @@ IMPORTERS = {
     "GlobalAveragePool": _global_pool, "Flatten": _flatten, "Reshape": _flatten,
     "GlobalMaxPool": _global_pool, "ReduceMean": _global_pool, "ReduceMax": _global_pool,
     "Trunc": _trunc, "Concat": _concat, "Resize": _resize,
+    **dict.fromkeys(_TABLE_OPS, _table_activation), "Softmax": _softmax,  # table activations
 }
 
 

@@ -38,11 +38,13 @@ from torch import nn
 from qfx.fixed.fixed_type import FixedType
 from qfx.fixed.khot import KHotQuantizer, digits_to_raw, khot_digits
 from qfx.fixed.quantizer import FixedQuantizer
+from qfx.fixed.tables import check_table_width, function_table
 from qfx.frontends.thresholds import check_levels, first_true, level_thresholds
 from qfx.ir.builder import GraphBuilder
 from qfx.ir.graph import Graph
 from qfx.ir.ops.activation import HardSigmoid
 from qfx.ir.ops.pooling import AvgPool2d
+from qfx.ir.ops.table import softmax_types
 from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, QReLU
 from qfx.nn.base import QLayer
 from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
@@ -52,6 +54,7 @@ from qfx.nn.merge import QAdd, QConcat, QMul
 from qfx.nn.norm import _QBatchNorm
 from qfx.nn.pooling import QAvgPool2d, QMaxPool2d
 from qfx.nn.spatial import QPad, QUpsample
+from qfx.nn.table import QSoftmax, TableLayer
 
 __all__ = ["freeze", "QTracer"]
 
@@ -210,7 +213,9 @@ class _Freezer:
             "QConv2d, QBatchNorm1d/2d, QReLU, QHardTanh, QAdd, QMaxPool2d, QAvgPool2d, "
             "QGlobalAvgPool2d, QFlatten/flatten, QSign, QThermometer, QBinaryLinear, "
             "QBinaryConv2d, QConcat/torch.cat, QMul/torch.mul, QUpsample/nn.Upsample, "
-            "QPad/nn.ZeroPad2d/nn.ConstantPad2d (qfx.quantize_model converts torch.nn models)"
+            "QPad/nn.ZeroPad2d/nn.ConstantPad2d, QConv1d, QLeakyReLU, QHardSigmoid, QHardSwish, "
+            "QGlobalMaxPool2d, QSigmoid, QTanh, QExp, QSoftmax (qfx.quantize_model converts "
+            "torch.nn models)"
         )
 
     def run(self) -> Graph:
@@ -502,6 +507,28 @@ class _Freezer:
         self._emit(n, "avgpool2d", [src], m.output_quantizer.fixed_type, attrs, params,
                    acc=True)
 
+    # ---- table activations (sigmoid, tanh, exp, softmax): tables filled by qfx.fixed.tables
+    def _table(self, n: fx.Node, m: TableLayer, src: fx.Node) -> None:
+        x_t, out_t = self._type(src), m.output_quantizer.fixed_type
+        check_table_width(x_t.width, f"layer {n.target!r} ({m.function}) input {x_t.cpp()}",
+                          m.table_max_bits)
+        self._emit(n, m.function, [src], out_t, {"index_type": x_t, "table_type": out_t},
+                   {"table": np.array(function_table(m.function, x_t, out_t))})
+
+    def _softmax(self, n: fx.Node, m: QSoftmax, src: fx.Node) -> None:
+        x_t, shape = self._type(src), self._shape(src)
+        diff_t, sum_t = softmax_types(x_t, shape[0], m.exp_type)
+        where = f"layer {n.target!r} (softmax)"
+        check_table_width(diff_t.width, f"{where} input {x_t.cpp()}", m.table_max_bits)
+        check_table_width(sum_t.width, f"{where} sum of {shape[0]} exp values {sum_t.cpp()}",
+                          m.table_max_bits)
+        attrs = {"index_type": x_t, "diff_type": diff_t, "exp_type": m.exp_type,
+                 "sum_type": sum_t, "recip_type": m.recip_type,
+                 "acc_type": FixedType.mul(m.exp_type, m.recip_type)}
+        params = {"exp_table": np.array(function_table("exp_neg", diff_t, m.exp_type)),
+                  "recip_table": np.array(function_table("recip", sum_t, m.recip_type))}
+        self._emit(n, "softmax", [src], m.output_quantizer.fixed_type, attrs, params)
+
     # ------------------------------------------------------------------ functions, methods
     def _flatten_like(self, n: fx.Node, src: fx.Node) -> None:
         in_shape, out_shape = self._shape(src), self._shape(n)
@@ -546,6 +573,7 @@ _MODULE_RULES: dict[type, Any] = {
     QThermometer: _Freezer._thermometer, QReLU: _Freezer._relu, QHardTanh: _Freezer._hardtanh,
     QAdd: _Freezer._add, QMaxPool2d: _Freezer._maxpool, QAvgPool2d: _Freezer._avgpool,
     QFlatten: _Freezer._flatten, nn.Flatten: _Freezer._flatten,
+    TableLayer: _Freezer._table, QSoftmax: _Freezer._softmax,  # table activations
     **{cls: _Freezer._passthrough for cls in _PASSTHROUGH},
 }
 

@@ -11,6 +11,7 @@ from qfx.nn.merge import QAdd, QConcat, QMul
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d, sync_batchnorm
 from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QGlobalMaxPool2d, QMaxPool2d
 from qfx.nn.spatial import QPad, QUpsample
+from qfx.nn.table import QExp, QSigmoid, QSoftmax, QTanh
 
 __all__ = [
     "QAdd", "QAvgPool2d", "QBatchNorm1d", "QBatchNorm2d", "QConfig", "QConv2d", "QFlatten",
@@ -20,4 +21,5 @@ __all__ = [
     "QConcat", "QMul", "QPad", "QUpsample",
     # ops-window
     "QConv1d", "QGlobalMaxPool2d", "QHardSigmoid", "QHardSwish", "QLeakyReLU",
+    "QExp", "QSigmoid", "QSoftmax", "QTanh",
 ]

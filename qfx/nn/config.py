@@ -50,6 +50,9 @@ class QConfig:
     # quantize_model: a Conv2d/Linear followed by a BatchNorm hands it its exact accumulator
     # (False) or casts to an activation format first (True)
     quantize_before_batchnorm: bool = False
+    # table activations (QSigmoid, QTanh, QExp, QSoftmax): the widest input qfx.freeze
+    # tabulates (a table has 2**width entries)
+    table_max_bits: int = 14
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

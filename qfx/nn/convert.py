@@ -29,6 +29,7 @@ from qfx.nn.merge import QAdd, QConcat, QMul
 from qfx.nn.norm import QBatchNorm1d, QBatchNorm2d
 from qfx.nn.pooling import QAvgPool2d, QGlobalAvgPool2d, QGlobalMaxPool2d, QMaxPool2d
 from qfx.nn.spatial import QPad, QUpsample
+from qfx.nn.table import QSigmoid, QSoftmax, QTanh
 
 __all__ = ["quantize_model"]
 
@@ -51,6 +52,13 @@ def _feeds_batchnorm(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     users = list(node.users)
     return len(users) == 1 and users[0].op == "call_module" and isinstance(
         modules.get(users[0].target), (nn.BatchNorm1d, nn.BatchNorm2d))
+
+
+def _rank(node: fx.Node) -> int | None:
+    """The rank of a module's input (batch included), when shape propagation recorded it."""
+    arg = node.args[0] if node.args else None
+    meta = arg.meta.get("tensor_meta") if isinstance(arg, fx.Node) else None
+    return None if meta is None else len(meta.shape)
 
 
 def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
@@ -103,11 +111,19 @@ def _convert_module(m: nn.Module, cfg: QConfig, node: fx.Node, path: str,
     twin = _convert_window_module(m, cfg, node, path)  # ops-window
     if twin is not None:
         return twin
+    # ---- table activations (lookup tables over the input's codes, see qfx.nn.table)
+    if isinstance(m, (nn.Sigmoid, nn.Tanh)):
+        return (QSigmoid if isinstance(m, nn.Sigmoid) else QTanh)(config=cfg)
+    if isinstance(m, nn.Softmax):
+        if m.dim not in (1, -1) or (m.dim == -1 and _rank(node) not in (None, 2)):
+            raise ValueError(f"cannot convert {path!r} (nn.Softmax over dim={m.dim}): qfx "
+                             "computes softmax over dim 1 (channels / features)")
+        return QSoftmax(config=cfg)
     raise ValueError(
         f"cannot convert module {path!r} of type {type(m).__name__}: qfx converts Linear, "
         "Conv2d, BatchNorm1d/2d, ReLU, ReLU6, Hardtanh, MaxPool2d, AvgPool2d, "
         "AdaptiveAvg/MaxPool2d(k) (k dividing the input), LeakyReLU (slope 2**-k), Hardsigmoid, "
-        "Hardswish, Flatten, Identity, Dropout and residual adds"
+        "Hardswish, Sigmoid, Tanh, Softmax(dim=1), Flatten, Identity, Dropout and residual adds"
     )
 
 

@@ -11,11 +11,21 @@ Example:
 
 from qfx.zoo.blocks import Add, BasicBlock, Concat, conv_bn_relu
 from qfx.zoo.bnn import cnv_w1a1, digits_bnn
-from qfx.zoo.models import DigitsCNN, ResNet, UNet, digits_cnn, resnet8, resnet20, unet
+from qfx.zoo.models import (
+    DigitsCNN,
+    DigitsMLPSoftmax,
+    ResNet,
+    UNet,
+    digits_cnn,
+    digits_mlp_softmax,
+    resnet8,
+    resnet20,
+    unet,
+)
 from qfx.zoo.registry import MODELS, ModelSpec, get_model, model_names, model_spec
 
 __all__ = [
     "Add", "BasicBlock", "conv_bn_relu", "DigitsCNN", "ResNet", "digits_cnn", "resnet8",
     "resnet20", "MODELS", "ModelSpec", "get_model", "model_names", "model_spec", "cnv_w1a1",
-    "digits_bnn", "Concat", "UNet", "unet",
+    "digits_bnn", "Concat", "UNet", "unet", "DigitsMLPSoftmax", "digits_mlp_softmax",
 ]

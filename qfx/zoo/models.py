@@ -7,8 +7,9 @@ from torch import nn
 
 from qfx.zoo.blocks import BasicBlock, Concat, conv_bn_relu
 
-__all__ = ["DSCNN", "DigitsCNN", "MobileNetV1", "ResNet", "UNet", "digits_cnn", "ds_cnn",
-           "mobilenet_v1_025", "resnet8", "resnet20", "unet"]
+__all__ = ["DSCNN", "DigitsCNN", "DigitsMLPSoftmax", "MobileNetV1", "ResNet", "UNet",
+           "digits_cnn", "digits_mlp_softmax", "ds_cnn", "mobilenet_v1_025", "resnet8",
+           "resnet20", "unet"]
 
 
 class DigitsCNN(nn.Module):
@@ -240,3 +241,38 @@ def mobilenet_v1_025(num_classes: int = 2, depth: int = 13) -> MobileNetV1:
         torch.Size([1, 2])
     """
     return MobileNetV1(0.25, num_classes, depth=depth)
+
+
+# ---- a classifier with a softmax output (table activations: exp and 1/sum ROMs)
+class DigitsMLPSoftmax(nn.Module):
+    """MLP for 1x8x8 digits that outputs class probabilities: flatten, linear, ReLU, linear,
+    softmax (qfx.quantize_model makes the softmax a QSoftmax: exp table, exact sum, reciprocal
+    table). Its outputs are probabilities: train it on ``log`` of them (NLL), or train the
+    logits and append the softmax.
+
+    Example:
+        >>> p = DigitsMLPSoftmax()(torch.zeros(2, 1, 8, 8))
+        >>> p.shape, bool(torch.allclose(p.sum(1), torch.ones(2)))
+        (torch.Size([2, 10]), True)
+    """
+
+    def __init__(self, num_classes: int = 10, hidden: int = 32, input_size: int = 8) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(input_size * input_size, hidden)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(hidden, num_classes)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.softmax(self.fc2(self.relu(self.fc1(self.flatten(x)))))
+
+
+def digits_mlp_softmax(num_classes: int = 10, hidden: int = 32) -> DigitsMLPSoftmax:
+    """The digits MLP with a softmax output (input 1x8x8).
+
+    Example:
+        >>> digits_mlp_softmax().fc2.out_features
+        10
+    """
+    return DigitsMLPSoftmax(num_classes=num_classes, hidden=hidden)

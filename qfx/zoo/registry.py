@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from torch import nn
 
 from qfx.zoo.bnn import cnv_w1a1, digits_bnn
-from qfx.zoo.models import digits_cnn, ds_cnn, mobilenet_v1_025, resnet8, resnet20, unet
+from qfx.zoo.models import (
+    digits_cnn,
+    digits_mlp_softmax,
+    ds_cnn,
+    mobilenet_v1_025,
+    resnet8,
+    resnet20,
+    unet,
+)
 
 __all__ = ["ModelSpec", "MODELS", "get_model", "model_names", "model_spec"]
 
@@ -51,6 +59,8 @@ MODELS: dict[str, ModelSpec] = {
                                   "synthetic_vww"),
     "mobilenet_v1_025_32": ModelSpec("mobilenet_v1_025_32", mobilenet_v1_025, (3, 32, 32),
                                      "synthetic_vww"),
+    "digits_mlp_softmax": ModelSpec("digits_mlp_softmax", digits_mlp_softmax, (1, 8, 8),
+                                    "digits"),
 }
 
 
@@ -81,7 +91,8 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def get_model(name: str, **kwargs: object) -> nn.Module:
-    """Build the model ``name`` (float: "digits_cnn", "resnet8", "resnet20"; binarized
+    """Build the model ``name`` (float: "digits_cnn", "resnet8", "resnet20",
+    "digits_mlp_softmax"; binarized
     qfx models: "cnv_w1a1", "digits_bnn").
 
     Example:

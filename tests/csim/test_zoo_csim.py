@@ -28,6 +28,7 @@ CASES = {
     "digits_cnn-khot2": ("digits_cnn", {"bits": 8, "weight_khot": 2}),
     "resnet8-8bit": ("resnet8", {"bits": 8}),
     "resnet20-6bit": ("resnet20", {"bits": 6}),
+    "digits_mlp_softmax-8bit": ("digits_mlp_softmax", {"bits": 8}),  # softmax: exp/1/sum ROMs
 }
 
 

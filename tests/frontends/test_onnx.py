@@ -155,7 +155,7 @@ def test_float_constants_are_taken_exactly():
     ([_quant("x", "y", scale="sv")], {"sv": np.full(4, 2.0**-4, dtype=np.float32)},
      r"quant_y.*per-channel"),
     ([_quant("x", "q"), helper.make_node("Softmax", ["q"], ["y"], name="soft")], None,
-     r"node 'soft' \(Softmax\): operator Softmax has no exact qfx equivalent"),
+     r"node 'soft' \(Softmax\): a float Softmax followed by a Quant rounds the exact softmax"),
     ([helper.make_node("Relu", ["x"], ["y"], name="r")], None,
      r"node 'r' \(Relu\): graph input 'x' must be quantized"),
     ([_quant("x", "q"), helper.make_node("Mul", ["q", "k"], ["y"], name="scale")],

@@ -68,7 +68,8 @@ _TYPE_ATTRS = (("weight_type", "weight"), ("bias_type", "bias"), ("acc_type", "a
 _PARAM_SUFFIX = {"weight": "w", "bias": "b", "scale": "scale", "shift": "shift", "recip": "recip",
                  "weight_dsign": "w_dsign", "weight_dshift": "w_dshift",
                  "scale_dsign": "scale_dsign", "scale_dshift": "scale_dshift",
-                 "wbits": "wbits", "threshold": "thr", "thresholds": "thr", "direction": "dir"}
+                 "wbits": "wbits", "threshold": "thr", "thresholds": "thr", "direction": "dir",
+                 "table": "table", "exp_table": "exp_table", "recip_table": "recip_table"}
 
 
 class Names:

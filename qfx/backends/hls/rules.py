@@ -12,7 +12,7 @@ Adding an op to the HLS backend: a layer in ``qfx_layers.h`` (and ``qfx_stream.h
 rule here decorated with :func:`hls_rule`.
 
 Example:
-    >>> rule("conv2d").counts_macs, rule("flatten").aliases, rule("softmax") is None
+    >>> rule("conv2d").counts_macs, rule("flatten").aliases, rule("no_such_op") is None
     (True, True, True)
 """
 
@@ -926,6 +926,92 @@ class _Conv1d(_WeightLayer):
 
     shape = staticmethod(_conv_shape)  # type: ignore[assignment]
     stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]
+
+
+# ====================================================================== table activations
+def _rom_copies(r: LayerCost, n: int, width: int, readers: int) -> None:
+    """A ROM of ``n`` words read by ``readers`` lanes: one dual-port copy per two lanes."""
+    for _ in range(ceil_div(max(readers, 1), 2)):
+        r.mem.add(n, width, 1)
+
+
+@hls_rule("sigmoid", "tanh", "exp")
+class _TableLookup(_Elementwise):
+    """One ROM read per value (``table_lookup``): the table over every input code."""
+
+    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
+        return [("table", node.attrs["table_type"], f"{node.op} table values (the output type)")]
+
+    def constants(self, node: Node) -> list[Const]:
+        return [Const("table", node.params["table"], node.attrs["table_type"],
+                      "[2**W_in], indexed by the input's raw bits (unsigned)")]
+
+    def config(self, c: LayerConfig) -> None:
+        c.func, c.kinds = "table_lookup", ["table"]
+        c.ints += [("n", c.n), ("n_table", 1 << c.node.attrs["index_type"].width),
+                   ("unroll", unroll(c.n, c.reuse))]
+
+    def resources(self, r: LayerCost) -> None:
+        t = r.node.params["table"]
+        _rom_copies(r, int(t.size), r.node.attrs["table_type"].width, r.sh.parallel)
+        r.depth = 2
+        r.notes.append(f"{int(t.size)}-entry ROM ({t.size * r.node.attrs['table_type'].width} "
+                       "bits) per two lanes")
+
+
+@hls_rule("softmax")
+class _Softmax(HLSRule):
+    """max, exp ROM, exact sum, reciprocal ROM, one product per value (``softmax``)."""
+
+    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
+        a = node.attrs
+        return [("diff", a["diff_type"], "softmax max - x (exact)"),
+                ("exp", a["exp_type"], "softmax exp table values")]
+
+    def constants(self, node: Node) -> list[Const]:
+        p, a = node.params, node.attrs
+        return [Const("exp_table", p["exp_table"], a["exp_type"],
+                      "[2**W_diff]: exp(-d), indexed by the raw bits of d = max - x", "exp"),
+                Const("recip_table", p["recip_table"], a["recip_type"],
+                      "[2**W_sum]: 1/s, indexed by the raw bits of the sum s", "recip")]
+
+    def config(self, c: LayerConfig) -> None:
+        for m, k in (("diff_t", "diff"), ("exp_t", "exp"), ("sum_t", "sum"),
+                     ("recip_t", "recip"), ("acc_t", "acc")):
+            c.typ(m, k)
+        ch, n = c.x.shape[0], c.n
+        c.func, c.kinds = "softmax", ["exp_table", "recip_table"]
+        c.ints += [("n_chan", ch), ("n_spatial", n // ch),
+                   ("n_exp", int(c.node.params["exp_table"].size)),
+                   ("n_recip", int(c.node.params["recip_table"].size)),
+                   ("unroll", unroll(ch, c.reuse))]
+
+    def shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
+        ch = int(graph.edges[node.inputs[0]].shape[0])
+        u = unroll(ch, reuse)
+        positions = _out_size(graph, node) // ch
+        return Shape(u, positions, 2 * ch + ceil_div(ch, u), u, {node.inputs[0]: 1})
+
+    def stream_shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
+        chan, pixels, _, _, _ = _pixels(graph, node)
+        u = unroll(chan, reuse)
+        return Shape(u, pixels, 2 * chan + ceil_div(chan, u), u, {}, None, pixels)
+
+    def resources(self, r: LayerCost) -> None:
+        a, p, sh = r.node.attrs, r.node.params, r.sh
+        e_t, r_t = a["exp_type"], a["recip_type"]
+        _rom_copies(r, int(p["exp_table"].size), e_t.width, 1)
+        _rom_copies(r, int(p["recip_table"].size), r_t.width, 1)
+        r.lut += 2 * r.x_t.width + a["diff_type"].width + a["sum_type"].width  # max, d, sum
+        r.impl, r.dpm, lut_pm, mlat = mult_model(r.node, "recip", e_t, r_t, False, r.ports)
+        r.multipliers = sh.parallel
+        r.dsp += r.multipliers * r.dpm
+        r.lut += r.multipliers * lut_pm
+        ch = int(r.graph.edges[r.node.inputs[0]].shape[0])
+        r.ff += (r.out_t.width + e_t.width) * ch
+        r.depth = 4 + mlat
+        r.notes.append(f"exp ROM {p['exp_table'].size}x{e_t.width} bits, reciprocal ROM "
+                       f"{p['recip_table'].size}x{r_t.width} bits")
 
 
 #: IR ops the HLS backend implements (those with a rule).

@@ -449,6 +449,48 @@ def _conv1d(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     return y, a["acc_type"]
 
 
+# ---- table activations (sigmoid, tanh, exp, softmax): the IR's tables as Gather constants
+def _gather_table(ctx: EmitContext, x: str, in_t: FixedType, table: np.ndarray,
+                  table_t: FixedType, name: str) -> str:
+    """``table[raw bits of x]``: the raw value x * 2**F (an exact integer), moved to [0, 2**W)
+    for a signed type (+ 2**W, then an exact fmod), cast to int64 and gathered."""
+    b = ctx.b
+    raw = b.op("Mul", [x, b.const(pow2(in_t.frac_bits), f"{name}__scale")], f"{name}__raw")
+    if in_t.signed:
+        span = b.const(pow2(in_t.width), f"{name}__span")
+        raw = b.op("Mod", [b.op("Add", [raw, span], f"{name}__shifted"), span],
+                   f"{name}__bits", fmod=1)
+    idx = b.op("Cast", [raw], f"{name}__index", to=TensorProto.INT64)
+    values = b.const(table_t.from_int(table), f"{name}__table")
+    return b.op("Gather", [values, idx], f"{name}__lookup", axis=0)
+
+
+@_emits("sigmoid", "tanh", "exp")
+def _table_op(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    a = node.attrs
+    y = _gather_table(ctx, ctx.x(node), a["index_type"], node.params["table"],
+                      a["table_type"], node.name)
+    return y, a["table_type"]
+
+
+@_emits("softmax")
+def _softmax(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
+    a, b, name, x = node.attrs, ctx.b, node.name, ctx.x(node)
+    channels = ctx.shape(node.inputs[0])[0]
+    axis = b.int_const([1], f"{name}__axis")
+    taps = [b.op("Slice", [x, b.int_const([c], f"{name}__start"),
+                           b.int_const([c + 1], f"{name}__end"), axis], f"{name}__chan")
+            for c in range(channels)]
+    m = taps[0] if channels == 1 else b.op("Max", taps, f"{name}__max")
+    d = b.op("Sub", [m, x], f"{name}__diff")  # exact: diff_type holds max - x
+    e = _gather_table(ctx, d, a["diff_type"], node.params["exp_table"], a["exp_type"],
+                      f"{name}__exp")
+    s = b.op("ReduceSum", [e, axis], f"{name}__sum", keepdims=1)  # exact: sum_type
+    r = _gather_table(ctx, s, a["sum_type"], node.params["recip_table"], a["recip_type"],
+                      f"{name}__recip")
+    return b.op("Mul", [e, r], f"{name}__acc"), a["acc_type"]
+
+
 #: ops that only compare or move values: exact on any double, even straight from a graph input
 _ANY_DOUBLE_OPS = frozenset({"input", "relu", "hardtanh", "maxpool2d", "flatten", "threshold",
                              "thermometer", "upsample", "pad"})

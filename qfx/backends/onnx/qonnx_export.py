@@ -71,6 +71,7 @@ from qfx.backends.onnx._common import (
     save_model_atomic,
 )
 from qfx.fixed.fixed_type import FixedType
+from qfx.fixed.tables import table_codes
 from qfx.ir.graph import Graph, Node, pair
 from qfx.ir.ops import spec
 from qfx.ir.ops.spatial import pads4
@@ -554,6 +555,73 @@ def _multithreshold(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | Non
     return y, FixedType.for_raw_range(lo, hi, frac)
 
 
+# ---- table activations: standard Sigmoid / Tanh / Exp (and softmax decomposed) between Quants
+#: IR table op -> the standard ONNX operator whose float32 result the Quant casts
+_TABLE_ONNX_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "exp": "Exp"}
+
+
+def _check_float32_table(node: Node, onnx_op: str, in_t: FixedType, table: np.ndarray,
+                         table_t: FixedType, negate: bool = False) -> None:
+    """The Quant after a standard float32 ``onnx_op`` reproduces the IR's exact table only if
+    onnxruntime's float32 result casts onto ``table_t`` like the exact value, at every code:
+    run it on all of them (``negate``: the op reads -x) and refuse by node and code if not."""
+    from qfx.backends.onnx.export import run_onnx
+
+    x = in_t.from_int(table_codes(in_t))
+    vi_in = helper.make_tensor_value_info("x", TensorProto.FLOAT, [len(x)])
+    vi_out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [len(x)])
+    nodes = [helper.make_node("Neg", ["x"], ["nx"])] if negate else []
+    nodes.append(helper.make_node(onnx_op, ["nx" if negate else "x"], ["y"]))
+    model = helper.make_model(helper.make_graph(nodes, "table_check", [vi_in], [vi_out]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    y = run_onnx(model, x.astype(np.float32))[0].astype(np.float64)
+    raw = table_t.to_int(y)
+    bad = np.flatnonzero(raw != table)
+    if bad.size:
+        i = int(bad[0])
+        raise OnnxExportError(
+            f"{node_label(node)}: float32 {onnx_op} at input {float(x[i])!r} casts to raw "
+            f"{int(raw[i])} of {table_t.cpp()}, the exact table holds {int(table[i])}: QONNX's "
+            "standard operator cannot reproduce this table exactly (export_onnx emits the exact "
+            "table)")
+
+
+@_emits("sigmoid", "tanh", "exp")
+def _table_op(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    a = node.attrs
+    _check_width(a["index_type"], node, "input type")
+    _check_float32_table(node, _TABLE_ONNX_OPS[node.op], a["index_type"], node.params["table"],
+                         a["table_type"])
+    y = ctx.op(_TABLE_ONNX_OPS[node.op], [ctx.x(node)], f"{node.name}__{node.op}",
+               _out_shape(ctx, node))
+    return y, None  # any float: the output Quant rounds it like the exact table
+
+
+@_emits("softmax")
+def _softmax(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
+    """max, exp(-(max - x)) -> Quant(exp_type), ReduceSum (exact), Reciprocal -> Quant
+    (recip_type), Mul (exact): qfx's softmax with its two declared roundings (a standard
+    Softmax node would skip them and compute another function)."""
+    a, b, name, x = node.attrs, ctx.b, node.name, ctx.x(node)
+    shape = _out_shape(ctx, node)
+    one = [shape[0], 1, *shape[2:]]
+    e_t, r_t = a["exp_type"], a["recip_type"]
+    _check_float32_table(node, "Exp", a["diff_type"], node.params["exp_table"], e_t, negate=True)
+    _check_float32_table(node, "Reciprocal", a["sum_type"], node.params["recip_table"], r_t)
+    axis = b.int_const([1], f"{name}__axis")
+    taps = [ctx.op("Slice", [x, b.int_const([c], f"{name}__start"),
+                             b.int_const([c + 1], f"{name}__end"), axis], f"{name}__chan", one)
+            for c in range(shape[1])]
+    m = taps[0] if len(taps) == 1 else ctx.op("Max", taps, f"{name}__max", one)
+    neg = ctx.op("Sub", [x, m], f"{name}__neg_diff", shape)  # exact: -(max - x)
+    e = _quant_cast(ctx, node, ctx.op("Exp", [neg], f"{name}__exp", shape), None, e_t, shape,
+                    f"{name}_exp")
+    s = ctx.op("ReduceSum", [e, axis], f"{name}__sum", one, keepdims=1)
+    r = _quant_cast(ctx, node, ctx.op("Reciprocal", [s], f"{name}__recip", one), None, r_t,
+                    one, f"{name}_recip")
+    return ctx.op("Mul", [e, r], f"{name}__acc", shape), a["acc_type"]
+
+
 #: ops whose result needs no Quant when it already has the output's values (+-1, or the
 #: integer dot products of an unscaled binary layer)
 _CAST_IF_NEEDED = frozenset({"threshold", "thermometer", "binary_dense", "binary_conv2d"})
@@ -571,7 +639,13 @@ def _skip_cast(ctx: QonnxContext, node: Node, src: FixedType | None) -> bool:
 
 def _emit_cast(ctx: QonnxContext, node: Node, x: str, src: FixedType | None) -> str:
     """The Quant node(s) computing the node's output cast exactly (see the module docstring)."""
-    t = ctx.graph.edges[node.output].type
+    return _quant_cast(ctx, node, x, src, ctx.graph.edges[node.output].type,
+                       _out_shape(ctx, node), node.name)
+
+
+def _quant_cast(ctx: QonnxContext, node: Node, x: str, src: FixedType | None, t: FixedType,
+                shape: list[int], base: str) -> str:
+    """The Quant node(s) casting ``x`` (of format ``src``, None: any float) onto ``t``."""
     _check_width(t, node, "output type")
     if t.signed and t.width == 1:
         raise OnnxExportError(f"{node_label(node)}: a 1-bit signed output ({t.cpp()}) has no "
@@ -583,8 +657,6 @@ def _emit_cast(ctx: QonnxContext, node: Node, x: str, src: FixedType | None) -> 
             "equivalent (Quant always saturates) and this cast can overflow; use AP_SAT or "
             "AP_SAT_SYM here, or export_onnx for the standard-ops model")
     narrow = t.overflow == "SAT_SYM" and t.signed and t.width > 1
-    shape = _out_shape(ctx, node)
-    base = node.name
     if not need_round:
         return ctx.quant(x, shape, t, "ROUND", base, narrow=narrow)
     first, add_half, final = _ROUNDING[t.rounding]
@@ -630,7 +702,8 @@ def build_qonnx_model(graph: Graph, *, opset: int = DEFAULT_OPSET,
                                   f"translation of op {node.op!r} (supported: "
                                   f"{', '.join(sorted(QONNX_EMITTERS))})")
         src_in = edge_source(graph, node)
-        if src_in is None and node.op not in ("input", "maxpool2d", "flatten", "relu"):
+        if src_in is None and node.op not in ("input", "maxpool2d", "flatten", "relu",
+                                              *_TABLE_ONNX_OPS):
             raise OnnxExportError(f"{node_label(node)} reads a graph input directly: start the "
                                   "graph with an 'input' cast")
         for t in [v for v in node.attrs.values() if isinstance(v, FixedType)]:

@@ -19,6 +19,7 @@ from qfx.ir.ops import (  # noqa: F401
     norm,
     pooling,
     spatial,
+    table,
 )
 from qfx.ir.ops.base import BINARY_TYPE, OPS, NodeCost, OpSpec, pair, register, spec
 
