@@ -1,4 +1,4 @@
-"""`WidthQuantizer`: a fixed-point quantizer whose word length is learned, not only its binary point.
+"""`WidthQuantizer`: a fixed-point quantizer that learns its word length, not only its binary point.
 
 A number is ``k`` sign bits (0 or 1), ``b`` magnitude bits and a step ``2**p``: the format is
 ``ap_(u)fixed<k + b, k + r>`` with ``r = p + b`` (so ``2**r`` is the range). Two float
