@@ -310,12 +310,15 @@ class WidthQuantizer(FixedQuantizer):
         self._ready = True
 
     def _observe(self, x: torch.Tensor) -> None:
-        self._observed.append(x.detach().reshape(-1)[:1 << 16])
+        if self.role == "constant":  # the same tensor every time: keep it whole
+            self._observed[:] = [x.detach()]
+        else:
+            self._observed.append(x.detach().reshape(-1)[:1 << 16])
 
     def finish_observing(self) -> None:
         observed, self._observed = self._observed, None
         if observed:
-            self.calibrate(torch.cat(observed))
+            self.calibrate(observed[0] if self.role == "constant" else torch.cat(observed))
 
 
 def width_quantizers(model: nn.Module) -> dict[str, WidthQuantizer]:

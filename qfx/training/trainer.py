@@ -34,6 +34,8 @@ SCHEDULES = ("cosine", "step", "constant")
 EpochCallback = Callable[[int, dict[str, Any], nn.Module], "bool | None"]
 # Learning rate of quantizers' binary points (log2 of the step), see _make_optimizer.
 BINARY_POINT_LR = 0.02
+# Names of quantizer format parameters (binary point; a learned width's range).
+_FORMAT_PARAMS = ("log2_lsb", "log2_range")
 # Training sets up to this size are copied to an accelerator once instead of batch by batch.
 _MAX_DEVICE_BYTES = 1 << 30
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -93,6 +95,24 @@ def quantizer_int_bits(model: nn.Module, *, calibrated_only: bool = False
         elif isinstance(bits, (int, float)) and not isinstance(bits, bool):
             out[name or "(model)"] = bits
     return out
+
+
+class Regularizer:
+    """A training-loss term: ``step_penalty()`` after each forward pass (added to the loss),
+    ``epoch_record(model)`` fields for the epoch's history record (e.g. ``resources``)."""
+
+    def step_penalty(self) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def epoch_record(self, model: nn.Module) -> dict[str, Any]:
+        return {}
+
+
+def _resources_text(record: Mapping[str, Any]) -> str:
+    res = record.get("resources")
+    if not res:
+        return ""
+    return "  est. " + " ".join(f"{k} {v:,.0f}" for k, v in res.items())
 
 
 def lr_at(schedule: str, base_lr: float, epoch: int, epochs: int) -> float:
@@ -207,8 +227,8 @@ def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
     # A binary point moves one bit when log2_lsb crosses a half-integer: at the weights'
     # learning rate (Adam moves each parameter about lr per step) it would take thousands of
     # steps, and learned formats would never move. They get their own, larger step.
-    points = [p for n, p in named if n.endswith("log2_lsb")]
-    params = [p for n, p in named if not n.endswith("log2_lsb")]
+    points = [p for n, p in named if n.endswith(_FORMAT_PARAMS)]
+    params = [p for n, p in named if not n.endswith(_FORMAT_PARAMS)]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
@@ -245,6 +265,7 @@ def train(
     resume_from: str | Path | None = None,
     metadata: Mapping[str, Any] | None = None,
     plot: bool = True,
+    regularizer: Regularizer | None = None,
 ) -> TrainResult:
     """Train a classifier with cross-entropy; returns the model, per-epoch history and files.
 
@@ -257,6 +278,8 @@ def train(
     augmentation are seeded per epoch, so a run is reproducible and a resumed run matches an
     uninterrupted one on the CPU (CUDA kernels may not be deterministic). Weight decay applies
     only to parameters with >= 2 dims. A callback returning True stops training.
+    ``regularizer`` (e.g. :class:`qfx.training.budget.BudgetRegularizer`) adds its penalty to
+    every step's loss and may add fields to each epoch's record.
 
     Inside an initialised ``torch.distributed`` process group of several processes (see
     ``qfx.training.distributed``: ``qfx train --nproc N`` or ``torchrun``), the model is trained
@@ -363,7 +386,7 @@ def train(
             opt.zero_grad(set_to_none=True)
             logits = net(x)
             loss = F.cross_entropy(logits, y)
-            loss.backward()
+            (loss if regularizer is None else loss + regularizer.step_penalty()).backward()
             opt.step()
             loss_sum += loss.detach().to(torch.float64) * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
@@ -386,11 +409,13 @@ def train(
             "train_acc": int(correct) / seen, "test_loss": test_loss, "test_acc": test_acc,
             "seconds": time.perf_counter() - t_epoch, "int_bits": quantizer_int_bits(model),
         }
+        if regularizer is not None:
+            record.update(regularizer.epoch_record(model))
         history.append(record)
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{epochs}  lr {lr_now:.3g}  loss {train_loss:.4f}  "
-                       f"train acc {record['train_acc']:.4f}  test acc {test_acc:.4f}",
-                       file=sys.stderr)
+                       f"train acc {record['train_acc']:.4f}  test acc {test_acc:.4f}"
+                       + _resources_text(record), file=sys.stderr)
         stopped = any(bool(cb(epoch + 1, record, model)) for cb in callbacks)
         stopped = qdist.any_rank(stopped, dev)  # every rank stops together
         last = stopped or epoch + 1 == epochs
