@@ -34,6 +34,9 @@ SCHEDULES = ("cosine", "step", "constant")
 EpochCallback = Callable[[int, dict[str, Any], nn.Module], "bool | None"]
 # Learning rate of quantizers' binary points (log2 of the step), see _make_optimizer.
 BINARY_POINT_LR = 0.02
+# Learning rate of learned word lengths (qfx.fixed.learned_width): a width must be able to
+# move several bits within a few epochs to reach a resource budget.
+WIDTH_LR = 0.05
 # Names of quantizer format parameters (binary point; a learned width's range).
 _FORMAT_PARAMS = ("log2_lsb", "log2_range")
 # Training sets up to this size are copied to an accelerator once instead of batch by batch.
@@ -217,6 +220,13 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _width_params(model: nn.Module) -> set[int]:
+    from qfx.fixed.learned_width import WidthQuantizer
+
+    return {id(p) for m in model.modules() if isinstance(m, WidthQuantizer)
+            for p in m.parameters()}
+
+
 def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     momentum: float) -> torch.optim.Optimizer:
     # Decay only weight matrices/kernels: biases, BN affine and quantizer binary points
@@ -227,14 +237,18 @@ def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
     # A binary point moves one bit when log2_lsb crosses a half-integer: at the weights'
     # learning rate (Adam moves each parameter about lr per step) it would take thousands of
     # steps, and learned formats would never move. They get their own, larger step.
-    points = [p for n, p in named if n.endswith(_FORMAT_PARAMS)]
+    widths = _width_params(model)  # learned word lengths: their own, larger step
+    points = [p for n, p in named if n.endswith(_FORMAT_PARAMS) and id(p) not in widths]
+    learned = [p for n, p in named if n.endswith(_FORMAT_PARAMS) and id(p) in widths]
     params = [p for n, p in named if not n.endswith(_FORMAT_PARAMS)]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
                           {"params": no_decay, "weight_decay": 0.0},
                           {"params": points, "weight_decay": 0.0,
-                           "base_lr": max(lr, BINARY_POINT_LR)}) if g["params"]]
+                           "base_lr": max(lr, BINARY_POINT_LR)},
+                          {"params": learned, "weight_decay": 0.0,
+                           "base_lr": max(lr, WIDTH_LR)}) if g["params"]]
     for g in groups:
         g.setdefault("base_lr", lr)
         g["lr"] = g["base_lr"]

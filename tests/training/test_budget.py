@@ -8,7 +8,7 @@ from torch import nn
 import qfx
 from qfx.data import synthetic_classification
 from qfx.nn import QConfig, QInput, QLinear, QReLU
-from qfx.training import train
+from qfx.training import plot_history, train
 from qfx.training.budget import BudgetController, BudgetRegularizer
 
 
@@ -23,7 +23,7 @@ def test_controller_weights_follow_the_budget():
     assert c.weights["dsp"] < high
 
 
-def test_controller_reaches_a_stated_budget():
+def test_controller_reaches_a_stated_budget(tmp_path):
     torch.manual_seed(0)
     train_set, test_set = synthetic_classification(512, (16,), num_classes=4)
     with qfx.config(QConfig(learn_widths=True, width_granularity="element")):
@@ -39,3 +39,5 @@ def test_controller_reaches_a_stated_budget():
     assert last["fits_budget"] and last["resources"]["dsp"] <= 60.0
     assert last["widths"]["1.weight_quantizer"] < 8.0
     assert last["test_acc"] > 0.5  # chance: 0.25
+    # the training plot shows the widths and the resources over time
+    assert plot_history(res.history, tmp_path / "h.png").stat().st_size > 1000
