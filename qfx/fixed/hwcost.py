@@ -11,10 +11,10 @@ Example:
     (1, 0)
     >>> multiplier_cost(4, 3, 4, 3)
     (0, 12)
-    >>> d, l = multiplier_cost(torch.tensor(8.0), torch.tensor(3.0), torch.tensor(8.0),
+    >>> d, l = multiplier_cost(torch.tensor(4.0), torch.tensor(3.0), torch.tensor(4.0),
     ...                        torch.tensor(3.0))
     >>> float(d), float(l)
-    (0.0, 24.0)
+    (0.0, 12.0)
 """
 
 from __future__ import annotations

@@ -38,8 +38,9 @@ Example:
     >>> q.fixed_type.cpp()
     'ap_fixed<8,3,AP_RND,AP_SAT>'
     >>> w = WidthQuantizer(6, role="constant", granularity="channel", shape=(4,))
-    >>> w.calibrate(torch.randn(4, 3))
-    >>> len(w.fixed_types)
+    >>> v = torch.randn(4, 3)
+    >>> w.calibrate(v)
+    >>> len(w.granule_types(v))
     4
 """
 

@@ -18,17 +18,22 @@ It also reports HGQ's EBOPs (sum over the multiplications of the product of the 
 a convolution's kernel counted once, as HGQ2 counts it for a layer reused over the pixels).
 
 :class:`BudgetController` holds one penalty weight per budgeted resource and updates it after
-every step multiplicatively, ``lam *= exp(rate * (used / budget - target))``: it grows while the
-model is over budget and decays once it is under, so the widths settle at the budget whatever
-they start from, with no hand-tuned penalty constant. ``measure`` (e.g. the flow's exact
-export estimate of the frozen model) recalibrates the cost to the true estimate once per epoch.
+every step multiplicatively, ``lam *= (used / (target * budget)) ** rate``: it grows while the
+model is over ``target`` of the budget and decays as fast once it is under (the log of the ratio
+is symmetric: an overshoot far below the budget releases the widths quickly), so the widths
+settle at the budget whatever they start from, with no hand-tuned penalty constant.
+``measure`` (e.g. the flow's exact export estimate of the frozen model) recalibrates the cost to
+the true estimate once per epoch.
 
 Example:
     >>> import torch
     >>> from torch import nn
     >>> from qfx.nn import QConfig, QInput, QLinear, config
+    >>> from qfx.fixed.quantizer import calibration
     >>> with config(QConfig(learn_widths=True)):
     ...     net = nn.Sequential(QInput(8), QLinear(16, 4))
+    >>> with calibration(net):
+    ...     _ = net(torch.randn(64, 16))
     >>> cost = ResourceCost(net, torch.randn(8, 16))
     >>> sorted(cost().keys())
     ['dsp', 'ebops', 'ff', 'lut']
@@ -68,8 +73,11 @@ class ResourceCost(nn.Module):
 
     Example:
         >>> from qfx.nn import QConfig, QInput, QLinear, config
+        >>> from qfx.fixed.quantizer import calibration
         >>> with config(QConfig(learn_widths=True)):
         ...     net = nn.Sequential(QInput(8), QLinear(16, 4))
+        >>> with calibration(net):
+        ...     _ = net(torch.randn(64, 16))
         >>> float(ResourceCost(net, torch.randn(8, 16))()["dsp"]) > 0
         True
     """
@@ -196,8 +204,8 @@ class BudgetController:
 
     def update(self, cost: Mapping[str, Any]) -> None:
         for k, used in self.used(cost).items():
-            step = self.rate * (used / self.budget[k] - self.target)
-            self.weights[k] = min(max(self.weights[k] * math.exp(step), 1e-6), 1e4)
+            ratio = max(used, 1e-3 * self.budget[k]) / (self.target * self.budget[k])
+            self.weights[k] = min(max(self.weights[k] * ratio ** self.rate, 1e-6), 1e4)
 
     def epoch_end(self, model: nn.Module, cost: Mapping[str, Any]) -> dict[str, float]:
         """Recalibrate to ``measure`` (if any); returns the resources to report."""
@@ -222,8 +230,11 @@ class BudgetRegularizer:
 
     Example:
         >>> from qfx.nn import QConfig, QInput, QLinear, config
+        >>> from qfx.fixed.quantizer import calibration
         >>> with config(QConfig(learn_widths=True)):
         ...     net = nn.Sequential(QInput(8), QLinear(16, 4))
+        >>> with calibration(net):
+        ...     _ = net(torch.randn(64, 16))
         >>> reg = BudgetRegularizer(net, torch.randn(8, 16), {"lut": 500.0})
         >>> float(reg.step_penalty()) >= 0
         True
