@@ -30,7 +30,7 @@ def test_controller_reaches_a_stated_budget(tmp_path):
         net = nn.Sequential(QInput(8), QLinear(16, 12), QReLU(), QLinear(12, 4))
     with qfx.calibration(net):
         net(train_set.tensors[0][:256])
-    reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"dsp": 60.0}, rate=0.2)
+    reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"dsp": 60.0})
     start = reg.controller.used({k: float(v) for k, v in reg.cost().items()})["dsp"]
     assert start > 200  # 8-bit weights: one DSP per product
     res = train(net, train_set, test_set, epochs=5, lr=0.05, batch_size=16, schedule="constant",
