@@ -11,7 +11,8 @@ count them:
   weight costs nothing), and one accumulator-wide adder per product;
 * conv2d: ``min(K * P, 4096)`` multipliers (K the reduction length, P the output pixels: the
   output-channel loop is sequential), each as wide as the widest weight, and as many adders;
-* BatchNorm: ``min(n, 4096)`` lanes, each a multiplier (input x widest scale) and an adder;
+* BatchNorm: ``min(n, 4096)`` lanes, each a multiplier (input x widest scale) and an adder
+  (when its input has a learned width: not after a layer that hands on its accumulator);
 * every quantised activation: its bits in registers (FF).
 
 It also reports HGQ's EBOPs (sum over the multiplications of the product of the operand widths;
@@ -99,6 +100,8 @@ class ResourceCost(nn.Module):
             if isinstance(q, WidthQuantizer):
                 last[0] = q
                 self.acts.append((q, int(out[0].numel())))
+            elif isinstance(m, (QLinear, QConv2d)):  # hands on its exact accumulator: the
+                last[0] = None  # next layer's input width is not learned (not costed)
 
         names = {m: n for n, m in model.named_modules()}
         for m in model.modules():
