@@ -357,7 +357,8 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
                 return f"resumed from {ckpt} (test accuracy {acc:.4f})"
             # an interrupted training: continue it from the epochs it recorded
             resume_from, note = ckpt, f"continued from epoch {done}/{planned} of {ckpt}: "
-        res = run_training(spec.train, progress=progress, resume_from=resume_from)
+        res = run_training(spec.train, progress=progress, resume_from=resume_from,
+                           measure=_budget_measure(spec))
         if not res.metadata.get("quantized"):
             raise RuntimeError("the model was trained without quantization")
         state["model"] = res.model
@@ -479,6 +480,27 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
 
 STALE_BANNER = ("> **STALE**: a later run of this flow started and did not finish (interrupted "
                 "or crashed); the result below is from an earlier run and is no longer valid.")
+
+
+def _budget_measure(spec: FlowSpec) -> Callable[[Any, Any], dict[str, float]] | None:
+    """The controller's measurement of a budgeted training: the export estimate of the frozen
+    model on the flow's board, architecture and reuse (reuse 1 when the flow chooses it), so
+    that the budget the training reaches is the one ``fits_board`` checks."""
+    if not spec.train.training.budget:
+        return None
+    e = spec.export
+    reuse = e["reuse"] if isinstance(e["reuse"], (int, dict)) else 1
+
+    def measure(model: Any, example: Any) -> dict[str, float]:
+        from qfx.backends.hls.estimate import estimate_resources
+        from qfx.frontends.pytorch import freeze as do_freeze
+
+        device = next(model.parameters()).device
+        graph = do_freeze(model.eval(), example.to(device))
+        total = estimate_resources(graph, reuse=reuse, board=spec.board, io=e["io"]).total
+        return {"lut": float(total.lut), "dsp": float(total.dsp), "ff": float(total.ff)}
+
+    return measure
 
 
 def _mark_running(out: Path, name: str, junit: Path | None) -> None:

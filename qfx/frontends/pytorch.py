@@ -37,6 +37,7 @@ from torch import nn
 
 from qfx.fixed.fixed_type import FixedType
 from qfx.fixed.khot import KHotQuantizer, digits_to_raw, khot_digits
+from qfx.fixed.learned_width import WidthQuantizer
 from qfx.fixed.quantizer import FixedQuantizer
 from qfx.fixed.tables import check_table_width, function_table
 from qfx.frontends.thresholds import check_levels, first_true, level_thresholds
@@ -97,6 +98,10 @@ def _param_raw(q: FixedQuantizer, value: torch.Tensor) -> tuple[np.ndarray, Fixe
     """Raw int64 mantissas of a quantised constant, with one type for the whole tensor."""
     if isinstance(q, KHotQuantizer):
         return _khot_param_raw(q, value)
+    if isinstance(q, WidthQuantizer):  # learned widths: each granule on the finest grid
+        q.ensure_initialized(value)
+        raw_t, t = q.raw_and_type(value)
+        return raw_t.cpu().numpy(), t
     value = value.detach().double()
     q.ensure_initialized(value)
     if not q.per_channel:  # quantise with the quantizer's modes, store without them
@@ -319,11 +324,14 @@ class _Freezer:
         """The batchnorm node's attrs (scale/shift types) and params (raw values)."""
         with torch.no_grad():
             scale, shift = m.quantized_scale_shift()  # the eval path's exact values
-        s_t = m.scale_quantizer.fixed_type.storage()
-        h_t = m.shift_quantizer.fixed_type.storage()
-        attrs: dict[str, Any] = {"scale_type": s_t, "shift_type": h_t}
-        params = {"scale": s_t.to_int(scale).cpu().numpy(),
-                  "shift": h_t.to_int(shift).cpu().numpy()}
+        params, attrs = {}, {}
+        for key, q, v in (("scale", m.scale_quantizer, scale), ("shift", m.shift_quantizer,
+                                                                 shift)):
+            if isinstance(q, WidthQuantizer):  # per-channel learned formats: v is exact
+                params[key], attrs[f"{key}_type"] = _param_raw(q, v)
+            else:
+                attrs[f"{key}_type"] = t = q.fixed_type.storage()
+                params[key] = t.to_int(v).cpu().numpy()
         if isinstance(m.scale_quantizer, KHotQuantizer):
             k = m.scale_quantizer.k
             params["scale_digits"] = _khot_digits_checked(params["scale"], k,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from qfx.fixed.fixed_type import OVERFLOW_MODES, ROUNDING_MODES
 from qfx.fixed.khot import KHotQuantizer
+from qfx.fixed.learned_width import GRANULARITIES, WidthQuantizer
 from qfx.fixed.quantizer import FixedQuantizer
 
 __all__ = ["QConfig", "config", "current_config"]
@@ -53,6 +54,11 @@ class QConfig:
     # table activations (QSigmoid, QTanh, QExp, QSoftmax): the widest input qfx.freeze
     # tabulates (a table has 2**width entries)
     table_max_bits: int = 14
+    # Learned word lengths (qfx.fixed.learned_width.WidthQuantizer): every format's width is
+    # learned, the widths above are the initial ones; constants (weights, biases, BatchNorm
+    # scale/shift) get one format per ``width_granularity`` (tensor, channel or element).
+    learn_widths: bool = False
+    width_granularity: str = "channel"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -65,6 +71,12 @@ class QConfig:
                                       or value < 1):
                 raise ValueError(f"QConfig.{name} must be None or an integer K >= 1 (digits "
                                  f"per value), got {value!r}")
+        if self.width_granularity not in GRANULARITIES:
+            raise ValueError(f"QConfig.width_granularity={self.width_granularity!r}; allowed: "
+                             f"{', '.join(GRANULARITIES)}")
+        if self.learn_widths and (self.weight_khot or self.bn_scale_khot):
+            raise ValueError("QConfig.learn_widths cannot be combined with K-hot constants "
+                             "(weight_khot / bn_scale_khot)")
         for name in ("weight_rounding", "act_rounding"):
             if getattr(self, name).upper().removeprefix("AP_") not in ROUNDING_MODES:
                 raise ValueError(f"QConfig.{name}={getattr(self, name)!r}; allowed: "
@@ -99,7 +111,11 @@ class QConfig:
 
     # factories used by the layers -------------------------------------------------------
     def weight_quantizer(self, num_channels: int | None = None, width: int | None = None,
-                         channel_dim: int = 0) -> FixedQuantizer:
+                         channel_dim: int = 0, shape: tuple[int, ...] | None = None
+                         ) -> FixedQuantizer:
+        if self.learn_widths:
+            return self.constant_quantizer(width or self.weight_width, shape or (num_channels,),
+                                           channel_dim, self.weight_rounding)
         per_channel = self.per_channel_weights and num_channels is not None
         if self.weight_khot is not None:
             return KHotQuantizer(self.weight_khot, width or self.weight_width, True,
@@ -116,14 +132,35 @@ class QConfig:
     def scale_quantizer(self, width: int | None = None, signed: bool = True) -> FixedQuantizer:
         """Quantizer of a per-channel multiplier (BatchNorm scale, binary-layer scale):
         K-hot when ``bn_scale_khot`` is set, else like an activation constant."""
+        if self.learn_widths:
+            return self.constant_quantizer(width or self.bn_scale_width)
         if self.bn_scale_khot is not None:
             return KHotQuantizer(self.bn_scale_khot, width or self.bn_scale_width, signed,
                                  learn_binary_point=self.learn_binary_point)
         return self.act_quantizer(width or self.bn_scale_width, signed)
 
     def act_quantizer(self, width: int | None = None, signed: bool = True) -> FixedQuantizer:
+        if self.learn_widths:
+            return WidthQuantizer(width or self.act_width, signed, self.act_rounding)
         return FixedQuantizer(width or self.act_width, signed, self.act_rounding,
                               self.act_overflow, learn_binary_point=self.learn_binary_point)
+
+
+    def constant_quantizer(self, width: int, shape: tuple[int | None, ...] = (None,),
+                           channel_dim: int = 0, rounding: str | None = None
+                           ) -> FixedQuantizer:
+        """Quantizer of a constant (bias, BatchNorm shift, and with ``learn_widths`` every
+        constant) of ``shape`` (first entry: its channels, ``None`` if unknown): a
+        :class:`WidthQuantizer` at ``width_granularity`` when widths are learned, else an
+        activation-like quantizer."""
+        if not self.learn_widths:
+            return self.act_quantizer(width)
+        g = self.width_granularity if shape and shape[0] is not None else "tensor"
+        if g == "channel":
+            shape = (shape[channel_dim],) if len(shape) > 1 else shape
+        return WidthQuantizer(width, True, rounding or self.act_rounding, role="constant",
+                              granularity=g, shape=None if g == "tensor" else tuple(shape),
+                              channel_dim=channel_dim)
 
 
 _STACK: list[QConfig] = [QConfig()]

@@ -18,8 +18,10 @@ class _WeightedLayer(QLayer):
     def _init_quantizers(self, cfg: QConfig, out_channels: int, bias: bool,
                          weight_width: int | None, act_width: int | None,
                          bias_width: int | None, quantize_output: bool) -> None:
-        self.weight_quantizer = cfg.weight_quantizer(out_channels, weight_width)
-        self.bias_quantizer = cfg.act_quantizer(bias_width or cfg.bias_width) if bias else None
+        self.weight_quantizer = cfg.weight_quantizer(out_channels, weight_width,
+                                                     shape=tuple(self.weight.shape))
+        self.bias_quantizer = cfg.constant_quantizer(bias_width or cfg.bias_width,
+                                                     (out_channels,)) if bias else None
         # Without an output cast the layer hands on its exact accumulator (e.g. to a BatchNorm
         # that follows): one lossy step fewer, and its format is sized at freeze time.
         self.output_quantizer = cfg.act_quantizer(act_width) if quantize_output else None

@@ -113,8 +113,13 @@ class _QBatchNorm(QLayer):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-        self.scale_quantizer = cfg.scale_quantizer(scale_width)
-        self.shift_quantizer = cfg.act_quantizer(shift_width or cfg.bn_shift_width)
+        if cfg.learn_widths:  # learned widths: per-channel (or finer) constants
+            self.scale_quantizer = cfg.constant_quantizer(scale_width or cfg.bn_scale_width,
+                                                          (num_features,))
+        else:
+            self.scale_quantizer = cfg.scale_quantizer(scale_width)
+        self.shift_quantizer = cfg.constant_quantizer(shift_width or cfg.bn_shift_width,
+                                                      (num_features,))
         self.output_quantizer = cfg.act_quantizer(act_width)
         # Set by sync_batchnorm for distributed training (not part of the state dict).
         self.sync_stats, self.process_group = False, None

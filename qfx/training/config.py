@@ -43,7 +43,8 @@ from qfx.zoo.registry import get_model, model_names, model_spec
 
 __all__ = [
     "ConfigError", "TrainingOptions", "TrainConfig", "load_train_config", "parse_train_config",
-    "run_training", "restore_model", "TOP_LEVEL_KEYS", "FLOW_SECTIONS", "CALIBRATION_SAMPLES",
+    "run_training", "restore_model", "resolve_budget", "TOP_LEVEL_KEYS", "FLOW_SECTIONS",
+    "CALIBRATION_SAMPLES",
 ]
 
 TOP_LEVEL_KEYS = ("name", "dataset", "model", "training", "quantization", "out_dir")
@@ -79,6 +80,10 @@ class TrainingOptions:
     checkpoint_every: int = 1
     augment: str = "none"
     nproc: int = 1  # data-parallel processes (DistributedDataParallel); batch_size is per process
+    # Resource budget of a learned-width model (quantization: {learn_widths: true}): absolute
+    # numbers per resource (lut, dsp, ff, ebops), or fractions of a board's with ``board``;
+    # reached by qfx.training.budget's controller. None: no budget.
+    budget: dict[str, Any] | None = None
 
 
 @dataclass
@@ -212,7 +217,66 @@ def _training(raw: Any, where: str) -> TrainingOptions:
             setattr(opts, key, value)
     if "device" in raw:
         opts.device = _device_name(raw["device"], where)
+    if raw.get("budget") is not None:
+        opts.budget = _budget(raw["budget"], where)
     return opts
+
+
+def _budget(raw: Any, where: str) -> dict[str, Any]:
+    """Validate ``training.budget``: ``{board: NAME, lut: 0.6, dsp: 0.5}`` (fractions of the
+    board's resources; ``ebops`` always absolute) or absolute numbers without ``board``."""
+    resolve_budget(raw, where)
+    return dict(raw)
+
+
+def resolve_budget(raw: Any, where: str = "") -> dict[str, float]:
+    """The absolute resource numbers of a ``training.budget`` mapping.
+
+    Example:
+        >>> resolve_budget({"board": "ultra96", "dsp": 0.5})
+        {'dsp': 180.0}
+    """
+    from qfx.training.budget import RESOURCES
+
+    key = "training.budget"
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(f"{where}{key} must be a mapping of resources, got {raw!r}")
+    allowed = ("board", *RESOURCES)
+    unknown = [k for k in raw if k not in allowed]
+    if unknown:
+        raise ConfigError(f"{where}{key}: unknown key {unknown[0]!r}; allowed: "
+                          f"{', '.join(allowed)}")
+    board = raw.get("board")
+    totals = _board_resources(board, where) if board is not None else None
+    out: dict[str, float] = {}
+    for k in RESOURCES:
+        if k not in raw:
+            continue
+        v = _number(key, k, raw[k], float, where, lambda v: v > 0, "a positive number")
+        if totals is not None and k != "ebops":
+            if v > 1:
+                raise ConfigError(f"{where}{key}.{k}: {v} is not a fraction of the board's "
+                                  f"resources (give a number in (0, 1], or drop board)")
+            v *= totals[k]
+        out[k] = v
+    if not out:
+        raise ConfigError(f"{where}{key} names no resource; allowed: {', '.join(RESOURCES)}")
+    return out
+
+
+def _board_resources(name: Any, where: str) -> dict[str, float]:
+    """LUT / FF / DSP of a shipped board (boards/*.yaml, by name or alias)."""
+    import yaml
+
+    from qfx.package_data import resource_dir
+
+    for path in sorted(resource_dir("boards").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        names = [data.get("name", ""), *data.get("aliases", [])]
+        if str(name).lower() in [str(n).lower() for n in names]:
+            res = data["resources"]
+            return {"lut": float(res["lut"]), "ff": float(res["ff"]), "dsp": float(res["dsp"])}
+    raise ConfigError(f"{where}training.budget.board: unknown board {name!r}")
 
 
 def _device_name(value: Any, where: str) -> str:
@@ -357,6 +421,7 @@ def run_training(
     progress: bool = True,
     resume_from: str | Path | None = None,
     log: Callable[[str], None] = _log,
+    measure: Callable[[Any, Any], Mapping[str, float]] | None = None,
 ) -> TrainResult:
     """Build the dataset and model of ``config``, quantize it if the config has a
     ``quantization`` section and ``qfx.quantize_model`` exists, and train it. A zoo model of kind
@@ -365,6 +430,10 @@ def run_training(
 
     ``qfx.quantize_model(model, config.quantization, calibration_data)`` receives the first
     ``CALIBRATION_SAMPLES`` training inputs as one CPU tensor.
+
+    With ``training.budget`` the model must learn its widths (``quantization: {learn_widths:
+    true}``); it is trained with :class:`qfx.training.budget.BudgetRegularizer`, whose controller
+    ``measure(model, example_input)`` (e.g. the flow's export estimate) recalibrates each epoch.
 
     Example:
         >>> cfg = parse_train_config({"dataset": {"name": "synthetic", "n": 64},
@@ -387,12 +456,24 @@ def run_training(
                 "dataset": config.dataset, "input_shape": list(split.input_shape),
                 "num_classes": split.num_classes, "quantized": quantized,
                 "config": config.to_dict()}
+    regularizer = None
+    if t.budget:
+        from qfx.training.budget import BudgetRegularizer
+
+        if not (config.quantization or {}).get("learn_widths"):
+            raise ConfigError("training.budget needs learned widths: set quantization."
+                              "learn_widths: true")
+        example = split.train[0][0].unsqueeze(0)
+        budget = resolve_budget(t.budget)
+        regularizer = BudgetRegularizer(
+            model, example, budget,
+            measure=None if measure is None else (lambda m: measure(m, example)))
     return train(
         model, split.train, split.test, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
         optimizer=t.optimizer, schedule=t.schedule, weight_decay=t.weight_decay,
         momentum=t.momentum, device=t.device, out_dir=config.out_dir,
         checkpoint_every=t.checkpoint_every, seed=t.seed, progress=progress,
-        augment=t.augment, resume_from=resume_from, metadata=metadata,
+        augment=t.augment, resume_from=resume_from, metadata=metadata, regularizer=regularizer,
     )
 
 

@@ -20,6 +20,26 @@ def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], lis
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _plot_mapping_series(ax: Any, history: Sequence[dict[str, Any]], key: str) -> None:
+    """One line per entry of the per-epoch mappings ``record[key]`` (widths, resources)."""
+    from matplotlib.ticker import MaxNLocator
+
+    names: list[str] = []
+    for r in history:
+        names += [n for n in r.get(key) or {} if n not in names]
+    for n in names:
+        pts = [(r["epoch"], r[key][n]) for r in history if n in (r.get(key) or {})]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=n)
+    ax.set_title("learned widths (mean bits)" if key == "widths" else "estimated resources")
+    ax.set_xlabel("epoch")
+    if key == "resources":
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if names:
+        ax.legend(fontsize="x-small")
+
+
 def plot_history(
     history: Sequence[dict[str, Any]],
     path: str | Path,
@@ -27,7 +47,8 @@ def plot_history(
     initial_int_bits: Mapping[str, float] | None = None,
 ) -> Path:
     """Write a PNG of loss, accuracy and learning rate vs epoch, and each quantizer's learned
-    ``int_bits`` vs epoch (one line per quantizer, or small multiples when there are many).
+    ``int_bits`` vs epoch (one line per quantizer, or small multiples when there are many);
+    records with ``widths`` / ``resources`` (budgeted training) add a panel for each.
 
     ``history`` is :func:`qfx.training.train`'s (``TrainResult.history``);
     ``initial_int_bits`` (``TrainResult.metadata["initial_int_bits"]``), if given, is drawn
@@ -65,7 +86,10 @@ def plot_history(
         top, bottom = fig.subfigures(2, 1, height_ratios=[3.8, q_height])
     else:
         top, bottom = fig, None
-    ax_loss, ax_acc, ax_lr = top.subplots(1, 3)
+    extra = [k for k in ("widths", "resources") if any(r.get(k) for r in history)]
+    ax_loss, ax_acc, ax_lr, *ax_extra = top.subplots(1, 3 + len(extra))
+    for ax, key in zip(ax_extra, extra, strict=True):  # learned widths under a budget
+        _plot_mapping_series(ax, history, key)
     for key, label in (("train_loss", "train"), ("test_loss", "test")):
         ax_loss.plot(*_series(history, key), marker=".", label=label)
     for key, label in (("train_acc", "train"), ("test_acc", "test")):

@@ -34,6 +34,11 @@ SCHEDULES = ("cosine", "step", "constant")
 EpochCallback = Callable[[int, dict[str, Any], nn.Module], "bool | None"]
 # Learning rate of quantizers' binary points (log2 of the step), see _make_optimizer.
 BINARY_POINT_LR = 0.02
+# Learning rate of learned word lengths (qfx.fixed.learned_width): a width must be able to
+# move several bits within a few epochs to reach a resource budget.
+WIDTH_LR = 0.05
+# Names of quantizer format parameters (binary point; a learned width's range).
+_FORMAT_PARAMS = ("log2_lsb", "log2_range")
 # Training sets up to this size are copied to an accelerator once instead of batch by batch.
 _MAX_DEVICE_BYTES = 1 << 30
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -93,6 +98,24 @@ def quantizer_int_bits(model: nn.Module, *, calibrated_only: bool = False
         elif isinstance(bits, (int, float)) and not isinstance(bits, bool):
             out[name or "(model)"] = bits
     return out
+
+
+class Regularizer:
+    """A training-loss term: ``step_penalty()`` after each forward pass (added to the loss),
+    ``epoch_record(model)`` fields for the epoch's history record (e.g. ``resources``)."""
+
+    def step_penalty(self) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def epoch_record(self, model: nn.Module) -> dict[str, Any]:
+        return {}
+
+
+def _resources_text(record: Mapping[str, Any]) -> str:
+    res = record.get("resources")
+    if not res:
+        return ""
+    return "  est. " + " ".join(f"{k} {v:,.0f}" for k, v in res.items())
 
 
 def lr_at(schedule: str, base_lr: float, epoch: int, epochs: int) -> float:
@@ -197,6 +220,13 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _width_params(model: nn.Module) -> set[int]:
+    from qfx.fixed.learned_width import WidthQuantizer
+
+    return {id(p) for m in model.modules() if isinstance(m, WidthQuantizer)
+            for p in m.parameters()}
+
+
 def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     momentum: float) -> torch.optim.Optimizer:
     # Decay only weight matrices/kernels: biases, BN affine and quantizer binary points
@@ -207,14 +237,18 @@ def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
     # A binary point moves one bit when log2_lsb crosses a half-integer: at the weights'
     # learning rate (Adam moves each parameter about lr per step) it would take thousands of
     # steps, and learned formats would never move. They get their own, larger step.
-    points = [p for n, p in named if n.endswith("log2_lsb")]
-    params = [p for n, p in named if not n.endswith("log2_lsb")]
+    widths = _width_params(model)  # learned word lengths: their own, larger step
+    points = [p for n, p in named if n.endswith(_FORMAT_PARAMS) and id(p) not in widths]
+    learned = [p for n, p in named if n.endswith(_FORMAT_PARAMS) and id(p) in widths]
+    params = [p for n, p in named if not n.endswith(_FORMAT_PARAMS)]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
                           {"params": no_decay, "weight_decay": 0.0},
                           {"params": points, "weight_decay": 0.0,
-                           "base_lr": max(lr, BINARY_POINT_LR)}) if g["params"]]
+                           "base_lr": max(lr, BINARY_POINT_LR)},
+                          {"params": learned, "weight_decay": 0.0,
+                           "base_lr": max(lr, WIDTH_LR)}) if g["params"]]
     for g in groups:
         g.setdefault("base_lr", lr)
         g["lr"] = g["base_lr"]
@@ -245,6 +279,7 @@ def train(
     resume_from: str | Path | None = None,
     metadata: Mapping[str, Any] | None = None,
     plot: bool = True,
+    regularizer: Regularizer | None = None,
 ) -> TrainResult:
     """Train a classifier with cross-entropy; returns the model, per-epoch history and files.
 
@@ -257,6 +292,8 @@ def train(
     augmentation are seeded per epoch, so a run is reproducible and a resumed run matches an
     uninterrupted one on the CPU (CUDA kernels may not be deterministic). Weight decay applies
     only to parameters with >= 2 dims. A callback returning True stops training.
+    ``regularizer`` (e.g. :class:`qfx.training.budget.BudgetRegularizer`) adds its penalty to
+    every step's loss and may add fields to each epoch's record.
 
     Inside an initialised ``torch.distributed`` process group of several processes (see
     ``qfx.training.distributed``: ``qfx train --nproc N`` or ``torchrun``), the model is trained
@@ -284,6 +321,7 @@ def train(
                  checkpoint_every=checkpoint_every, seed=seed, progress=progress,
                  callbacks=callbacks, augment=augment, resume_from=resume_from,
                  metadata=metadata)
+    run.regularizer = regularizer
     if run.world > 1:
         _calibrate_across_ranks(run, resume_from is None)
     t0 = time.perf_counter()
@@ -295,7 +333,8 @@ def train(
         if run.progress:
             tqdm.write(f"epoch {epoch + 1}/{epochs}  lr {record['lr']:.3g}  "
                        f"loss {record['train_loss']:.4f}  train acc {record['train_acc']:.4f}  "
-                       f"test acc {record['test_acc']:.4f}", file=sys.stderr)
+                       f"test acc {record['test_acc']:.4f}" + _resources_text(record),
+                       file=sys.stderr)
         stopped = any(bool(cb(epoch + 1, record, run.model)) for cb in run.callbacks)
         stopped = qdist.any_rank(stopped, run.dev)  # every rank stops together
         last = stopped or epoch + 1 == epochs
@@ -357,6 +396,7 @@ class _Run:
     history: list[dict[str, Any]]
     start: int  # first (0-based) epoch to run: > 0 when resumed
     sampler: DistributedSampler | None = None
+    regularizer: Regularizer | None = None  # a penalty added to every step's loss
 
 
 def _setup(model: nn.Module, train_set: Dataset, test_set: Dataset, *, epochs: int,
@@ -422,7 +462,8 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
     run.opt.zero_grad(set_to_none=True)
     logits = run.net(x)
     loss = F.cross_entropy(logits, y)
-    loss.backward()
+    reg = run.regularizer
+    (loss if reg is None else loss + reg.step_penalty()).backward()
     run.opt.step()
     return loss.detach(), logits.detach()
 
@@ -468,11 +509,14 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         raise RuntimeError(f"training diverged: train loss is {train_loss} in epoch "
                            f"{epoch + 1}; lower the learning rate (lr={run.lr})")
     test_loss, test_acc = _evaluate(run.model, run.test_batches)
-    return {
+    record = {
         "epoch": epoch + 1, "lr": lr_now, "train_loss": train_loss,
         "train_acc": int(correct) / seen, "test_loss": test_loss, "test_acc": test_acc,
         "seconds": time.perf_counter() - t_epoch, "int_bits": quantizer_int_bits(run.model),
     }
+    if run.regularizer is not None:  # e.g. the estimated resources of the epoch's model
+        record.update(run.regularizer.epoch_record(run.model))
+    return record
 
 
 def _save_checkpoint(run: _Run, epoch: int) -> Path | None:

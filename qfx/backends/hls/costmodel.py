@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from qfx.backends.hls.boards import Board
 from qfx.fixed.fixed_type import FixedType
+from qfx.fixed.hwcost import LUT_MULT_MAX_BITS, multiplier_cost
 from qfx.ir.cost import NodeCost
 from qfx.ir.graph import Graph, Node, pair
 
@@ -24,8 +25,6 @@ __all__ = ["BRAM_MIN_BITS", "LUT_MULT_MAX_BITS", "REG_MAX_DEPTH", "LayerCost", "
            "cast_luts", "ceil_div", "clog2", "dsp_per_multiply", "dsp_ports", "mult_model",
            "window_rows"]
 
-#: Both operands at most this wide (or one of them 1 bit): the multiply maps to LUTs.
-LUT_MULT_MAX_BITS = 4
 #: A memory bank smaller than this (bits) is LUTRAM / LUT-ROM, else BRAM18K.
 BRAM_MIN_BITS = 1024
 #: Banks at most this deep are registers.
@@ -65,13 +64,8 @@ def dsp_per_multiply(a: FixedType | int, b: FixedType | int, ports: tuple[int, i
         >>> dsp_per_multiply(FixedType(4, 1), FixedType(3, 1))
         0
     """
-    wa, wb = _raw_width(a), _raw_width(b)
-    if max(wa, wb) <= LUT_MULT_MAX_BITS or min(wa, wb) == 1:
-        return 0
-    sa, sb = _signed_width(a), _signed_width(b)
-    pa, pb = ports
-    hi, lo = max(sa, sb), min(sa, sb)
-    return min(ceil_div(hi, pa) * ceil_div(lo, pb), ceil_div(lo, pa) * ceil_div(hi, pb))
+    return multiplier_cost(_raw_width(a), _raw_width(b), _signed_width(a), _signed_width(b),
+                           ports)[0]
 
 
 def _raw_width(t: FixedType | int) -> int:
@@ -127,9 +121,10 @@ def mult_model(node: Node, key: str, a_t: FixedType, b_t: FixedType, on_binary: 
         return "shift-add", 0, 0, 1 + clog2(k)
     if on_binary:
         return "sign", 0, b_t.width, 1
-    dpm = dsp_per_multiply(a_t, b_t, ports)
+    dpm, luts = multiplier_cost(a_t.width, b_t.width, _signed_width(a_t), _signed_width(b_t),
+                                ports)
     if dpm == 0:
-        return "lut", 0, a_t.width * b_t.width, 2
+        return "lut", 0, luts, 2
     return "dsp", dpm, 0, 3 + (1 if dpm > 1 else 0)
 
 

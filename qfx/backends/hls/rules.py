@@ -35,6 +35,7 @@ from qfx.backends.hls.costmodel import (
 from qfx.backends.hls.layout import edge_pixels
 from qfx.backends.hls.reuse import MAX_UNROLL, fold, unroll
 from qfx.fixed.fixed_type import FixedType
+from qfx.fixed.hwcost import adder_luts
 from qfx.ir.graph import Edge, Graph, Node, pair
 from qfx.ir.ops import spec
 from qfx.ir.ops.base import khot_k
@@ -308,7 +309,7 @@ def _mac_layer_resources(r: LayerCost, key: str) -> None:
         else:
             r.notes.append("fully unrolled: constants are logic")
     adders = ceil_div(r.cost.additions, r.ii)
-    r.lut += adders * r.acc_w
+    r.lut += adders * adder_luts(r.acc_w)
     r.ff += adders * r.acc_w
     if r.impl == "dsp":
         r.notes.append(f"{r.dpm} DSP per {x_t.width}x{b_t.width}-bit multiply")

@@ -1,0 +1,332 @@
+"""`WidthQuantizer`: a fixed-point quantizer that learns its word length, not only its binary point.
+
+A number is ``k`` sign bits (0 or 1), ``b`` magnitude bits and a step ``2**p``: the format is
+``ap_(u)fixed<k + b, k + r>`` with ``r = p + b`` (so ``2**r`` is the range). Two float
+parameters per granule (one per tensor, per channel or per element) carry it:
+
+* ``log2_lsb`` (``p``, rounded in the forward pass): the step, as in :class:`FixedQuantizer`;
+* ``log2_range`` (``r``): the saturation level, for activations. For constants (weights, biases,
+  BatchNorm scale/shift) ``r`` is not learned: it is the least one that holds every rounded value
+  of the granule (no constant is ever clipped) and the sign bit follows the data (``k = 0``
+  where no rounded value is negative): both are free, they cost nothing in accuracy.
+
+The width ``k + b`` is thus learned; a granule whose ``b`` reaches 0 is zero (pruned).
+
+The gradient estimator (first order in the quantisation error). With ``x_q = x + d`` and ``g``
+the loss gradient at ``x_q``, the loss moves by about ``g * d``.
+
+* Inside the range, ``d`` is the rounding error; one more fractional bit halves it (in
+  distribution, and for any fixed ``x`` on average over the grid's offset), so
+  ``d d / d p = ln2 * d``: ``dL/dp = ln2 * sum(g * d)``. It is negative when the rounding
+  errors work against the loss (then ``p`` falls: a finer step) and zero on average when they
+  do not matter (then only the resource penalty acts, and the step coarsens). This is the
+  TQT/LSQ step gradient and the surrogate of HGQ (Sun et al., 2024).
+* Where ``x`` is clipped, ``x_q`` is the saturation level ``+-2**r`` (up to one step), so
+  ``d x_q / d r = ln2 * x_q``: ``dL/dr = ln2 * sum(g * x_q)`` over the clipped elements. The
+  range grows when the loss wants the clipped values larger in magnitude, and nothing holds it
+  up when nothing clips: the resource penalty then shrinks it until clipping starts to cost.
+* ``x`` gets the straight-through gradient inside the range and none where it was clipped.
+
+The resource cost sees the width through :meth:`WidthQuantizer.bit_widths`: the rounded width in
+the forward pass, ``d width / d r = 1`` and ``d width / d p = -1`` (straight-through on the
+rounding) where the width is positive, and nothing where it is 0 (a pruned granule stays pruned
+unless the loss pulls it back).
+
+Example:
+    >>> q = WidthQuantizer(8, signed=True)
+    >>> q.calibrate(torch.linspace(-3, 3, 1000))
+    >>> q.fixed_type.cpp()
+    'ap_fixed<8,3,AP_RND,AP_SAT>'
+    >>> w = WidthQuantizer(6, role="constant", granularity="channel", shape=(4,))
+    >>> v = torch.randn(4, 3)
+    >>> w.calibrate(v)
+    >>> len(w.granule_types(v))
+    4
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from qfx.fixed.exact import quantize_double
+from qfx.fixed.fake_quant import round_float
+from qfx.fixed.fixed_type import MAX_WIDTH, FixedType
+from qfx.fixed.quantizer import FixedQuantizer
+
+__all__ = ["GRANULARITIES", "ROLES", "WidthQuantizer", "width_quantizers"]
+
+#: one format per tensor, per channel (``channel_dim``) or per element (constants only)
+GRANULARITIES = ("tensor", "channel", "element")
+#: ``activation``: learned range, fixed signedness; ``constant``: range and sign from the data
+ROLES = ("activation", "constant")
+_LN2 = math.log(2.0)
+# Widest magnitude a learned format may reach (keeps every value exact in float64 / int64).
+_MAX_MAG_BITS = 40
+
+
+class _WidthFakeQuant(torch.autograd.Function):
+    """Fake quantisation with a per-element step ``2**round(p)``, magnitude bits ``b``, sign
+    ``k`` (all broadcast against ``x``), saturating; gradients as in the module docstring."""
+
+    @staticmethod
+    def forward(ctx, x, p, r, b, k, rounding):
+        pr = torch.round(p)
+        q = round_float(x * torch.exp2(-pr).to(x.dtype), rounding)
+        top = torch.exp2(b.to(x.dtype))
+        hi = top - 1.0
+        lo = torch.where(b > 0, -k * top, torch.zeros_like(top))
+        qc = torch.minimum(torch.maximum(q, lo), hi)
+        lsb = torch.exp2(pr).to(x.dtype)
+        out = qc * lsb
+        inside = qc == q
+        ctx.save_for_backward(x, out, inside, q > qc, r, k, p)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out, inside, above, r, k, p = ctx.saved_tensors
+        grad_x = torch.where(inside, grad, 0.0) if ctx.needs_input_grad[0] else None
+        grad_p = grad_r = None
+        if ctx.needs_input_grad[1]:
+            g = _LN2 * torch.where(inside, grad * (out - x), 0.0)
+            grad_p = g.sum_to_size(p.shape) if g.shape != p.shape else g
+        if ctx.needs_input_grad[2]:
+            level = torch.exp2(torch.round(r)).to(x.dtype)
+            bound = torch.where(above, level, -k * level)
+            g = _LN2 * torch.where(inside, 0.0, grad * bound)
+            grad_r = g.sum_to_size(r.shape) if g.shape != r.shape else g
+        return grad_x, grad_p, grad_r, None, None, None
+
+
+def _ste_round(v: torch.Tensor) -> torch.Tensor:
+    return v + (torch.round(v) - v).detach()
+
+
+def _bits_for_raw(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Magnitude bits holding raw integers in [lo, hi] (lo <= 0 <= hi), as float."""
+    need = torch.maximum(hi + 1.0, -lo).clamp_min(1.0)
+    return torch.ceil(torch.log2(need))
+
+
+class WidthQuantizer(FixedQuantizer):
+    """Quantise to ``ap_fixed`` with a learned width: learned step, learned (activations) or
+    data-given (constants) range and sign; see the module docstring for the estimator.
+
+    ``granularity``: ``"tensor"``, ``"channel"`` (``shape=(C,)``, along ``channel_dim``) or
+    ``"element"`` (``shape`` = the constant's shape). ``width`` is the initial width. Only the
+    saturating overflow mode is supported (a learned width that wraps has no useful gradient).
+
+    Example:
+        >>> q = WidthQuantizer(4, signed=False, int_bits=2)
+        >>> q.eval()(torch.tensor([0.3, 9.0])).tolist()
+        [0.25, 3.75]
+    """
+
+    def __init__(self, width: int = 8, signed: bool = True, rounding: str = "RND", *,
+                 role: str = "activation", granularity: str = "tensor",
+                 shape: tuple[int, ...] | None = None, channel_dim: int = 0,
+                 int_bits: int | None = None) -> None:
+        nn.Module.__init__(self)
+        if role not in ROLES:
+            raise ValueError(f"WidthQuantizer role {role!r}; allowed: {', '.join(ROLES)}")
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"WidthQuantizer granularity {granularity!r}; allowed: "
+                             f"{', '.join(GRANULARITIES)}")
+        if granularity != "tensor" and not shape:
+            raise ValueError(f"a {granularity} WidthQuantizer needs its shape")
+        if role == "activation" and granularity != "tensor":
+            raise ValueError("activation formats are per tensor (one FixedType per edge)")
+        proto = FixedType(width, 0 if int_bits is None else int_bits, signed, rounding, "SAT")
+        self.width, self.signed, self.rounding = proto.width, proto.signed, proto.rounding
+        self.overflow, self.sat_bits = "SAT", 0
+        self.role, self.granularity, self.channel_dim = role, granularity, channel_dim
+        self.per_channel = granularity != "tensor"
+        gshape = () if granularity == "tensor" else tuple(int(s) for s in shape)
+        start_i = int_bits if int_bits is not None else 1
+        k = int(self.signed)
+        self.log2_lsb = nn.Parameter(torch.full(gshape, float(start_i - self.width)))
+        self.log2_range = nn.Parameter(torch.full(gshape, float(start_i - k))) \
+            if role == "activation" else None
+        self.register_buffer("initialized", torch.tensor(int_bits is not None))
+        self._ready = int_bits is not None
+        self.enabled = True
+        self._observed = None
+
+    # ------------------------------------------------------------------ shapes
+    def _view(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """A granule tensor broadcast against ``x``."""
+        if self.granularity != "channel":
+            return v
+        shape = [1] * x.dim()
+        shape[self.channel_dim % x.dim()] = -1
+        return v.reshape(shape)
+
+    def _granule_reduce(self, t: torch.Tensor, fn) -> torch.Tensor:
+        """Reduce an x-shaped tensor to one value per granule (``fn``: amin/amax)."""
+        if self.granularity == "element":
+            return t
+        if self.granularity == "tensor":
+            return fn(t)
+        dims = [d for d in range(t.dim()) if d != self.channel_dim % t.dim()]
+        return fn(t, dim=dims) if dims else t
+
+    # ------------------------------------------------------------------ formats
+    def _constant_bits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(magnitude bits, sign bit) per granule of a constant at the current step."""
+        with torch.no_grad():
+            q = round_float(x.detach().double() * torch.exp2(-self._view(
+                torch.round(self.log2_lsb.detach()).double(), x)), self.rounding)
+            lo = self._granule_reduce(q.clamp(max=0.0), torch.amin)
+            hi = self._granule_reduce(q.clamp(min=0.0), torch.amax)
+            b = _bits_for_raw(lo, hi)
+            k = ((lo < 0) & (b > 0)).double()
+        return b, k
+
+    def _activation_bits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        b = (torch.round(self.log2_range.detach()) - torch.round(self.log2_lsb.detach()))
+        k = torch.full_like(b, float(self.signed))
+        return b.clamp(min=1, max=_MAX_MAG_BITS), k
+
+    def _bits(self, x: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.role == "activation":
+            return self._activation_bits()
+        if x is None:
+            raise ValueError("a constant's width depends on its values: pass them")
+        return self._constant_bits(x)
+
+    def bit_widths(self, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Width (sign bit included) per granule, differentiable for the resource cost:
+        the rounded value forward, ``+1`` per unit of ``log2_range`` and ``-1`` per unit of
+        ``log2_lsb`` backward where the width is positive. ``x``: the constant's values."""
+        b, k = self._bits(x)
+        b = b.to(self.log2_lsb.dtype)
+        if self.role == "activation":
+            sur = _ste_round(self.log2_range) - _ste_round(self.log2_lsb)
+            sur = sur + (b - sur).detach()  # the clamped value, the raw gradient
+        else:
+            sur = b + (self.log2_lsb.detach() - self.log2_lsb)
+        live = b > 0
+        return torch.where(live, sur + k.to(sur.dtype), torch.zeros_like(sur))
+
+    def granule_types(self, x: torch.Tensor | None = None) -> list[FixedType | None]:
+        """One FixedType per granule (flattened), ``None`` where the width is 0 (pruned)."""
+        b, k = self._bits(x)
+        p = torch.round(self.log2_lsb.detach()).to(torch.int64).reshape(-1).tolist()
+        out: list[FixedType | None] = []
+        for bi, ki, pi in zip(b.reshape(-1).tolist(), k.reshape(-1).tolist(), p, strict=True):
+            bi, ki = int(bi), int(ki)
+            w = bi + ki
+            out.append(None if bi <= 0 else FixedType(w, pi + w, bool(ki), self.rounding,
+                                                      "SAT"))
+        return out
+
+    @property
+    def int_bits(self) -> int | list[int]:
+        """Integer bits (sign included): activations only (a constant's follow its values)."""
+        if self.role == "constant":
+            raise ValueError("a constant WidthQuantizer's integer bits follow its values: use "
+                             "granule_types(values)")
+        b, k = self._activation_bits()
+        return int(torch.round(self.log2_lsb.detach()) + b + k)
+
+    @property
+    def fixed_type(self) -> FixedType:
+        if self.role == "constant":
+            raise ValueError("a constant WidthQuantizer has one format per granule: use "
+                             "granule_types(values) or raw_and_type(values)")
+        b, k = self._activation_bits()
+        w = int(b + k)
+        return FixedType(w, int(torch.round(self.log2_lsb.detach())) + w, bool(self.signed),
+                         self.rounding, "SAT")
+
+    @property
+    def fixed_types(self) -> tuple[FixedType, ...]:
+        return (self.fixed_type,)
+
+    def extra_repr(self) -> str:
+        g = f"{self.role}, {self.granularity}"
+        if self.role == "activation" and self._ready:
+            return f"{self.fixed_type.cpp()}, learned width, {g}"
+        return f"learned width, {g}, {self.rounding}, SAT"
+
+    # ------------------------------------------------------------------ forward
+    def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
+        b, k = self._bits(x)
+        b, k = b.to(x.dtype), k.to(x.dtype)
+        if self.log2_range is not None:
+            r = self.log2_range
+        else:  # a constant's range is given by its values: no gradient
+            r = torch.round(self.log2_lsb.detach()).to(x.dtype) + b
+        return _WidthFakeQuant.apply(x, self._view(self.log2_lsb, x), self._view(r, x),
+                                     self._view(b, x), self._view(k, x), self.rounding)
+
+    @torch.no_grad()
+    def to_int(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw int64 mantissas of ``x``, each on its granule's own step (0 where pruned)."""
+        x = x.detach().double()
+        b, k = self._bits(x)
+        frac = self._view(-torch.round(self.log2_lsb.detach()).to(torch.int64), x)
+        raw = quantize_double(x, frac, width=MAX_WIDTH, signed=True, rounding=self.rounding,
+                              overflow="SAT", sat_bits=0)
+        top = torch.exp2(self._view(b, x)).to(torch.int64)
+        lo = torch.where(self._view(b, x) > 0, -self._view(k, x).to(torch.int64) * top, 0)
+        return torch.minimum(torch.maximum(raw, lo), top - 1)
+
+    @torch.no_grad()
+    def quantize_exact(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact value of ``x`` in its learned formats (float64)."""
+        x = x.detach().double()
+        raw = self.to_int(x)
+        p = self._view(torch.round(self.log2_lsb.detach()).double(), x)
+        return torch.ldexp(raw.double(), p)
+
+    def raw_and_type(self, x: torch.Tensor) -> tuple[torch.Tensor, FixedType]:
+        """Raw integers of ``x`` on the finest granule's grid (exact: a left shift per
+        granule) and the least FixedType holding them: what ``qfx.freeze`` stores."""
+        raw = self.to_int(x)
+        p = torch.round(self.log2_lsb.detach()).to(torch.int64)
+        frac = int(-p.min())
+        raw = torch.bitwise_left_shift(raw, self._view(frac + p, raw).expand_as(raw))
+        return raw, FixedType.for_raw_range(int(raw.min()), int(raw.max()), frac)
+
+    # ------------------------------------------------------------------ calibration
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, search: int = 8) -> None:
+        """Initial formats from data at the initial width: activations cover ``max|x|``;
+        constants get the step that gives their largest magnitude ``width - k`` bits."""
+        x = x.detach().double()
+        amax = self._granule_reduce(x.abs(), torch.amax)
+        top = torch.where(amax > 0, torch.floor(torch.log2(amax.clamp_min(1e-300))) + 1,
+                          torch.ones_like(amax))
+        k = float(self.signed) if self.role == "activation" else 1.0
+        p = top - (self.width - k)
+        self.log2_lsb.data.copy_(p.to(self.log2_lsb.dtype).expand_as(self.log2_lsb))
+        if self.log2_range is not None:
+            self.log2_range.data.copy_(top.to(self.log2_range.dtype).expand_as(
+                self.log2_range))
+        self.initialized.fill_(True)
+        self._ready = True
+
+    def _observe(self, x: torch.Tensor) -> None:
+        if self.role == "constant":  # the same tensor every time: keep it whole
+            self._observed[:] = [x.detach()]
+        else:
+            self._observed.append(x.detach().reshape(-1)[:1 << 16])
+
+    def finish_observing(self) -> None:
+        observed, self._observed = self._observed, None
+        if observed:
+            self.calibrate(observed[0] if self.role == "constant" else torch.cat(observed))
+
+
+def width_quantizers(model: nn.Module) -> dict[str, WidthQuantizer]:
+    """Every WidthQuantizer of ``model`` by module name.
+
+    Example:
+        >>> list(width_quantizers(nn.Sequential(WidthQuantizer(8))))
+        ['0']
+    """
+    return {n: m for n, m in model.named_modules() if isinstance(m, WidthQuantizer)}

@@ -1,0 +1,105 @@
+"""Learned word lengths (WidthQuantizer): the width gradient moves widths the right way, the
+exact path equals FixedType per granule, pruned granules are zero (C-sim: tests/csim/
+test_learned_width_csim.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import qfx
+from qfx.fixed.learned_width import WidthQuantizer
+from qfx.nn import QConfig, QInput, QLinear
+
+
+def _steps(q: WidthQuantizer, loss_fn, n: int = 40, lr: float = 0.1) -> None:
+    opt = torch.optim.Adam(q.parameters(), lr=lr)
+    for _ in range(n):
+        opt.zero_grad()
+        loss_fn().backward()
+        opt.step()
+
+
+def test_too_narrow_range_grows_when_the_loss_wants_it():
+    torch.manual_seed(0)
+    x = torch.randn(4096) * 4
+    q = WidthQuantizer(6, int_bits=1).train()  # range 1: most values clip
+    w0 = float(q.bit_widths().detach())
+    _steps(q, lambda: (q(x) - x).square().mean())
+    assert float(q.log2_range.detach()) > 1.5 and float(q.bit_widths().detach()) > w0
+
+
+def test_too_coarse_step_refines_when_the_loss_wants_it():
+    torch.manual_seed(0)
+    x = torch.rand(4096) * 0.9
+    q = WidthQuantizer(3, signed=False, int_bits=0).train()  # step 1/8 on [0, 1)
+    _steps(q, lambda: (q(x) - x).square().mean())
+    assert float(torch.round(q.log2_lsb)) < -3 and float(q.bit_widths()) > 3
+
+
+@pytest.mark.parametrize("role", ["activation", "constant"])
+def test_too_wide_shrinks_under_the_penalty(role):
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    q = WidthQuantizer(12, role=role, granularity="tensor" if role == "activation" else
+                       "channel", shape=None if role == "activation" else (64,)).train()
+    q.calibrate(x)
+    w0 = float(q.bit_widths(None if role == "activation" else x).mean())
+    _steps(q, lambda: q.bit_widths(None if role == "activation" else x).sum())
+    assert float(q.bit_widths(None if role == "activation" else x).mean()) < w0 - 3
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(["tensor", "channel", "element"]),
+       st.sampled_from(["RND", "TRN", "RND_CONV", "RND_ZERO"]))
+def test_constant_formats_are_the_granules_fixed_types(seed, granularity, rounding):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(5, 3, generator=gen, dtype=torch.float64) * 3
+    x[1] = x[1].abs()  # an unsigned channel
+    q = WidthQuantizer(5, rounding=rounding, role="constant", granularity=granularity,
+                       shape=None if granularity == "tensor" else
+                       ((5,) if granularity == "channel" else (5, 3)))
+    q.calibrate(x)
+    with torch.no_grad():
+        q.log2_lsb.add_(torch.randint(-3, 4, q.log2_lsb.shape, generator=gen).double())
+    types = q.granule_types(x)
+    got = q.quantize_exact(x)
+    if granularity == "tensor":
+        groups = [(x, got, types[0])]
+    elif granularity == "channel":
+        groups = list(zip(x, got, types, strict=True))
+    else:
+        groups = list(zip(x.reshape(-1), got.reshape(-1), types, strict=True))
+    for xs, gs, t in groups:
+        if t is None:  # pruned: everything rounds to zero
+            assert torch.equal(gs, torch.zeros_like(gs))
+        else:  # the least type holding the rounded values: no constant is clipped
+            assert torch.equal(gs, t.quantize(xs))
+            assert torch.equal(t.replace(overflow="WRAP", rounding="TRN").quantize(gs), gs)
+    raw, t = q.raw_and_type(x)
+    assert torch.equal(torch.ldexp(raw.double(), torch.tensor(-t.frac_bits).double()), got)
+
+
+def test_pruned_weights_are_zero_and_cost_nothing():
+    from qfx.fixed.hwcost import multiplier_cost
+
+    torch.manual_seed(0)
+    with qfx.config(QConfig(learn_widths=True, width_granularity="channel")):
+        net = nn.Sequential(QInput(8), QLinear(6, 4))
+    x = torch.randn(32, 6)
+    with qfx.calibration(net):
+        net(x)
+    q = net[1].weight_quantizer
+    with torch.no_grad():
+        q.log2_lsb[2] = 20.0  # channel 2: a step far above every weight: width 0
+    widths = q.bit_widths(net[1].weight)
+    assert float(widths[2]) == 0 and bool((widths[[0, 1, 3]] > 0).all())
+    assert q.granule_types(net[1].weight)[2] is None
+    dsp, lut = multiplier_cost(torch.tensor(8.0), widths, torch.tensor(8.0), widths)
+    assert float(dsp[2]) == 0 and float(lut[2]) == 0
+    g = qfx.freeze(net.eval(), x[:1])
+    w = g.nodes[1].params["weight"]
+    assert not w[2].any() and w[[0, 1, 3]].any(axis=1).all()

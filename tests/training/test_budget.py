@@ -1,0 +1,43 @@
+"""Resource-aware training: the controller brings a learned-width model to a stated budget."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import qfx
+from qfx.data import synthetic_classification
+from qfx.nn import QConfig, QInput, QLinear, QReLU
+from qfx.training import plot_history, train
+from qfx.training.budget import BudgetController, BudgetRegularizer
+
+
+def test_controller_weights_follow_the_budget():
+    c = BudgetController({"dsp": 10.0}, rate=0.5)
+    for _ in range(5):
+        c.update({"dsp": 40.0})
+    high = c.weights["dsp"]
+    assert high > c.initial
+    for _ in range(5):
+        c.update({"dsp": 1.0})
+    assert c.weights["dsp"] < high
+
+
+def test_controller_reaches_a_stated_budget(tmp_path):
+    torch.manual_seed(0)
+    train_set, test_set = synthetic_classification(512, (16,), num_classes=4)
+    with qfx.config(QConfig(learn_widths=True, width_granularity="element")):
+        net = nn.Sequential(QInput(8), QLinear(16, 12), QReLU(), QLinear(12, 4))
+    with qfx.calibration(net):
+        net(train_set.tensors[0][:256])
+    reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"dsp": 60.0})
+    start = reg.controller.used({k: float(v) for k, v in reg.cost().items()})["dsp"]
+    assert start > 200  # 8-bit weights: one DSP per product
+    res = train(net, train_set, test_set, epochs=5, lr=0.05, batch_size=16, schedule="constant",
+                progress=False, regularizer=reg)
+    last = res.history[-1]
+    assert last["fits_budget"] and last["resources"]["dsp"] <= 60.0
+    assert last["widths"]["1.weight_quantizer"] < 8.0
+    assert last["test_acc"] > 0.5  # chance: 0.25
+    # the training plot shows the widths and the resources over time
+    assert plot_history(res.history, tmp_path / "h.png").stat().st_size > 1000
