@@ -7,9 +7,9 @@ from torch import nn
 
 from qfx.zoo.blocks import BasicBlock, Concat, conv_bn_relu
 
-__all__ = ["DSCNN", "DigitsCNN", "DigitsMLPSoftmax", "MobileNetV1", "ResNet", "UNet",
-           "digits_cnn", "digits_mlp_softmax", "ds_cnn", "mobilenet_v1_025", "resnet8",
-           "resnet20", "unet"]
+__all__ = ["DSCNN", "DigitsCNN", "DigitsMLPSoftmax", "FCAutoencoder", "MobileNetV1", "ResNet",
+           "UNet", "digits_cnn", "digits_mlp_softmax", "ds_cnn", "fc_autoencoder",
+           "mobilenet_v1_025", "resnet8", "resnet20", "unet"]
 
 
 class DigitsCNN(nn.Module):
@@ -276,3 +276,43 @@ def digits_mlp_softmax(num_classes: int = 10, hidden: int = 32) -> DigitsMLPSoft
         10
     """
     return DigitsMLPSoftmax(num_classes=num_classes, hidden=hidden)
+
+
+# ---- MLPerf Tiny anomaly detection: the fully-connected autoencoder (ToyADMOS / MIMII)
+class FCAutoencoder(nn.Module):
+    """MLPerf Tiny's anomaly-detection autoencoder: ``inputs`` (5 frames x 128 log-mel bins =
+    640) -> ``depth`` x [linear ``hidden``, BatchNorm, ReLU] -> linear ``bottleneck``, BatchNorm,
+    ReLU -> ``depth`` x [linear ``hidden``, BatchNorm, ReLU] -> linear ``inputs``. Its output is
+    the reconstruction; the anomaly score is the reconstruction error (a regression model, no
+    classes)."""
+
+    def __init__(self, inputs: int = 640, hidden: int = 128, bottleneck: int = 8,
+                 depth: int = 4) -> None:
+        super().__init__()
+
+        def block(n_in: int, n_out: int) -> list[nn.Module]:
+            return [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]
+
+        widths = [inputs] + [hidden] * depth + [bottleneck] + [hidden] * depth
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += block(a, b)
+        layers.append(nn.Linear(hidden, inputs))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def fc_autoencoder(inputs: int = 640, hidden: int = 128, bottleneck: int = 8,
+                   depth: int = 4) -> FCAutoencoder:
+    """MLPerf Tiny's fully-connected autoencoder (anomaly detection, 640 inputs, ~0.27M
+    parameters); ``hidden``/``depth`` make smaller variants.
+
+    Example:
+        >>> fc_autoencoder().eval()(torch.zeros(2, 640)).shape
+        torch.Size([2, 640])
+        >>> sum(p.numel() for p in fc_autoencoder().parameters())
+        267928
+    """
+    return FCAutoencoder(inputs, hidden, bottleneck, depth)

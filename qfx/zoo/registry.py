@@ -17,6 +17,7 @@ from qfx.zoo.models import (
     digits_cnn,
     digits_mlp_softmax,
     ds_cnn,
+    fc_autoencoder,
     mobilenet_v1_025,
     resnet8,
     resnet20,
@@ -61,6 +62,9 @@ MODELS: dict[str, ModelSpec] = {
                                      "synthetic_vww"),
     "digits_mlp_softmax": ModelSpec("digits_mlp_softmax", digits_mlp_softmax, (1, 8, 8),
                                     "digits"),
+    # MLPerf Tiny anomaly detection (a reconstruction model; no dataset registered: export and
+    # C-sim only)
+    "fc_autoencoder": ModelSpec("fc_autoencoder", fc_autoencoder, (640,), "anomaly"),
 }
 
 

@@ -1,6 +1,7 @@
 """ops-window: the small MLPerf Tiny variants C-simulate bit-exactly in the architecture their
 Ultra96 estimate fits: DS-CNN (1x49x10, 8 channels, 2 blocks) streamed, MobileNetV1-0.25 at
-32x32 (all 13 blocks) in the parallel architecture; random and saturating inputs."""
+32x32 (all 13 blocks) and the fully-connected autoencoder (640 in and out, 32-wide hidden
+layers) in the parallel architecture; random and saturating inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import qfx
 from qfx.zoo import get_model, model_spec
 
 CASES = {"ds_cnn": ("ds_cnn", {"channels": 8, "blocks": 2}, "stream", 64),
-         "mobilenet_v1_025_32": ("mobilenet_v1_025_32", {}, "parallel", 256)}
+         "mobilenet_v1_025_32": ("mobilenet_v1_025_32", {}, "parallel", 256),
+         # the anomaly-detection autoencoder: 640 inputs and outputs, narrower hidden layers
+         "fc_autoencoder": ("fc_autoencoder", {"hidden": 32, "depth": 2}, "parallel", "auto")}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -50,3 +50,10 @@ def test_ds_cnn_and_mobilenet_32_fit_the_ultra96():
     ds = autofold(_graph("ds_cnn", 8), "ultra96", io="stream").report
     mb = autofold(_graph("mobilenet_v1_025_32", 8), "ultra96", io="parallel").report
     assert ds.fits and mb.fits
+
+
+def test_full_size_autoencoder_fits_the_ultra96():
+    """MLPerf Tiny's anomaly-detection autoencoder at full size (640 -> 4x128 -> 8 -> 4x128 ->
+    640, 8 bits) fits the Ultra96 by estimate in the parallel architecture once folded."""
+    rep = autofold(_graph("fc_autoencoder", 8), "ultra96", io="parallel").report
+    assert rep.fits

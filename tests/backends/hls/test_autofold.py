@@ -55,7 +55,7 @@ def _check_local_optimum(graph, board, io, fold, budget=1.0) -> None:
 
 #: ops-window's MLPerf Tiny models: tests/zoo/test_mlperf_tiny.py autofolds them for the Ultra96
 #: (every board and architecture here would add over a minute to the suite)
-_MLPERF_TINY = ("ds_cnn", "mobilenet_v1_025", "mobilenet_v1_025_32")
+_MLPERF_TINY = ("ds_cnn", "mobilenet_v1_025", "mobilenet_v1_025_32", "fc_autoencoder")
 
 
 @pytest.mark.parametrize("name", [n for n in model_names() if n not in _MLPERF_TINY])
