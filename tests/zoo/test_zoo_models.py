@@ -13,8 +13,8 @@ from qfx.data import get_dataset
 from qfx.training import train
 from qfx.zoo import Add, BasicBlock, Concat, UNet, get_model, model_names, model_spec
 
-ALLOWED = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-           nn.Flatten, nn.Linear, Add, Concat, nn.Upsample, nn.Softmax)
+ALLOWED = (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
+           nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear, Add, Concat, nn.Upsample, nn.Softmax)
 
 
 def _params(m: nn.Module) -> int:
