@@ -1065,6 +1065,17 @@ def _mul(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
                     (np.zeros_like(s), _ZERO))
 
 
+def _exact_acc(imp: _Importer, node: onnx.NodeProto, op: str, ins: list[_Value],
+               result: str) -> FixedType:
+    """The accumulator of ``op`` on ``ins`` by the op's own rule; refused when the exact
+    ``result`` does not fit a double (the ONNX exports compute in float64)."""
+    acc = imp.size_acc(node, op, ins, {}, {})
+    if acc.width > FLOAT64_EXACT_BITS:
+        raise OnnxImportError(f"{imp.where(node)}: the exact {result} needs {acc.cpp()}, wider "
+                              f"than {FLOAT64_EXACT_BITS} bits")
+    return acc
+
+
 def _add(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     where = imp.where(node)
     if all(i in imp.values for i in node.input[:2]):
@@ -1072,10 +1083,7 @@ def _add(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
         if imp.shape(a) != imp.shape(b):
             raise OnnxImportError(f"{where}: adds shapes {imp.shape(a)} and {imp.shape(b)} "
                                   "(broadcasting is not supported)")
-        acc = imp.size_acc(node, "add", [a, b], {}, {})  # the add op's own rule
-        if acc.width > FLOAT64_EXACT_BITS:
-            raise OnnxImportError(f"{where}: the exact sum needs {acc.cpp()}, wider than "
-                                  f"{FLOAT64_EXACT_BITS} bits")
+        acc = _exact_acc(imp, node, "add", [a, b], "sum")
         imp.add_node(node, "add", [a, b], acc, imp.shape(a), {"acc_type": acc})
         return
     if _threshold_chain(imp, node):
@@ -1273,10 +1281,7 @@ def _mul_tensors(imp: _Importer, node: onnx.NodeProto) -> None:
     if sa != sb and not (len(sa) == 3 and sb == (sa[0], 1, 1)):
         raise OnnxImportError(f"{where}: multiplies shapes {sa} and {sb}; only equal shapes or "
                               "a per-channel (C, 1, 1) gate over (C, H, W)")
-    acc = imp.size_acc(node, "mul", [a, b], {}, {})  # the mul op's own rule
-    if acc.width > FLOAT64_EXACT_BITS:
-        raise OnnxImportError(f"{where}: the exact product needs {acc.cpp()}, wider than "
-                              f"{FLOAT64_EXACT_BITS} bits")
+    acc = _exact_acc(imp, node, "mul", [a, b], "product")
     imp.add_node(node, "mul", [a, b], acc, sa, {"acc_type": acc})
 
 
