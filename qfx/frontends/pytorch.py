@@ -214,13 +214,8 @@ class _Freezer:
 
     def _unsupported(self, n: fx.Node, what: str) -> ValueError:
         return ValueError(
-            f"cannot freeze {what}: not a supported qfx layer. Supported: QInput, QLinear, "
-            "QConv2d, QBatchNorm1d/2d, QReLU, QHardTanh, QAdd, QMaxPool2d, QAvgPool2d, "
-            "QGlobalAvgPool2d, QFlatten/flatten, QSign, QThermometer, QBinaryLinear, "
-            "QBinaryConv2d, QConcat/torch.cat, QMul/torch.mul, QUpsample/nn.Upsample, "
-            "QPad/nn.ZeroPad2d/nn.ConstantPad2d, QConv1d, QLeakyReLU, QHardSigmoid, QHardSwish, "
-            "QGlobalMaxPool2d, QSigmoid, QTanh, QExp, QSoftmax (qfx.quantize_model converts "
-            "torch.nn models)"
+            f"cannot freeze {what}: not a supported qfx layer. Supported: {_supported()} "
+            "(qfx.quantize_model converts torch.nn models)"
         )
 
     def run(self) -> Graph:
@@ -714,6 +709,23 @@ _FUNCTION_RULES: dict[Any, Any] = {
     torch.cat: _freeze_cat, torch.concat: _freeze_cat, torch.mul: _freeze_mul,
     operator.mul: _freeze_mul,
 }
+
+
+def _supported() -> str:
+    """The modules and functions freeze converts, read from its rule tables (never restated)."""
+    def family(cls: type) -> list[type]:  # a rule also converts qfx subclasses of its class
+        return [cls] + [s for sub in cls.__subclasses__() if sub.__module__.startswith("qfx")
+                        for s in family(sub)]
+
+    names: set[str] = set()
+    for c in (c for cls in _MODULE_RULES for c in family(cls)):
+        if c.__module__.startswith("torch"):
+            names.add(f"nn.{c.__name__}")
+        elif c.__name__.startswith("Q"):  # qfx's layers; skips bases such as _QBatchNorm
+            names.add(c.__name__)
+    names.update(f"torch.{getattr(f, '__name__', f)}" if getattr(f, "__module__", "") != "_operator"
+                 else f"operator.{f.__name__}" for f in _FUNCTION_RULES)
+    return ", ".join(sorted(names))
 
 
 def freeze(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor], *,

@@ -222,3 +222,16 @@ def test_conv_handing_its_exact_accumulator_to_batchnorm_is_exact():
     assert graph.edges[conv.output].type == conv.attrs["acc_type"]  # no cast
     with pytest.raises(ValueError, match="exact accumulator"):
         _ = net[1].output_type
+
+
+def test_unsupported_module_error_lists_what_freeze_converts():
+    """The list in the error is read from the rule tables: every registered layer is in it."""
+    model = _Seq(QInput(8), nn.GELU())
+    _calibrated(model, torch.randn(8, 4))
+    with pytest.raises(ValueError, match="not a supported qfx layer") as err:
+        freeze(model, torch.zeros(1, 4))
+    msg = str(err.value)
+    assert "GELU" in msg.split("Supported:")[0]  # names the offending module
+    for name in ("QConv1d", "QSigmoid", "QGlobalMaxPool2d", "QBatchNorm2d", "torch.cat"):
+        assert name in msg
+    assert "_QBatchNorm" not in msg and "TableLayer" not in msg
