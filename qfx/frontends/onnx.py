@@ -58,8 +58,13 @@ non-zero zero points, per-channel activation scales, non-integer bit widths, CEI
 where it would round, unsigned narrow ranges, 1-bit signed (bipolar) Quant on tensors (write
 BipolarQuant), BipolarQuant on a computed tensor with a scale other than 1, Pad other than a
 binary conv's -1, a float BatchNormalization not read by one Quant / BipolarQuant,
-AveragePool over a window whose area is not a power of two, and any operator without an exact
-qfx equivalent.
+AveragePool with a window divisor that is not a power of two, LeakyRelu with a slope that is
+not, and any operator without an exact qfx equivalent.
+
+Rule families in their own modules (registered into ``IMPORTERS``): :mod:`.onnx_window` (1-D
+Conv, LeakyRelu, HardSigmoid, HardSwish, AveragePool with pads / ceil_mode /
+count_include_pad, the folding of ``F.pad``'s constant shape arithmetic) and
+:mod:`.onnx_table` (qfx's own QONNX softmax).
 """
 
 from __future__ import annotations

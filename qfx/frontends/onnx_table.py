@@ -86,11 +86,7 @@ def _softmax_slice(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
             raise refused
     if not _standard(sub, "Sub") or list(sub.input) != [x_name, top.output[0]]:
         raise refused
-    exp = imp.single_consumer(sub.output[0])
-    q_exp = imp.single_consumer(exp.output[0]) if _standard(exp, "Exp") else None
-    if not _is_quant(q_exp):
-        raise refused
-    e_t, e_chain = imp.cast_chain(q_exp, None)
+    exp, e_t, e_chain = _rounded(imp, sub, "Exp", refused)
     e_name = e_chain[-1].output[0]
     users = imp.consumers.get(e_name, [])
     red = next((u for u in users if _standard(u, "ReduceSum")), None)
@@ -99,11 +95,7 @@ def _softmax_slice(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
             [a % rank for a in (_axes(imp, red) or [])] != [1] or \
             not int(_attrs(red).get("keepdims", 1)):
         raise refused
-    rec = imp.single_consumer(red.output[0])
-    q_rec = imp.single_consumer(rec.output[0]) if _standard(rec, "Reciprocal") else None
-    if not _is_quant(q_rec):
-        raise refused
-    r_t, r_chain = imp.cast_chain(q_rec, None)
+    rec, r_t, r_chain = _rounded(imp, red, "Reciprocal", refused)
     if sorted(mul.input) != sorted([e_name, r_chain[-1].output[0]]) or \
             imp.single_consumer(r_chain[-1].output[0]) is not mul:
         raise refused
@@ -124,8 +116,16 @@ def _softmax_slice(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     imp.add_node(mul, "softmax", [x], attrs["acc_type"], shape, attrs, params)
 
 
-def _is_quant(node: onnx.NodeProto | None) -> bool:
-    return node is not None and node.op_type == "Quant" and node.domain in _QUANT_DOMAINS
+def _rounded(imp: _Importer, src: onnx.NodeProto, op: str, refused: OnnxImportError
+             ) -> tuple[onnx.NodeProto, FixedType, list[onnx.NodeProto]]:
+    """``src`` -> ``op`` (Exp, Reciprocal) -> its Quant (chain): the op node, the format the
+    Quant rounds its float result to, and the Quant chain's nodes."""
+    fn = imp.single_consumer(src.output[0])
+    q = imp.single_consumer(fn.output[0]) if _standard(fn, op) else None
+    if q is None or q.op_type != "Quant" or q.domain not in _QUANT_DOMAINS:
+        raise refused
+    t, chain = imp.cast_chain(q, None)
+    return fn, t, chain
 
 
 def _producer(imp: _Importer, tensor: str) -> onnx.NodeProto | None:

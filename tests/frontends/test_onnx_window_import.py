@@ -6,6 +6,7 @@ arithmetic paths; what is not exact is refused in one line naming the node."""
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 import qonnx.custom_op.general  # noqa: F401  (the Quant domain)
 import torch
 import torch.nn.functional as F
+from builders import calibrated_brevitas
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
@@ -87,18 +89,12 @@ class _GraphOps(nn.Module):
 
 
 def _brevitas_qonnx(model: nn.Module, shape: tuple[int, ...]) -> onnx.ModelProto:
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.uniform_(-0.6, 0.6)
-    model.train()
-    for _ in range(3):  # the fixed-point activation quantizers calibrate their scales
-        model(torch.randn(16, *shape) * 2)
-    model.eval()
-    buf = __import__("io").BytesIO()
+    """Brevitas' QONNX export (TorchScript path) of the calibrated model, in memory."""
+    model = calibrated_brevitas(model, shape, spread=2.0)
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export_qonnx(model.eval(), torch.randn(1, *shape), buf, dynamo=False)
+        export_qonnx(model, torch.randn(1, *shape), buf, dynamo=False)
     return onnx.load_from_string(buf.getvalue())
 
 
