@@ -237,3 +237,14 @@ def test_auto_pad_same_with_an_even_total_is_the_symmetric_padding():
                                                            "count_include_pad": 1,
                                                            "auto_pad": "SAME_UPPER"}, {}))
     assert graph.nodes[-1].attrs["padding"] == [1, 0]
+
+
+def test_padded_ceil_mode_pool_drops_a_last_window_that_starts_in_the_padding():
+    """PyTorch's (and onnxruntime's) AveragePool: on 5 cells, kernel 2, stride 2, pads 1 and
+    ceil_mode give 3 windows, not 4; the divisors count the input cells only."""
+    graph = _import_checked(_one_op("AveragePool", ["q"], {
+        "kernel_shape": [2, 2], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1,
+        "count_include_pad": 0}, {}, (1, 2, 5, 5)))
+    pool = graph.nodes[-1]
+    assert graph.edges[pool.output].shape == (2, 3, 3)
+    assert pool.params["recip"].tolist() == [[4, 2, 2], [2, 1, 1], [2, 1, 1]]  # 1/1, 1/2, 1/4
