@@ -238,3 +238,18 @@ def conv1d_ops(width: int = 8, **quant: object) -> tuple[nn.Module, torch.Tensor
     calib = torch.randn(32, 3, 20)
     net(calib)  # BatchNorm statistics
     return qfx.quantize_model(net.eval(), {"bits": width, **quant}, calib).eval(), calib
+
+
+def calibrated_brevitas(model: nn.Module, shape: tuple[int, ...], spread: float = 1.0
+                        ) -> nn.Module:
+    """A Brevitas model with its parameters drawn uniformly in [-0.6, 0.6] (seeded) and its
+    fixed-point activation quantizers calibrated on three N(0, spread**2) batches of
+    ``shape``, in eval mode."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-0.6, 0.6)
+    model.train()
+    for _ in range(3):  # the fixed-point activation quantizers calibrate their scales
+        model(torch.randn(16, *shape) * spread)
+    return model.eval()

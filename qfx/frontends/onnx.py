@@ -58,8 +58,13 @@ non-zero zero points, per-channel activation scales, non-integer bit widths, CEI
 where it would round, unsigned narrow ranges, 1-bit signed (bipolar) Quant on tensors (write
 BipolarQuant), BipolarQuant on a computed tensor with a scale other than 1, Pad other than a
 binary conv's -1, a float BatchNormalization not read by one Quant / BipolarQuant,
-AveragePool over a window whose area is not a power of two, and any operator without an exact
-qfx equivalent.
+AveragePool with a window divisor that is not a power of two, LeakyRelu with a slope that is
+not, and any operator without an exact qfx equivalent.
+
+Rule families in their own modules (registered into ``IMPORTERS``): :mod:`.onnx_window` (1-D
+Conv, LeakyRelu, HardSigmoid, HardSwish, AveragePool with pads / ceil_mode /
+count_include_pad, the folding of ``F.pad``'s constant shape arithmetic) and
+:mod:`.onnx_table` (qfx's own QONNX softmax).
 """
 
 from __future__ import annotations
@@ -449,15 +454,22 @@ class _Importer:
     def quant_dynamic(self, node: onnx.NodeProto, idx: int) -> None:
         x = self.dyn(node, raw_input=True)
         src = None if x.edge in self.inputs else self.type(x)
+        t, chain = self.cast_chain(node, src)
+        for n in chain[1:]:
+            self.skip_node(n)
+        self.cast(x, t, node, chain[-1].output[0])
+
+    def cast_chain(self, node: onnx.NodeProto, src: FixedType | None
+                   ) -> tuple[FixedType, list[onnx.NodeProto]]:
+        """The one cast computed by the Quant ``node`` (from values of ``src``, None: any
+        float) and the nodes that compute it: the Quant alone, or one of the exact two-step tie
+        patterns written by qonnx_export (Quant -> Quant, Quant -> Add(half LSB) -> Quant)."""
         params = self.quant_params(node)
-        t, last = None, node
         nxt = self.single_consumer(node.output[0])
-        nodes = list(self.model.graph.node)
-        # the exact two-step tie patterns written by qonnx_export
         if nxt is not None and nxt.op_type == "Quant" and nxt.domain in _QUANT_DOMAINS:
             t = self.pattern(params, node, nxt, src, add=False)
             if t is not None:
-                last = nxt
+                return t, [node, nxt]
         elif nxt is not None and nxt.op_type == "Add" and params[4] == "FLOOR":
             other = [i for i in nxt.input if i != node.output[0]]
             if len(other) == 1 and other[0] in self.consts:
@@ -469,13 +481,8 @@ class _Importer:
                         float(np.asarray(half).ravel()[0]) == math.ldexp(1.0, int(e1)):
                     t = self.pattern(params, node, q2, src, add=True)
                     if t is not None:
-                        last = q2
-                        self.skip.add(nodes.index(nxt))
-        if t is None:
-            t = self.cast_type(node, src, params)
-        else:
-            self.skip.add(nodes.index(last))
-        self.cast(x, t, node, last.output[0])
+                        return t, [node, nxt, q2]
+        return self.cast_type(node, src, params), [node]
 
     def pattern(self, p1: tuple, q1: onnx.NodeProto, q2: onnx.NodeProto, src: FixedType | None,
                 *, add: bool) -> FixedType | None:
@@ -1192,20 +1199,6 @@ def _maxpool(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
                   "ceil_mode": common[0]}, pending=False)
 
 
-def _avgpool(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
-    where = imp.where(node)
-    x = imp.dyn(node)
-    if len(imp.shape(x)) != 3:
-        raise OnnxImportError(f"{where}: only 2-D pooling on (batch, C, H, W) is supported")
-    a = _attrs(node)
-    if any(_pair_from(a.get("pads"), 0, 4)) or a.get("ceil_mode", 0):
-        raise OnnxImportError(f"{where}: AveragePool with padding or ceil_mode is not "
-                              "supported (qfx averages whole windows)")
-    k = [int(v) for v in a["kernel_shape"]]
-    s = _pair_from(a.get("strides"), 1)
-    _avgpool_node(imp, node, x, k, s)
-
-
 def _avgpool_node(imp: _Importer, node: onnx.NodeProto, x: _Value, k: list[int],
                   s: list[int]) -> _Value:
     """An IR avgpool2d of x (window area a power of two: the division is exact)."""
@@ -1505,7 +1498,7 @@ IMPORTERS = {
     "Quant": _quant, "BipolarQuant": _bipolar, "Constant": _constant, "Identity": _alias,
     "Dropout": _alias, "Gemm": _gemm, "MatMul": _gemm, "Conv": _conv, "Mul": _mul, "Div": _mul,
     "Add": _add, "Sub": _sub, "Pad": _pad, "Unsqueeze": _thermometer, "Relu": _relu,
-    "Clip": _clip, "MaxPool": _maxpool, "AveragePool": _avgpool,
+    "Clip": _clip, "MaxPool": _maxpool,
     "GlobalAveragePool": _global_pool, "Flatten": _flatten, "Reshape": _flatten,
     "GlobalMaxPool": _global_pool, "ReduceMean": _global_pool, "ReduceMax": _global_pool,
     "Trunc": _trunc, "Concat": _concat, "Resize": _resize,
@@ -1882,3 +1875,10 @@ def import_onnx(path: str | os.PathLike[str], *, outputs: Sequence[str] | None =
         raise OnnxImportError(f"{path} is not a readable ONNX model: "
                               f"{type(err).__name__}: {err}") from None
     return import_onnx_model(model, source=str(path), outputs=outputs, check=check)
+
+
+# ====================================================================== rule families
+# importer rules kept in their own modules, registered into IMPORTERS when they are imported:
+# onnx_window (1-D Conv, LeakyRelu, HardSigmoid, HardSwish, padded AveragePool, F.pad's
+# constant shape arithmetic), onnx_table (qfx's own QONNX softmax)
+from qfx.frontends import onnx_table, onnx_window  # noqa: E402, F401

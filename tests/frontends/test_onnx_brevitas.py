@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from builders import calibrated_brevitas
 from torch import nn
 
 import qfx
@@ -91,17 +92,6 @@ class _FloatBias(nn.Module):
         return self.fc(torch.flatten(_value(self.r(self.c(self.q(x)))), 1))
 
 
-def _trained(model: nn.Module, shape: tuple[int, ...]) -> nn.Module:
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.uniform_(-0.6, 0.6)
-    model.train()
-    for _ in range(3):  # the fixed-point activation quantizers calibrate their scales
-        model(torch.randn(16, *shape))
-    return model.eval()
-
-
 def _export(model: nn.Module, shape: tuple[int, ...], path) -> None:
     """Brevitas' QONNX export, TorchScript path (its dynamo path gives the same graph for
     these models but takes ~20 s per export here)."""
@@ -128,7 +118,7 @@ def _on_grid(graph: qfx.Graph, n: int, shape: tuple[int, ...]) -> np.ndarray:
 @pytest.fixture(scope="module")
 def two_readers(tmp_path_factory):
     shape = (2, 8, 8)
-    model = _trained(_TwoReaders(), shape)
+    model = calibrated_brevitas(_TwoReaders(), shape)
     path = tmp_path_factory.mktemp("brevitas") / "two_readers.onnx"
     _export(model, shape, path)
     return model, path, shape
@@ -176,7 +166,7 @@ def test_brevitas_cnn_csim_bit_exact_on_raw_floats(two_readers, tmp_path):
 
 def test_torchscript_quant_tensor_export(tmp_path):
     shape = (1, 6, 6)
-    model = _trained(_QuantTensorOut(), shape)
+    model = calibrated_brevitas(_QuantTensorOut(), shape)
     path = tmp_path / "qt.onnx"
     _export(model, shape, path)
     graph = import_onnx(path)  # the constant scale/zero-point/bit-width outputs are dropped
@@ -198,7 +188,7 @@ def test_float_biases_are_the_source_in_exact_arithmetic(tmp_path):
     == Brevitas run in float64 (exact here), on raw float inputs; against Brevitas' float32
     the import-time check reports the differences in float32 ulps."""
     shape = (2, 4, 4)
-    model = _trained(_FloatBias(), shape)
+    model = calibrated_brevitas(_FloatBias(), shape)
     path = tmp_path / "fb.onnx"
     _export(model, shape, path)
     graph = import_onnx(path, check=16)
