@@ -46,6 +46,7 @@ from qfx.ir.graph import Graph
 from qfx.ir.ops.activation import HardSigmoid
 from qfx.ir.ops.pooling import AvgPool2d
 from qfx.ir.ops.table import softmax_types
+from qfx.ir.prune import prune_channels
 from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, QReLU
 from qfx.nn.base import QLayer
 from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
@@ -717,7 +718,7 @@ _FUNCTION_RULES: dict[Any, Any] = {
 
 
 def freeze(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor], *,
-           fold_thresholds: bool = False) -> Graph:
+           fold_thresholds: bool = False, prune: bool = True) -> Graph:
     """Freeze a qfx model (eval mode) into the exact integer graph.
 
     ``fold_thresholds``: a ``QBatchNorm1d/2d`` used only by a ``QReLU`` / ``QHardTanh``
@@ -725,6 +726,10 @@ def freeze(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor
     input, no multiplier) computing exactly the same codes, ties and negative scales included
     (a BatchNorm followed by a ``QSign`` always folds into a ``threshold``). Where a cast on the
     path could wrap (not monotone), the two layers are kept.
+
+    ``prune``: drop the channels the graph provably does not need (a learned width of 0: a
+    channel whose weights are all 0 and whose output is a constant, folded exactly into its
+    consumers; see :func:`qfx.ir.prune.prune_channels`). The outputs are the same bits.
 
     ``example_input`` (a batch; a tuple of batches for a model with several inputs, each
     through its own QInput) fixes the tensor shapes. The model must start with a
@@ -760,5 +765,7 @@ def freeze(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor
     with torch.no_grad():
         recorder.run(*examples)
     graph = _Freezer(gm, recorder.values, fold_thresholds).run()
+    if prune:
+        graph = prune_channels(graph)
     graph.meta["model"] = type(model).__name__
     return graph
