@@ -271,13 +271,17 @@ class _PrunedWidthNet(nn.Module):
 
 
 def pruned_width_net() -> tuple[nn.Module, torch.Tensor]:
-    """A calibrated learned-width model (per-channel granules) with zero-width channels: conv
-    ``a`` channels 1 and 4, conv ``b`` channel 2 and both ``dw`` and ``b`` channel 2 (so the
+    """A calibrated learned-width model (per-channel granules, formats that differ between
+    channels: per-channel weight shifts) with zero-width channels: conv ``a`` channels 1 and 4, conv ``b`` channel 2 and both ``dw`` and ``b`` channel 2 (so the
     add's channel 2 is a constant), ``side`` channel 0 (a constant 0)."""
     torch.manual_seed(5)
     cfg = QConfig(learn_widths=True, width_granularity="channel", act_width=6, weight_width=5)
     with qfx.config(cfg):
         net = _PrunedWidthNet()
+    with torch.no_grad():  # channels of different scales: their learned formats differ
+        net.a.weight[3] *= 4
+        net.b.weight[0] *= 8
+        net.fc.weight[1] *= 16
     x = torch.randn(32, 2, 4, 4)
     with qfx.calibration(net):
         net(x)

@@ -118,6 +118,20 @@ def _param_raw(q: FixedQuantizer, value: torch.Tensor) -> tuple[np.ndarray, Fixe
     return raw_np, FixedType.for_raw_range(int(raw_np.min()), int(raw_np.max()), frac)
 
 
+def _row_shifts(q: FixedQuantizer, raw: np.ndarray) -> list[int] | None:
+    """Per output channel of a weight with per-granule formats (learned widths), the trailing
+    zero bits common to its raw weights on the tensor's grid (``weight_shift``: the backends
+    store narrow mantissas); None for one format per tensor or when every shift is 0."""
+    if not isinstance(q, WidthQuantizer) or q.granularity == "tensor":
+        return None
+    shifts = []
+    for row in raw.reshape(raw.shape[0], -1):
+        nz = row[row != 0]
+        shifts.append(min(int(v & -v).bit_length() - 1 for v in np.abs(nz).tolist())
+                      if nz.size else 0)
+    return [min(s, 62) for s in shifts] if any(shifts) else None
+
+
 def _frac_of(v: float) -> int:
     """Fractional bits needed to hold the float ``v`` exactly."""
     return max(Fraction(v).denominator.bit_length() - 1, 0)
@@ -310,6 +324,8 @@ class _Freezer:
             params["bias"], attrs["bias_type"] = _param_raw(m.bias_quantizer, m.bias)
         op = "conv2d" if isinstance(m, QConv2d) else "dense"
         acc_t = self._size_acc(n, op, [src], attrs, params)
+        if (shifts := _row_shifts(m.weight_quantizer, w_raw)) is not None:
+            attrs["weight_shift"] = shifts
         if isinstance(m.weight_quantizer, KHotQuantizer):
             k = m.weight_quantizer.k
             params["weight_digits"] = _khot_digits_checked(w_raw, k, f"layer {n.target!r}")
@@ -612,6 +628,8 @@ def _conv1d(self: _Freezer, n: fx.Node, m: QConv1d, src: fx.Node) -> None:
     if m.bias is not None:
         params["bias"], attrs["bias_type"] = _param_raw(m.bias_quantizer, m.bias)
     acc_t = self._size_acc(n, "conv1d", [src], attrs, params)
+    if (shifts := _row_shifts(m.weight_quantizer, w_raw)) is not None:
+        attrs["weight_shift"] = shifts
     if isinstance(m.weight_quantizer, KHotQuantizer):
         raise ValueError(f"layer {n.target!r}: K-hot QConv1d weights are not supported; use "
                          "plain fixed-point weights")

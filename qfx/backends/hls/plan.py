@@ -69,7 +69,8 @@ _PARAM_SUFFIX = {"weight": "w", "bias": "b", "scale": "scale", "shift": "shift",
                  "weight_dsign": "w_dsign", "weight_dshift": "w_dshift",
                  "scale_dsign": "scale_dsign", "scale_dshift": "scale_dshift",
                  "wbits": "wbits", "threshold": "thr", "thresholds": "thr", "direction": "dir",
-                 "table": "table", "exp_table": "exp_table", "recip_table": "recip_table"}
+                 "table": "table", "exp_table": "exp_table", "recip_table": "recip_table",
+                 "weight_shift": "w_shift"}
 
 
 class Names:

@@ -273,7 +273,8 @@ def _mac_layer_resources(r: LayerCost, key: str) -> None:
     """dense / conv2d / batchnorm: ``x * node.params[key]`` multipliers (DSP, LUT, sign or
     K-hot shift-adds), the accumulation's adders, and the constants' ROMs."""
     node, sh, a, x_t = r.node, r.sh, r.node.attrs, r.x_t
-    b_t = a[f"{key}_type"]
+    shifted = shifted_mantissas(node) if key == "weight" else None
+    b_t = a[f"{key}_type"] if shifted is None else shifted[2]  # per-channel: the mantissas'
     r.weight_t = b_t.cpp()
     r.impl, r.dpm, lut_pm, mlat = mult_model(node, key, x_t, b_t, node.inputs[0] in r.binary,
                                              r.ports)
@@ -331,10 +332,11 @@ class _WeightLayer(HLSRule):
         extra = [] if "bias" in node.params else [
             ("bias", node.attrs["acc_type"],
              "no bias in the model: a zero bias in the accumulator type")]
-        return extra + khot_typedefs(node)
+        return extra + khot_typedefs(node) + _shifted_typedefs(node)
 
     def constants(self, node: Node) -> list[Const]:
-        out = _const_or_digits(node, "weight", self.layout)
+        out = _shifted_constants(node, self.layout) or _const_or_digits(node, "weight",
+                                                                         self.layout)
         if "bias" in node.params:
             return [*out, Const("bias", node.params["bias"], node.attrs["bias_type"], "[out]")]
         zeros = np.zeros(node.params["weight"].shape[0], dtype=np.int64)
@@ -343,6 +345,84 @@ class _WeightLayer(HLSRule):
 
     def resources(self, r: LayerCost) -> None:
         _mac_layer_resources(r, "weight")
+        _shifted_resources(r)
+
+    def weight_config(self, c: LayerConfig, func: str) -> None:
+        """The member typedefs and constants of the plain, K-hot or shifted layer ``func``."""
+        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
+            c.typ(m, k)
+        c.func, c.kinds = func, ["weight", "bias"]
+        if c.khot("weight"):
+            c.func, c.kinds = f"{func}_khot", ["weight_dsign", "weight_dshift", "bias"]
+        elif _row_shifts(c.node) is not None:
+            c.types = [(m, t) for m, t in c.types if m != "weight_t"]
+            c.typ("weight_t", "wmant")
+            c.typ("shift_t", "wshift")
+            c.func, c.kinds = f"{func}_shifted", ["weight", "weight_shift", "bias"]
+
+
+# ---------------------------------------------------------------------- per-channel formats
+# A weight whose output channels have their own formats (``weight_shift``, learned widths) is
+# stored as narrow mantissas (raw >> shift[o]) of the narrowest type holding them on the
+# tensor's grid, with one shift per output channel (qfx_layers.h ``shifted_weights``): the
+# multipliers see each channel's width, not the common wide type.
+def _row_shifts(node: Node) -> np.ndarray | None:
+    """The per-output-channel shifts of a non-K-hot weight, None where there are none."""
+    shifts = node.attrs.get("weight_shift")
+    if shifts is None or khot_k(node, "weight") or not any(shifts):
+        return None
+    return np.array(shifts, dtype=np.int64)
+
+
+def shifted_mantissas(node: Node) -> tuple[np.ndarray, np.ndarray, FixedType] | None:
+    """(mantissas, shifts, mantissa type) of a weight with per-channel shifts, or None.
+
+    Example:
+        >>> n = Node("fc", "dense", ["x"], "y", {"weight_type": FixedType(8, 2),
+        ...          "weight_shift": [0, 3]}, {"weight": np.array([[3, -1], [8, -16]])})
+        >>> m, s, t = shifted_mantissas(n)
+        >>> m.tolist(), s.tolist(), t.cpp()
+        ([[3, -1], [1, -2]], [0, 3], 'ap_fixed<3,-3>')
+    """
+    shifts = _row_shifts(node)
+    if shifts is None:
+        return None
+    w = node.params["weight"]
+    mant = w >> shifts.reshape(-1, *([1] * (w.ndim - 1)))
+    t = FixedType.for_raw_range(int(mant.min()), int(mant.max()),
+                                node.attrs["weight_type"].frac_bits)
+    return mant, shifts, t
+
+
+def _shifted_typedefs(node: Node) -> list[tuple[str, FixedType, str]]:
+    got = shifted_mantissas(node)
+    if got is None:
+        return []
+    return [("wmant", got[2], "weight mantissas (per-channel formats: w = m * 2**shift[o])"),
+            ("wshift", DSHIFT_T, "per-output-channel weight shifts")]
+
+
+def _shifted_constants(node: Node, layout: str) -> list[Const]:
+    got = shifted_mantissas(node)
+    if got is None:
+        return []
+    mant, shifts, t = got
+    return [Const("weight", mant, t, f"{layout} (mantissas, times 2**shift[out])", "wmant"),
+            Const("weight_shift", shifts, DSHIFT_T, "[out]", "wshift")]
+
+
+def _shifted_resources(r: LayerCost) -> None:
+    """A folded layer whose channels have different shifts shifts each product by a runtime
+    amount (a barrel shifter per multiplier); unrolled, the shift is wiring."""
+    got = shifted_mantissas(r.node)
+    if got is None:
+        return
+    spread = int(got[1].max() - got[1].min())
+    r.notes.append(f"per-channel formats: {got[2].width}-bit weight mantissas")
+    if r.cii > 1:
+        r.mem.add(int(got[1].size), DSHIFT_T.width, 1)
+        if spread and r.multipliers:
+            r.lut += r.multipliers * r.acc_w * ceil_div(clog2(spread + 1), 2)
 
 
 def _dense_shape(graph: Graph, node: Node, reuse: int) -> Shape:
@@ -382,14 +462,10 @@ class _Dense(_WeightLayer):
     whole_tensor = True
 
     def config(self, c: LayerConfig) -> None:
-        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
-            c.typ(m, k)
+        self.weight_config(c, "dense")
         n_in, n_out = c.x.shape[0], c.out.shape[0]
         red, outer = fold(n_in, n_out, c.reuse)
         c.ints += [("n_in", n_in), ("n_out", n_out), ("red_unroll", red), ("out_unroll", outer)]
-        c.kinds = ["weight", "bias"]
-        if c.khot("weight"):
-            c.func, c.kinds = "dense_khot", ["weight_dsign", "weight_dshift", "bias"]
 
     shape = staticmethod(_dense_shape)  # type: ignore[assignment]
 
@@ -399,16 +475,12 @@ class _Conv2d(_WeightLayer):
     layout = "[out_c][in_c/groups][k_h][k_w]"
 
     def config(self, c: LayerConfig) -> None:
-        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
-            c.typ(m, k)
+        self.weight_config(c, "conv2d")
         cout, oh, ow = c.out.shape
         _, cin_g, kh, kw = c.node.params["weight"].shape
         groups = int(c.node.attrs["groups"])
         red, outer = fold(cin_g * kh * kw, cout // groups if c.stream else oh * ow, c.reuse)
         c.ints += [*c.window(), ("groups", groups), ("red_unroll", red), ("out_unroll", outer)]
-        c.kinds = ["weight", "bias"]
-        if c.khot("weight"):
-            c.func, c.kinds = "conv2d_khot", ["weight_dsign", "weight_dshift", "bias"]
 
     shape = staticmethod(_conv_shape)  # type: ignore[assignment]
     stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]
@@ -912,8 +984,7 @@ class _Conv1d(_WeightLayer):
     layout = "[out_c][in_c/groups][k]"
 
     def config(self, c: LayerConfig) -> None:
-        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
-            c.typ(m, k)
+        self.weight_config(c, "conv2d")
         a, (cin, length), (cout, out_len) = c.node.attrs, c.x.shape, c.out.shape
         _, cin_g, k = c.node.params["weight"].shape
         groups = int(a["groups"])
@@ -923,7 +994,6 @@ class _Conv1d(_WeightLayer):
                    ("stride_w", int(a["stride"])), ("pad_h", 0), ("pad_w", int(a["padding"])),
                    ("dil_h", 1), ("dil_w", int(a["dilation"])), ("groups", groups),
                    ("red_unroll", red), ("out_unroll", outer)]
-        c.func, c.kinds = "conv2d", ["weight", "bias"]
 
     shape = staticmethod(_conv_shape)  # type: ignore[assignment]
     stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]

@@ -44,8 +44,25 @@ __all__ = ["Conv1d", "Conv2d", "Dense"]
 class _Weighted(OpSpec):
     params = ("weight",)
     optional_params = ("bias", "weight_digits")
-    optional_attrs = ("bias_type", "weight_khot")
+    optional_attrs = ("bias_type", "weight_khot", "weight_shift")
     khot_keys = ("weight",)
+
+    def check_params(self, node: Node) -> None:
+        """``weight_shift`` (per-channel formats, optional): one shift 0..62 per output
+        channel, every raw weight of channel o a multiple of 2**weight_shift[o]."""
+        shifts = node.attrs.get("weight_shift")
+        if shifts is None:
+            return
+        w = node.params["weight"]
+        if (not isinstance(shifts, (list, tuple)) or len(shifts) != w.shape[0]
+                or not all(isinstance(v, int) and 0 <= v <= 62 for v in shifts)):
+            raise ValueError(f"{where(node)}: weight_shift must be one integer 0..62 per output "
+                             f"channel ({w.shape[0]}), got {shifts!r}")
+        rows = w.reshape(w.shape[0], -1)
+        col = np.array(shifts, dtype=np.int64)[:, None]
+        if not np.array_equal((rows >> col) << col, rows):
+            raise ValueError(f"{where(node)}: a weight of output channel o is not a multiple of "
+                             "2**weight_shift[o]")
 
     def _frac(self, node: Node, x_t: FixedType) -> int:
         frac = x_t.frac_bits + node.attrs["weight_type"].frac_bits
@@ -167,6 +184,8 @@ class _Weighted(OpSpec):
         for key in ("weight", "weight_digits"):
             if key in p:
                 p[key] = p[key][rows][:, cols]
+        if "weight_shift" in a:
+            a["weight_shift"] = [a["weight_shift"][int(o)] for o in rows]
         if "bias" in p:
             p["bias"] = p["bias"][rows]
 
