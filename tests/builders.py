@@ -271,9 +271,10 @@ class _PrunedWidthNet(nn.Module):
 
 
 def pruned_width_net() -> tuple[nn.Module, torch.Tensor]:
-    """A calibrated learned-width model (per-channel granules, formats that differ between
-    channels: per-channel weight shifts) with zero-width channels: conv ``a`` channels 1 and 4, conv ``b`` channel 2 and both ``dw`` and ``b`` channel 2 (so the
-    add's channel 2 is a constant), ``side`` channel 0 (a constant 0)."""
+    """A calibrated learned-width model (per-channel granules; channels of different scales, so
+    per-channel weight shifts) with zero-width channels: conv ``a`` channels 1 and 4, conv
+    ``b`` channel 2 and both ``dw`` and ``b`` channel 2 (so the add's channel 2 is a constant),
+    ``side`` channel 0 (a constant 0)."""
     torch.manual_seed(5)
     cfg = QConfig(learn_widths=True, width_granularity="channel", act_width=6, weight_width=5)
     with qfx.config(cfg):

@@ -176,6 +176,12 @@ class HLSRule:
     def config(self, c: LayerConfig) -> None:
         """Fill in the node's config struct (``c.types``, ``c.ints``, ``c.kinds``, ``c.func``)."""
 
+    def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
+        """A layer variant that changes the node's typedefs and constants at this folding (the
+        plan then passes it to :meth:`typedefs` / :meth:`constants` as ``variant``); None: the
+        node's own (the default)."""
+        return None
+
     # ------------------------------------------------------------------ estimate
     def shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
         """The parallel writer's folding of the node."""
@@ -273,8 +279,10 @@ def _mac_layer_resources(r: LayerCost, key: str) -> None:
     """dense / conv2d / batchnorm: ``x * node.params[key]`` multipliers (DSP, LUT, sign or
     K-hot shift-adds), the accumulation's adders, and the constants' ROMs."""
     node, sh, a, x_t = r.node, r.sh, r.node.attrs, r.x_t
-    shifted = shifted_mantissas(node) if key == "weight" else None
+    shifted = shifted_mantissas(node) if key == "weight" and _rows_dedicated(sh) else None
     b_t = a[f"{key}_type"] if shifted is None else shifted[2]  # per-channel: the mantissas'
+    if shifted is not None:
+        r.notes.append(f"per-channel formats: {b_t.width}-bit weight mantissas, shifts wired")
     r.weight_t = b_t.cpp()
     r.impl, r.dpm, lut_pm, mlat = mult_model(node, key, x_t, b_t, node.inputs[0] in r.binary,
                                              r.ports)
@@ -328,15 +336,17 @@ class _WeightLayer(HLSRule):
     counts_macs = True
     layout: ClassVar[str]
 
-    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
+    def typedefs(self, node: Node, variant: str | None = None
+                 ) -> list[tuple[str, FixedType, str]]:
         extra = [] if "bias" in node.params else [
             ("bias", node.attrs["acc_type"],
              "no bias in the model: a zero bias in the accumulator type")]
-        return extra + khot_typedefs(node) + _shifted_typedefs(node)
+        shifted = _shifted_typedefs(node) if variant == "shifted" else []
+        return extra + khot_typedefs(node) + shifted
 
-    def constants(self, node: Node) -> list[Const]:
-        out = _shifted_constants(node, self.layout) or _const_or_digits(node, "weight",
-                                                                         self.layout)
+    def constants(self, node: Node, variant: str | None = None) -> list[Const]:
+        out = (_shifted_constants(node, self.layout) if variant == "shifted"
+               else _const_or_digits(node, "weight", self.layout))
         if "bias" in node.params:
             return [*out, Const("bias", node.params["bias"], node.attrs["bias_type"], "[out]")]
         zeros = np.zeros(node.params["weight"].shape[0], dtype=np.int64)
@@ -345,7 +355,6 @@ class _WeightLayer(HLSRule):
 
     def resources(self, r: LayerCost) -> None:
         _mac_layer_resources(r, "weight")
-        _shifted_resources(r)
 
     def weight_config(self, c: LayerConfig, func: str) -> None:
         """The member typedefs and constants of the plain, K-hot or shifted layer ``func``."""
@@ -354,11 +363,21 @@ class _WeightLayer(HLSRule):
         c.func, c.kinds = func, ["weight", "bias"]
         if c.khot("weight"):
             c.func, c.kinds = f"{func}_khot", ["weight_dsign", "weight_dshift", "bias"]
-        elif _row_shifts(c.node) is not None:
+        elif self.variant(c.graph, c.node, c.reuse, c.stream) == "shifted":
             c.types = [(m, t) for m, t in c.types if m != "weight_t"]
             c.typ("weight_t", "wmant")
             c.typ("shift_t", "wshift")
+            c.ints.append(("max_shift", max(c.node.attrs["weight_shift"])))
             c.func, c.kinds = f"{func}_shifted", ["weight", "weight_shift", "bias"]
+
+    def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
+        """``"shifted"``: per-channel mantissas and shifts, where the weight has per-channel
+        shifts and every multiplier serves one output channel (else a shared multiplier needs
+        the common type, or a runtime shifter)."""
+        if shifted_mantissas(node) is None:
+            return None
+        sh = self.stream_shape(graph, node, reuse) if stream else self.shape(graph, node, reuse)
+        return "shifted" if _rows_dedicated(sh) else None
 
 
 # ---------------------------------------------------------------------- per-channel formats
@@ -411,18 +430,10 @@ def _shifted_constants(node: Node, layout: str) -> list[Const]:
             Const("weight_shift", shifts, DSHIFT_T, "[out]", "wshift")]
 
 
-def _shifted_resources(r: LayerCost) -> None:
-    """A folded layer whose channels have different shifts shifts each product by a runtime
-    amount (a barrel shifter per multiplier); unrolled, the shift is wiring."""
-    got = shifted_mantissas(r.node)
-    if got is None:
-        return
-    spread = int(got[1].max() - got[1].min())
-    r.notes.append(f"per-channel formats: {got[2].width}-bit weight mantissas")
-    if r.cii > 1:
-        r.mem.add(int(got[1].size), DSHIFT_T.width, 1)
-        if spread and r.multipliers:
-            r.lut += r.multipliers * r.acc_w * ceil_div(clog2(spread + 1), 2)
+def _rows_dedicated(sh: Shape) -> bool:
+    """Every multiplier serves one output channel: the output channels are all computed in
+    parallel (one pass over them per output pixel)."""
+    return sh.outer == sh.pixels
 
 
 def _dense_shape(graph: Graph, node: Node, reuse: int) -> Shape:
