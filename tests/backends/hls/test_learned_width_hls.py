@@ -5,13 +5,17 @@ the estimate counts the mantissa width."""
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
+import torch
 from builders import pruned_width_net
+from torch import nn
 
 import qfx
 from qfx.backends.hls.estimate import estimate_resources
 from qfx.backends.hls.rules import shifted_mantissas
+from qfx.nn import QConfig, QInput, QLinear
 
 
 def test_pruned_channels_lower_the_estimate():
@@ -33,21 +37,37 @@ def test_per_channel_formats_are_narrow_mantissas_and_shifts(tmp_path):
         w = node.params["weight"]
         assert np.array_equal(mant << shifts.reshape(-1, *[1] * (w.ndim - 1)), w)
         assert m_t.width < node.attrs["weight_type"].width
-    assert shifted_mantissas(graph.node("dw")) is None and "weight_shift" not in \
-        graph.node("dw").attrs  # one format for every channel: the plain layer
+    assert "weight_shift" not in graph.node("dw").attrs  # one format for every channel
+    # shifted layers where every multiplier serves one output channel (the shift is wiring)
+    for io, reuse, want in (("parallel", 1, ["dense"]), ("stream", 1, ["conv2d", "conv2d",
+                                                                        "dense"]),
+                            ("parallel", 4, []), ("stream", 4, [])):
+        project = qfx.export_hls(graph, out_dir=tmp_path / f"{io}{reuse}", board="ultra96",
+                                 io=io, reuse=reuse, on_budget="ignore")
+        top = (project.root / "firmware" / "qfx_model.cpp").read_text()
+        got = re.findall(r"qfx::(?:stream::)?(\w+)_shifted<", top)
+        assert got == want, (io, reuse, got)
+        params = (project.root / "firmware" / "parameters.h").read_text()
+        assert ("typedef ap_fixed<5,-1> fc_wmant_t;" in params) == bool(want)
+
+
+def test_the_estimate_counts_the_mantissa_width():
+    torch.manual_seed(0)
+    cfg = QConfig(learn_widths=True, width_granularity="channel", act_width=4, weight_width=3)
+    with qfx.config(cfg):
+        net = nn.Sequential(QInput(4), QLinear(8, 4))
+    with torch.no_grad():
+        net[1].weight[1] *= 16
+        net[1].weight[3] *= 4
+    x = torch.randn(32, 8)
+    with qfx.calibration(net):
+        net(x)
+    graph = qfx.freeze(net.eval(), x[:1])
+    assert graph.node("n_1").attrs["weight_shift"] == [0, 4, 0, 2]
     common = copy.deepcopy(graph)  # the same constants on one common type per tensor
-    for node in common.nodes:
-        node.attrs.pop("weight_shift", None)
+    common.node("n_1").attrs.pop("weight_shift")
     for io in ("parallel", "stream"):
-        narrow = estimate_resources(graph, reuse=4, io=io)
-        wide = estimate_resources(common, reuse=4, io=io)
-        assert narrow.layer("fc").weight_type == "ap_fixed<5,-1>"
-        assert wide.layer("fc").weight_type == "ap_fixed<9,3>"
-        assert narrow.total.lut < wide.total.lut and narrow.total.dsp <= wide.total.dsp
-    project = qfx.export_hls(graph, out_dir=tmp_path, board="ultra96", reuse=4,
-                             on_budget="ignore")
-    top = (project.root / "firmware" / "qfx_model.cpp").read_text()
-    assert "qfx::conv2d_shifted<" in top and "qfx::dense_shifted<" in top
-    assert "qfx::conv2d<" in top  # dw
-    params = (project.root / "firmware" / "parameters.h").read_text()
-    assert "typedef ap_fixed<5,-1> fc_wmant_t;" in params
+        narrow = estimate_resources(graph, reuse=1, io=io).layer("n_1")
+        wide = estimate_resources(common, reuse=1, io=io).layer("n_1")
+        assert (narrow.weight_type, wide.weight_type) == ("ap_fixed<3,0>", "ap_fixed<7,4>")
+        assert narrow.dsp == 0 < wide.dsp  # 4 x 3-bit products fit LUTs, 4 x 7-bit do not
