@@ -473,10 +473,10 @@ class _Dense(_WeightLayer):
     whole_tensor = True
 
     def config(self, c: LayerConfig) -> None:
-        self.weight_config(c, "dense")
         n_in, n_out = c.x.shape[0], c.out.shape[0]
         red, outer = fold(n_in, n_out, c.reuse)
         c.ints += [("n_in", n_in), ("n_out", n_out), ("red_unroll", red), ("out_unroll", outer)]
+        self.weight_config(c, "dense")
 
     shape = staticmethod(_dense_shape)  # type: ignore[assignment]
 
@@ -486,12 +486,12 @@ class _Conv2d(_WeightLayer):
     layout = "[out_c][in_c/groups][k_h][k_w]"
 
     def config(self, c: LayerConfig) -> None:
-        self.weight_config(c, "conv2d")
         cout, oh, ow = c.out.shape
         _, cin_g, kh, kw = c.node.params["weight"].shape
         groups = int(c.node.attrs["groups"])
         red, outer = fold(cin_g * kh * kw, cout // groups if c.stream else oh * ow, c.reuse)
         c.ints += [*c.window(), ("groups", groups), ("red_unroll", red), ("out_unroll", outer)]
+        self.weight_config(c, "conv2d")
 
     shape = staticmethod(_conv_shape)  # type: ignore[assignment]
     stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]
@@ -995,7 +995,6 @@ class _Conv1d(_WeightLayer):
     layout = "[out_c][in_c/groups][k]"
 
     def config(self, c: LayerConfig) -> None:
-        self.weight_config(c, "conv2d")
         a, (cin, length), (cout, out_len) = c.node.attrs, c.x.shape, c.out.shape
         _, cin_g, k = c.node.params["weight"].shape
         groups = int(a["groups"])
@@ -1005,6 +1004,7 @@ class _Conv1d(_WeightLayer):
                    ("stride_w", int(a["stride"])), ("pad_h", 0), ("pad_w", int(a["padding"])),
                    ("dil_h", 1), ("dil_w", int(a["dilation"])), ("groups", groups),
                    ("red_unroll", red), ("out_unroll", outer)]
+        self.weight_config(c, "conv2d")
 
     shape = staticmethod(_conv_shape)  # type: ignore[assignment]
     stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]
