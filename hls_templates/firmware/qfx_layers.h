@@ -1710,8 +1710,8 @@ void conv2d_shifted(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
   const int row = (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w;
-  const shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift> wts = {
-      QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0};
+  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift> W;
+  const W wts = {QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0};
   conv2d_core<CFG>(x, y, wts, b);
 }
 
