@@ -253,3 +253,60 @@ def calibrated_brevitas(model: nn.Module, shape: tuple[int, ...], spread: float 
     for _ in range(3):  # the fixed-point activation quantizers calibrate their scales
         model(torch.randn(16, *shape) * spread)
     return model.eval()
+
+
+# ---------------------------------------------------------------------- pruning (learned widths)
+class _PrunedWidthNet(nn.Module):
+    """Learned per-channel widths with channels at width 0: conv (2 of 6 channels pruned, their
+    BatchNorm shift positive: a nonzero constant through ReLU) -> 1x1 conv (absorbs it; one
+    channel pruned, positive bias) and a depthwise conv -> add -> ReLU -> max pool -> concat
+    with a second branch -> flatten -> linear (absorbs the pooled constants)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qin = QInput(8)
+        self.a = QConv2d(2, 6, 3, padding=1)
+        self.bn = QBatchNorm2d(6)
+        self.relu = QReLU()
+        self.b = QConv2d(6, 5, 1)
+        self.dw = QConv2d(5, 5, 3, padding=1, groups=5)
+        self.add = QAdd()
+        self.relu2 = QReLU()
+        self.pool = QMaxPool2d(2)
+        self.side = QConv2d(2, 3, 2, stride=2)
+        self.cat = QConcat()
+        self.flat = QFlatten()
+        self.fc = QLinear(8 * 2 * 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.qin(x)
+        y = self.b(self.relu(self.bn(self.a(x))))
+        y = self.pool(self.relu2(self.add(y, self.dw(y))))
+        return self.fc(self.flat(self.cat(y, self.side(x))))
+
+
+def pruned_width_net() -> tuple[nn.Module, torch.Tensor]:
+    """A calibrated learned-width model (per-channel granules; channels of different scales, so
+    per-channel weight shifts) with zero-width channels: conv ``a`` channels 1 and 4, conv
+    ``b`` channel 2 and both ``dw`` and ``b`` channel 2 (so the add's channel 2 is a constant),
+    ``side`` channel 0 (a constant 0)."""
+    torch.manual_seed(5)
+    cfg = QConfig(learn_widths=True, width_granularity="channel", act_width=6, weight_width=5)
+    with qfx.config(cfg):
+        net = _PrunedWidthNet()
+    with torch.no_grad():  # channels of different scales: their learned formats differ
+        net.a.weight[3] *= 4
+        net.b.weight[0] *= 8
+        net.fc.weight[1] *= 16
+    x = torch.randn(32, 2, 4, 4)
+    with qfx.calibration(net):
+        net(x)
+    net.eval()
+    with torch.no_grad():
+        for layer, chans in ((net.a, (1, 4)), (net.b, (2,)), (net.dw, (2,)), (net.side, (0,))):
+            for c in chans:  # a step so coarse that every weight of the channel rounds to 0
+                layer.weight_quantizer.log2_lsb[c] = 30.0
+        net.side.bias_quantizer.log2_lsb[0] = 30.0  # and its bias: a constant 0
+        net.bn.bias[[1, 4]] = 1.0
+        net.b.bias[2] = 0.7
+    return net, x

@@ -1645,6 +1645,76 @@ SOFTMAX_POS:
   }
 }
 
+// ------------------------------------------------------------------------------ shifted weights
+// Per-channel formats (learned widths): output channel o's weights are narrow mantissas times
+// 2**s[o], raw(w[idx]) == m[idx] << s[idx / ROW] (ROW: weights per output channel). m is stored
+// in M_T = CFG::weight_t, the narrowest type holding every channel's mantissas (on the finest
+// channel's grid, so F(M_T) == F_w and the accumulator's alignment is unchanged): each multiply
+// is x * m on the channel's own width, not on the tensor's common wide grid. The product is
+// exact in P_T (W_x + W_m + 1 bits and MAXS = max s more integer bits) and shifted there by
+// s[o]: x * w exactly, then accumulated. The backend uses these layers only where every
+// multiplier serves one output channel (the layer unrolled over its output channels), so that
+// the shift is a constant of the multiplier: wiring. The native path forms raw(w) from m, s.
+template <class M_T, class S_T, int ROW, int MAXS>
+struct shifted_weights {
+  static const int n_terms = 1;
+  static const bool narrow = true;
+  const_weights<M_T> m;
+  const typename raw_storage<S_T>::type* s;
+  int base;  // the layer index of m's first constant (see at)
+  template <class ACC_T, class IN_T>
+  void mac(ACC_T& acc, const IN_T& x, int idx) const {
+#pragma HLS INLINE
+    typedef ap_fixed<fixed_traits<IN_T>::width + fixed_traits<M_T>::width + MAXS + 1,
+                     fixed_traits<IN_T>::iwidth + fixed_traits<M_T>::iwidth + MAXS + 1>
+        P_T;
+    P_T p = 0;
+    m.mac(p, x, idx);                        // x * m, exact
+    acc += p << (int)s[(base + idx) / ROW];  // x * w, exact in P_T
+  }
+  int64_t term(int idx, int j) const {
+    return m.term(idx, j) * pow2((int)s[(base + idx) / ROW]);
+  }
+  shifted_weights at(int idx0) const {
+    const shifted_weights r = {m.at(idx0), s, base + idx0};
+    return r;
+  }
+};
+
+// CFG: as dense, plus shift_t and max_shift. w: [n_out][n_in] mantissas, s: [n_out], b: [n_out].
+template <class CFG>
+void dense_shifted(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
+                   const typename raw_storage<typename CFG::weight_t>::type
+                       w[CFG::n_out * CFG::n_in],
+                   const typename raw_storage<typename CFG::shift_t>::type s[CFG::n_out],
+                   const typename raw_storage<typename CFG::bias_t>::type b[CFG::n_out]) {
+  const int red_unroll = CFG::red_unroll;
+  (void)red_unroll;
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+  const shifted_weights<typename CFG::weight_t, typename CFG::shift_t, CFG::n_in,
+                        CFG::max_shift> wts = {
+      QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::n_out * CFG::n_in, w), s, 0};
+  dense_core<CFG>(x, y, wts, b);
+}
+
+// CFG: as conv2d, plus shift_t and max_shift. w: [out_c][in_c/groups][k_h][k_w] mantissas,
+// s: [out_c].
+template <class CFG>
+void conv2d_shifted(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
+                    typename CFG::out_t y[CFG::out_c * CFG::out_h * CFG::out_w],
+                    const typename raw_storage<typename CFG::weight_t>::type
+                        w[CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w],
+                    const typename raw_storage<typename CFG::shift_t>::type s[CFG::out_c],
+                    const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
+  const int red_unroll = CFG::red_unroll;
+  (void)red_unroll;
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+  const int row = (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w;
+  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift> W;
+  const W wts = {QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0};
+  conv2d_core<CFG>(x, y, wts, b);
+}
+
 // ------------------------------------------------------------------------------ copy
 // Copies an internal array to an output port (same type: no cast).
 template <class T, int N>

@@ -182,6 +182,7 @@ QFX_STREAM_PIXELWISE(hardsigmoid)  // ops-window
 QFX_STREAM_PIXELWISE(hardswish)    // ops-window
 QFX_STREAM_PIXELWISE(table_lookup)  // sigmoid, tanh, exp
 QFX_STREAM_PIXELWISE(softmax)       // over one pixel's channels (n_spatial = 1)
+QFX_STREAM_PIXELWISE(dense_shifted)  // per-channel formats (shifted weights)
 #undef QFX_STREAM_PIXELWISE
 
 /// Residual add, pixel by pixel (CFG: in0_t, in1_t, acc_t, out_t, n = px_in, n_pixels, px_out).
@@ -309,6 +310,24 @@ void conv2d_khot(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
                  const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
 #pragma HLS BIND_OP op=mul impl=fabric
   const conv2d_pixel<CFG, khot_weights<CFG, typename CFG::weight_t> > op = {{sg, sh}, b};
+  window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);
+}
+
+/// conv2d with per-channel formats (qfx_layers.h's shifted_weights): mantissas w, shifts s.
+template <class CFG>
+void conv2d_shifted(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
+                    hls::stream<pixel<typename CFG::out_t, CFG::out_c> >& y,
+                    const typename raw_storage<typename CFG::weight_t>::type
+                        w[CFG::out_c * (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w],
+                    const typename raw_storage<typename CFG::shift_t>::type s[CFG::out_c],
+                    const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
+  const int red_unroll = CFG::red_unroll;
+  (void)red_unroll;
+#pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
+  const int row = (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w;
+  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift> W;
+  const conv2d_pixel<CFG, W> op = {
+      {QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0}, b};
   window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);
 }
 

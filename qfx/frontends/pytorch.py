@@ -46,6 +46,7 @@ from qfx.ir.graph import Graph
 from qfx.ir.ops.activation import HardSigmoid
 from qfx.ir.ops.pooling import AvgPool2d
 from qfx.ir.ops.table import softmax_types
+from qfx.ir.prune import prune_channels
 from qfx.nn.activation import QHardSigmoid, QHardSwish, QHardTanh, QLeakyReLU, QReLU
 from qfx.nn.base import QLayer
 from qfx.nn.binary import BINARY_TYPE, QBinaryConv2d, QBinaryLinear, QSign, QThermometer
@@ -115,6 +116,20 @@ def _param_raw(q: FixedQuantizer, value: torch.Tensor) -> tuple[np.ndarray, Fixe
                                                                               strict=True)])
     raw_np = raw.movedim(0, q.channel_dim).cpu().numpy()
     return raw_np, FixedType.for_raw_range(int(raw_np.min()), int(raw_np.max()), frac)
+
+
+def _row_shifts(q: FixedQuantizer, raw: np.ndarray) -> list[int] | None:
+    """Per output channel of a weight with per-granule formats (learned widths), the trailing
+    zero bits common to its raw weights on the tensor's grid (``weight_shift``: the backends
+    store narrow mantissas); None for one format per tensor or when every shift is 0."""
+    if not isinstance(q, WidthQuantizer) or q.granularity == "tensor":
+        return None
+    shifts = []
+    for row in raw.reshape(raw.shape[0], -1):
+        nz = row[row != 0]
+        shifts.append(min(int(v & -v).bit_length() - 1 for v in np.abs(nz).tolist())
+                      if nz.size else 0)
+    return [min(s, 62) for s in shifts] if any(shifts) else None
 
 
 def _frac_of(v: float) -> int:
@@ -304,6 +319,8 @@ class _Freezer:
             params["bias"], attrs["bias_type"] = _param_raw(m.bias_quantizer, m.bias)
         op = "conv2d" if isinstance(m, QConv2d) else "dense"
         acc_t = self._size_acc(n, op, [src], attrs, params)
+        if (shifts := _row_shifts(m.weight_quantizer, w_raw)) is not None:
+            attrs["weight_shift"] = shifts
         if isinstance(m.weight_quantizer, KHotQuantizer):
             k = m.weight_quantizer.k
             params["weight_digits"] = _khot_digits_checked(w_raw, k, f"layer {n.target!r}")
@@ -606,6 +623,8 @@ def _conv1d(self: _Freezer, n: fx.Node, m: QConv1d, src: fx.Node) -> None:
     if m.bias is not None:
         params["bias"], attrs["bias_type"] = _param_raw(m.bias_quantizer, m.bias)
     acc_t = self._size_acc(n, "conv1d", [src], attrs, params)
+    if (shifts := _row_shifts(m.weight_quantizer, w_raw)) is not None:
+        attrs["weight_shift"] = shifts
     if isinstance(m.weight_quantizer, KHotQuantizer):
         raise ValueError(f"layer {n.target!r}: K-hot QConv1d weights are not supported; use "
                          "plain fixed-point weights")
@@ -729,7 +748,7 @@ def _supported() -> str:
 
 
 def freeze(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor], *,
-           fold_thresholds: bool = False) -> Graph:
+           fold_thresholds: bool = False, prune: bool = True) -> Graph:
     """Freeze a qfx model (eval mode) into the exact integer graph.
 
     ``fold_thresholds``: a ``QBatchNorm1d/2d`` used only by a ``QReLU`` / ``QHardTanh``
@@ -737,6 +756,10 @@ def freeze(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor
     input, no multiplier) computing exactly the same codes, ties and negative scales included
     (a BatchNorm followed by a ``QSign`` always folds into a ``threshold``). Where a cast on the
     path could wrap (not monotone), the two layers are kept.
+
+    ``prune``: drop the channels the graph provably does not need (a learned width of 0: a
+    channel whose weights are all 0 and whose output is a constant, folded exactly into its
+    consumers; see :func:`qfx.ir.prune.prune_channels`). The outputs are the same bits.
 
     ``example_input`` (a batch; a tuple of batches for a model with several inputs, each
     through its own QInput) fixes the tensor shapes. The model must start with a
@@ -772,5 +795,7 @@ def freeze(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor
     with torch.no_grad():
         recorder.run(*examples)
     graph = _Freezer(gm, recorder.values, fold_thresholds).run()
+    if prune:
+        graph = prune_channels(graph)
     graph.meta["model"] = type(model).__name__
     return graph

@@ -69,7 +69,8 @@ _PARAM_SUFFIX = {"weight": "w", "bias": "b", "scale": "scale", "shift": "shift",
                  "weight_dsign": "w_dsign", "weight_dshift": "w_dshift",
                  "scale_dsign": "scale_dsign", "scale_dshift": "scale_dshift",
                  "wbits": "wbits", "threshold": "thr", "thresholds": "thr", "direction": "dir",
-                 "table": "table", "exp_table": "exp_table", "recip_table": "recip_table"}
+                 "table": "table", "exp_table": "exp_table", "recip_table": "recip_table",
+                 "weight_shift": "w_shift"}
 
 
 class Names:
@@ -443,8 +444,11 @@ def build_plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
             e.pixel = names.take(f"{e.edge}_px")
     node_types: list[TypeDef] = []
     ntype: dict[tuple[str, str], str] = {}
+    variants = {n.name: sch.rules[n.name].variant(graph, n, sch.per_node.get(n.name, 1), stream)
+                for n in graph.nodes}
+    kw = {n: {} if v is None else {"variant": v} for n, v in variants.items()}
     for node in graph.nodes:
-        extra = sch.rules[node.name].typedefs(node)
+        extra = sch.rules[node.name].typedefs(node, **kw[node.name])
         typed = [(kind, t, f"{node.op} {attr}") for attr, kind in _TYPE_ATTRS
                  if isinstance(t := node.attrs.get(attr), FixedType)]
         for kind, t, note in [*typed, *extra]:
@@ -455,7 +459,7 @@ def build_plan(graph: Graph, project_name: str, reuse: int | LayerReuse,
     constants: list[Constant] = []
     pname: dict[tuple[str, str], str] = {}
     for node in graph.nodes:
-        for c in sch.rules[node.name].constants(node):
+        for c in sch.rules[node.name].constants(node, **kw[node.name]):
             array = names.take(f"{node.name}_{_PARAM_SUFFIX[c.kind]}")
             pname[(node.name, c.kind)] = array
             constants.append(Constant(array, node, c.kind, ntype[(node.name, c.tkind or c.kind)],

@@ -176,6 +176,12 @@ class HLSRule:
     def config(self, c: LayerConfig) -> None:
         """Fill in the node's config struct (``c.types``, ``c.ints``, ``c.kinds``, ``c.func``)."""
 
+    def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
+        """A layer variant that changes the node's typedefs and constants at this folding (the
+        plan then passes it to :meth:`typedefs` / :meth:`constants` as ``variant``); None: the
+        node's own (the default)."""
+        return None
+
     # ------------------------------------------------------------------ estimate
     def shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
         """The parallel writer's folding of the node."""
@@ -273,7 +279,10 @@ def _mac_layer_resources(r: LayerCost, key: str) -> None:
     """dense / conv2d / batchnorm: ``x * node.params[key]`` multipliers (DSP, LUT, sign or
     K-hot shift-adds), the accumulation's adders, and the constants' ROMs."""
     node, sh, a, x_t = r.node, r.sh, r.node.attrs, r.x_t
-    b_t = a[f"{key}_type"]
+    shifted = shifted_mantissas(node) if key == "weight" and _rows_dedicated(sh) else None
+    b_t = a[f"{key}_type"] if shifted is None else shifted[2]  # per-channel: the mantissas'
+    if shifted is not None:
+        r.notes.append(f"per-channel formats: {b_t.width}-bit weight mantissas, shifts wired")
     r.weight_t = b_t.cpp()
     r.impl, r.dpm, lut_pm, mlat = mult_model(node, key, x_t, b_t, node.inputs[0] in r.binary,
                                              r.ports)
@@ -327,14 +336,17 @@ class _WeightLayer(HLSRule):
     counts_macs = True
     layout: ClassVar[str]
 
-    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
+    def typedefs(self, node: Node, variant: str | None = None
+                 ) -> list[tuple[str, FixedType, str]]:
         extra = [] if "bias" in node.params else [
             ("bias", node.attrs["acc_type"],
              "no bias in the model: a zero bias in the accumulator type")]
-        return extra + khot_typedefs(node)
+        shifted = _shifted_typedefs(node) if variant == "shifted" else []
+        return extra + khot_typedefs(node) + shifted
 
-    def constants(self, node: Node) -> list[Const]:
-        out = _const_or_digits(node, "weight", self.layout)
+    def constants(self, node: Node, variant: str | None = None) -> list[Const]:
+        out = (_shifted_constants(node, self.layout) if variant == "shifted"
+               else _const_or_digits(node, "weight", self.layout))
         if "bias" in node.params:
             return [*out, Const("bias", node.params["bias"], node.attrs["bias_type"], "[out]")]
         zeros = np.zeros(node.params["weight"].shape[0], dtype=np.int64)
@@ -343,6 +355,85 @@ class _WeightLayer(HLSRule):
 
     def resources(self, r: LayerCost) -> None:
         _mac_layer_resources(r, "weight")
+
+    def weight_config(self, c: LayerConfig, func: str) -> None:
+        """The member typedefs and constants of the plain, K-hot or shifted layer ``func``."""
+        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
+            c.typ(m, k)
+        c.func, c.kinds = func, ["weight", "bias"]
+        if c.khot("weight"):
+            c.func, c.kinds = f"{func}_khot", ["weight_dsign", "weight_dshift", "bias"]
+        elif self.variant(c.graph, c.node, c.reuse, c.stream) == "shifted":
+            c.types = [(m, t) for m, t in c.types if m != "weight_t"]
+            c.typ("weight_t", "wmant")
+            c.typ("shift_t", "wshift")
+            c.ints.append(("max_shift", max(c.node.attrs["weight_shift"])))
+            c.func, c.kinds = f"{func}_shifted", ["weight", "weight_shift", "bias"]
+
+    def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
+        """``"shifted"``: per-channel mantissas and shifts, where the weight has per-channel
+        shifts and every multiplier serves one output channel (else a shared multiplier needs
+        the common type, or a runtime shifter)."""
+        if shifted_mantissas(node) is None:
+            return None
+        sh = self.stream_shape(graph, node, reuse) if stream else self.shape(graph, node, reuse)
+        return "shifted" if _rows_dedicated(sh) else None
+
+
+# ---------------------------------------------------------------------- per-channel formats
+# A weight whose output channels have their own formats (``weight_shift``, learned widths) is
+# stored as narrow mantissas (raw >> shift[o]) of the narrowest type holding them on the
+# tensor's grid, with one shift per output channel (qfx_layers.h ``shifted_weights``): the
+# multipliers see each channel's width, not the common wide type.
+def _row_shifts(node: Node) -> np.ndarray | None:
+    """The per-output-channel shifts of a non-K-hot weight, None where there are none."""
+    shifts = node.attrs.get("weight_shift")
+    if shifts is None or khot_k(node, "weight") or not any(shifts):
+        return None
+    return np.array(shifts, dtype=np.int64)
+
+
+def shifted_mantissas(node: Node) -> tuple[np.ndarray, np.ndarray, FixedType] | None:
+    """(mantissas, shifts, mantissa type) of a weight with per-channel shifts, or None.
+
+    Example:
+        >>> n = Node("fc", "dense", ["x"], "y", {"weight_type": FixedType(8, 2),
+        ...          "weight_shift": [0, 3]}, {"weight": np.array([[3, -1], [8, -16]])})
+        >>> m, s, t = shifted_mantissas(n)
+        >>> m.tolist(), s.tolist(), t.cpp()
+        ([[3, -1], [1, -2]], [0, 3], 'ap_fixed<3,-3>')
+    """
+    shifts = _row_shifts(node)
+    if shifts is None:
+        return None
+    w = node.params["weight"]
+    mant = w >> shifts.reshape(-1, *([1] * (w.ndim - 1)))
+    t = FixedType.for_raw_range(int(mant.min()), int(mant.max()),
+                                node.attrs["weight_type"].frac_bits)
+    return mant, shifts, t
+
+
+def _shifted_typedefs(node: Node) -> list[tuple[str, FixedType, str]]:
+    got = shifted_mantissas(node)
+    if got is None:
+        return []
+    return [("wmant", got[2], "weight mantissas (per-channel formats: w = m * 2**shift[o])"),
+            ("wshift", DSHIFT_T, "per-output-channel weight shifts")]
+
+
+def _shifted_constants(node: Node, layout: str) -> list[Const]:
+    got = shifted_mantissas(node)
+    if got is None:
+        return []
+    mant, shifts, t = got
+    return [Const("weight", mant, t, f"{layout} (mantissas, times 2**shift[out])", "wmant"),
+            Const("weight_shift", shifts, DSHIFT_T, "[out]", "wshift")]
+
+
+def _rows_dedicated(sh: Shape) -> bool:
+    """Every multiplier serves one output channel: the output channels are all computed in
+    parallel (one pass over them per output pixel)."""
+    return sh.outer == sh.pixels
 
 
 def _dense_shape(graph: Graph, node: Node, reuse: int) -> Shape:
@@ -382,14 +473,10 @@ class _Dense(_WeightLayer):
     whole_tensor = True
 
     def config(self, c: LayerConfig) -> None:
-        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
-            c.typ(m, k)
         n_in, n_out = c.x.shape[0], c.out.shape[0]
         red, outer = fold(n_in, n_out, c.reuse)
         c.ints += [("n_in", n_in), ("n_out", n_out), ("red_unroll", red), ("out_unroll", outer)]
-        c.kinds = ["weight", "bias"]
-        if c.khot("weight"):
-            c.func, c.kinds = "dense_khot", ["weight_dsign", "weight_dshift", "bias"]
+        self.weight_config(c, "dense")
 
     shape = staticmethod(_dense_shape)  # type: ignore[assignment]
 
@@ -399,16 +486,12 @@ class _Conv2d(_WeightLayer):
     layout = "[out_c][in_c/groups][k_h][k_w]"
 
     def config(self, c: LayerConfig) -> None:
-        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
-            c.typ(m, k)
         cout, oh, ow = c.out.shape
         _, cin_g, kh, kw = c.node.params["weight"].shape
         groups = int(c.node.attrs["groups"])
         red, outer = fold(cin_g * kh * kw, cout // groups if c.stream else oh * ow, c.reuse)
         c.ints += [*c.window(), ("groups", groups), ("red_unroll", red), ("out_unroll", outer)]
-        c.kinds = ["weight", "bias"]
-        if c.khot("weight"):
-            c.func, c.kinds = "conv2d_khot", ["weight_dsign", "weight_dshift", "bias"]
+        self.weight_config(c, "conv2d")
 
     shape = staticmethod(_conv_shape)  # type: ignore[assignment]
     stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]
@@ -912,8 +995,6 @@ class _Conv1d(_WeightLayer):
     layout = "[out_c][in_c/groups][k]"
 
     def config(self, c: LayerConfig) -> None:
-        for m, k in (("acc_t", "acc"), ("weight_t", "weight"), ("bias_t", "bias")):
-            c.typ(m, k)
         a, (cin, length), (cout, out_len) = c.node.attrs, c.x.shape, c.out.shape
         _, cin_g, k = c.node.params["weight"].shape
         groups = int(a["groups"])
@@ -923,7 +1004,7 @@ class _Conv1d(_WeightLayer):
                    ("stride_w", int(a["stride"])), ("pad_h", 0), ("pad_w", int(a["padding"])),
                    ("dil_h", 1), ("dil_w", int(a["dilation"])), ("groups", groups),
                    ("red_unroll", red), ("out_unroll", outer)]
-        c.func, c.kinds = "conv2d", ["weight", "bias"]
+        self.weight_config(c, "conv2d")
 
     shape = staticmethod(_conv_shape)  # type: ignore[assignment]
     stream_shape = staticmethod(_conv_stream_shape)  # type: ignore[assignment]

@@ -25,6 +25,7 @@ __all__ = ["HardSigmoid", "HardSwish", "HardTanh", "LeakyReLU", "ReLU"]
 @register
 class ReLU(OpSpec):
     name = "relu"
+    channelwise = True
 
     def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
                 ) -> torch.Tensor:
@@ -37,6 +38,7 @@ class ReLU(OpSpec):
 @register
 class HardTanh(OpSpec):
     name = "hardtanh"
+    channelwise = True
     attrs = ("min_raw", "max_raw", "clamp_type")
 
     def check_types(self, node: Node, ins: Sequence[Edge], out: Edge) -> None:
@@ -66,6 +68,7 @@ class LeakyReLU(OpSpec):
     (``FixedType(W, I - shift)``), a reinterpretation in hardware, never a rounding."""
 
     name = "leaky_relu"
+    channelwise = True
     attrs = ("shift", "acc_type")
 
     @staticmethod
@@ -103,6 +106,7 @@ class _HardGate(OpSpec):
     and the bounds 0 and 1)."""
 
     attrs = ("scale_raw", "scale_type", "gate_type", "acc_type")
+    channelwise = True
 
     @staticmethod
     def gate_frac(x_t: FixedType, c_t: FixedType) -> int:

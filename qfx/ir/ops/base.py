@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,7 +27,7 @@ from qfx.fixed.kernels import FLOAT64_EXACT_BITS
 if TYPE_CHECKING:
     from qfx.ir.graph import Edge, Node
 
-__all__ = ["OPS", "BINARY_TYPE", "NodeCost", "OpSpec", "pair", "register", "spec"]
+__all__ = ["OPS", "BINARY_TYPE", "NodeCost", "OpSpec", "kept_indices", "pair", "register", "spec"]
 
 #: The format of a binary ({-1, +1}) edge.
 BINARY_TYPE = FixedType(2, 2)
@@ -84,6 +84,10 @@ class OpSpec:
     * ``keeps_binary`` / ``makes_binary``: a {-1, +1} input stays {-1, +1} / the output is
       {-1, +1} whatever the input.
     * ``khot_keys``: constants that may carry K-hot digits (``<key>_digits``, ``<key>_khot``).
+    * ``channelwise``: output channel c (axis 0 of every edge) is computed from channel c of
+      each input alone; ``channel_params``: the params whose axis 0 is that channel. With them
+      the channel-pruning pass (:mod:`qfx.ir.prune`) drops a channel through the op (see
+      :meth:`channel_ties`, :meth:`channel_sources`, :meth:`absorbs`, :meth:`drop_channels`).
     """
 
     name: ClassVar[str]
@@ -98,6 +102,8 @@ class OpSpec:
     keeps_binary: ClassVar[bool] = False
     makes_binary: ClassVar[bool] = False
     khot_keys: ClassVar[tuple[str, ...]] = ()
+    channelwise: ClassVar[bool] = False
+    channel_params: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ schema
     def validate_node(self, node: Node) -> None:
@@ -152,6 +158,43 @@ class OpSpec:
     def cost(self, node: Node, ins: Sequence[Edge], out: Edge, binary_input: bool) -> NodeCost:
         """Per-inference arithmetic cost (see :mod:`qfx.ir.cost` for the counting rules)."""
         return NodeCost(node.name, node.op)
+
+    # ------------------------------------------------------------------ channel pruning
+    # A channel is index c of axis 0 of an edge; a channel's constant is one raw value (in the
+    # edge's type) that the channel holds at every position for every input.
+    def channel_ties(self, node: Node, ins: Sequence[Edge], out: Edge
+                     ) -> list[list[tuple[int, int]]] | None:
+        """Per output channel, the input channels ``(input index, channel)`` that exist exactly
+        when it does: the pruning pass drops them together. ``[]`` for an output channel that
+        may go alone (a weighted op's row); an input channel in no tie may only go where
+        :meth:`absorbs` says so. None (the default): no channel of this node may be dropped."""
+        if not self.channelwise or not out.shape:
+            return None
+        return [[(i, c) for i in range(len(ins))] for c in range(out.shape[0])]
+
+    def channel_sources(self, node: Node, ins: Sequence[Edge], out: Edge
+                        ) -> list[list[tuple[int, int]]] | None:
+        """Per output channel, every input channel its values depend on (an output channel
+        whose sources are all constant is constant where it is uniform); None: unknown."""
+        return self.channel_ties(node, ins, out)
+
+    def absorbs(self, node: Node, ins: Sequence[Edge], i: int, c: int, const: int | None
+                ) -> bool:
+        """Whether input channel ``c`` of input ``i`` (in no tie) may be dropped, its constant
+        ``const`` (raw, None: not constant) folded exactly into the node (:meth:`drop_channels`)."""
+        return False
+
+    def drop_channels(self, node: Node, ins: Sequence[Edge],
+                      drop_in: Sequence[Mapping[int, int | None]], drop_out: Sequence[int]
+                      ) -> None:
+        """Rewrite ``node`` in place so that it computes its kept output channels from its
+        kept input channels (``drop_in[i]``: the dropped channels of input ``i`` and their
+        constants). The default slices ``channel_params`` (a channelwise op's)."""
+        keep = kept_indices(node.params[self.channel_params[0]].shape[0], drop_out) \
+            if self.channel_params else None
+        for key in self.channel_params:
+            if key in node.params:
+                node.params[key] = node.params[key][keep]
 
 
 #: op name -> its spec, in registration order.
@@ -292,6 +335,11 @@ def constant_terms(node: Node, key: str, binary_input: bool = False
         return np.zeros(raw.shape, dtype=bool), nonzero.astype(np.int64)
     cheap = is_pow2_or_zero(raw)
     return ~cheap, (nonzero & cheap).astype(np.int64)
+
+
+def kept_indices(n: int, drop: Sequence[int] | Mapping[int, object]) -> np.ndarray:
+    """Indices 0..n-1 not in ``drop``."""
+    return np.array([i for i in range(n) if i not in drop], dtype=np.int64)
 
 
 def where(node: Node) -> str:

@@ -43,3 +43,11 @@ class Flatten(OpSpec):
     def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
                 ) -> torch.Tensor:
         return xs[0].reshape(xs[0].shape[0], -1)
+
+    def channel_ties(self, node: Node, ins: Sequence[Edge], out: Edge
+                     ) -> list[list[tuple[int, int]]] | None:
+        """Output value f (NCHW order) is in input channel f // (H * W)."""
+        if not ins[0].shape:
+            return None
+        per = math.prod(ins[0].shape[1:])
+        return [[(0, f // per)] for f in range(out.shape[0])]

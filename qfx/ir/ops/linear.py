@@ -10,7 +10,7 @@ finer grid), so no order of additions can round or overflow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from qfx.ir.ops.base import (
     const_values,
     constant_terms,
     dot_rows,
+    kept_indices,
     pair,
     raw_in_type,
     register,
@@ -43,8 +44,25 @@ __all__ = ["Conv1d", "Conv2d", "Dense"]
 class _Weighted(OpSpec):
     params = ("weight",)
     optional_params = ("bias", "weight_digits")
-    optional_attrs = ("bias_type", "weight_khot")
+    optional_attrs = ("bias_type", "weight_khot", "weight_shift")
     khot_keys = ("weight",)
+
+    def check_params(self, node: Node) -> None:
+        """``weight_shift`` (per-channel formats, optional): one shift 0..62 per output
+        channel, every raw weight of channel o a multiple of 2**weight_shift[o]."""
+        shifts = node.attrs.get("weight_shift")
+        if shifts is None:
+            return
+        w = node.params["weight"]
+        if (not isinstance(shifts, (list, tuple)) or len(shifts) != w.shape[0]
+                or not all(isinstance(v, int) and 0 <= v <= 62 for v in shifts)):
+            raise ValueError(f"{where(node)}: weight_shift must be one integer 0..62 per output "
+                             f"channel ({w.shape[0]}), got {shifts!r}")
+        rows = w.reshape(w.shape[0], -1)
+        col = np.array(shifts, dtype=np.int64)[:, None]
+        if not np.array_equal((rows >> col) << col, rows):
+            raise ValueError(f"{where(node)}: a weight of output channel o is not a multiple of "
+                             "2**weight_shift[o]")
 
     def _frac(self, node: Node, x_t: FixedType) -> int:
         frac = x_t.frac_bits + node.attrs["weight_type"].frac_bits
@@ -109,6 +127,85 @@ class _Weighted(OpSpec):
     def positions(self, out: Edge) -> int:
         """Output positions that reuse each weight (1 for dense)."""
         return 1
+
+    # ------------------------------------------------------------------ channel pruning
+    def _depthwise(self, node: Node) -> bool:
+        """One input and one output channel per group (groups > 1)."""
+        w, groups = node.params["weight"], int(node.attrs.get("groups", 1))
+        return groups > 1 and w.shape[1] == 1 and w.shape[0] == groups
+
+    def channel_ties(self, node: Node, ins: Sequence[Edge], out: Edge
+                     ) -> list[list[tuple[int, int]]] | None:
+        """Rows go alone (their input channels by :meth:`absorbs`); a depthwise convolution
+        ties output channel c to input channel c; other grouped convolutions keep all."""
+        rows = node.params["weight"].shape[0]
+        if int(node.attrs.get("groups", 1)) == 1:
+            return [[] for _ in range(rows)]
+        return [[(0, c)] for c in range(rows)] if self._depthwise(node) else None
+
+    def channel_sources(self, node: Node, ins: Sequence[Edge], out: Edge
+                        ) -> list[list[tuple[int, int]]] | None:
+        """The input channels a row has a nonzero weight on."""
+        w = node.params["weight"]
+        used = w.reshape(w.shape[0], w.shape[1], -1).any(axis=2)
+        if self._depthwise(node):
+            return [[(0, c)] if used[c, 0] else [] for c in range(w.shape[0])]
+        if int(node.attrs.get("groups", 1)) != 1:
+            return None
+        return [[(0, int(c)) for c in np.flatnonzero(row)] for row in used]
+
+    def absorbs(self, node: Node, ins: Sequence[Edge], i: int, c: int, const: int | None
+                ) -> bool:
+        """An input channel every weight on which is 0 goes; a constant one folds into the
+        bias (a convolution's zero padding reads 0, not the constant, at the border: there
+        only a constant 0 goes)."""
+        if int(node.attrs.get("groups", 1)) != 1:
+            return False
+        if not node.params["weight"][:, c].any():
+            return True
+        if const is None:
+            return False
+        return const == 0 or not any(np.atleast_1d(node.attrs.get("padding", 0)))
+
+    def drop_channels(self, node: Node, ins: Sequence[Edge],
+                      drop_in: Sequence[Mapping[int, int | None]], drop_out: Sequence[int]
+                      ) -> None:
+        """Drop rows (weights, digits, bias); fold each dropped input channel's constant into
+        the bias exactly (on the grid max(F_x + F_w, F_bias), widened to hold it)."""
+        p, a = node.params, node.attrs
+        w = p["weight"]
+        rows = kept_indices(w.shape[0], drop_out)
+        if self._depthwise(node):
+            a["groups"] = len(rows)
+            cols = np.arange(w.shape[1])
+        else:
+            self._fold_constants(node, ins[0].type, drop_in[0])
+            cols = kept_indices(w.shape[1], drop_in[0])
+        for key in ("weight", "weight_digits"):
+            if key in p:
+                p[key] = p[key][rows][:, cols]
+        if "weight_shift" in a:
+            a["weight_shift"] = [a["weight_shift"][int(o)] for o in rows]
+        if "bias" in p:
+            p["bias"] = p["bias"][rows]
+
+    def _fold_constants(self, node: Node, x_t: FixedType, drop: Mapping[int, int | None]
+                        ) -> None:
+        p, a = node.params, node.attrs
+        w = p["weight"]
+        consts = {c: v for c, v in drop.items() if v and w[:, c].any()}
+        if not consts:
+            return
+        frac = self._frac(node, x_t)
+        total = np.zeros(w.shape[0], dtype=object)
+        for c, v in consts.items():
+            total += w[:, c].reshape(w.shape[0], -1).astype(object).sum(axis=1) * int(v)
+        total *= 1 << (frac - x_t.frac_bits - a["weight_type"].frac_bits)
+        if "bias" in p:
+            total += p["bias"].astype(object) * (1 << (frac - a["bias_type"].frac_bits))
+        p["bias"] = np.array([int(v) for v in total], dtype=np.int64)
+        a["bias_type"] = FixedType.for_raw_range(int(p["bias"].min()), int(p["bias"].max()),
+                                                 frac)
 
 
 @register

@@ -22,6 +22,7 @@ __all__ = ["Add", "Concat", "Mul"]
 @register
 class Add(OpSpec):
     name = "add"
+    channelwise = True
     n_inputs = 2
     attrs = ("acc_type",)
 
@@ -106,6 +107,12 @@ class Concat(OpSpec):
     def execute(self, node: Node, xs: list[torch.Tensor], device: torch.device
                 ) -> torch.Tensor:
         return torch.cat(xs, dim=1)
+
+    def channel_ties(self, node: Node, ins: Sequence[Edge], out: Edge
+                     ) -> list[list[tuple[int, int]]]:
+        """Output channel j is channel j of the first input, or j - C_0 of the second."""
+        c0 = ins[0].shape[0]
+        return [[(0, j)] if j < c0 else [(1, j - c0)] for j in range(out.shape[0])]
 
     def cost(self, node: Node, ins: Sequence[Edge], out: Edge, binary_input: bool) -> NodeCost:
         return NodeCost(node.name, node.op)  # wiring and the cast only

@@ -41,6 +41,8 @@ class BatchNorm(OpSpec):
     attrs = ("scale_type", "shift_type", "acc_type")
     optional_attrs = ("scale_khot",)
     khot_keys = ("scale",)
+    channelwise = True
+    channel_params = ("scale", "shift", "scale_digits")
 
     def infer_shape(self, node: Node, ins: Sequence[Edge]) -> tuple[int, ...]:
         x, p = ins[0], node.params

@@ -48,6 +48,7 @@ def _chw(node: Node, x: Edge) -> tuple[int, int, int]:
 @register
 class MaxPool2d(OpSpec):
     name = "maxpool2d"
+    channelwise = True
     attrs = ("kernel", "stride", "padding", "dilation", "ceil_mode")
     same_format = True
     casts = False
@@ -85,6 +86,7 @@ class MaxPool2d(OpSpec):
 @register
 class AvgPool2d(OpSpec):
     name = "avgpool2d"
+    channelwise = True
     attrs = ("kernel", "stride", "sum_type", "acc_type")
     optional_params = ("recip",)
     optional_attrs = ("shift", "recip_type", "padding", "ceil_mode")

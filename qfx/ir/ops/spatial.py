@@ -73,6 +73,7 @@ def pad_raw(node: Node, x_t: FixedType) -> int:
 @register
 class Upsample(OpSpec):
     name = "upsample"
+    channelwise = True
     attrs = ("scale",)
     same_format = True
     casts = False
@@ -103,6 +104,7 @@ class Upsample(OpSpec):
 @register
 class Pad(OpSpec):
     name = "pad"
+    channelwise = True
     attrs = ("pads", "value")
     same_format = True
     casts = False

@@ -78,6 +78,7 @@ class TableActivation(OpSpec):
     params = ("table",)
     attrs = ("index_type", "table_type")
     casts = False
+    channelwise = True
 
     def check_types(self, node: Node, ins: Sequence[Edge], out: Edge) -> None:
         a, x_t = node.attrs, ins[0].type
