@@ -142,7 +142,7 @@ class _FakeQuantKernel(torch.autograd.Function):
     Forward: the same output, mask and ``err`` as :class:`_FakeQuantReference`, bit for bit.
     With ``p_host`` (a per-tensor binary point already read on the host, an int) the step and
     its inverse go to the kernel as numbers: none of the small tensor operations that form them
-    on the device. ``info`` (a list) receives how many outputs are NaN.
+    on the device.
 
     Backward: the input gradient ``where(inside, grad, 0)`` (the reference's, bit for bit) and,
     in the same pass, the binary-point gradient ``ln2 * sum(grad * err)`` with the products and
@@ -153,12 +153,11 @@ class _FakeQuantKernel(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, log2_lsb, qmin, qmax, width, signed, rounding, overflow, lib,
-                channel_dim, p_host, info):
+                channel_dim, p_host):
         if p_host is not None:
-            out, err, inside, nan = fake_quant_kernel.forward_scalar(
+            out, err, inside = fake_quant_kernel.forward_scalar(
                 lib, x, 2.0**p_host, 2.0**-p_host, qmin, qmax, width, signed, rounding,
                 overflow, ctx.needs_input_grad[1])
-            info.append(nan)
         else:
             p = torch.round(log2_lsb)
             lsb = torch.exp2(p).to(x.dtype)
@@ -181,7 +180,7 @@ class _FakeQuantKernel(torch.autograd.Function):
         if sums is not None:
             grad_p = torch.tensor([_LN2 * s for s in sums], dtype=grad.dtype
                                   ).reshape(ctx.p_shape)
-        return grad_x, grad_p, None, None, None, None, None, None, None, None, None, None
+        return grad_x, grad_p, None, None, None, None, None, None, None, None, None
 
 
 def _kernel_for(x: torch.Tensor, rounding: str, overflow: str, exact_fn) -> object | None:
@@ -193,9 +192,10 @@ def _kernel_for(x: torch.Tensor, rounding: str, overflow: str, exact_fn) -> obje
 
 # ---------------------------------------------------------------- grid tags (CPU training)
 # A training output of the kernel's per-tensor path carries ``_qfx_grid = (kmin, kmax, p,
-# version)``: every value is k * 2**p with integer kmin <= k <= kmax (no NaN), as long as the
-# tensor's version counter is still ``version`` (not modified in place since). A quantizer
-# whose grid holds all of these values exactly is the identity on them (see relu_on_grid).
+# version)``: every value is k * 2**p with integer kmin <= k <= kmax, or NaN (from a NaN
+# input), as long as the tensor's version counter is still ``version`` (not modified in place
+# since). A cast whose grid and range hold all of these values exactly is the identity on them
+# (see relu_fake_quantize, which also rules out NaN).
 _HOST_P_MAX = 100     # |p| up to this: 2**p and 2**-p are normal float32 numbers
 _GRID_WIDTH_MAX = 20  # k * 2**d (|k| < 2**20) and k + 0.5 stay exact in float32
 
@@ -273,7 +273,7 @@ def relu_fake_quantize(x: torch.Tensor, log2_lsb: torch.Tensor, *, width: int, s
         lib = fake_quant_kernel.load_kernel()
         kmin, kmax, p1 = max(grid[0], 0), max(grid[1], 0), grid[2]
         if p is not None and lib is not None and p <= p1 and kmin << (p1 - p) >= qmin \
-                and kmax << (p1 - p) <= qmax:
+                and kmax << (p1 - p) <= qmax and not fake_quant_kernel.count_nonfinite(lib, x):
             return _tag(_ReluOnGrid.apply(x, log2_lsb, lib), kmin, kmax, p1)
     return fake_quantize(torch.relu(x), log2_lsb, width=width, signed=signed, rounding=rounding,
                          overflow=overflow)
@@ -373,10 +373,9 @@ def fake_quantize(
     lib = None if _FORCE_TORCH_FUSED else _kernel_for(x, rounding, overflow, exact_fn)
     if lib is not None:
         p_host = _host_p(log2_lsb)
-        info: list[int] = []
         y = _FakeQuantKernel.apply(x, p, qmin, qmax, width, signed, rounding, overflow, lib,
-                                   None if log2_lsb.dim() == 0 else cd, p_host, info)
-        if p_host is not None and not info[0] and width <= _GRID_WIDTH_MAX:
+                                   None if log2_lsb.dim() == 0 else cd, p_host)
+        if p_host is not None and width <= _GRID_WIDTH_MAX:
             _tag(y, int(qmin), int(qmax), p_host)
         return y
     return _FakeQuant.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding, overflow,

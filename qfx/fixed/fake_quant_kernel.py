@@ -62,10 +62,9 @@ _SOURCE = r"""
    constants at every call site, so each of the 56 instances is a branch-free loop the compiler
    vectorises. */
 #define DEFINE_RANGE(T, SUF, FLOOR, CEIL, TRUNC, NEARBYINT, FABS, FMOD)                      \
-INLINE int64_t range_##SUF(const T *restrict x, T *restrict out, T *restrict err,            \
+INLINE void range_##SUF(const T *restrict x, T *restrict out, T *restrict err,               \
                         uint8_t *restrict inside, int64_t i0, int64_t i1, T lsb, T inv, T qmin,  \
                         T qmax, T lo_sym, T modulus, const int R, const int O, const int E) { \
-    int64_t nan = 0;                                                                         \
     for (int64_t j = i0; j < i1; j++) {                                                      \
         T y = x[j] * inv;                          /* x * inv (addcmul's product for RND) */ \
         T q;                                                                                 \
@@ -87,43 +86,38 @@ INLINE int64_t range_##SUF(const T *restrict x, T *restrict out, T *restrict err
             o = m + qmin;                                                                    \
         }                                                                                    \
         out[j] = o * lsb;                                                                    \
-        nan += o != o;                             /* NaN outputs (only from NaN inputs) */  \
         inside[j] = (uint8_t)(qc == q);            /* a bool tensor's byte */              \
         if (E) {                                   /* where(inside, clamped - x, clamped) */ \
             T clamped = qc * lsb, d = clamped - x[j];                                        \
             err[j] = qc == q ? d : clamped;                                                  \
         }                                                                                    \
     }                                                                                        \
-    return nan;                                                                              \
 }                                                                                            \
                                                                                              \
-INLINE int64_t rows_##SUF(const T *x, T *out, T *err, uint8_t *inside, const T *lsbs,           \
+INLINE void rows_##SUF(const T *x, T *out, T *err, uint8_t *inside, const T *lsbs,              \
                        const T *invs, int64_t inner, int64_t channels, int64_t i, int64_t stop, \
                        T qmin, T qmax, T lo_sym, T modulus, const int R, const int O,         \
                        const int E) {                                                        \
-    int64_t nan = 0;                                                                         \
     while (i < stop) {                                                                       \
         int64_t row = i / inner, row_end = (row + 1) * inner;                                \
         int64_t end = row_end < stop ? row_end : stop;                                       \
         int64_t c = channels > 1 ? row % channels : 0;                                       \
-        nan += range_##SUF(x, out, err, inside, i, end, lsbs[c], invs[c], qmin, qmax, lo_sym, \
-                           modulus, R, O, E);                                                \
+        range_##SUF(x, out, err, inside, i, end, lsbs[c], invs[c], qmin, qmax, lo_sym,       \
+                    modulus, R, O, E);                                                       \
         i = end;                                                                             \
     }                                                                                        \
-    return nan;                                                                              \
 }                                                                                            \
                                                                                              \
-int64_t qfx_fq_forward_##SUF(const T *x, T *out, T *err, uint8_t *inside, const T *lsbs,       \
+void qfx_fq_forward_##SUF(const T *x, T *out, T *err, uint8_t *inside, const T *lsbs,          \
                           const T *invs, int64_t rows, int64_t inner, int64_t channels,       \
                           T qmin, T qmax, T lo_sym, T modulus, int rounding, int overflow,     \
                           int nthreads) {                                                    \
-    int64_t n = rows * inner, nan = 0;                                                       \
+    int64_t n = rows * inner;                                                                \
     int64_t chunk = (n + nthreads - 1) / nthreads;                                           \
     if (chunk < 16384) chunk = 16384;                                                        \
     int64_t nchunks = (n + chunk - 1) / chunk;                                               \
     int mode = (rounding * 4 + overflow) * 2 + (err != 0);                                   \
-    _Pragma("omp parallel for schedule(static) num_threads(nthreads) if(nchunks > 1) \
-             reduction(+:nan)")                                                              \
+    _Pragma("omp parallel for schedule(static) num_threads(nthreads) if(nchunks > 1)")       \
     for (int64_t k = 0; k < nchunks; k++) {                                                  \
         int64_t i = k * chunk, stop = i + chunk < n ? i + chunk : n;                         \
         switch (mode) {                                                                      \
@@ -131,14 +125,13 @@ int64_t qfx_fq_forward_##SUF(const T *x, T *out, T *err, uint8_t *inside, const 
         CASES_R(SUF, 4) CASES_R(SUF, 5) CASES_R(SUF, 6)                                      \
         }                                                                                    \
     }                                                                                        \
-    return nan;                                                                              \
 }                                                                                            \
                                                                                              \
 /* One step for the whole tensor, given by value (the per-tensor path of the host). */      \
-int64_t qfx_fq_forward_scalar_##SUF(const T *x, T *out, T *err, uint8_t *inside, int64_t n,   \
-                                    T lsb, T inv, T qmin, T qmax, T lo_sym, T modulus,       \
-                                    int rounding, int overflow, int nthreads) {              \
-    return qfx_fq_forward_##SUF(x, out, err, inside, &lsb, &inv, 1, n, 1, qmin, qmax, lo_sym, \
+void qfx_fq_forward_scalar_##SUF(const T *x, T *out, T *err, uint8_t *inside, int64_t n,      \
+                                 T lsb, T inv, T qmin, T qmax, T lo_sym, T modulus,          \
+                                 int rounding, int overflow, int nthreads) {                 \
+    qfx_fq_forward_##SUF(x, out, err, inside, &lsb, &inv, 1, n, 1, qmin, qmax, lo_sym, \
                                 modulus, rounding, overflow, nthreads);                      \
 }                                                                                            \
                                                                                              \
@@ -212,8 +205,8 @@ void qfx_fq_backward_##SUF(const T *grad, const T *err, const uint8_t *inside, T
 
 #define CASE(SUF, R, O, E)                                                                   \
     case ((R) * 4 + (O)) * 2 + (E):                                                          \
-        nan += rows_##SUF(x, out, err, inside, lsbs, invs, inner, channels, i, stop, qmin,   \
-                          qmax, lo_sym, modulus, R, O, E);                                   \
+        rows_##SUF(x, out, err, inside, lsbs, invs, inner, channels, i, stop, qmin, qmax,    \
+                   lo_sym, modulus, R, O, E);                                                \
         break;
 #define CASES_O(SUF, R, O) CASE(SUF, R, O, 0) CASE(SUF, R, O, 1)
 #define CASES_R(SUF, R) CASES_O(SUF, R, 0) CASES_O(SUF, R, 1) CASES_O(SUF, R, 2) \
@@ -292,11 +285,11 @@ def _build() -> ctypes.CDLL:
     dll = ctypes.CDLL(str(lib))
     for suf, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         fn = getattr(dll, f"qfx_fq_forward_{suf}")
-        fn.restype = ctypes.c_int64
+        fn.restype = None
         fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3 + [real] * 4 + \
             [ctypes.c_int] * 3
         fn = getattr(dll, f"qfx_fq_forward_scalar_{suf}")
-        fn.restype = ctypes.c_int64
+        fn.restype = None
         fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [real] * 6 + [ctypes.c_int] * 3
         fn = getattr(dll, f"qfx_count_nonfinite_{suf}")
         fn.restype = ctypes.c_int64
@@ -382,19 +375,18 @@ def layout(x: torch.Tensor, channels: int, channel_dim: int | None) -> tuple[int
 
 def forward_scalar(lib: ctypes.CDLL, x: torch.Tensor, lsb: float, inv: float, qmin: float,
                    qmax: float, width: int, signed: bool, rounding: str, overflow: str,
-                   need_err: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int]:
+                   need_err: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """:func:`forward` with one step for the whole tensor given as host numbers (powers of
-    two, exact in ``x``'s dtype), which saves the small tensor operations; also returns how
-    many outputs are NaN (only NaN inputs give NaN)."""
+    two, exact in ``x``'s dtype), which saves the small tensor operations that form them."""
     out = torch.empty_like(x)
     err = torch.empty_like(x) if need_err else None
     inside = torch.empty(x.shape, dtype=torch.bool)
     fn = lib.qfx_fq_forward_scalar_f32 if x.dtype == torch.float32 else \
         lib.qfx_fq_forward_scalar_f64
-    nan = fn(x.data_ptr(), out.data_ptr(), err.data_ptr() if err is not None else None,
-             inside.data_ptr(), x.numel(), lsb, inv, qmin, qmax, -qmax if signed else qmin,
-             2.0**width, ROUNDING_IDS[rounding], OVERFLOW_IDS[overflow], torch.get_num_threads())
-    return out, err, inside, nan
+    fn(x.data_ptr(), out.data_ptr(), err.data_ptr() if err is not None else None,
+       inside.data_ptr(), x.numel(), lsb, inv, qmin, qmax, -qmax if signed else qmin,
+       2.0**width, ROUNDING_IDS[rounding], OVERFLOW_IDS[overflow], torch.get_num_threads())
+    return out, err, inside
 
 
 _BW_CHUNK = 65536  # QFX_BW_CHUNK of the C source
