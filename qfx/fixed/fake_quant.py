@@ -177,7 +177,9 @@ class _FakeQuantKernel(torch.autograd.Function):
         grad_x, sums = fake_quant_kernel.backward(ctx.lib, grad, err, inside, ctx.rows,
                                                   ctx.inner, ctx.channels, ctx.needs_input_grad[0])
         grad_p = None
-        if sums is not None:
+        if sums is not None and not ctx.p_shape:  # per tensor: a 0-dim tensor at once
+            grad_p = torch.tensor(_LN2 * sums[0], dtype=grad.dtype)
+        elif sums is not None:
             grad_p = torch.tensor([_LN2 * s for s in sums], dtype=grad.dtype
                                   ).reshape(ctx.p_shape)
         return grad_x, grad_p, None, None, None, None, None, None, None, None, None

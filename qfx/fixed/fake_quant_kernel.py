@@ -172,7 +172,8 @@ INLINE double back_range_##SUF(const T *restrict grad, const T *restrict err,   
 }                                                                                            \
                                                                                              \
 /* sums[c] (one per channel) = sum of grad * err over the channel's elements, in chunks of  \
-   QFX_BW_CHUNK elements summed in chunk order; part holds nchunks * channels zeros. */      \
+   QFX_BW_CHUNK elements summed in chunk order; part holds nchunks * channels zeros (with one \
+   chunk it may be sums itself). */                                                         \
 void qfx_fq_backward_##SUF(const T *grad, const T *err, const uint8_t *inside, T *grad_x,     \
                            int64_t rows, int64_t inner, int64_t channels, double *part,      \
                            double *sums, int nthreads) {                                     \
@@ -195,7 +196,7 @@ void qfx_fq_backward_##SUF(const T *grad, const T *err, const uint8_t *inside, T
             i = end;                                                                         \
         }                                                                                    \
     }                                                                                        \
-    if (err)                                                                                 \
+    if (err && part != sums)                                                                 \
         for (int64_t c = 0; c < channels; c++) {                                             \
             double s = 0;                                                                    \
             for (int64_t k = 0; k < nchunks; k++) s += part[k * channels + c];               \
@@ -297,7 +298,7 @@ def _build() -> ctypes.CDLL:
         fn = getattr(dll, f"qfx_fq_backward_{suf}")
         fn.restype = None
         fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 3 + \
-            [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int]
+            [ctypes.POINTER(ctypes.c_double)] * 2 + [ctypes.c_int]
     return dll
 
 
@@ -402,12 +403,14 @@ def backward(lib: ctypes.CDLL, grad: torch.Tensor, err: torch.Tensor | None,
     grad_x = torch.empty_like(grad) if need_x else None
     n = grad.numel()
     nchunks = (n + _BW_CHUNK - 1) // _BW_CHUNK
-    part = torch.zeros(nchunks * channels if err is not None else 0, dtype=torch.float64)
-    sums = (ctypes.c_double * channels)() if err is not None else None
+    sums = part = None
+    if err is not None:  # zero-filled
+        sums = (ctypes.c_double * channels)()
+        part = sums if nchunks == 1 else (ctypes.c_double * (nchunks * channels))()
     fn = lib.qfx_fq_backward_f32 if grad.dtype == torch.float32 else lib.qfx_fq_backward_f64
     fn(grad.data_ptr(), err.data_ptr() if err is not None else None, inside.data_ptr(),
        grad_x.data_ptr() if grad_x is not None else None, rows, inner, channels,
-       part.data_ptr() if err is not None else None, sums, torch.get_num_threads())
+       part, sums, torch.get_num_threads())
     return grad_x, (list(sums) if sums is not None else None)
 
 

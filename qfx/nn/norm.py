@@ -162,7 +162,7 @@ class _QBatchNorm(QLayer):
                 var, mean = _batch_var_mean(x, dims)
                 n = x.numel() // x.shape[1]
             with torch.no_grad():
-                self.num_batches_tracked += 1
+                self.num_batches_tracked.add_(1)  # in place: no module __setattr__
                 m = self.momentum if self.momentum is not None else \
                     1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
