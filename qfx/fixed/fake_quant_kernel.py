@@ -1,11 +1,14 @@
-"""One-pass C kernel for the training forward of fake quantisation on the CPU.
+"""One-pass C kernels for the training forward and backward of fake quantisation on the CPU.
 
 :class:`qfx.fixed.fake_quant._FakeQuant` runs about seven elementwise torch kernels per
 quantizer; this kernel reads ``x`` once and writes the output, the in-range mask and the
 binary-point error ``err`` in the same loop, with exactly the float operations of
 :class:`qfx.fixed.fake_quant._FakeQuantReference` in the same order (no fused multiply-add:
-``-ffp-contract=off``, no fast-math), so every value is equal bit for bit. The backward is the
-fused path's own (the same torch reductions on the same saved tensors).
+``-ffp-contract=off``, no fast-math), so every value is equal bit for bit. The backward reads
+the incoming gradient once: the straight-through input gradient (the reference's, bit for bit)
+and the binary-point sum ``sum(grad * err)`` per channel, accumulated in float64 in a fixed
+order that does not depend on the thread count (the reference sums float32 products, or in
+float32: the same sum, less accurately rounded).
 
 The library is plain C (no torch headers: it builds in about a second), compiled with the
 system's C compiler at first use, cached under ``$QFX_CACHE_DIR/../kernels`` or
