@@ -18,7 +18,7 @@ import torch
 
 from qfx.fixed import fake_quant_kernel
 
-__all__ = ["round_float", "fake_quantize"]
+__all__ = ["round_float", "fake_quantize", "relu_fake_quantize", "grid_of"]
 
 _LN2 = math.log(2.0)
 # Benchmarks set this to time the unfused reference in place of the fused path.
@@ -136,27 +136,53 @@ class _FakeQuant(torch.autograd.Function):
 
 
 class _FakeQuantKernel(torch.autograd.Function):
-    """:class:`_FakeQuant` with its forward in one pass of the C kernel
-    (:mod:`qfx.fixed.fake_quant_kernel`): the same output, mask and ``err`` bit for bit, and
-    the same backward (the same torch reductions on the same saved tensors)."""
+    """:class:`_FakeQuant` on the C kernel (:mod:`qfx.fixed.fake_quant_kernel`), forward and
+    backward each one pass over the data.
+
+    Forward: the same output, mask and ``err`` as :class:`_FakeQuantReference`, bit for bit.
+    With ``p_host`` (a per-tensor binary point already read on the host, an int) the step and
+    its inverse go to the kernel as numbers: none of the small tensor operations that form them
+    on the device.
+
+    Backward: the input gradient ``where(inside, grad, 0)`` (the reference's, bit for bit) and,
+    in the same pass, the binary-point gradient ``ln2 * sum(grad * err)`` with the products and
+    the sum in float64 in a fixed order (independent of the thread count): the same sum as the
+    reference's float32 dot product or float64 sum of float32 products, more accurately
+    rounded (tests/fixed/test_fake_quant_kernel.py bounds both against the exact sum).
+    """
 
     @staticmethod
-    def forward(ctx, x, log2_lsb, reduce_dims, qmin, qmax, width, signed, rounding, overflow,
-                lib, channel_dim):
-        p = torch.round(log2_lsb)
-        lsb = torch.exp2(p).to(x.dtype)
-        inv = torch.exp2(-p).to(x.dtype)  # exact: a power of two
-        out, err, inside = fake_quant_kernel.forward(
-            lib, x, lsb, inv, channel_dim, qmin, qmax, width, signed, rounding, overflow,
-            ctx.needs_input_grad[1])
+    def forward(ctx, x, log2_lsb, qmin, qmax, width, signed, rounding, overflow, lib,
+                channel_dim, p_host):
+        if p_host is not None:
+            out, err, inside = fake_quant_kernel.forward_scalar(
+                lib, x, 2.0**p_host, 2.0**-p_host, qmin, qmax, width, signed, rounding,
+                overflow, ctx.needs_input_grad[1])
+        else:
+            p = torch.round(log2_lsb)
+            lsb = torch.exp2(p).to(x.dtype)
+            inv = torch.exp2(-p).to(x.dtype)  # exact: a power of two
+            out, err, inside = fake_quant_kernel.forward(
+                lib, x, lsb, inv, channel_dim, qmin, qmax, width, signed, rounding, overflow,
+                ctx.needs_input_grad[1])
         ctx.save_for_backward(err, inside)
-        ctx.reduce_dims = reduce_dims
+        ctx.lib, ctx.channels = lib, log2_lsb.numel()
+        ctx.rows, ctx.inner = fake_quant_kernel.layout(x, ctx.channels, channel_dim)
         ctx.p_shape = log2_lsb.shape
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return _FakeQuant.backward(ctx, grad) + (None,)
+        err, inside = ctx.saved_tensors
+        grad_x, sums = fake_quant_kernel.backward(ctx.lib, grad, err, inside, ctx.rows,
+                                                  ctx.inner, ctx.channels, ctx.needs_input_grad[0])
+        grad_p = None
+        if sums is not None and not ctx.p_shape:  # per tensor: a 0-dim tensor at once
+            grad_p = torch.tensor(_LN2 * sums[0], dtype=grad.dtype)
+        elif sums is not None:
+            grad_p = torch.tensor([_LN2 * s for s in sums], dtype=grad.dtype
+                                  ).reshape(ctx.p_shape)
+        return grad_x, grad_p, None, None, None, None, None, None, None, None, None
 
 
 def _kernel_for(x: torch.Tensor, rounding: str, overflow: str, exact_fn) -> object | None:
@@ -164,6 +190,95 @@ def _kernel_for(x: torch.Tensor, rounding: str, overflow: str, exact_fn) -> obje
     if exact_fn is not None or not fake_quant_kernel.supports(x, rounding, overflow):
         return None
     return fake_quant_kernel.load_kernel()
+
+
+# ---------------------------------------------------------------- grid tags (CPU training)
+# A training output of the kernel's per-tensor path carries ``_qfx_grid = (kmin, kmax, p,
+# version)``: every value is k * 2**p with integer kmin <= k <= kmax, or NaN (from a NaN
+# input), as long as the tensor's version counter is still ``version`` (not modified in place
+# since). A cast whose grid and range hold all of these values exactly is the identity on them
+# (see relu_fake_quantize, which also rules out NaN).
+_HOST_P_MAX = 100     # |p| up to this: 2**p and 2**-p are normal float32 numbers
+_GRID_WIDTH_MAX = 20  # k * 2**d (|k| < 2**20) and k + 0.5 stay exact in float32
+
+
+def _host_p(log2_lsb: torch.Tensor) -> int | None:
+    """``round(log2_lsb)`` as an int for a per-tensor binary point on the CPU (reading it there
+    is no device synchronisation), or None (per channel, another device, out of range)."""
+    if log2_lsb.dim() != 0 or log2_lsb.device.type != "cpu":
+        return None
+    v = log2_lsb.item()
+    if not math.isfinite(v):
+        return None
+    p = round(v)  # ties to even, as torch.round
+    return p if -_HOST_P_MAX <= p <= _HOST_P_MAX else None
+
+
+def grid_of(x: torch.Tensor) -> tuple[int, int, int] | None:
+    """``(kmin, kmax, p)`` of a tagged tensor not modified since, else None."""
+    tag = getattr(x, "_qfx_grid", None)
+    if tag is None or tag[3] != x._version:
+        return None
+    return tag[:3]
+
+
+def _tag(y: torch.Tensor, kmin: int, kmax: int, p: int) -> torch.Tensor:
+    y._qfx_grid = (kmin, kmax, p, y._version)
+    return y
+
+
+class _ReluOnGrid(torch.autograd.Function):
+    """``relu`` followed by a fake quantisation that is provably the identity on its input
+    (:func:`relu_fake_quantize`): the forward is ``torch.relu``; the backward is relu's
+    (``threshold_backward``) and the binary-point gradient of a cast whose error is zero
+    everywhere, ``ln2 * sum(grad * 0)``: +0, or NaN where ``grad`` has an infinity or NaN,
+    as the reference gives."""
+
+    @staticmethod
+    def forward(ctx, x, log2_lsb, lib):
+        out = torch.relu(x)
+        ctx.save_for_backward(out)
+        ctx.lib, ctx.p_shape = lib, log2_lsb.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        grad_x = torch.ops.aten.threshold_backward(grad, out, 0) \
+            if ctx.needs_input_grad[0] else None
+        grad_p = None
+        if ctx.needs_input_grad[1]:
+            bad = fake_quant_kernel.count_nonfinite(ctx.lib, grad)
+            grad_p = torch.full(ctx.p_shape, math.nan if bad else 0.0, dtype=grad.dtype)
+        return grad_x, grad_p, None
+
+
+def relu_fake_quantize(x: torch.Tensor, log2_lsb: torch.Tensor, *, width: int, signed: bool,
+                       rounding: str, overflow: str) -> torch.Tensor:
+    """``fake_quantize(torch.relu(x), ...)`` (per-tensor binary point), the same values and
+    gradients; when ``x`` is the untouched output of a fake quantisation (its grid tag) whose
+    values, after relu, all lie on this quantizer's grid and in its range, the cast changes
+    nothing (the rounding of an integer is itself, nothing overflows) and is skipped.
+
+    Example:
+        >>> p = torch.tensor(-2.0, requires_grad=True)
+        >>> relu_fake_quantize(torch.tensor([-1.0, 0.3]), p, width=4, signed=False,
+        ...                    rounding="RND", overflow="SAT").tolist()
+        [0.0, 0.25]
+    """
+    qmax = 2 ** (width - 1) - 1 if signed else 2**width - 1
+    qmin = -(2 ** (width - 1)) if signed else 0
+    grid = grid_of(x)
+    if grid is not None and width <= _GRID_WIDTH_MAX and not _FORCE_REFERENCE \
+            and not _FORCE_TORCH_FUSED:
+        p = _host_p(log2_lsb)
+        lib = fake_quant_kernel.load_kernel()
+        kmin, kmax, p1 = max(grid[0], 0), max(grid[1], 0), grid[2]
+        if p is not None and lib is not None and p <= p1 and kmin << (p1 - p) >= qmin \
+                and kmax << (p1 - p) <= qmax and not fake_quant_kernel.count_nonfinite(lib, x):
+            return _tag(_ReluOnGrid.apply(x, log2_lsb, lib), kmin, kmax, p1)
+    return fake_quantize(torch.relu(x), log2_lsb, width=width, signed=signed, rounding=rounding,
+                         overflow=overflow)
 
 
 class _FakeQuantReference(torch.autograd.Function):
@@ -259,7 +374,11 @@ def fake_quantize(
                                          rounding, overflow, exact_fn)
     lib = None if _FORCE_TORCH_FUSED else _kernel_for(x, rounding, overflow, exact_fn)
     if lib is not None:
-        return _FakeQuantKernel.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding,
-                                      overflow, lib, None if log2_lsb.dim() == 0 else cd)
+        p_host = _host_p(log2_lsb)
+        y = _FakeQuantKernel.apply(x, p, qmin, qmax, width, signed, rounding, overflow, lib,
+                                   None if log2_lsb.dim() == 0 else cd, p_host)
+        if p_host is not None and width <= _GRID_WIDTH_MAX:
+            _tag(y, int(qmin), int(qmax), p_host)
+        return y
     return _FakeQuant.apply(x, p, reduce_dims, qmin, qmax, width, signed, rounding, overflow,
                             exact_fn)

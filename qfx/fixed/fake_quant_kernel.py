@@ -1,11 +1,14 @@
-"""One-pass C kernel for the training forward of fake quantisation on the CPU.
+"""One-pass C kernels for the training forward and backward of fake quantisation on the CPU.
 
 :class:`qfx.fixed.fake_quant._FakeQuant` runs about seven elementwise torch kernels per
 quantizer; this kernel reads ``x`` once and writes the output, the in-range mask and the
 binary-point error ``err`` in the same loop, with exactly the float operations of
 :class:`qfx.fixed.fake_quant._FakeQuantReference` in the same order (no fused multiply-add:
-``-ffp-contract=off``, no fast-math), so every value is equal bit for bit. The backward is the
-fused path's own (the same torch reductions on the same saved tensors).
+``-ffp-contract=off``, no fast-math), so every value is equal bit for bit. The backward reads
+the incoming gradient once: the straight-through input gradient (the reference's, bit for bit)
+and the binary-point sum ``sum(grad * err)`` per channel, accumulated in float64 in a fixed
+order that does not depend on the thread count (the reference sums float32 products, or in
+float32: the same sum, less accurately rounded).
 
 The library is plain C (no torch headers: it builds in about a second), compiled with the
 system's C compiler at first use, cached under ``$QFX_CACHE_DIR/../kernels`` or
@@ -37,7 +40,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["KernelBuildError", "kernel_mode", "load_kernel", "forward"]
+__all__ = ["KernelBuildError", "kernel_mode", "load_kernel", "forward", "forward_scalar",
+           "backward", "layout", "count_nonfinite"]
 
 ROUNDING_IDS = {"TRN": 0, "TRN_ZERO": 1, "RND": 2, "RND_CONV": 3, "RND_MIN_INF": 4,
                 "RND_ZERO": 5, "RND_INF": 6}
@@ -55,6 +59,7 @@ _SOURCE = r"""
 #include <stdint.h>
 
 #define INLINE static inline __attribute__((always_inline))
+#define QFX_BW_CHUNK 65536
 
 /* One element range [i0, i1) with one step: R (rounding), O (overflow) and E (form err) are
    constants at every call site, so each of the 56 instances is a branch-free loop the compiler
@@ -123,6 +128,83 @@ void qfx_fq_forward_##SUF(const T *x, T *out, T *err, uint8_t *inside, const T *
         CASES_R(SUF, 4) CASES_R(SUF, 5) CASES_R(SUF, 6)                                      \
         }                                                                                    \
     }                                                                                        \
+}                                                                                            \
+                                                                                             \
+/* One step for the whole tensor, given by value (the per-tensor path of the host). */      \
+void qfx_fq_forward_scalar_##SUF(const T *x, T *out, T *err, uint8_t *inside, int64_t n,      \
+                                 T lsb, T inv, T qmin, T qmax, T lo_sym, T modulus,          \
+                                 int rounding, int overflow, int nthreads) {                 \
+    qfx_fq_forward_##SUF(x, out, err, inside, &lsb, &inv, 1, n, 1, qmin, qmax, lo_sym, \
+                                modulus, rounding, overflow, nthreads);                      \
+}                                                                                            \
+                                                                                             \
+/* How many of g[0..n) are infinite or NaN (g - g is NaN exactly for those). */           \
+int64_t qfx_count_nonfinite_##SUF(const T *g, int64_t n, int nthreads) {                     \
+    int64_t bad = 0;                                                                         \
+    _Pragma("omp parallel for schedule(static) num_threads(nthreads) if(n > 65536) \
+             reduction(+:bad)")                                                              \
+    for (int64_t j = 0; j < n; j++) {                                                        \
+        T d = g[j] - g[j];                                                                   \
+        bad += d != d;                                                                       \
+    }                                                                                        \
+    return bad;                                                                              \
+}                                                                                            \
+                                                                                             \
+/* Backward over [i0, i1): grad_x = inside ? grad : 0 (the STE, torch.where's values) when  \
+   X, and the dot product of grad and err accumulated in double (8 fixed lanes, so the      \
+   order, and the result, do not depend on the thread count) when E. */                     \
+INLINE double back_range_##SUF(const T *restrict grad, const T *restrict err,                 \
+                               const uint8_t *restrict inside, T *restrict grad_x,            \
+                               int64_t i0, int64_t i1, const int X, const int E) {           \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0;                                      \
+    int64_t j = i0;                                                                          \
+    for (; j + 8 <= i1; j += 8) {                                                            \
+        for (int l = 0; l < 8; l++) {                                                        \
+            T g = grad[j + l];                                                               \
+            if (X) grad_x[j + l] = inside[j + l] ? g : (T)0;                                 \
+            if (E) acc[l] += (double)g * (double)err[j + l];                                 \
+        }                                                                                    \
+    }                                                                                        \
+    for (; j < i1; j++) {                                                                    \
+        T g = grad[j];                                                                       \
+        if (X) grad_x[j] = inside[j] ? g : (T)0;                                             \
+        if (E) tail += (double)g * (double)err[j];                                           \
+    }                                                                                        \
+    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) \
+        + tail;                                                                              \
+}                                                                                            \
+                                                                                             \
+/* sums[c] (one per channel) = sum of grad * err over the channel's elements, in chunks of  \
+   QFX_BW_CHUNK elements summed in chunk order; part holds nchunks * channels zeros (with one \
+   chunk it may be sums itself). */                                                         \
+void qfx_fq_backward_##SUF(const T *grad, const T *err, const uint8_t *inside, T *grad_x,     \
+                           int64_t rows, int64_t inner, int64_t channels, double *part,      \
+                           double *sums, int nthreads) {                                     \
+    int64_t n = rows * inner;                                                                \
+    int64_t nchunks = (n + QFX_BW_CHUNK - 1) / QFX_BW_CHUNK;                                 \
+    int mode = (grad_x != 0) * 2 + (err != 0);                                               \
+    _Pragma("omp parallel for schedule(static) num_threads(nthreads) if(nchunks > 1)")       \
+    for (int64_t k = 0; k < nchunks; k++) {                                                  \
+        int64_t i = k * QFX_BW_CHUNK;                                                        \
+        int64_t stop = i + QFX_BW_CHUNK < n ? i + QFX_BW_CHUNK : n;                          \
+        while (i < stop) {                                                                   \
+            int64_t row = i / inner, row_end = (row + 1) * inner;                            \
+            int64_t end = row_end < stop ? row_end : stop;                                   \
+            int64_t c = channels > 1 ? row % channels : 0;                                   \
+            double s = 0;                                                                    \
+            if (mode == 3) s = back_range_##SUF(grad, err, inside, grad_x, i, end, 1, 1);    \
+            else if (mode == 2) back_range_##SUF(grad, err, inside, grad_x, i, end, 1, 0);   \
+            else if (mode == 1) s = back_range_##SUF(grad, err, inside, grad_x, i, end, 0, 1); \
+            if (mode & 1) part[k * channels + c] += s;                                       \
+            i = end;                                                                         \
+        }                                                                                    \
+    }                                                                                        \
+    if (err && part != sums)                                                                 \
+        for (int64_t c = 0; c < channels; c++) {                                             \
+            double s = 0;                                                                    \
+            for (int64_t k = 0; k < nchunks; k++) s += part[k * channels + c];               \
+            sums[c] = s;                                                                     \
+        }                                                                                    \
 }
 
 #define CASE(SUF, R, O, E)                                                                   \
@@ -205,12 +287,21 @@ def _build() -> ctypes.CDLL:
                                        f"failed: {msg[0] if msg else res.returncode}")
             os.replace(obj, lib)  # atomic: concurrent builders leave one complete file
     dll = ctypes.CDLL(str(lib))
-    for name in ("qfx_fq_forward_f32", "qfx_fq_forward_f64"):
-        fn = getattr(dll, name)
+    for suf, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        fn = getattr(dll, f"qfx_fq_forward_{suf}")
         fn.restype = None
-        fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3 + \
-            [ctypes.c_double if name.endswith("f64") else ctypes.c_float] * 4 + \
+        fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3 + [real] * 4 + \
             [ctypes.c_int] * 3
+        fn = getattr(dll, f"qfx_fq_forward_scalar_{suf}")
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [real] * 6 + [ctypes.c_int] * 3
+        fn = getattr(dll, f"qfx_count_nonfinite_{suf}")
+        fn.restype = ctypes.c_int64
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+        fn = getattr(dll, f"qfx_fq_backward_{suf}")
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 3 + \
+            [ctypes.POINTER(ctypes.c_double)] * 2 + [ctypes.c_int]
     return dll
 
 
@@ -265,16 +356,70 @@ def forward(lib: ctypes.CDLL, x: torch.Tensor, lsb: torch.Tensor, inv: torch.Ten
     lsb = lsb.reshape(-1).contiguous()
     inv = inv.reshape(-1).contiguous()
     channels = lsb.numel()
-    if channels > 1:
-        inner = 1
-        for d in x.shape[channel_dim + 1:]:
-            inner *= d
-    else:
-        inner = max(x.numel(), 1)
-    rows = x.numel() // inner
+    rows, inner = layout(x, channels, channel_dim)
     fn = lib.qfx_fq_forward_f32 if x.dtype == torch.float32 else lib.qfx_fq_forward_f64
     fn(x.data_ptr(), out.data_ptr(), err.data_ptr() if err is not None else None,
        inside.data_ptr(), lsb.data_ptr(), inv.data_ptr(), rows, inner, channels,
        qmin, qmax, -qmax if signed else qmin, 2.0**width, ROUNDING_IDS[rounding],
        OVERFLOW_IDS[overflow], torch.get_num_threads())
     return out, err, inside
+
+
+def layout(x: torch.Tensor, channels: int, channel_dim: int | None) -> tuple[int, int]:
+    """``(rows, inner)``: ``x`` seen as rows of ``inner`` contiguous elements, row ``r``
+    belonging to channel ``r % channels`` (one row of everything when ``channels`` is 1)."""
+    if channels > 1:
+        inner = 1
+        for d in x.shape[channel_dim + 1:]:
+            inner *= d
+    else:
+        inner = max(x.numel(), 1)
+    return x.numel() // inner, inner
+
+
+def forward_scalar(lib: ctypes.CDLL, x: torch.Tensor, lsb: float, inv: float, qmin: float,
+                   qmax: float, width: int, signed: bool, rounding: str, overflow: str,
+                   need_err: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """:func:`forward` with one step for the whole tensor given as host numbers (powers of
+    two, exact in ``x``'s dtype), which saves the small tensor operations that form them."""
+    out = torch.empty_like(x)
+    err = torch.empty_like(x) if need_err else None
+    inside = torch.empty(x.shape, dtype=torch.bool)
+    fn = lib.qfx_fq_forward_scalar_f32 if x.dtype == torch.float32 else \
+        lib.qfx_fq_forward_scalar_f64
+    fn(x.data_ptr(), out.data_ptr(), err.data_ptr() if err is not None else None,
+       inside.data_ptr(), x.numel(), lsb, inv, qmin, qmax, -qmax if signed else qmin,
+       2.0**width, ROUNDING_IDS[rounding], OVERFLOW_IDS[overflow], torch.get_num_threads())
+    return out, err, inside
+
+
+_BW_CHUNK = 65536  # QFX_BW_CHUNK of the C source
+
+
+def backward(lib: ctypes.CDLL, grad: torch.Tensor, err: torch.Tensor | None,
+             inside: torch.Tensor, rows: int, inner: int, channels: int, need_x: bool
+             ) -> tuple[torch.Tensor | None, list[float] | None]:
+    """One pass over ``grad``: the straight-through input gradient ``where(inside, grad, 0)``
+    (if ``need_x``) and, if ``err`` is given, the per-channel sums of ``grad * err`` with the
+    products and the sum in float64, in a fixed order (the same for every thread count)."""
+    grad = grad.contiguous()
+    grad_x = torch.empty_like(grad) if need_x else None
+    n = grad.numel()
+    nchunks = (n + _BW_CHUNK - 1) // _BW_CHUNK
+    sums = part = None
+    if err is not None:  # zero-filled
+        sums = (ctypes.c_double * channels)()
+        part = sums if nchunks == 1 else (ctypes.c_double * (nchunks * channels))()
+    fn = lib.qfx_fq_backward_f32 if grad.dtype == torch.float32 else lib.qfx_fq_backward_f64
+    fn(grad.data_ptr(), err.data_ptr() if err is not None else None, inside.data_ptr(),
+       grad_x.data_ptr() if grad_x is not None else None, rows, inner, channels,
+       part, sums, torch.get_num_threads())
+    return grad_x, (list(sums) if sums is not None else None)
+
+
+def count_nonfinite(lib: ctypes.CDLL, g: torch.Tensor) -> int:
+    """How many elements of the (CPU, float32/64) tensor ``g`` are infinite or NaN."""
+    g = g.contiguous()
+    fn = lib.qfx_count_nonfinite_f32 if g.dtype == torch.float32 else \
+        lib.qfx_count_nonfinite_f64
+    return int(fn(g.data_ptr(), g.numel(), torch.get_num_threads()))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from qfx.fixed.exact import quantize_double
-from qfx.fixed.fake_quant import fake_quantize
+from qfx.fixed.fake_quant import fake_quantize, relu_fake_quantize
 from qfx.fixed.fixed_type import FixedType
 
 __all__ = ["FixedQuantizer", "calibration"]
@@ -147,6 +147,24 @@ class FixedQuantizer(nn.Module):
             overflow=self.overflow, channel_dim=self.channel_dim if self.per_channel else None,
             exact_fn=self._exact_from_p if self._needs_exact_forward else None,
         )
+
+    def quantize_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """``self(torch.relu(x))``, the same values and gradients; in training a cast that is
+        provably the identity on ``relu(x)`` (``x`` the untouched output of a coarser or equal
+        cast, see :func:`qfx.fixed.fake_quant.relu_fake_quantize`) is skipped.
+
+        Example:
+            >>> q = FixedQuantizer(8, signed=False, int_bits=2)
+            >>> q.quantize_relu(torch.tensor([-1.0, 0.5])).tolist()
+            [0.0, 0.5]
+        """
+        if (self.training and self.enabled and self._observed is None and not self.per_channel
+                and type(self).forward is FixedQuantizer.forward
+                and type(self)._fake_quantize is FixedQuantizer._fake_quantize
+                and not self._needs_exact_forward and self._is_ready()):
+            return relu_fake_quantize(x, self.log2_lsb, width=self.width, signed=self.signed,
+                                      rounding=self.rounding, overflow=self.overflow)
+        return self(torch.relu(x))
 
     @property
     def _needs_exact_forward(self) -> bool:

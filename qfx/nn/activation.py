@@ -28,7 +28,7 @@ class QReLU(QLayer):
         self.output_quantizer = cfg.act_quantizer(act_width, signed=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output_quantizer(torch.relu(self._prepare(x)))
+        return self.output_quantizer.quantize_relu(self._prepare(x))
 
 
 class QHardTanh(QLayer):

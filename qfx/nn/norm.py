@@ -48,24 +48,26 @@ def _synced_var_mean(x: torch.Tensor, dims: list[int], group) -> tuple[torch.Ten
 
 class _BatchVarMean(torch.autograd.Function):
     """Biased variance and mean per channel (dim 1) in two passes (mean, then the mean square
-    of ``x - mean``), with a two-kernel backward: on the CPU about 2.5x faster than
-    ``torch.var_mean`` over dims (0, 2, 3), forward and backward, and as accurate (the
-    two-pass formula has no cancellation). Training statistics only: eval and the frozen
-    model use the running statistics."""
+    of ``x - mean``), with a one-kernel backward (``x - mean`` is kept from the forward, not
+    formed again): on the CPU about 2.5x faster than ``torch.var_mean`` over dims (0, 2, 3),
+    forward and backward, and as accurate (the two-pass formula has no cancellation).
+    Training statistics only: eval and the frozen model use the running statistics."""
 
     @staticmethod
     def forward(ctx, x, dims):
         mean = x.mean(dims, keepdim=True)
-        var = (x - mean).square_().mean(dims)
-        ctx.save_for_backward(x, mean)
+        centred = x - mean
+        var = centred.square().mean(dims)
+        ctx.save_for_backward(centred)
         return var, mean.reshape(-1)
 
     @staticmethod
     def backward(ctx, grad_var, grad_mean):
-        x, mean = ctx.saved_tensors
-        n = x.numel() // x.shape[1]
-        shape = mean.shape
-        grad_x = torch.addcmul((grad_mean / n).reshape(shape), x - mean,
+        (centred,) = ctx.saved_tensors
+        n = centred.numel() // centred.shape[1]
+        shape = [1] * centred.dim()
+        shape[1] = -1
+        grad_x = torch.addcmul((grad_mean / n).reshape(shape), centred,
                                (grad_var * (2.0 / n)).reshape(shape))
         return grad_x, None
 
@@ -160,7 +162,7 @@ class _QBatchNorm(QLayer):
                 var, mean = _batch_var_mean(x, dims)
                 n = x.numel() // x.shape[1]
             with torch.no_grad():
-                self.num_batches_tracked += 1
+                self.num_batches_tracked.add_(1)  # in place: no module __setattr__
                 m = self.momentum if self.momentum is not None else \
                     1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)

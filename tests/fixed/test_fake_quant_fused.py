@@ -1,6 +1,7 @@
-"""The fused fake quantisation (``_FakeQuant``) against the unfused reference
-(``_FakeQuantReference``): same forward values, same input and binary-point gradients, for
-every rounding x overflow mode, per tensor and per channel.
+"""The fused fake quantisation (``_FakeQuant``, the torch path: forced here, the C kernel is
+tested in test_fake_quant_kernel.py) against the unfused reference (``_FakeQuantReference``):
+same forward values, same input and binary-point gradients, for every rounding x overflow
+mode, per tensor and per channel.
 
 Both run exactly the same float operations per element (the fused one only reorders *when*
 they run), and the reductions are the same calls, so the comparison is ``==`` throughout.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from qfx.fixed import fake_quant
 from qfx.fixed.fixed_type import OVERFLOW_MODES, ROUNDING_MODES
 from qfx.fixed.quantizer import FixedQuantizer
 
@@ -41,7 +43,8 @@ SIGNED_CASES = [(*c, s) for c in CASES for s in (True, False) if c[1] != "WRAP_S
 
 @pytest.mark.parametrize("rounding,overflow,sat_bits,signed", SIGNED_CASES)
 @pytest.mark.parametrize("per_channel", [False, True])
-def test_fused_equals_reference(rounding, overflow, sat_bits, signed, per_channel):
+def test_fused_equals_reference(monkeypatch, rounding, overflow, sat_bits, signed, per_channel):
+    monkeypatch.setattr(fake_quant, "_FORCE_TORCH_FUSED", True)
     torch.manual_seed(0)
     q = FixedQuantizer(6, signed, rounding, overflow, sat_bits, int_bits=2,
                        per_channel=per_channel, num_channels=3 if per_channel else None,

@@ -181,3 +181,25 @@ def test_binary_point_gradient_is_accurate_on_large_tensors(per_channel):
     err = torch.where(qc == qd, qc - xd / lsb, qc) * lsb * np.log(2.0)
     expected = err.sum(1) if per_channel else err.sum()
     assert torch.allclose(q.log2_lsb.grad.double(), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_quantize_relu_equals_relu_then_cast():
+    """``quantize_relu`` is ``q(relu(x))``: in training on the untouched output of a cast whose
+    grid it holds (the relu cast is skipped when the C kernel runs) the same values and
+    gradients of x, of the upstream binary point and its own (zero); in eval the same exact
+    values."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 5) * 3
+    g = torch.linspace(-1.0, 1.0, x.numel()).reshape(x.shape)
+    runs = []
+    for fused in (True, False):
+        up = FixedQuantizer(8, int_bits=3).train()
+        q = FixedQuantizer(8, signed=False, int_bits=2).train()
+        xi = x.clone().requires_grad_(True)
+        h = up(xi)
+        y = q.quantize_relu(h) if fused else q(torch.relu(h))
+        y.backward(g)
+        runs.append((y.detach(), xi.grad, up.log2_lsb.grad, q.log2_lsb.grad))
+        assert torch.equal(q.eval().quantize_relu(x), q(torch.relu(x)))
+    for a, b in zip(*runs, strict=True):
+        assert torch.equal(a, b)
