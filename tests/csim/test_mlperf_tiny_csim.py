@@ -15,6 +15,8 @@ CASES = {"ds_cnn": ("ds_cnn", {"channels": 8, "blocks": 2}, "stream", 64),
          "mobilenet_v1_025_32": ("mobilenet_v1_025_32", {}, "parallel", 256),
          # the anomaly-detection autoencoder: 640 inputs and outputs, narrower hidden layers
          "fc_autoencoder": ("fc_autoencoder", {"hidden": 32, "depth": 2}, "parallel", "auto")}
+# the cases also proven on the synthesis arithmetic path (-DQFX_AP_ARITH)
+SYNTH_PATH = ("ds_cnn", "mobilenet_v1_025_32")
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -28,5 +30,10 @@ def test_small_mlperf_tiny_variant_is_bit_exact(case, tmp_path):
                              reuse=reuse, test_vectors=calib[:2].numpy())
     assert project.report.fits
     x = torch.cat([torch.randn(2, *shape), torch.randn(2, *shape) * 16])  # half saturate
-    report = qfx.csim(project, x)
+    x = x[[0, 2, 1, 3]]  # the first two: one random, one saturating
+    # the synthesis arithmetic (-DQFX_AP_ARITH, what Vitis compiles) on the smallest variants,
+    # on the first two samples (one random, one saturating): its compile is the cost
+    arith = "both" if case in SYNTH_PATH else "native"
+    report = qfx.csim(project, x, arith=arith, synth_samples=2, opt="-O1")
     assert report.bit_exact and report.mismatches == 0 and report.samples == 4, str(report)
+    assert report.proven == ({"native": 4, "synth": 2} if arith == "both" else {"native": 4})
