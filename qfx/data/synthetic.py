@@ -110,17 +110,19 @@ def _check_split(n: int, test_fraction: float, seed: int, least: int = 2) -> int
 
 
 def synthetic_machine_sound(n: int = 1600, seed: int = 0, *, test_fraction: float = 0.25,
-                            rank: int = 6, noise: float = 0.15, tone: float = 1.5
+                            rank: int = 6, noise: float = 0.15, anomaly: float = 1.5
                             ) -> tuple[TensorDataset, TensorDataset]:
     """SYNTHETIC stand-in for MLPerf Tiny anomaly detection (ToyADMOS is not available
     offline): 640-dim "machine sound" feature frames (5 frames x 128 log-mel bins), not audio.
 
-    A normal frame is a fixed mean spectrum plus a random mix of ``rank`` smooth spectral
-    shapes (a low-rank structure) plus ``noise`` * N(0, 1); an anomalous frame is a normal one
-    with an off-structure narrow-band tone (amplitude ``tone``, 3 bins wide, in every frame)
-    at a random bin. The training set holds only normal frames (label 0): an autoencoder
-    learns to rebuild the structure. The held-out set is half normal (0), half anomalous (1).
-    Features are standardised to mean 0, standard deviation 1 over the normal training frames.
+    A normal frame is a fixed mean spectrum plus a random mix of ``rank`` smooth spectral shapes
+    (a low-rank structure) plus ``noise`` * N(0, 1); an anomalous frame is a normal one plus an
+    off-structure component of amplitude ``anomaly`` (relative to one structure component): its
+    own random smooth spectrum (a resonance the machine does not have) with a narrow-band tone 3
+    bins wide at a random bin, in every frame. The training set holds only normal frames (label
+    0): an autoencoder learns to rebuild the structure. The held-out set is half normal (0),
+    half anomalous (1). Features are standardised to mean 0, standard deviation 1 over the
+    normal training frames.
     Deterministic for a given seed.
 
     Example:
@@ -152,10 +154,10 @@ def synthetic_machine_sound(n: int = 1600, seed: int = 0, *, test_fraction: floa
     anomalous = torch.arange(n_train + n_test // 2, n)  # the second half of the held-out set
     y[anomalous] = 1
     where = torch.randint(1, bins - 1, (len(anomalous),), generator=g)
-    line = torch.zeros(len(anomalous), bins)
+    line = spectra(len(anomalous))
     for d in (-1, 0, 1):
-        line[torch.arange(len(anomalous)), where + d] = tone
-    x[anomalous] += line.repeat(1, frames)
+        line[torch.arange(len(anomalous)), where + d] += 2.0
+    x[anomalous] += anomaly * line.repeat(1, frames)
     mu, sd = x[:n_train].mean(0), x[:n_train].std()
     x = (x - mu) / sd
     return (TensorDataset(x[:n_train].contiguous(), y[:n_train].contiguous()),
