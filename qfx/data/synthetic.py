@@ -12,6 +12,21 @@ __all__ = ["synthetic_classification", "synthetic_kws", "synthetic_vww",
            "synthetic_machine_sound", "synthetic_shapes"]
 
 
+def _check_split(n: int, test_fraction: float, seed: int, *, min_test: int = 2) -> int:
+    """The held-out count of ``n`` samples, at least ``min_test`` (one-line ValueError naming
+    a bad argument)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    n_test = max(min_test, round(n * test_fraction))
+    if n_test >= n:
+        raise ValueError(f"n={n} is too small for test_fraction={test_fraction}")
+    return n_test
+
+
 def synthetic_classification(
     n: int = 512,
     shape: Sequence[int] = (1, 8, 8),
@@ -34,19 +49,11 @@ def synthetic_classification(
         (150, 50, (1, 8, 8))
     """
     shape = tuple(shape)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    n_test = _check_split(n, test_fraction, seed, min_test=1)
     if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
         raise ValueError(f"shape must be a non-empty sequence of positive integers, got {shape!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
-        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    n_test = max(1, round(n * test_fraction))
-    if n_test >= n:
-        raise ValueError(f"n={n} is too small for test_fraction={test_fraction}")
     g = torch.Generator().manual_seed(int(seed))
     means = torch.randn((num_classes, *shape), generator=g)
     if len(shape) >= 2:
@@ -95,20 +102,6 @@ def synthetic_vww(n: int = 256, size: int = 96, seed: int = 0, *,
 
 
 # ---------------------------------------------------------------------- flows12: other tasks
-def _check_split(n: int, test_fraction: float, seed: int, least: int = 2) -> int:
-    """The held-out count of ``n`` samples (one-line ValueError on a bad argument)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < least:
-        raise ValueError(f"n must be an integer >= {least}, got {n!r}")
-    if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
-        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    n_test = max(2, round(n * test_fraction))
-    if n_test >= n:
-        raise ValueError(f"n={n} is too small for test_fraction={test_fraction}")
-    return n_test
-
-
 def synthetic_machine_sound(n: int = 1600, seed: int = 0, *, test_fraction: float = 0.25,
                             rank: int = 6, noise: float = 0.15, anomaly: float = 1.5
                             ) -> tuple[TensorDataset, TensorDataset]:
@@ -120,9 +113,9 @@ def synthetic_machine_sound(n: int = 1600, seed: int = 0, *, test_fraction: floa
     off-structure component of amplitude ``anomaly`` (relative to one structure component): its
     own random smooth spectrum (a resonance the machine does not have) with a narrow-band tone 3
     bins wide at a random bin, in every frame. The training set holds only normal frames (label
-    0): an autoencoder learns to rebuild the structure. The held-out set is half normal (0),
-    half anomalous (1). Features are standardised to mean 0, standard deviation 1 over the
-    normal training frames.
+    0): an autoencoder learns to rebuild the structure. The held-out set alternates normal (0)
+    and anomalous (1) frames. Features are centred per feature and divided by one factor (the
+    standard deviation of all normal training values).
     Deterministic for a given seed.
 
     Example:
@@ -151,7 +144,7 @@ def synthetic_machine_sound(n: int = 1600, seed: int = 0, *, test_fraction: floa
     x = mean + z @ basis + noise * torch.randn(n, frames * bins, generator=g)
     y = torch.zeros(n, dtype=torch.int64)
     n_train = n - n_test
-    anomalous = torch.arange(n_train + n_test // 2, n)  # the second half of the held-out set
+    anomalous = torch.arange(n_train + 1, n, 2)  # every other held-out frame
     y[anomalous] = 1
     where = torch.randint(1, bins - 1, (len(anomalous),), generator=g)
     line = spectra(len(anomalous))

@@ -15,7 +15,7 @@ def test_machine_sound_trains_on_normal_frames_and_tests_on_both():
     (x, y), (tx, ty) = split.train.tensors, split.test.tensors
     assert split.input_shape == (640,) and "synthetic" in split.classes[0]
     assert x.shape == (90, 640) and int(y.sum()) == 0  # only normal frames to learn from
-    assert tx.shape == (30, 640) and ty.tolist() == [0] * 15 + [1] * 15
+    assert tx.shape == (30, 640) and ty.tolist() == [0, 1] * 15
     again = synthetic_machine_sound(120, seed=3)[1].tensors[0]
     assert torch.equal(tx, again)
     # the anomalies are off the normal structure: farther from its principal subspace
