@@ -108,6 +108,9 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
                              "`quantization:` section (the formats come from ptq.config)"
                              if kind != "qfx" else f"{where}.ptq: model {cfg.model!r} is built "
                              "from qfx layers (already quantized); PTQ needs a float model")
+        if cfg.task != "classification":
+            raise ValueError(f"{where}.ptq: post-training quantisation is judged on accuracy "
+                             f"(task classification), not task {cfg.task}")
         ptq = check_ptq_section(where, _check_section(f"{where}.ptq", extra["ptq"], PTQ_KEYS),
                                 cfg.source.parent if cfg.source else None)
     elif cfg.quantization is None and kind != "qfx":
@@ -358,10 +361,9 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
             if done >= planned:  # a finished training: reuse it
                 hist = side["history"]
                 state["model"] = model
-                acc = hist[-1]["test_acc"] if hist else float("nan")
                 state["history_plot"] = spec.train.out_dir / "training.png"
-                result.metrics["test_accuracy"] = acc
-                return f"resumed from {ckpt} (test accuracy {acc:.4f})"
+                last = hist[-1] if hist else {"test_acc": float("nan"), "test_loss": float("nan")}
+                return f"resumed from {ckpt}: {_trained(result, last, spec.train.training.loss)}"
             # an interrupted training: continue it from the epochs it recorded
             resume_from, note = ckpt, f"continued from epoch {done}/{planned} of {ckpt}: "
         res = run_training(spec.train, progress=progress, resume_from=resume_from,
@@ -370,13 +372,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
             raise RuntimeError("the model was trained without quantization")
         state["model"] = res.model
         state["history_plot"] = res.plot
-        if np.isnan(res.final_test_acc):  # a loss without accuracy (reconstruction)
-            loss = res.history[-1]["test_loss"]
-            result.metrics["test_loss"] = loss
-            return (f"{note}test loss ({spec.train.training.loss}) {loss:.4g} (exact "
-                    "fixed-point eval)")
-        result.metrics["test_accuracy"] = res.final_test_acc
-        return f"{note}test accuracy {res.final_test_acc:.4f} (exact fixed-point eval)"
+        return f"{note}{_trained(result, res.history[-1], spec.train.training.loss)}"
 
     def freeze() -> str:
         from qfx.frontends.pytorch import freeze as do_freeze
@@ -548,6 +544,16 @@ def _mark_running(out: Path, name: str, junit: Path | None) -> None:
 def _judge(spec: FlowSpec, result: FlowResult) -> None:
     ran = {s.name for s in result.stages if s.status == "passed"}
     result.criteria += [Criterion(*c) for c in judge_criteria(spec.criteria, result.metrics, ran)]
+
+
+def _trained(result: FlowResult, last: dict[str, Any], loss: str) -> str:
+    """Record the last epoch's exact test accuracy (or, for a loss without accuracy such as
+    reconstruction_mse, its test loss) in the metrics; returns the stage's note."""
+    if np.isnan(last["test_acc"]):
+        result.metrics["test_loss"] = last["test_loss"]
+        return f"test loss ({loss}) {last['test_loss']:.4g} (exact fixed-point eval)"
+    result.metrics["test_accuracy"] = last["test_acc"]
+    return f"test accuracy {last['test_acc']:.4f} (exact fixed-point eval)"
 
 
 def _frozen_metrics(graph: Any, x: Any, y: Any, task: Any, batch: int = 256

@@ -38,6 +38,8 @@ def test_shipped_task_flows_load(path, task, loss, criteria):
     ({"flow": {"criteria": {"min_iou": 0.5}}}, r"flow.criteria.min_iou: unknown key"),
     ({"task": "denoising"}, r"task: invalid value 'denoising'"),
     ({"training": {"loss": "cross_entropy"}}, r"training.loss: 'cross_entropy' does not train"),
+    ({"quantization": None, "ptq": {}}, r"ptq: post-training quantisation is judged on "
+                                         r"accuracy \(task classification\), not task"),
 ])
 def test_task_flow_errors_name_the_key(change, match):
     with pytest.raises(ValueError, match=match):
@@ -56,7 +58,7 @@ def test_criteria_registry_judges_each_direction():
 
 
 def test_tiny_reconstruction_flow_measures_the_frozen_model(tmp_path):
-    spec = load_flow({**_AD, "training": {"epochs": 2, "batch_size": 16, "lr": 0.01},
+    spec = load_flow({**_AD, "training": {"epochs": 1, "batch_size": 16, "lr": 0.01},
                       "flow": {"criteria": {"min_auc": 0.0, "max_mse": 1e-9}}})
     r = run_flow(spec, out_dir=tmp_path / "ad", skip=("export", "csim", "synth"),
                  progress=False)
