@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -94,9 +95,11 @@ def run_train_command(args: argparse.Namespace) -> int:
     if rank != 0:
         return 0
     last = result.history[-1] if result.history else {}
+    measure = (f"test loss ({config.training.loss}) {last['test_loss']:.4g}"
+               if math.isnan(result.final_test_acc) and last else
+               f"test accuracy {result.final_test_acc:.4f} (best {result.best_test_acc:.4f})")
     print(f"trained {config.model} on {config.dataset}: {len(result.history)} epochs, "
-          f"test accuracy {result.final_test_acc:.4f} (best {result.best_test_acc:.4f}), "
-          f"{result.seconds:.1f} s")
+          f"{measure}, {result.seconds:.1f} s")
     if last.get("int_bits"):
         print(f"learned formats: {len(last['int_bits'])} quantizers")
     print(f"checkpoint: {result.checkpoint}")

@@ -10,7 +10,13 @@ from torch.utils.data import TensorDataset
 
 from qfx.data.cifar10 import cifar10_classes, load_cifar10
 from qfx.data.digits import load_digits_split
-from qfx.data.synthetic import synthetic_classification, synthetic_kws, synthetic_vww
+from qfx.data.synthetic import (
+    synthetic_classification,
+    synthetic_kws,
+    synthetic_machine_sound,
+    synthetic_shapes,
+    synthetic_vww,
+)
 
 __all__ = ["DatasetSplit", "get_dataset", "dataset_names", "dataset_options"]
 
@@ -62,6 +68,19 @@ def _synthetic_vww(**options: object) -> DatasetSplit:
                         ["no_person (synthetic)", "person (synthetic)"])
 
 
+# flows12: labelled SYNTHETIC data of the anomaly-detection and segmentation tasks
+def _synthetic_machine_sound(**options: object) -> DatasetSplit:
+    train, test = synthetic_machine_sound(**options)
+    return DatasetSplit("synthetic_machine_sound", train, test, (640,), 2,
+                        ["normal (synthetic)", "anomalous (synthetic)"])
+
+
+def _synthetic_shapes(**options: object) -> DatasetSplit:
+    train, test = synthetic_shapes(**options)
+    return DatasetSplit("synthetic_shapes", train, test, tuple(train.tensors[0].shape[1:]), 2,
+                        ["background (synthetic)", "shape (synthetic)"])
+
+
 def _default(fn: Callable[..., object], name: str) -> object:
     return inspect.signature(fn).parameters[name].default
 
@@ -74,6 +93,9 @@ _REGISTRY: dict[str, tuple[Callable[..., DatasetSplit], Callable[..., object]]] 
     # ops-window: labelled SYNTHETIC stand-ins for MLPerf Tiny's KWS and VWW data
     "synthetic_kws": (_synthetic_kws, synthetic_kws),
     "synthetic_vww": (_synthetic_vww, synthetic_vww),
+    # flows12: labelled SYNTHETIC anomaly-detection frames and segmentation shapes
+    "synthetic_machine_sound": (_synthetic_machine_sound, synthetic_machine_sound),
+    "synthetic_shapes": (_synthetic_shapes, synthetic_shapes),
 }
 
 
@@ -81,7 +103,7 @@ def dataset_names() -> tuple[str, ...]:
     """Names ``get_dataset`` accepts.
 
     Example:
-        >>> dataset_names()
+        >>> dataset_names()[:5]
         ('digits', 'cifar10', 'synthetic', 'synthetic_kws', 'synthetic_vww')
     """
     return tuple(_REGISTRY)

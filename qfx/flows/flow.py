@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from qfx.atomic import FOLDER_MARKERS, atomic_open, atomic_write_text, is_qfx_folder
+from qfx.flows.criteria import CRITERIA, check_criteria, judge_criteria, proofs_text
 
 __all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "load_flow", "run_flow",
            "STAGES"]
@@ -38,8 +39,7 @@ _EXPORT_KEYS = {"io": str, "reuse": (int, dict, str), "clock_mhz": (int, float),
                 "target_latency_us": (int, float)}
 _CSIM_KEYS = {"samples": int, "jobs": int, "timeout": (int, float), "arith": str,
               "synth_samples": int}
-_CRITERIA_KEYS = {"min_accuracy": (int, float), "min_hw_accuracy": (int, float),
-                  "bit_exact": bool, "fits_board": bool}
+_CRITERIA_KEYS = {key: c.kind for key, c in CRITERIA.items()}  # qfx.flows.criteria
 _FLOW_KEYS = {"criteria": dict, "synth": str}
 
 
@@ -82,6 +82,11 @@ class FlowSpec:
     def name(self) -> str:
         return self.train.name
 
+    @property
+    def task(self) -> str:
+        """What the model does (``task:``, :data:`qfx.training.tasks.TASKS`)."""
+        return self.train.task
+
 
 def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
     """Read and validate a flow YAML file (or an already-loaded mapping)."""
@@ -103,6 +108,9 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
                              "`quantization:` section (the formats come from ptq.config)"
                              if kind != "qfx" else f"{where}.ptq: model {cfg.model!r} is built "
                              "from qfx layers (already quantized); PTQ needs a float model")
+        if cfg.task != "classification":
+            raise ValueError(f"{where}.ptq: post-training quantisation is judged on accuracy "
+                             f"(task classification), not task {cfg.task}")
         ptq = check_ptq_section(where, _check_section(f"{where}.ptq", extra["ptq"], PTQ_KEYS),
                                 cfg.source.parent if cfg.source else None)
     elif cfg.quantization is None and kind != "qfx":
@@ -151,6 +159,7 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
     if csim["samples"] < 1:
         raise ValueError(f"{where}.csim.samples must be at least 1")
     _check_stages(where, board, export, csim, criteria)
+    check_criteria(where, criteria, cfg.task)
     if cfg.out_dir is not None and Path(cfg.out_dir).exists() and not is_qfx_folder(cfg.out_dir):
         raise ValueError(f"{where}.out_dir: {cfg.out_dir} is not a flow output folder (no qfx "
                          "flow.json) and not empty; choose another folder")
@@ -189,10 +198,6 @@ def _check_stages(where: str, board: str, export: dict[str, Any], csim: dict[str
         raise ValueError(f"{where}.csim.jobs must be at least 1, got {csim['jobs']}")
     if not 0 < csim["timeout"] < float("inf"):
         raise ValueError(f"{where}.csim.timeout must be > 0 seconds, got {csim['timeout']}")
-    for key in ("min_accuracy", "min_hw_accuracy"):
-        if key in criteria and not 0 <= criteria[key] < float("inf"):
-            raise ValueError(f"{where}.flow.criteria.{key} must be a fraction >= 0, got "
-                             f"{criteria[key]}")
 
 
 @dataclass
@@ -290,6 +295,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
     stage's failure (and the stages that need it are skipped), so CI always gets a report.
     """
     from qfx.data import get_dataset
+    from qfx.training.tasks import task_spec
 
     spec = source if isinstance(source, FlowSpec) else load_flow(source)
     unknown = [s for s in skip if s not in STAGES]
@@ -312,6 +318,10 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
     state: dict[str, Any] = {}
     split = get_dataset(spec.train.dataset, **spec.train.dataset_options)
     test_x, test_y = split.test.tensors[0], split.test.tensors[1]
+    task = task_spec(spec.task)
+    if task.frozen_metrics:
+        log(f"task {task.name} on dataset {spec.train.dataset} ({len(split.train)} training, "
+            f"{len(test_x)} held-out samples)")
 
     def ptq() -> str:
         from qfx.flows.ptq_stage import run_ptq_stage
@@ -351,10 +361,9 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
             if done >= planned:  # a finished training: reuse it
                 hist = side["history"]
                 state["model"] = model
-                acc = hist[-1]["test_acc"] if hist else float("nan")
                 state["history_plot"] = spec.train.out_dir / "training.png"
-                result.metrics["test_accuracy"] = acc
-                return f"resumed from {ckpt} (test accuracy {acc:.4f})"
+                last = hist[-1] if hist else {"test_acc": float("nan"), "test_loss": float("nan")}
+                return f"resumed from {ckpt}: {_trained(result, last, spec.train.training.loss)}"
             # an interrupted training: continue it from the epochs it recorded
             resume_from, note = ckpt, f"continued from epoch {done}/{planned} of {ckpt}: "
         res = run_training(spec.train, progress=progress, resume_from=resume_from,
@@ -363,8 +372,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
             raise RuntimeError("the model was trained without quantization")
         state["model"] = res.model
         state["history_plot"] = res.plot
-        result.metrics["test_accuracy"] = res.final_test_acc
-        return f"{note}test accuracy {res.final_test_acc:.4f} (exact fixed-point eval)"
+        return f"{note}{_trained(result, res.history[-1], spec.train.training.loss)}"
 
     def freeze() -> str:
         from qfx.frontends.pytorch import freeze as do_freeze
@@ -378,7 +386,12 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         state["overflow"] = str(report)
         worst = report.worst()
         result.metrics["worst_overflow"] = {"node": worst[0], "rate": worst[1]} if worst else None
-        return f"{len(graph.nodes)} nodes -> {out / 'model.qfx.npz'}"
+        note = ""
+        if task.frozen_metrics:  # the task's measures of the frozen (exact) model's outputs
+            scores = _frozen_metrics(graph, test_x, test_y, task)
+            result.metrics.update(scores)
+            note = f"; {task.name} on the held-out split: {_metrics_text(scores)}"
+        return f"{len(graph.nodes)} nodes -> {out / 'model.qfx.npz'}{note}"
 
     def export() -> str:
         from qfx.backends.hls.export import export_hls
@@ -407,12 +420,13 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
                        synth_samples=spec.csim.get("synth_samples"))
         state["csim"] = rep
         graph = state["graph"]
-        out_t = graph.edges[graph.outputs[0]].type
-        logits = out_t.from_int(np.asarray(rep.outputs).reshape(n, -1))
-        hw_acc = float((logits.argmax(1) == test_y[:n].numpy()).mean())
+        out_e = graph.edges[graph.outputs[0]]
+        hw_out = out_e.type.from_int(np.asarray(rep.outputs).reshape(n, *out_e.shape))
+        hw = task.metrics(hw_out, test_x[:n].numpy(), test_y[:n].numpy())
         mismatches = int(rep.mismatches) + (int(rep.synth.mismatches) if rep.synth else 0)
+        result.metrics.update({f"hw_{k}": v for k, v in hw.items()})
         result.metrics.update(bit_exact=bool(rep.bit_exact), csim_samples=n,
-                              csim_mismatches=mismatches, hw_accuracy=hw_acc,
+                              csim_mismatches=mismatches,
                               csim_samples_per_second=float(rep.samples_per_second),
                               csim_proofs=rep.proofs, csim_proven=rep.proven)
         return rep.summary()
@@ -528,46 +542,32 @@ def _mark_running(out: Path, name: str, junit: Path | None) -> None:
 
 
 def _judge(spec: FlowSpec, result: FlowResult) -> None:
-    c, m = spec.criteria, result.metrics
     ran = {s.name for s in result.stages if s.status == "passed"}
-    for key, metric in (("min_accuracy", "test_accuracy"), ("min_hw_accuracy", "hw_accuracy")):
-        if key in c:
-            value = m.get(metric)
-            ok = value is not None and value >= c[key]
-            shown = "not measured" if value is None else f"{value:.4f}"
-            result.criteria.append(Criterion(key, ok, f"{metric} {shown} (need >= {c[key]})"))
-    if c.get("bit_exact"):
-        if "csim" in ran:
-            proven = m.get("csim_proven") or {}
-            paths = _proofs_text(m.get("csim_proofs") or [])
-            if not m.get("bit_exact"):
-                ok, msg = False, (f"{m.get('csim_mismatches')} output values differ from the "
-                                  f"software model ({paths})")
-            elif "synth" not in proven:
-                # the code that synthesis compiles must be proven, not only the native C-sim
-                ok, msg = False, (f"the synthesis arithmetic (-DQFX_AP_ARITH) was not proven "
-                                  f"({paths}): set csim.arith to both or synth")
-            else:
-                ok, msg = True, f"C-sim == software model: {paths}"
-        else:
-            ok, msg = False, "C-simulation did not run"
-        result.criteria.append(Criterion("bit_exact", ok, msg))
-    if c.get("fits_board"):
-        fits = m.get("fits_board")
-        result.criteria.append(Criterion(
-            "fits_board", bool(fits), "estimate within the board's budget" if fits else
-            ("export did not run" if fits is None else "estimate exceeds the board's budget")))
+    result.criteria += [Criterion(*c) for c in judge_criteria(spec.criteria, result.metrics, ran)]
 
 
-def _proofs_text(proofs: list[dict[str, Any]]) -> str:
-    """``native arithmetic on 100 samples, synthesis arithmetic (-DQFX_AP_ARITH) on 20``."""
-    names = {"native": "native C-sim arithmetic",
-             "synth": "synthesis arithmetic (-DQFX_AP_ARITH)"}
-    parts = [f"{names.get(p['arith'], p['arith'])}"
-             f"{' through the AXI-Stream top' if p.get('top') == 'axis' else ''} "
-             f"{'bit-exact' if p['bit_exact'] else 'MISMATCH'} on {p['samples']} samples"
-             for p in proofs]
-    return ", ".join(parts) if parts else "no arithmetic path ran"
+def _trained(result: FlowResult, last: dict[str, Any], loss: str) -> str:
+    """Record the last epoch's exact test accuracy (or, for a loss without accuracy such as
+    reconstruction_mse, its test loss) in the metrics; returns the stage's note."""
+    if np.isnan(last["test_acc"]):
+        result.metrics["test_loss"] = last["test_loss"]
+        return f"test loss ({loss}) {last['test_loss']:.4g} (exact fixed-point eval)"
+    result.metrics["test_accuracy"] = last["test_acc"]
+    return f"test accuracy {last['test_acc']:.4f} (exact fixed-point eval)"
+
+
+def _frozen_metrics(graph: Any, x: Any, y: Any, task: Any, batch: int = 256
+                    ) -> dict[str, float]:
+    """The task's measures of the frozen graph's exact outputs (``run_graph``) on ``x``."""
+    from qfx.ir.executor import run_graph
+
+    out = np.concatenate([run_graph(graph, x[i:i + batch]).outputs[0]
+                          for i in range(0, len(x), batch)])
+    return task.metrics(out, np.asarray(x, dtype=np.float64), np.asarray(y))
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
 
 def _summary(result: FlowResult) -> dict[str, Any]:
@@ -631,7 +631,7 @@ def _write_junit(result: FlowResult, path: Path) -> Path:
               for c in result.criteria]
     # one case per arithmetic path the C-simulation proved (or failed), with its sample count
     cases += [(f"csim.{p['arith']}", 0.0, "passed" if p["bit_exact"] else "failed",
-               f"{_proofs_text([p])}: {p['mismatches']} mismatching output values")
+               f"{proofs_text([p])}: {p['mismatches']} mismatching output values")
               for p in result.metrics.get("csim_proofs") or []]
     suite = ET.Element("testsuite", name=f"qfx-flow.{result.name}", tests=str(len(cases)),
                        failures=str(sum(1 for c in cases if c[2] == "failed")),

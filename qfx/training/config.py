@@ -4,6 +4,8 @@ A minimal config::
 
     dataset: digits                 # or {name: cifar10, root: data/cifar-10-batches-py}
     model: digits_cnn               # or {name: resnet8, num_classes: 10}
+    task: classification            # optional: or segmentation, reconstruction (see
+                                    # qfx.training.tasks): picks training.loss's default
     training: {epochs: 20, batch_size: 64, lr: 0.01}
     out_dir: runs/digits            # relative paths are relative to the working directory
     quantization: {...}             # optional, handed to qfx.quantize_model unchanged; not
@@ -31,8 +33,10 @@ from qfx.data.augment import AUGMENTATIONS
 from qfx.data.registry import dataset_names, dataset_options, get_dataset
 from qfx.training import distributed as qdist
 from qfx.training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from qfx.training.tasks import TASKS
 from qfx.training.trainer import (
     CHECKPOINT_NAME,
+    LOSSES,
     OPTIMIZERS,
     PLOT_NAME,
     SCHEDULES,
@@ -47,7 +51,7 @@ __all__ = [
     "CALIBRATION_SAMPLES",
 ]
 
-TOP_LEVEL_KEYS = ("name", "dataset", "model", "training", "quantization", "out_dir")
+TOP_LEVEL_KEYS = ("name", "dataset", "model", "training", "quantization", "out_dir", "task")
 # Sections of a flow YAML that other qfx steps read; ``qfx train`` keeps them untouched.
 FLOW_SECTIONS = ("export", "csim", "report", "board", "hls", "onnx", "flow", "steps",
                  "description", "benchmark", "ptq")
@@ -84,6 +88,8 @@ class TrainingOptions:
     # numbers per resource (lut, dsp, ff, ebops), or fractions of a board's with ``board``;
     # reached by qfx.training.budget's controller. None: no budget.
     budget: dict[str, Any] | None = None
+    # The training loss (qfx.training.trainer.LOSSES); the config's task picks the default.
+    loss: str = "cross_entropy"
 
 
 @dataclass
@@ -106,6 +112,7 @@ class TrainConfig:
     out_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
+    task: str = "classification"  # qfx.training.tasks.TASKS
 
     def override_training(self, **values: Any) -> None:
         """Replace training options (e.g. from the command line), validated like the YAML.
@@ -127,6 +134,7 @@ class TrainConfig:
             "training": asdict(self.training),
             "quantization": _jsonable(self.quantization),
             "out_dir": None if self.out_dir is None else str(self.out_dir),
+            "task": self.task,
             **_jsonable(self.extra),
         }
 
@@ -208,7 +216,7 @@ def _training(raw: Any, where: str) -> TrainingOptions:
         opts.momentum = _number(s, "momentum", raw["momentum"], float, where,
                                 lambda v: 0 <= v < 1, "a number in [0, 1)")
     for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                         ("augment", tuple(AUGMENTATIONS))):
+                         ("augment", tuple(AUGMENTATIONS)), ("loss", tuple(LOSSES))):
         if key in raw:
             value = "none" if key == "augment" and raw[key] is None else raw[key]
             if value not in choices:
@@ -343,13 +351,27 @@ def parse_train_config(
     name = raw.get("name") or (src.stem if src is not None else model)
     if not isinstance(name, str):
         raise ConfigError(f"{where}name must be a string, got {name!r}")
+    task = _task(raw, where)
+    training = _training(raw.get("training"), where)
+    if "loss" not in (raw.get("training") or {}):
+        training.loss = TASKS[task].losses[0]
+    elif training.loss not in TASKS[task].losses:
+        raise ConfigError(f"{where}training.loss: {training.loss!r} does not train task "
+                          f"{task!r}; allowed: {', '.join(TASKS[task].losses)}")
     return TrainConfig(
         name=name, dataset=dataset, dataset_options=ds_opts, model=model, model_options=m_opts,
-        training=_training(raw.get("training"), where),
+        training=training, task=task,
         quantization=None if quant is None else dict(quant),
         out_dir=None if out_dir is None else Path(out_dir).expanduser(),
         extra={k: raw[k] for k in extra_sections if k in raw}, source=src,
     )
+
+
+def _task(raw: Mapping[str, Any], where: str) -> str:
+    task = raw.get("task", "classification")
+    if not isinstance(task, str) or task not in TASKS:
+        raise ConfigError(f"{where}task: invalid value {task!r}; allowed: {', '.join(TASKS)}")
+    return task
 
 
 def load_train_config(path: str | Path, **kwargs: Any) -> TrainConfig:
@@ -474,6 +496,7 @@ def run_training(
         momentum=t.momentum, device=t.device, out_dir=config.out_dir,
         checkpoint_every=t.checkpoint_every, seed=t.seed, progress=progress,
         augment=t.augment, resume_from=resume_from, metadata=metadata, regularizer=regularizer,
+        loss=t.loss,
     )
 
 

@@ -1,5 +1,6 @@
-"""The qfx trainer: classification training on any torch device, with per-epoch history of the
-loss, accuracy, learning rate and every quantizer's learned ``int_bits``."""
+"""The qfx trainer: training on any torch device with one of :data:`LOSSES` (classification or
+per-pixel cross-entropy, reconstruction MSE), with per-epoch history of the loss, accuracy,
+learning rate and every quantizer's learned ``int_bits``."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from qfx.training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
     "train", "evaluate", "TrainResult", "quantizer_int_bits", "lr_at", "OPTIMIZERS", "SCHEDULES",
-    "EpochCallback",
+    "EpochCallback", "Loss", "LOSSES",
 ]
 
 OPTIMIZERS = ("adam", "sgd")
@@ -98,6 +99,43 @@ def quantizer_int_bits(model: nn.Module, *, calibrated_only: bool = False
         elif isinstance(bits, (int, float)) and not isinstance(bits, bool):
             out[name or "(model)"] = bits
     return out
+
+
+# ---------------------------------------------------------------------- losses (flows12)
+@dataclass(frozen=True)
+class Loss:
+    """A training loss: ``fn(outputs, inputs, targets)`` is the batch mean; ``accuracy`` says
+    whether the targets are labels that ``outputs.argmax(1)`` is judged against (per sample,
+    or per pixel for label maps). Without it the history's accuracies are NaN.
+
+    Example:
+        >>> LOSSES["reconstruction_mse"].fn(torch.ones(2, 3), torch.zeros(2, 3), None).item()
+        1.0
+    """
+
+    fn: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+    accuracy: bool
+    description: str
+
+
+def _reconstruction_mse(out: torch.Tensor, x: torch.Tensor, _y: Any) -> torch.Tensor:
+    return F.mse_loss(out, x.reshape(out.shape))
+
+
+#: name -> loss (``training.loss`` in a config; a flow's ``task`` picks its default).
+LOSSES: dict[str, Loss] = {
+    "cross_entropy": Loss(lambda out, _x, y: F.cross_entropy(out, y), True,
+                          "cross-entropy of the class scores: per sample (labels) or per pixel "
+                          "(label maps, scores N x C x H x W)"),
+    "reconstruction_mse": Loss(_reconstruction_mse, False,
+                               "mean squared error between the output and the input "
+                               "(an autoencoder's reconstruction)"),
+}
+
+
+def _correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Labels (or label-map pixels) the scores' argmax gets right, and how many were judged."""
+    return (out.argmax(1) == y).sum(), y.numel()
 
 
 class Regularizer:
@@ -179,8 +217,10 @@ def evaluate(
     *,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    loss: str = "cross_entropy",
 ) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy of ``model`` (in eval mode) on ``dataset``.
+    """Mean loss (one of :data:`LOSSES`) and accuracy of ``model`` (in eval mode) on
+    ``dataset`` (accuracy NaN for a loss without one, e.g. ``reconstruction_mse``).
 
     Example:
         >>> from qfx.data import synthetic_classification
@@ -189,26 +229,30 @@ def evaluate(
         >>> 0.0 <= acc <= 1.0
         True
     """
-    return _evaluate(model, _Batches(dataset, batch_size, _device(device)))
+    _check("loss", loss, loss in LOSSES, f"one of {', '.join(LOSSES)}")
+    return _evaluate(model, _Batches(dataset, batch_size, _device(device)), LOSSES[loss])
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, batches: _Batches) -> tuple[float, float]:
+def _evaluate(model: nn.Module, batches: _Batches, loss: Loss) -> tuple[float, float]:
     dataset, dev = batches.dataset, batches.device
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
     correct = torch.zeros((), dtype=torch.int64, device=dev)
-    n = 0
+    n = judged = 0
     for x, y in batches.iterate(torch.arange(len(dataset))):
         out = model(x)
-        loss_sum += F.cross_entropy(out, y, reduction="sum").to(torch.float64)
-        correct += (out.argmax(1) == y).sum()
-        n += len(y)
+        loss_sum += loss.fn(out, x, y).to(torch.float64) * len(x)
+        if loss.accuracy:
+            right, count = _correct(out, y)
+            correct += right
+            judged += count
+        n += len(x)
     model.train(was_training)
     if n == 0:
         raise ValueError("cannot evaluate on an empty dataset")
-    return float(loss_sum) / n, int(correct) / n
+    return float(loss_sum) / n, int(correct) / judged if judged else math.nan
 
 
 def _check(name: str, value: Any, ok: bool, what: str) -> None:
@@ -280,8 +324,11 @@ def train(
     metadata: Mapping[str, Any] | None = None,
     plot: bool = True,
     regularizer: Regularizer | None = None,
+    loss: str = "cross_entropy",
 ) -> TrainResult:
-    """Train a classifier with cross-entropy; returns the model, per-epoch history and files.
+    """Train a model with ``loss`` (one of :data:`LOSSES`: a classifier's or segmenter's
+    cross-entropy, an autoencoder's reconstruction MSE); returns the model, per-epoch history
+    and files. With a loss that has no accuracy the history's accuracies are NaN.
 
     Each history record has ``epoch`` (1-based), ``lr``, ``train_loss``, ``train_acc``,
     ``test_loss``, ``test_acc``, ``seconds`` and ``int_bits`` (see :func:`quantizer_int_bits`).
@@ -313,6 +360,7 @@ def train(
     _check_arguments(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                      schedule=schedule, weight_decay=weight_decay, momentum=momentum,
                      checkpoint_every=checkpoint_every, seed=seed)
+    _check("loss", loss, loss in LOSSES, f"one of {', '.join(LOSSES)}")
     if len(train_set) == 0:
         raise ValueError("the training set is empty")
     run = _setup(model, train_set, test_set, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -322,6 +370,8 @@ def train(
                  callbacks=callbacks, augment=augment, resume_from=resume_from,
                  metadata=metadata)
     run.regularizer = regularizer
+    run.loss = LOSSES[loss]
+    run.meta["train"]["loss"] = loss
     if run.world > 1:
         _calibrate_across_ranks(run, resume_from is None)
     t0 = time.perf_counter()
@@ -332,8 +382,8 @@ def train(
         run.history.append(record)
         if run.progress:
             tqdm.write(f"epoch {epoch + 1}/{epochs}  lr {record['lr']:.3g}  "
-                       f"loss {record['train_loss']:.4f}  train acc {record['train_acc']:.4f}  "
-                       f"test acc {record['test_acc']:.4f}" + _resources_text(record),
+                       f"loss {record['train_loss']:.4f}  " + _accuracy_text(record)
+                       + _resources_text(record),
                        file=sys.stderr)
         stopped = any(bool(cb(epoch + 1, record, run.model)) for cb in run.callbacks)
         stopped = qdist.any_rank(stopped, run.dev)  # every rank stops together
@@ -346,11 +396,17 @@ def train(
     if run.history:
         final, best = run.history[-1]["test_acc"], max(r["test_acc"] for r in run.history)
     else:
-        final = best = _evaluate(run.model, run.test_batches)[1]
+        final = best = _evaluate(run.model, run.test_batches, run.loss)[1]
     return TrainResult(model=run.model, history=run.history, final_test_acc=final,
                        best_test_acc=best, seconds=time.perf_counter() - t0, out_dir=run.out,
                        checkpoint=checkpoint, plot=plot_path, stopped_early=stopped,
                        metadata=run.meta)
+
+
+def _accuracy_text(record: Mapping[str, Any]) -> str:
+    if math.isnan(record["test_acc"]):  # a loss without accuracy (reconstruction)
+        return f"test loss {record['test_loss']:.4f}"
+    return f"train acc {record['train_acc']:.4f}  test acc {record['test_acc']:.4f}"
 
 
 def _check_arguments(*, epochs: Any, batch_size: Any, lr: Any, optimizer: Any, schedule: Any,
@@ -397,6 +453,7 @@ class _Run:
     start: int  # first (0-based) epoch to run: > 0 when resumed
     sampler: DistributedSampler | None = None
     regularizer: Regularizer | None = None  # a penalty added to every step's loss
+    loss: Loss = LOSSES["cross_entropy"]
 
 
 def _setup(model: nn.Module, train_set: Dataset, test_set: Dataset, *, epochs: int,
@@ -461,7 +518,7 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
     """One optimizer step on a batch; returns the (detached) loss and logits."""
     run.opt.zero_grad(set_to_none=True)
     logits = run.net(x)
-    loss = F.cross_entropy(logits, y)
+    loss = run.loss.fn(logits, x, y)
     reg = run.regularizer
     (loss if reg is None else loss + reg.step_penalty()).backward()
     run.opt.step()
@@ -486,32 +543,37 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         order = torch.randperm(len(run.train_set), generator=gen)
     loss_sum = torch.zeros((), dtype=torch.float64, device=run.dev)
     correct = torch.zeros((), dtype=torch.int64, device=run.dev)
-    seen = 0
+    seen = judged = 0
     bar = tqdm(total=len(run.batches), desc=f"epoch {epoch + 1}/{run.epochs}", unit="batch",
                leave=False, disable=None if run.progress else True, file=sys.stderr)
     for step, (x, y) in enumerate(run.batches.iterate(order)):
         if run.augment_fn is not None:
             x = run.augment_fn(x, gen)
         loss, logits = _train_step(run, x, y)
-        loss_sum += loss.to(torch.float64) * len(y)
-        correct += (logits.argmax(1) == y).sum()
-        seen += len(y)
+        loss_sum += loss.to(torch.float64) * len(x)
+        if run.loss.accuracy:
+            right, count = _correct(logits, y)
+            correct += right
+            judged += count
+        seen += len(x)
         bar.update(1)
         if not bar.disable and step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
     bar.close()
     if run.world > 1:  # the epoch's loss and accuracy over every rank's shard
-        counts = torch.tensor([float(seen)], dtype=torch.float64, device=run.dev)
+        counts = torch.tensor([float(seen), float(judged)], dtype=torch.float64,
+                              device=run.dev)
         qdist.all_reduce_sum(loss_sum, correct, counts)
-        seen = int(counts.item())
+        seen, judged = int(counts[0].item()), int(counts[1].item())
     train_loss = float(loss_sum) / seen
     if not math.isfinite(train_loss):
         raise RuntimeError(f"training diverged: train loss is {train_loss} in epoch "
                            f"{epoch + 1}; lower the learning rate (lr={run.lr})")
-    test_loss, test_acc = _evaluate(run.model, run.test_batches)
+    test_loss, test_acc = _evaluate(run.model, run.test_batches, run.loss)
     record = {
         "epoch": epoch + 1, "lr": lr_now, "train_loss": train_loss,
-        "train_acc": int(correct) / seen, "test_loss": test_loss, "test_acc": test_acc,
+        "train_acc": int(correct) / judged if judged else math.nan, "test_loss": test_loss,
+        "test_acc": test_acc,
         "seconds": time.perf_counter() - t_epoch, "int_bits": quantizer_int_bits(run.model),
     }
     if run.regularizer is not None:  # e.g. the estimated resources of the epoch's model

@@ -52,8 +52,8 @@ MODELS: dict[str, ModelSpec] = {
     "resnet20": ModelSpec("resnet20", resnet20, (3, 32, 32), "cifar10"),
     "cnv_w1a1": ModelSpec("cnv_w1a1", cnv_w1a1, (3, 32, 32), "cifar10", kind="qfx"),
     "digits_bnn": ModelSpec("digits_bnn", digits_bnn, (1, 8, 8), "digits", kind="qfx"),
-    # a segmentation model: no segmentation dataset is registered yet (export and C-sim only)
-    "unet": ModelSpec("unet", unet, (1, 16, 16), "segmentation"),
+    # a segmentation model (task: segmentation), made for SYNTHETIC shapes
+    "unet": ModelSpec("unet", unet, (1, 16, 16), "synthetic_shapes"),
     # ops-window: MLPerf Tiny (no real data offline: labelled SYNTHETIC data of the same shape)
     "ds_cnn": ModelSpec("ds_cnn", ds_cnn, (1, 49, 10), "synthetic_kws"),
     "mobilenet_v1_025": ModelSpec("mobilenet_v1_025", mobilenet_v1_025, (3, 96, 96),
@@ -62,9 +62,10 @@ MODELS: dict[str, ModelSpec] = {
                                      "synthetic_vww"),
     "digits_mlp_softmax": ModelSpec("digits_mlp_softmax", digits_mlp_softmax, (1, 8, 8),
                                     "digits"),
-    # MLPerf Tiny anomaly detection (a reconstruction model; no dataset registered: export and
-    # C-sim only)
-    "fc_autoencoder": ModelSpec("fc_autoencoder", fc_autoencoder, (640,), "anomaly"),
+    # MLPerf Tiny anomaly detection (task: reconstruction; no ToyADMOS offline: SYNTHETIC
+    # "machine sound" frames of the same shape)
+    "fc_autoencoder": ModelSpec("fc_autoencoder", fc_autoencoder, (640,),
+                                "synthetic_machine_sound"),
 }
 
 
