@@ -39,7 +39,7 @@ _EXPORT_KEYS = {"io": str, "reuse": (int, dict, str), "clock_mhz": (int, float),
 _CSIM_KEYS = {"samples": int, "jobs": int, "timeout": (int, float), "arith": str,
               "synth_samples": int}
 _CRITERIA_KEYS = {"min_accuracy": (int, float), "min_hw_accuracy": (int, float),
-                  "bit_exact": bool, "fits_board": bool}
+                  "bit_exact": bool, "fits_board": bool, "budget_met": bool}
 _FLOW_KEYS = {"criteria": dict, "synth": str}
 
 
@@ -141,9 +141,14 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
     if csim["synth_samples"] is not None and csim["synth_samples"] < 1:
         raise ValueError(f"{where}.csim.synth_samples must be at least 1")
     flow = _check_section(f"{where}.flow", extra.get("flow"), _FLOW_KEYS)
-    criteria = {"bit_exact": True, "fits_board": True}
+    # budget_met: a training budget is a promise the export estimate must keep
+    criteria = {"bit_exact": True, "fits_board": True,
+                "budget_met": bool(cfg.training.budget)}
     criteria.update(_check_section(f"{where}.flow.criteria", flow.get("criteria"),
                                    _CRITERIA_KEYS))
+    if criteria["budget_met"] and not cfg.training.budget:
+        raise ValueError(f"{where}.flow.criteria.budget_met: the flow sets no training.budget "
+                         "to meet")
     synth = flow.get("synth", "auto")
     if synth not in ("auto", "off", "required"):
         raise ValueError(f"{where}.flow.synth: invalid value {synth!r}; allowed: auto, off, "
@@ -368,7 +373,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
 
     def freeze() -> str:
         from qfx.frontends.pytorch import freeze as do_freeze
-        from qfx.ir.report import overflow_report
+        from qfx.ir.report import output_saturation, overflow_report
         from qfx.ir.serialize import save_graph
 
         graph = do_freeze(state["model"].cpu().eval(), test_x[:1])
@@ -378,6 +383,9 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         state["overflow"] = str(report)
         worst = report.worst()
         result.metrics["worst_overflow"] = {"node": worst[0], "rate": worst[1]} if worst else None
+        sat = output_saturation(graph, test_x)  # the logits: clipped values, argmax ties
+        state["saturation"] = str(sat)
+        result.metrics["output_saturation"] = vars(sat)
         return f"{len(graph.nodes)} nodes -> {out / 'model.qfx.npz'}"
 
     def export() -> str:
@@ -557,6 +565,29 @@ def _judge(spec: FlowSpec, result: FlowResult) -> None:
         result.criteria.append(Criterion(
             "fits_board", bool(fits), "estimate within the board's budget" if fits else
             ("export did not run" if fits is None else "estimate exceeds the board's budget")))
+    if c.get("budget_met"):
+        _judge_budget(spec, result)
+
+
+def _judge_budget(spec: FlowSpec, result: FlowResult) -> None:
+    """``budget_met``: the export estimate within the training budget, resource by resource."""
+    from qfx.training.config import resolve_budget
+
+    budget = resolve_budget(spec.train.training.budget)
+    est = {k.lower(): v for k, v in (result.metrics.get("estimate") or {}).items()}
+    if not est:
+        result.criteria.append(Criterion("budget_met", False, "export did not run"))
+        return
+    parts, ok = [], True
+    for k, limit in budget.items():
+        if k not in est:  # EBOPs: a training measure, not an estimate's figure
+            parts.append(f"{k} not in the export estimate")
+            continue
+        ok = ok and est[k] <= limit
+        parts.append(f"{k} {est[k]:,} of {limit:,.0f}")
+    result.criteria.append(Criterion(
+        "budget_met", ok, ("estimate within the training budget: " if ok else
+                           "estimate exceeds the training budget: ") + ", ".join(parts)))
 
 
 def _proofs_text(proofs: list[dict[str, Any]]) -> str:
@@ -604,6 +635,8 @@ def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> 
         lines += ["", "## Frozen model (every edge's fixed-point format)", "", "```",
                   graph.summary(), "```", "", "## Overflow on the test set", "", "```",
                   state.get("overflow", ""), "```"]
+        if state.get("saturation"):
+            lines += ["", f"Output saturation on the test set: {state['saturation']}."]
     project = state.get("project")
     if project is not None:
         lines += ["", "## HLS export (resource figures are estimates, not synthesis results)",
