@@ -156,6 +156,9 @@ class FixedQuantizer(nn.Module):
         """Raise the range floor to ``max|x|`` (on the device: no host synchronisation) and
         lift the format to it."""
         amax = self._channel_amax(x.detach())
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(amax, op=dist.ReduceOp.MAX)  # every rank keeps the same format
         seen = amax if self.range_seen is None else torch.maximum(self.range_seen, amax)
         self.range_seen = seen
         self._lift_to(torch.where(seen > 0, torch.floor(torch.log2(seen.clamp_min(1e-300))) + 1,
