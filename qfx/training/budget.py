@@ -314,9 +314,9 @@ class BudgetRegularizer:
             >>> x = torch.randn(64, 16)
             >>> with calibration(net):
             ...     _ = net(x)
-            >>> reg = BudgetRegularizer(net, x, {"lut": 600.0})
+            >>> reg = BudgetRegularizer(net, x, {"dsp": 16.0})
             >>> out = reg.finish(net, x, torch.zeros(64, dtype=torch.long))["budget_guarantee"]
-            >>> out["fits"], out["after"]["lut"] <= 600.0 < out["before"]["lut"]
+            >>> out["fits"], out["after"]["dsp"] <= 16.0 < out["before"]["dsp"]
             (True, True)
         """
         import torch.nn.functional as F
