@@ -285,7 +285,8 @@ class BudgetRegularizer:
         with torch.no_grad():
             cost = {k: float(v) for k, v in self.cost().items()}
         used = self.controller.epoch_end(model, cost)
-        return {"resources": used, "penalty_weights": dict(self.controller.weights),
+        return {"resources": used, "budget": dict(self.controller.budget),
+                "penalty_weights": dict(self.controller.weights),
                 "widths": self.widths(), "fits_budget": self.controller.fits(used)}
 
     def _measure(self, model: nn.Module) -> dict[str, float]:

@@ -59,6 +59,7 @@ def test_a_wide_start_meets_the_budget_by_the_end_of_training():
     weights = [r["penalty_weights"]["dsp"] for r in res.history]
     assert weights == sorted(weights) and weights[-1] > 10 * reg.controller.initial
     last = res.history[-1]
+    assert last["budget"] == {"dsp": 60.0}  # the plot draws it beside the resources
     g = last["budget_guarantee"]
     assert g["fits"] and g["after"]["dsp"] <= 60.0 and g["coarsened"]
     with torch.no_grad():  # the model as it is now fits: its exact cost
