@@ -77,7 +77,14 @@ def multiplier_cost(wa: Num, wb: Num, sa: Num, sb: Num,
         lut_path = (torch.maximum(rw_a, rw_b) <= LUT_MULT_MAX_BITS) | \
             (torch.minimum(rw_a, rw_b) == 1)
         zero = torch.zeros_like(wa)
-        dsp = torch.where(live & ~lut_path, _dsp(sa, sb, ports), zero)
+        dsp = _dsp(sa, sb, ports)
+        # The DSP is saved entirely once both operands reach the LUT path: a gradient along
+        # the bits still to remove (``excess``), so that a penalty on DSPs pulls the widths
+        # toward that step, which the ports' ceil alone (1/18 per bit) barely sees.
+        excess = (wa - LUT_MULT_MAX_BITS).clamp_min(0) + (wb - LUT_MULT_MAX_BITS).clamp_min(0)
+        held = excess.detach().clamp_min(1.0)
+        dsp = dsp + dsp.detach() * (excess - excess.detach()) / held
+        dsp = torch.where(live & ~lut_path, dsp, zero)
         lut = torch.where(live & lut_path, wa * wb, zero)
         return dsp, lut
     if wa <= 0 or wb <= 0:

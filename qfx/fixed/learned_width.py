@@ -154,6 +154,8 @@ class WidthQuantizer(FixedQuantizer):
         self._ready = int_bits is not None
         self.enabled = True
         self._observed = None
+        self.covers = False  # see FixedQuantizer.cover (activations only)
+        self.register_buffer("range_seen", None, persistent=False)
 
     # ------------------------------------------------------------------ shapes
     def _view(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -251,6 +253,27 @@ class WidthQuantizer(FixedQuantizer):
         if self.role == "activation" and self._ready:
             return f"{self.fixed_type.cpp()}, learned width, {g}"
         return f"learned width, {g}, {self.rounding}, SAT"
+
+    def cover(self) -> WidthQuantizer:
+        """See :meth:`FixedQuantizer.cover`: the learned range never falls below the largest
+        magnitude seen in training (the width grows with it; the resource penalty can still
+        coarsen the step). Activations only: a constant's range already holds its values.
+
+        Example:
+            >>> q = WidthQuantizer(8, int_bits=2).cover()
+            >>> _ = q.train()(torch.tensor([-20.0, 3.0]))
+            >>> q.fixed_type.cpp()
+            'ap_fixed<12,6,AP_RND,AP_SAT>'
+        """
+        if self.role != "activation":
+            raise ValueError("cover() applies to activation formats (a constant's range "
+                             "already holds every value)")
+        self.covers = True
+        return self
+
+    def _lift_to(self, top: torch.Tensor) -> None:
+        floor = (top - 0.25).to(self.log2_range.dtype)
+        torch.maximum(self.log2_range.data, floor, out=self.log2_range.data)
 
     # ------------------------------------------------------------------ forward
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:

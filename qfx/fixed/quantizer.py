@@ -78,6 +78,9 @@ class FixedQuantizer(nn.Module):
         self._ready = int_bits is not None
         self.enabled = True
         self._observed: list[torch.Tensor] | None = None
+        # cover(): the largest magnitude seen in training, which the format always holds
+        self.covers = False
+        self.register_buffer("range_seen", None, persistent=False)
 
     # ------------------------------------------------------------------ formats
     @property
@@ -127,7 +130,53 @@ class FixedQuantizer(nn.Module):
             self.calibrate(x)
         if not self.training:
             return self.quantize_exact(x)
+        if self.covers:
+            self._hold_range(x)
         return self._fake_quantize(x)
+
+    def cover(self) -> FixedQuantizer:
+        """Make the format hold every value this quantizer sees in training: after each training
+        batch its range is raised (never lowered) to cover the largest magnitude seen so far;
+        the binary point is still learned above that floor. For a model's logits: once the
+        softmax is confident, clipping them costs the cross-entropy almost nothing (nothing
+        holds the range up against the rounding-error gradient), yet two clipped logits tie
+        the argmax. Returns ``self``.
+
+        Example:
+            >>> q = FixedQuantizer(8, int_bits=2).cover()
+            >>> _ = q.train()(torch.tensor([-20.0, 3.0]))
+            >>> q.int_bits  # 2**5 > 20: six integer bits with the sign
+            6
+        """
+        self.covers = True
+        return self
+
+    @torch.no_grad()
+    def _hold_range(self, x: torch.Tensor) -> None:
+        """Raise the range floor to ``max|x|`` (on the device: no host synchronisation) and
+        lift the format to it."""
+        amax = self._channel_amax(x.detach())
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(amax, op=dist.ReduceOp.MAX)  # every rank keeps the same format
+        seen = amax if self.range_seen is None else torch.maximum(self.range_seen, amax)
+        self.range_seen = seen
+        self._lift_to(torch.where(seen > 0, torch.floor(torch.log2(seen.clamp_min(1e-300))) + 1,
+                                  torch.ones_like(seen)))
+
+    def _channel_amax(self, x: torch.Tensor) -> torch.Tensor:
+        """max|x| per granule of ``log2_lsb`` (float64)."""
+        a = x.abs().to(torch.float64)
+        if not self.per_channel:
+            return a.amax()
+        return a.movedim(self.channel_dim % x.dim(), 0).reshape(self.log2_lsb.numel(), -1) \
+            .amax(1).reshape(self.log2_lsb.shape)
+
+    def _lift_to(self, top: torch.Tensor) -> None:
+        """Widen the range to ``2**top`` where it is narrower (the step follows: fixed width).
+        ``- 0.25``: the value rounds to the bound, Adam may move it a little below."""
+        floor = (top + float(self.signed) - self.width - 0.25).to(self.log2_lsb.dtype)
+        torch.maximum(self.log2_lsb.data, floor, out=self.log2_lsb.data)
 
     def _is_ready(self) -> bool:
         # Reads the buffer (one sync) only until it is first seen True; loading a state dict

@@ -7,7 +7,8 @@ Threshold criteria compare one metric of the run (``FlowResult.metrics``) with t
 C-simulated outputs), ``min_auc`` / ``max_mse`` (reconstruction: anomaly-detection ROC AUC and
 reconstruction MSE of the frozen model's outputs), ``min_pixel_accuracy`` / ``min_mean_iou``
 (segmentation); ``min_hw_*`` are the same measures of the C-simulated outputs. ``bit_exact`` and
-``fits_board`` judge the C-simulation and the export.
+``fits_board`` judge the C-simulation and the export; ``budget_met`` holds the export estimate to
+the training budget.
 """
 
 from __future__ import annotations
@@ -97,6 +98,24 @@ def _fits_board(wanted: Any, m: dict[str, Any], ran: set[str]) -> tuple[bool, st
                         "estimate exceeds the board's budget")
 
 
+def _budget_met(wanted: Any, m: dict[str, Any], ran: set[str]) -> tuple[bool, str]:
+    """The export estimate within the training budget (``metrics["training_budget"]``),
+    resource by resource."""
+    budget = m.get("training_budget") or {}
+    est = {k.lower(): v for k, v in (m.get("estimate") or {}).items()}
+    if not est:
+        return False, "export did not run"
+    parts, ok = [], True
+    for k, limit in budget.items():
+        if k not in est:  # EBOPs: a training measure, not an estimate's figure
+            parts.append(f"{k} not in the export estimate")
+            continue
+        ok = ok and est[k] <= limit
+        parts.append(f"{k} {est[k]:,} of {limit:,.0f}")
+    return ok, (("estimate within the training budget: " if ok else
+                 "estimate exceeds the training budget: ") + ", ".join(parts))
+
+
 _CLS, _SEG, _REC = ("classification",), ("segmentation",), ("reconstruction",)
 
 #: key -> criterion, in the order a report lists them.
@@ -112,6 +131,7 @@ CRITERIA: dict[str, CriterionSpec] = {c.key: c for c in (
     _threshold("min_mean_iou", "mean_iou", True, _SEG),
     CriterionSpec("bit_exact", bool, _bit_exact),
     CriterionSpec("fits_board", bool, _fits_board),
+    CriterionSpec("budget_met", bool, _budget_met),
 )}
 
 

@@ -149,9 +149,14 @@ def load_flow(source: str | Path | dict[str, Any]) -> FlowSpec:
     if csim["synth_samples"] is not None and csim["synth_samples"] < 1:
         raise ValueError(f"{where}.csim.synth_samples must be at least 1")
     flow = _check_section(f"{where}.flow", extra.get("flow"), _FLOW_KEYS)
-    criteria = {"bit_exact": True, "fits_board": True}
+    # budget_met: a training budget is a promise the export estimate must keep
+    criteria = {"bit_exact": True, "fits_board": True,
+                "budget_met": bool(cfg.training.budget)}
     criteria.update(_check_section(f"{where}.flow.criteria", flow.get("criteria"),
                                    _CRITERIA_KEYS))
+    if criteria["budget_met"] and not cfg.training.budget:
+        raise ValueError(f"{where}.flow.criteria.budget_met: the flow sets no training.budget "
+                         "to meet")
     synth = flow.get("synth", "auto")
     if synth not in ("auto", "off", "required"):
         raise ValueError(f"{where}.flow.synth: invalid value {synth!r}; allowed: auto, off, "
@@ -376,7 +381,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
 
     def freeze() -> str:
         from qfx.frontends.pytorch import freeze as do_freeze
-        from qfx.ir.report import overflow_report
+        from qfx.ir.report import output_saturation, overflow_report
         from qfx.ir.serialize import save_graph
 
         graph = do_freeze(state["model"].cpu().eval(), test_x[:1])
@@ -386,6 +391,9 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         state["overflow"] = str(report)
         worst = report.worst()
         result.metrics["worst_overflow"] = {"node": worst[0], "rate": worst[1]} if worst else None
+        sat = output_saturation(graph, test_x)  # the first output: clipped values, argmax ties
+        state["saturation"] = str(sat)
+        result.metrics["output_saturation"] = vars(sat)
         note = ""
         if task.frozen_metrics:  # the task's measures of the frozen (exact) model's outputs
             scores = _frozen_metrics(graph, test_x, test_y, task)
@@ -543,6 +551,10 @@ def _mark_running(out: Path, name: str, junit: Path | None) -> None:
 
 def _judge(spec: FlowSpec, result: FlowResult) -> None:
     ran = {s.name for s in result.stages if s.status == "passed"}
+    if spec.train.training.budget:  # what budget_met holds the export estimate to
+        from qfx.training.config import resolve_budget
+
+        result.metrics["training_budget"] = resolve_budget(spec.train.training.budget)
     result.criteria += [Criterion(*c) for c in judge_criteria(spec.criteria, result.metrics, ran)]
 
 
@@ -604,6 +616,8 @@ def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> 
         lines += ["", "## Frozen model (every edge's fixed-point format)", "", "```",
                   graph.summary(), "```", "", "## Overflow on the test set", "", "```",
                   state.get("overflow", ""), "```"]
+        if state.get("saturation"):
+            lines += ["", f"Output saturation on the test set: {state['saturation']}."]
     project = state.get("project")
     if project is not None:
         lines += ["", "## HLS export (resource figures are estimates, not synthesis results)",

@@ -10,7 +10,7 @@ import torch
 from qfx.ir.executor import run_graph
 from qfx.ir.graph import Graph
 
-__all__ = ["OverflowReport", "overflow_report"]
+__all__ = ["OverflowReport", "overflow_report", "OutputSaturation", "output_saturation"]
 
 
 @dataclass
@@ -60,13 +60,72 @@ def overflow_report(graph: Graph, data, batch_size: int = 256) -> OverflowReport
         {'q': 1}
     """
     report = OverflowReport(graph)
-    if isinstance(data, (np.ndarray, torch.Tensor)):
-        batches = [data[i:i + batch_size] for i in range(0, len(data), batch_size)]
-    else:
-        batches = (b[0] if isinstance(b, (tuple, list)) else b for b in data)
-    for batch in batches:
+    for batch in _batches(data, batch_size):
         res = run_graph(graph, batch)
         for name, count in res.overflow.items():
             report.overflowed[name] = report.overflowed.get(name, 0) + count
             report.total[name] = report.total.get(name, 0) + res.elements[name]
     return report
+
+
+def _batches(data, batch_size: int):
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        return [data[i:i + batch_size] for i in range(0, len(data), batch_size)]
+    return (b[0] if isinstance(b, (tuple, list)) else b for b in data)
+
+
+@dataclass
+class OutputSaturation:
+    """Saturation of a graph's (first) output, read as a classifier's logits.
+
+    ``clipped`` of ``values`` output values fell outside the output format (before its cast);
+    ``ties`` of ``samples`` rows have their largest value more than once (an argmax tie: the
+    first class wins), ``ties_at_max`` of them at the format's largest value (ties that
+    saturation made: a wider range would have told the classes apart).
+    """
+
+    node: str
+    type_cpp: str
+    clipped: int = 0
+    values: int = 0
+    ties: int = 0
+    ties_at_max: int = 0
+    samples: int = 0
+
+    def __str__(self) -> str:
+        rate = 100 * self.clipped / max(self.values, 1)
+        return (f"output {self.node} {self.type_cpp}: {self.clipped:,} of {self.values:,} "
+                f"values clip ({rate:.1f}%); argmax ties in {self.ties} of {self.samples} "
+                f"samples ({self.ties_at_max} at the saturation level)")
+
+
+def output_saturation(graph: Graph, data, batch_size: int = 256) -> OutputSaturation:
+    """Count the clipped values and argmax ties of ``graph``'s first output on ``data``
+    (as :func:`overflow_report` takes it).
+
+    Example:
+        >>> from qfx.fixed.fixed_type import FixedType
+        >>> from qfx.ir.graph import Edge, Node
+        >>> g = Graph(inputs=["x"], outputs=["q"])
+        >>> g.add_edge(Edge("x", (2,), FixedType(16, 8)))
+        >>> g.add_edge(Edge("q", (2,), FixedType(4, 2, overflow="SAT")))
+        >>> g.add_node(Node("q", "input", ["x"], "q"))
+        >>> s = output_saturation(g, np.array([[5.0, 3.0], [0.5, 0.25]]))
+        >>> s.clipped, s.values, s.ties, s.ties_at_max
+        (2, 4, 1, 1)
+    """
+    name = graph.outputs[0]
+    node = next(n for n in graph.nodes if n.output == name)
+    t = graph.edges[name].type
+    rep = OutputSaturation(node.name, t.cpp())
+    for batch in _batches(data, batch_size):
+        res = run_graph(graph, batch)
+        rep.clipped += res.overflow.get(node.name, 0)
+        rep.values += res.elements.get(node.name, 0)
+        raw = res.raw[0].reshape(len(res.raw[0]), -1)
+        top = raw.max(axis=1)
+        tied = (raw == top[:, None]).sum(axis=1) > 1
+        rep.ties += int(tied.sum())
+        rep.ties_at_max += int((tied & (top == t.to_int(np.float64(t.max)))).sum())
+        rep.samples += len(raw)
+    return rep

@@ -59,6 +59,9 @@ class QConfig:
     # scale/shift) get one format per ``width_granularity`` (tensor, channel or element).
     learn_widths: bool = False
     width_granularity: str = "channel"
+    # quantize_model: the model's outputs (logits) hold every value seen in training
+    # (FixedQuantizer.cover): clipped logits tie the argmax at no cost to the cross-entropy
+    cover_outputs: bool = True
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -345,6 +345,27 @@ def _batches(data: Any) -> Iterable[torch.Tensor]:
     return ([b[0] if isinstance(b, (tuple, list)) else b for b in data])
 
 
+def _cover_outputs(gm: fx.GraphModule) -> None:
+    """The formats of the model's outputs (its logits) hold every value seen in training
+    (:meth:`FixedQuantizer.cover`): reshapes and flattens are looked through to the layer
+    whose output quantizer makes the output."""
+    modules = dict(gm.named_modules())
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    todo = list(out.all_input_nodes)
+    while todo:
+        n = todo.pop()
+        if n.op == "call_module":
+            q = getattr(modules[n.target], "output_quantizer", None)
+            if q is not None and hasattr(q, "cover") and getattr(q, "role", "activation") \
+                    == "activation":
+                q.cover()
+                continue
+        if (n.op == "call_function" and n.target in _KEEP_FUNCS) or (
+                n.op == "call_method" and n.target in _KEEP_METHODS) or (
+                n.op == "call_module" and isinstance(modules[n.target], nn.Flatten)):
+            todo += n.all_input_nodes[:1]
+
+
 def quantize_model(
     model: nn.Module,
     config: QConfig | dict[str, Any] | None = None,
@@ -459,6 +480,8 @@ def quantize_model(
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()
+    if cfg.cover_outputs:
+        _cover_outputs(gm)
     if batches:
         with calibration(gm):
             for b in batches:

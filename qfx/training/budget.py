@@ -170,6 +170,13 @@ class BudgetController:
     """Penalty weights that bring a model's resources to ``budget`` (absolute numbers per
     resource of :data:`RESOURCES`); see the module docstring.
 
+    A PI controller on the log of each weight: with ``e = log(used / (target * budget))``
+    (clipped to +-2), every step adds ``rate * e`` to an integral term and the weight is
+    ``exp(integral + gain * e)``: the proportional term answers at once to a model over (or
+    under) its target, the integral one removes the remaining offset; both fall as soon as the
+    model is under target, so the widths are released again (no wind-up: the integral is held
+    between the weights 1e-6 and 1e4).
+
     ``penalty(cost)`` is the term to add to the loss (each resource normalised by its budget);
     ``update(cost)`` adapts the weights after a step; ``measure`` (optional: model -> resource
     numbers, e.g. the export estimate) rescales the cost to it once per epoch (``epoch_end``).
@@ -181,7 +188,7 @@ class BudgetController:
     """
 
     def __init__(self, budget: Mapping[str, float], *, target: float = 0.9, rate: float = 0.05,
-                 initial: float = 1e-3,
+                 gain: float = 1.0, initial: float = 1e-3,
                  measure: Callable[[nn.Module], Mapping[str, float]] | None = None) -> None:
         unknown = sorted(set(budget) - set(RESOURCES))
         if unknown:
@@ -192,7 +199,9 @@ class BudgetController:
                 raise ValueError(f"budget.{k} must be a positive number, got {v!r}")
         self.budget = {k: float(v) for k, v in budget.items()}
         self.target, self.rate, self.initial = float(target), float(rate), float(initial)
+        self.gain = float(gain)
         self.weights = {k: self.initial for k in self.budget}
+        self.integral = {k: math.log(self.initial) for k in self.budget}
         self.scale = {k: 1.0 for k in self.budget}  # measured / differentiable, per epoch
         self.measure = measure
 
@@ -206,9 +215,12 @@ class BudgetController:
         return {k: float(cost[k]) * self.scale[k] for k in self.budget}
 
     def update(self, cost: Mapping[str, Any]) -> None:
+        lo, hi = math.log(1e-6), math.log(1e4)
         for k, used in self.used(cost).items():
-            ratio = max(used, 1e-3 * self.budget[k]) / (self.target * self.budget[k])
-            self.weights[k] = min(max(self.weights[k] * ratio ** self.rate, 1e-6), 1e4)
+            err = math.log(max(used, 1e-3 * self.budget[k]) / (self.target * self.budget[k]))
+            err = min(max(err, -2.0), 2.0)
+            self.integral[k] = min(max(self.integral[k] + self.rate * err, lo), hi)
+            self.weights[k] = math.exp(min(max(self.integral[k] + self.gain * err, lo), hi))
 
     def epoch_end(self, model: nn.Module, cost: Mapping[str, Any]) -> dict[str, float]:
         """Recalibrate to ``measure`` (if any); returns the resources to report."""
@@ -273,5 +285,132 @@ class BudgetRegularizer:
         with torch.no_grad():
             cost = {k: float(v) for k, v in self.cost().items()}
         used = self.controller.epoch_end(model, cost)
-        return {"resources": used, "penalty_weights": dict(self.controller.weights),
+        return {"resources": used, "budget": dict(self.controller.budget),
+                "penalty_weights": dict(self.controller.weights),
                 "widths": self.widths(), "fits_budget": self.controller.fits(used)}
+
+    def _measure(self, model: nn.Module) -> dict[str, float]:
+        """The exact resources: ``measure`` when given, else the cost itself."""
+        c = self.controller
+        if c.measure is not None:
+            return {k: float(v) for k, v in c.measure(model).items()}
+        with torch.no_grad():
+            return {k: float(v) for k, v in self.cost().items()}
+
+    def finish(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+               loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor] | None = None,
+               max_steps: int = 256) -> dict[str, Any]:
+        """The guarantee that the trained model fits: while the exact measurement (``measure``,
+        else the cost) exceeds the budget, coarsen by one bit (step x 2, range kept) the
+        learned format that saves the most over-budget resource per unit of loss on ``(x,
+        y)`` (``loss(outputs, x, y)``, the run's training loss; cross-entropy if None): the
+        saving read from the cost's gradient (scaled to the measurement), the loss
+        from a trial. Deterministic. Returns ``{"budget_guarantee": {...}}`` for the last
+        epoch's record: the resources before and after, the formats coarsened (in order) and
+        the loss before and after; raises RuntimeError if no format can shrink any further.
+
+        Example:
+            >>> from qfx.nn import QConfig, QInput, QLinear, config
+            >>> from qfx.fixed.quantizer import calibration
+            >>> with config(QConfig(learn_widths=True)):
+            ...     net = nn.Sequential(QInput(8), QLinear(16, 4))
+            >>> x = torch.randn(64, 16)
+            >>> with calibration(net):
+            ...     _ = net(x)
+            >>> reg = BudgetRegularizer(net, x, {"dsp": 16.0})
+            >>> out = reg.finish(net, x, torch.zeros(64, dtype=torch.long))["budget_guarantee"]
+            >>> out["fits"], out["after"]["dsp"] <= 16.0 < out["before"]["dsp"]
+            (True, True)
+        """
+        import torch.nn.functional as F
+
+        from qfx.fixed.learned_width import width_quantizers
+
+        was = model.training
+        model.eval()
+        quantizers = width_quantizers(model)
+
+        loss_fn = loss or (lambda out, _x, target: F.cross_entropy(out, target))
+
+        def measure_loss() -> float:
+            with torch.no_grad():
+                return float(loss_fn(model(x).float(), x, y))
+
+        used = before = self._measure(model)
+        loss0 = start_loss = measure_loss()
+        steps: list[str] = []
+        budget = self.controller.budget
+        while not self.controller.fits(used):
+            if len(steps) >= max_steps:
+                raise RuntimeError(f"budget not reached after coarsening {max_steps} formats: "
+                                   f"{_usage_text(used, budget)}")
+            over = [k for k in budget if used.get(k, 0.0) > budget[k]]
+            saving = self._savings(quantizers, over)
+            best, best_score = None, 0.0
+            for name, q in quantizers.items():
+                if saving.get(name, 0.0) <= 0 or not _can_shrink(q, _values(model, name)):
+                    continue
+                _shift(q, 1.0)
+                score = saving[name] / max(measure_loss() - loss0, 1e-4)
+                _shift(q, -1.0)
+                if score > best_score:
+                    best, best_score = name, score
+            if best is None:
+                raise RuntimeError(f"budget not reached and no learned format can shrink "
+                                   f"further: {_usage_text(used, budget)}")
+            _shift(quantizers[best], 1.0)
+            steps.append(best)
+            loss0 = measure_loss()
+            used = self._measure(model)
+        model.train(was)
+        return {"budget_guarantee": {
+            "fits": True, "before": before, "after": used, "coarsened": steps,
+            "loss_before": start_loss, "loss_after": loss0}}
+
+    def _savings(self, quantizers: Mapping[str, WidthQuantizer], over: list[str]
+                 ) -> dict[str, float]:
+        """Per quantizer: the over-budget resources (normalised by their budgets) saved by
+        one bit less in each granule, from the cost's gradient (its step: +1 bit of step is
+        -1 bit of width)."""
+        params = [q.log2_lsb for q in quantizers.values()]
+        cost = self.cost()
+        c = self.controller
+        total = sum((c.scale[k] * cost[k] / c.budget[k] for k in over), torch.zeros(()))
+        if not total.requires_grad:
+            return {}
+        grads = torch.autograd.grad(total, params, allow_unused=True)
+        return {name: 0.0 if g is None else float(-g.sum())
+                for name, g in zip(quantizers, grads, strict=True)}
+
+
+def _values(model: nn.Module, name: str) -> torch.Tensor | None:
+    """The constant a quantizer named ``<layer>.<attr>_quantizer`` quantizes (None for an
+    activation)."""
+    layer, _, attr = name.rpartition(".")
+    m = model.get_submodule(layer) if layer else model
+    if attr == "scale_quantizer" and isinstance(m, _QBatchNorm):
+        return m.scale_shift(m.running_mean, m.running_var)[0]
+    if attr == "shift_quantizer" and isinstance(m, _QBatchNorm):
+        return m.scale_shift(m.running_mean, m.running_var)[1]
+    return getattr(m, attr.removesuffix("_quantizer"), None)
+
+
+def _can_shrink(q: WidthQuantizer, values: torch.Tensor | None) -> bool:
+    """One bit less still leaves a live format (activations keep at least one magnitude bit;
+    a constant is not pruned whole)."""
+    if q.role == "activation":
+        return bool((q._activation_bits()[0] > 1).all())
+    if values is None:
+        return False
+    with torch.no_grad():
+        return bool((q._constant_bits(values.detach())[0] > 1).any())
+
+
+def _shift(q: WidthQuantizer, bits: float) -> None:
+    """Coarsen (``bits > 0``) or refine every granule's step; an activation keeps its range."""
+    with torch.no_grad():
+        q.log2_lsb.add_(bits)
+
+
+def _usage_text(used: Mapping[str, float], budget: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} {used.get(k, 0.0):,.0f} of {v:,.0f}" for k, v in budget.items())

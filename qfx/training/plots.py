@@ -27,9 +27,14 @@ def _plot_mapping_series(ax: Any, history: Sequence[dict[str, Any]], key: str) -
     names: list[str] = []
     for r in history:
         names += [n for n in r.get(key) or {} if n not in names]
+    budget = next((r["budget"] for r in reversed(history) if r.get("budget")), {}) \
+        if key == "resources" else {}
     for n in names:
         pts = [(r["epoch"], r[key][n]) for r in history if n in (r.get(key) or {})]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=n)
+        (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=n)
+        if n in budget:  # the training budget of that resource, dashed in its colour
+            ax.axhline(budget[n], color=line.get_color(), linestyle="--", linewidth=1,
+                       label=f"{n} budget")
     ax.set_title("learned widths (mean bits)" if key == "widths" else "estimated resources")
     ax.set_xlabel("epoch")
     if key == "resources":
@@ -48,7 +53,8 @@ def plot_history(
 ) -> Path:
     """Write a PNG of loss, accuracy and learning rate vs epoch, and each quantizer's learned
     ``int_bits`` vs epoch (one line per quantizer, or small multiples when there are many);
-    records with ``widths`` / ``resources`` (budgeted training) add a panel for each.
+    records with ``widths`` / ``resources`` (budgeted training) add a panel for each (with the
+    record's ``budget`` dashed).
 
     ``history`` is :func:`qfx.training.train`'s (``TrainResult.history``);
     ``initial_int_bits`` (``TrainResult.metadata["initial_int_bits"]``), if given, is drawn

@@ -148,6 +148,14 @@ class Regularizer:
     def epoch_record(self, model: nn.Module) -> dict[str, Any]:
         return {}
 
+    def finish(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+               loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor] | None = None
+               ) -> dict[str, Any]:
+        """After the last epoch (``x, y``: the first training samples; ``loss``: the run's
+        ``Loss.fn``): may change the model (e.g. make it fit a budget) and returns fields for
+        the last epoch's record."""
+        return {}
+
 
 def _resources_text(record: Mapping[str, Any]) -> str:
     res = record.get("resources")
@@ -388,6 +396,8 @@ def train(
         stopped = any(bool(cb(epoch + 1, record, run.model)) for cb in run.callbacks)
         stopped = qdist.any_rank(stopped, run.dev)  # every rank stops together
         last = stopped or epoch + 1 == epochs
+        if last and run.regularizer is not None:
+            _finish_regularizer(run, record)
         if last or (epoch + 1) % checkpoint_every == 0:
             checkpoint = _save_checkpoint(run, epoch + 1) or checkpoint
         if stopped:
@@ -579,6 +589,38 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     if run.regularizer is not None:  # e.g. the estimated resources of the epoch's model
         record.update(run.regularizer.epoch_record(run.model))
     return record
+
+
+# Training samples the regularizer's last step (Regularizer.finish) judges the loss on.
+_FINISH_SAMPLES = 1024
+
+
+def _finish_regularizer(run: _Run, record: dict[str, Any]) -> None:
+    """The regularizer's last word (e.g. the budget guarantee); if it reports a change, the
+    record's test loss and accuracy are those of the changed model."""
+    n = min(len(run.train_set), _FINISH_SAMPLES)
+    xs, ys = zip(*run.batches.iterate(torch.arange(n)), strict=True)
+    extra = run.regularizer.finish(run.model, torch.cat(xs), torch.cat(ys), loss=run.loss.fn)
+    if not extra:
+        return
+    record.update(extra)
+    record["test_loss"], record["test_acc"] = _evaluate(run.model, run.test_batches, run.loss)
+    if run.progress:
+        tqdm.write(f"after training: test acc {record['test_acc']:.4f}  "
+                   + "  ".join(f"{k}: {v}" for k, v in _finish_text(extra).items()),
+                   file=sys.stderr)
+
+
+def _finish_text(extra: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and "after" in value:
+            coarsened = value.get("coarsened") or []
+            out[key] = (f"{len(coarsened)} format(s) coarsened by a bit, est. "
+                        + " ".join(f"{k} {v:,.0f}" for k, v in value["after"].items()))
+        else:
+            out[key] = str(value)
+    return out
 
 
 def _save_checkpoint(run: _Run, epoch: int) -> Path | None:

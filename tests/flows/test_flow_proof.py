@@ -66,3 +66,18 @@ def test_flow_csim_section_accepts_arith(tmp_path):
                     "quantization: {bits: 6}\ncsim: {samples: 8, arith: fast}\n")
     with pytest.raises(ValueError, match="csim.arith"):
         load_flow(flow)
+
+
+def test_budget_met_compares_the_estimate_with_the_training_budget(tmp_path):
+    spec = load_flow("flows/digits-budget-ultra96.yaml")
+    assert spec.criteria["budget_met"]  # on by default when training has a budget
+    assert not load_flow("flows/digits-ultra96.yaml").criteria["budget_met"]
+    r = FlowResult("t", tmp_path)
+    _judge(spec, r)
+    assert not {c.name: c for c in r.criteria}["budget_met"].passed  # export did not run
+    for dsp, ok in ((180, True), (181, False)):  # 0.5 of the Ultra96-V2's 360 DSPs
+        r = FlowResult("t", tmp_path)
+        r.metrics["estimate"] = {"LUT": 1000, "FF": 10, "DSP": dsp}
+        _judge(spec, r)
+        crit = {c.name: c for c in r.criteria}["budget_met"]
+        assert crit.passed is ok and f"dsp {dsp:,} of 180" in crit.message

@@ -37,6 +37,11 @@ def test_digits_flow_is_bit_exact_and_reports(digits_flow):
     assert {"stage.csim", "criterion.bit_exact", "csim.native", "csim.synth"} <= names
     assert "-DQFX_AP_ARITH" in report
     assert suite.get("skipped") == "1"
+    # the logits' format holds them (no clipping to tie the argmax), and the report says so
+    sat = r.metrics["output_saturation"]
+    assert sat["node"] == "fc" and sat["values"] == 3600 and sat["samples"] == 360
+    assert sat["clipped"] <= 0.01 * sat["values"] and sat["ties_at_max"] == 0
+    assert "Output saturation on the test set: output fc" in report
 
 
 def test_failing_criterion_exits_non_zero_with_a_reason(tmp_path, capsys):

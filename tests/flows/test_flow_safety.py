@@ -63,6 +63,7 @@ BASE = ("dataset: digits\nmodel: digits_cnn\nquantization: {bits: 8}\n"
     ("csim: {timeout: 0}\n", ".csim.timeout"),
     ("csim: {samples: 0}\n", ".csim.samples"),
     ("flow: {criteria: {min_accuracy: -0.5}}\n", ".flow.criteria.min_accuracy"),
+    ("flow: {criteria: {budget_met: true}}\n", ".flow.criteria.budget_met"),
 ])
 def test_every_stage_is_validated_when_the_flow_loads(tmp_path, monkeypatch, capsys, extra, key):
     from qfx.cli import EXIT_USAGE, main

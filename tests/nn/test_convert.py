@@ -177,3 +177,26 @@ def test_conv_before_batchnorm_hands_on_its_accumulator_unless_configured():
     assert q.get_submodule("3").output_quantizer is not None  # feeds the output
     q2 = quantize_model(net, {"quantize_before_batchnorm": True}, x)
     assert q2.get_submodule("0").output_quantizer is not None
+
+
+@pytest.mark.parametrize("quant", [{"bits": 8}, {"bits": 8, "learn_widths": True}])
+def test_the_logits_format_holds_every_value_seen_in_training(quant):
+    # The rounding-error gradient alone would narrow the logits' range (clipping confident
+    # logits costs the cross-entropy nothing); quantize_model makes their format cover them.
+    torch.manual_seed(0)
+    float_net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3))
+    q = quantize_model(float_net, quant, torch.randn(64, 6))
+    out_q = q.get_submodule("3").output_quantizer
+    assert out_q.covers and not q.get_submodule("0").output_quantizer.covers
+    x, y = 8 * torch.randn(256, 6), torch.randint(0, 3, (256,))
+    opt = torch.optim.Adam(q.parameters(), lr=0.05)
+    for _ in range(20):
+        opt.zero_grad()
+        nn.functional.cross_entropy(q.train()(x), y).backward()
+        opt.step()
+    q(x)  # the range seen by the last training batch counts too
+    g = freeze(q.eval(), x[:1])
+    sat = qfx.ir.report.output_saturation(g, x)
+    assert sat.clipped == 0 and sat.ties_at_max == 0
+    off = quantize_model(float_net, {**quant, "cover_outputs": False}, torch.randn(64, 6))
+    assert not off.get_submodule("3").output_quantizer.covers

@@ -41,3 +41,35 @@ def test_controller_reaches_a_stated_budget(tmp_path):
     assert last["test_acc"] > 0.5  # chance: 0.25
     # the training plot shows the widths and the resources over time
     assert plot_history(res.history, tmp_path / "h.png").stat().st_size > 1000
+
+
+def test_a_wide_start_meets_the_budget_by_the_end_of_training():
+    # 16-bit start: one DSP per product, 240 in all; the controller drives the widths down and
+    # the guarantee step after the last epoch coarsens formats until the exact count fits.
+    torch.manual_seed(0)
+    train_set, test_set = synthetic_classification(256, (16,), num_classes=4)
+    with qfx.config(QConfig.uniform(16, learn_widths=True, width_granularity="tensor")):
+        net = nn.Sequential(QInput(), QLinear(16, 12), QReLU(), QLinear(12, 4))
+    with qfx.calibration(net):
+        net(train_set.tensors[0])
+    reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"dsp": 60.0})
+    assert reg.controller.used({k: float(v) for k, v in reg.cost().items()})["dsp"] == 240
+    res = train(net, train_set, test_set, epochs=3, lr=0.003, batch_size=16, progress=False,
+                regularizer=reg)
+    weights = [r["penalty_weights"]["dsp"] for r in res.history]
+    assert weights == sorted(weights) and weights[-1] > 10 * reg.controller.initial
+    last = res.history[-1]
+    assert last["budget"] == {"dsp": 60.0}  # the plot draws it beside the resources
+    g = last["budget_guarantee"]
+    assert g["fits"] and g["after"]["dsp"] <= 60.0 and g["coarsened"]
+    with torch.no_grad():  # the model as it is now fits: its exact cost
+        assert float(reg.cost()["dsp"]) <= 60.0
+    # the record's accuracy is the final model's
+    from qfx.training import evaluate
+    assert evaluate(net, test_set)[1] == last["test_acc"]
+
+
+def test_the_controller_relaxes_under_its_target():
+    c = BudgetController({"dsp": 10.0})
+    c.update({"dsp": 5.0})
+    assert c.weights["dsp"] < c.initial  # under target: the weight relaxes
