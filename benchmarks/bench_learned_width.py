@@ -4,7 +4,8 @@ learned widths under several DSP budgets, same split, epochs and seeds; medians 
 
 * every quantized model is the same ``qfx.zoo.digits_cnn`` converted by ``qfx.quantize_model``
   and trained from scratch with the same optimizer, epochs and seeds;
-* learned widths: ``quantization: {bits: 8, learn_widths: true}`` (every width starts at 8 bits)
+* learned widths: ``quantization: {bits: 8, learn_widths: true}`` (every width starts at 8 bits;
+  ``--learned-bits``; one width per tensor, ``--granularity`` channel/element for the constants)
   trained with :class:`qfx.training.budget.BudgetRegularizer` to a DSP budget (a fraction of
   the Ultra96-V2's 360 DSPs), whose controller measures the export estimate each epoch;
 * accuracy is the exact fixed-point accuracy on the held-out split, checked equal (raw output
@@ -73,7 +74,7 @@ def _measure(graph, reuse: int) -> dict[str, float]:
 
 
 def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: int,
-         split) -> dict[str, float]:
+         split, learned_bits: int = 8, granularity: str = "tensor") -> dict[str, float]:
     torch.manual_seed(seed)
     x, y = split.test.tensors
     model = digits_cnn()
@@ -81,8 +82,8 @@ def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: 
     if kind == "fixed":
         model = qfx.quantize_model(model, {"bits": int(setting)}, split.train.tensors[0][:256])
     elif kind == "learned":
-        model = qfx.quantize_model(model, {"bits": 8, "learn_widths": True,
-                                           "width_granularity": "tensor"},
+        model = qfx.quantize_model(model, {"bits": learned_bits, "learn_widths": True,
+                                           "width_granularity": granularity},
                                    split.train.tensors[0][:256])
         example = x[:1]
 
@@ -203,6 +204,10 @@ def main() -> None:
                     help="HGQ2 runs from its narrow initial widths, one per beta")
     ap.add_argument("--hgq-wide-betas", type=float, nargs="*", default=[1e-5],
                     help="HGQ2 runs from its 8-bit default initial widths")
+    ap.add_argument("--learned-bits", type=int, default=8,
+                    help="initial width of every learned-width format")
+    ap.add_argument("--granularity", choices=("tensor", "channel", "element"), default="tensor",
+                    help="learned widths of the constants: one per tensor, channel or element")
     ap.add_argument("--no-float", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--png", type=Path, default=None)
@@ -233,7 +238,8 @@ def main() -> None:
     print(f"{'model':22s} {'acc':>7s} {'LUT':>8s} {'FF':>8s} {'DSP':>6s} {'BRAM18K':>8s} "
           f"{'EBOPs':>9s} {'HGQ EBOPs':>9s} {'LUT+55DSP':>10s} {'s/run':>7s}", flush=True)
     for kind, setting in runs:
-        per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split) for s in seeds]
+        per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, args.learned_bits,
+                         args.granularity) for s in seeds]
         if setting is None:
             name = kind
         elif kind == "fixed":
