@@ -231,6 +231,11 @@ def main() -> None:
     pool = ThreadPoolExecutor(max_workers=1)
     hgq_futures = {(init, beta): [pool.submit(_hgq2, beta, init, s, args.epochs)
                                   for s in seeds] for init, beta in hgq_runs}
+    for (init, beta), futs in hgq_futures.items():  # each result as it comes (stderr), so
+        for s, f in zip(seeds, futs, strict=True):  # that a cut run keeps the finished ones
+            f.add_done_callback(lambda f, t=f"HGQ2 {init} beta={beta:g} seed {s}": print(
+                f"{t}: {f.result() if not f.exception() else f.exception()}",
+                file=sys.stderr, flush=True))
     rows = []
     title = (f"digits_cnn, {args.epochs} epochs, seeds 0..{args.seeds - 1}, Ultra96-V2 estimate "
              f"at reuse {args.reuse} (io=parallel); medians over seeds")
