@@ -4,27 +4,43 @@ learned widths under several DSP budgets, same split, epochs and seeds; medians 
 
 * every quantized model is the same ``qfx.zoo.digits_cnn`` converted by ``qfx.quantize_model``
   and trained from scratch with the same optimizer, epochs and seeds;
-* learned widths: ``quantization: {bits: 8, learn_widths: true}`` (every width starts at 8 bits)
+* learned widths: ``quantization: {bits: 8, learn_widths: true}`` (every width starts at 8 bits;
+  ``--learned-bits``; one width per tensor, ``--granularity`` channel/element for the constants)
   trained with :class:`qfx.training.budget.BudgetRegularizer` to a DSP budget (a fraction of
   the Ultra96-V2's 360 DSPs), whose controller measures the export estimate each epoch;
 * accuracy is the exact fixed-point accuracy on the held-out split, checked equal (raw output
   for raw output) to the frozen integer graph's; resources are the HLS export estimate of the
   frozen graph on the Ultra96-V2 at ``--reuse`` (io=parallel); EBOPs as HGQ defines them (the
   sum over the products of the operands' widths; a convolution kernel counted once).
-* HGQ2 runs only if ``hgq`` (``pip install hgq2 keras``, Keras 3 with the torch backend) is
-  importable; otherwise its rows are reported as not run.
+* learned widths under EBOPs budgets (``--ebops-budgets``): the same with the budget on the
+  EBOPs instead of the DSPs, which spans a front where a DSP budget does not bind;
+* HGQ2 (``pip install hgq2``: HGQ2 0.2 on Keras 3, run with ``KERAS_BACKEND=torch`` in a
+  subprocess, :mod:`benchmarks.hgq2_digits`) at each ``--hgq-betas`` value, from HGQ2's narrow
+  initial widths (and, with ``--hgq-wide-betas``, from its 8-bit defaults): accuracy after
+  ``trace_minmax`` and EBOPs as HGQ2 computes them. Its rows' ``EBOPs`` column is the
+  convolution + dense part (the part this script counts for qfx, a kernel counted once:
+  ``parallelization_factor=1``); ``HGQ EBOPs`` adds its BatchNorm layers and biases. HGQ2's
+  per-weight widths have no qfx export, so its rows have no LUT/DSP estimate. The HGQ2 runs go
+  in a second process alongside the qfx runs; when ``hgq`` is not importable they are
+  reported as not run.
 
 Run: ``python -m benchmarks.bench_learned_width [--epochs 30] [--seeds 3] [--reuse 16]
-[--budgets 0.4 0.2 0.1] [--png PATH] [--json PATH]``
+[--budgets 0.4 0.2 0.1] [--ebops-budgets 40000 20000] [--hgq-betas 1e-6 1e-5 1e-4]
+[--hgq-wide-betas 1e-5] [--png PATH] [--json PATH]``
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +74,7 @@ def _measure(graph, reuse: int) -> dict[str, float]:
 
 
 def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: int,
-         split) -> dict[str, float]:
+         split, learned_bits: int = 8, granularity: str = "tensor") -> dict[str, float]:
     torch.manual_seed(seed)
     x, y = split.test.tensors
     model = digits_cnn()
@@ -66,16 +82,16 @@ def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: 
     if kind == "fixed":
         model = qfx.quantize_model(model, {"bits": int(setting)}, split.train.tensors[0][:256])
     elif kind == "learned":
-        model = qfx.quantize_model(model, {"bits": 8, "learn_widths": True,
-                                           "width_granularity": "tensor"},
+        model = qfx.quantize_model(model, {"bits": learned_bits, "learn_widths": True,
+                                           "width_granularity": granularity},
                                    split.train.tensors[0][:256])
         example = x[:1]
 
         def measure(m):
             return _measure(qfx.freeze(m.eval(), example), reuse)
 
-        reg = BudgetRegularizer(model, example, {"dsp": 360.0 * float(setting)},
-                                measure=measure)
+        budget = {"ebops": float(setting)} if setting > 1 else {"dsp": 360.0 * float(setting)}
+        reg = BudgetRegularizer(model, example, budget, measure=measure)
     t0 = time.perf_counter()
     res = train(model, split.train, split.test, epochs=epochs, lr=3e-3, batch_size=32,
                 seed=seed, progress=False, plot=False, regularizer=reg)
@@ -94,13 +110,105 @@ def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: 
     return row
 
 
+def _hgq2(beta: float, init: str, seed: int, epochs: int) -> dict[str, float]:
+    """One HGQ2 run (:mod:`benchmarks.hgq2_digits`) in a subprocess on Keras's torch backend."""
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    cmd = [sys.executable, "-m", "benchmarks.hgq2_digits", "--beta", repr(beta), "--init", init,
+           "--seed", str(seed), "--epochs", str(epochs)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600,
+                          cwd=Path(__file__).resolve().parents[1], check=False)
+    if done.returncode:
+        raise RuntimeError(f"HGQ2 beta={beta} {init} seed {seed} failed:\n{done.stderr[-2000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"acc": out["acc"], "ebops": out["ebops_mac"], "ebops_hgq": out["ebops"],
+            "seconds": out["seconds"]}
+
+
+def dominated(point: tuple[float, float], front: list[tuple[float, float]]) -> bool:
+    """Whether some ``(cost, accuracy)`` of ``front`` is at most as costly and at least as
+    accurate as ``point``.
+
+    Example:
+        >>> dominated((10.0, 0.9), [(8.0, 0.95), (20.0, 0.99)])
+        True
+        >>> dominated((5.0, 0.9), [(8.0, 0.95)])
+        False
+    """
+    return any(c <= point[0] and a >= point[1] for c, a in front)
+
+
+def _median_row(name: str, per_seed: list[dict[str, float]]) -> dict:
+    med: dict = {k: statistics.median(r[k] for r in per_seed) for k in per_seed[0]}
+    med["name"] = name
+    med["accs"] = [r["acc"] for r in per_seed]
+    return med
+
+
+def _print_row(med: dict) -> None:
+    g = med.get
+    cost = g("lut", math.nan) + 55 * g("dsp", math.nan)
+    print(f"{med['name']:22s} {med['acc']:7.4f} {g('lut', math.nan):8.0f} "
+          f"{g('ff', math.nan):8.0f} {g('dsp', math.nan):6.0f} {g('bram18k', math.nan):8.0f} "
+          f"{g('ebops', math.nan):9.0f} {g('ebops_hgq', math.nan):9.0f} {cost:10.0f} "
+          f"{med['seconds']:7.1f}", flush=True)
+
+
+_FAMILIES = (("fixed", "s", "qfx fixed width"), ("learned dsp", "o", "qfx learned, DSP budget"),
+             ("learned ebops", "D", "qfx learned, EBOPs budget"),
+             ("HGQ2 narrow", "^", "HGQ2, narrow init"), ("HGQ2 wide", "v", "HGQ2, 8-bit init"))
+
+
+def _plot(rows: list[dict], path: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2, sharey=True)
+    flt = next((r["acc"] for r in rows if r["name"] == "float"), None)
+    for ax, xlabel, xfun in (
+            (axes[0], "EBOPs (conv + dense, a kernel counted once)", lambda r: r.get("ebops")),
+            (axes[1], "estimated LUT + 55 x DSP (Ultra96-V2; HGQ2 has no qfx export)",
+             lambda r: r["lut"] + 55 * r["dsp"] if "lut" in r else None)):
+        for prefix, marker, label in _FAMILIES:
+            pts = sorted((xfun(r), r["acc"], r["name"]) for r in rows
+                         if r["name"].startswith(prefix) and xfun(r) is not None)
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=label)
+            for c, a, n in pts:
+                ax.annotate(n.replace(prefix, "").strip(), (c, a), fontsize="xx-small")
+        if flt is not None:
+            ax.axhline(flt, color="gray", ls="--", label="float")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (median over seeds)")
+    axes[0].legend(fontsize="small")
+    fig.suptitle(title, fontsize="small")
+    fig.savefig(path, dpi=100)
+    print(f"Pareto plot: {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--reuse", type=int, default=16)
-    ap.add_argument("--budgets", type=float, nargs="+", default=[0.4, 0.2, 0.1],
+    ap.add_argument("--budgets", type=float, nargs="*", default=[0.4, 0.2, 0.1],
                     help="DSP budgets of the learned-width runs, fractions of 360")
+    ap.add_argument("--ebops-budgets", type=float, nargs="*", default=[40000.0, 20000.0],
+                    help="EBOPs budgets of further learned-width runs (absolute, > 1)")
+    ap.add_argument("--fixed-bits", type=int, nargs="*", default=[4, 6, 8])
+    ap.add_argument("--hgq-betas", type=float, nargs="*", default=[1e-6, 1e-5, 1e-4],
+                    help="HGQ2 runs from its narrow initial widths, one per beta")
+    ap.add_argument("--hgq-wide-betas", type=float, nargs="*", default=[1e-5],
+                    help="HGQ2 runs from its 8-bit default initial widths")
+    ap.add_argument("--learned-bits", type=int, default=8,
+                    help="initial width of every learned-width format")
+    ap.add_argument("--granularity", choices=("tensor", "channel", "element"), default="tensor",
+                    help="learned widths of the constants: one per tensor, channel or element")
+    ap.add_argument("--no-float", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--png", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
@@ -109,57 +217,58 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     train_set, test_set = load_digits_split()
     split = argparse.Namespace(train=train_set, test=test_set)
-    runs = [("float", None)] + [("fixed", b) for b in (4, 6, 8)] + \
-        [("learned", b) for b in args.budgets]
-    try:
-        import hgq  # noqa: F401
-        hgq_note = "installed but not wired into this script yet: not run"
-    except ImportError:
-        hgq_note = "not installed (pip install hgq2 keras): not run"
+    runs = ([] if args.no_float else [("float", None)]) + \
+        [("fixed", b) for b in args.fixed_bits] + [("learned", b) for b in args.budgets] + \
+        [("learned", b) for b in args.ebops_budgets]
+    hgq_runs = [("narrow", b) for b in args.hgq_betas] + \
+        [("wide", b) for b in args.hgq_wide_betas]
+    hgq_note = ""
+    if importlib.util.find_spec("hgq") is None:  # importing it here would load Keras
+        hgq_note = "HGQ2 not installed (pip install hgq2): not run"
+        hgq_runs = []
+    seeds = range(args.seeds)
+    # the HGQ2 runs go one at a time in a second process while qfx trains in this one
+    pool = ThreadPoolExecutor(max_workers=1)
+    hgq_futures = {(init, beta): [pool.submit(_hgq2, beta, init, s, args.epochs)
+                                  for s in seeds] for init, beta in hgq_runs}
+    for (init, beta), futs in hgq_futures.items():  # each result as it comes (stderr), so
+        for s, f in zip(seeds, futs, strict=True):  # that a cut run keeps the finished ones
+            f.add_done_callback(lambda f, t=f"HGQ2 {init} beta={beta:g} seed {s}": print(
+                f"{t}: {f.result() if not f.exception() else f.exception()}",
+                file=sys.stderr, flush=True))
     rows = []
-    print(f"digits_cnn, {args.epochs} epochs, seeds 0..{args.seeds - 1}, Ultra96-V2 estimate at "
-          f"reuse {args.reuse} (io=parallel); medians over seeds")
-    print(f"{'model':18s} {'acc':>7s} {'LUT':>8s} {'FF':>8s} {'DSP':>6s} {'BRAM18K':>8s} "
-          f"{'EBOPs':>9s} {'LUT+55DSP':>10s} {'s/run':>7s}")
+    title = (f"digits_cnn, {args.epochs} epochs, seeds 0..{args.seeds - 1}, Ultra96-V2 estimate "
+             f"at reuse {args.reuse} (io=parallel); medians over seeds")
+    print(title)
+    print(f"{'model':22s} {'acc':>7s} {'LUT':>8s} {'FF':>8s} {'DSP':>6s} {'BRAM18K':>8s} "
+          f"{'EBOPs':>9s} {'HGQ EBOPs':>9s} {'LUT+55DSP':>10s} {'s/run':>7s}", flush=True)
     for kind, setting in runs:
-        per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split)
-                    for s in range(args.seeds)]
-        med = {k: statistics.median(r[k] for r in per_seed) for k in per_seed[0]}
-        name = kind if setting is None else (f"fixed {setting}-bit" if kind == "fixed"
-                                             else f"learned dsp<={setting:g}")
-        med["name"] = name
-        med["accs"] = [r["acc"] for r in per_seed]
-        rows.append(med)
-        cost = med.get("lut", math.nan) + 55 * med.get("dsp", math.nan)
-        print(f"{name:18s} {med['acc']:7.4f} {med.get('lut', math.nan):8.0f} "
-              f"{med.get('ff', math.nan):8.0f} {med.get('dsp', math.nan):6.0f} "
-              f"{med.get('bram18k', math.nan):8.0f} {med.get('ebops', math.nan):9.0f} "
-              f"{cost:10.0f} {med['seconds']:7.1f}")
-    print(f"HGQ2: {hgq_note}")
+        per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, args.learned_bits,
+                         args.granularity) for s in seeds]
+        if setting is None:
+            name = kind
+        elif kind == "fixed":
+            name = f"fixed {setting}-bit"
+        else:
+            name = f"learned ebops<={setting:g}" if setting > 1 else f"learned dsp<={setting:g}"
+        rows.append(_median_row(name, per_seed))
+        _print_row(rows[-1])
+    for (init, beta), futs in hgq_futures.items():
+        rows.append(_median_row(f"HGQ2 {init} beta={beta:g}", [f.result() for f in futs]))
+        _print_row(rows[-1])
+    pool.shutdown()
+    if hgq_note:
+        print(hgq_note)
+    learned = [(r["ebops"], r["acc"]) for r in rows if r["name"].startswith("learned")]
+    for r in rows:
+        if r["name"].startswith("HGQ2"):
+            ok = dominated((r["ebops"], r["acc"]), learned)
+            print(f"{r['name']}: {'at or below' if ok else 'ABOVE'} qfx's learned front "
+                  "(EBOPs, median accuracy)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     if args.png:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(7, 4.5), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.subplots()
-        for prefix, marker in (("fixed", "s"), ("learned", "o")):
-            pts = sorted((r["lut"] + 55 * r["dsp"], r["acc"], r["name"]) for r in rows
-                         if r["name"].startswith(prefix))
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=prefix)
-            for c, a, n in pts:
-                ax.annotate(n, (c, a), fontsize="x-small")
-        flt = next(r["acc"] for r in rows if r["name"] == "float")
-        ax.axhline(flt, color="gray", ls="--", label="float")
-        ax.set_xscale("log")
-        ax.set_xlabel("estimated LUT + 55 x DSP (Ultra96-V2)")
-        ax.set_ylabel("exact test accuracy (median)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.savefig(args.png, dpi=100)
-        print(f"Pareto plot: {args.png}")
+        _plot(rows, args.png, title)
 
 
 if __name__ == "__main__":
