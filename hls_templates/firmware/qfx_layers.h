@@ -11,13 +11,18 @@
 //
 //   * Synthesis (__SYNTHESIS__), or C-simulation built with -DQFX_AP_ARITH: the loops below
 //     compute on ap_fixed values (`ACC_T acc = bias; acc += x * w;`), shaped for HLS
-//     (pipelined reduction loops, pragmas from the layer's config struct). `qfx csim` proves
-//     this path too (--arith synth|both). Its C-simulation build differs from synthesis only in
-//     how the constants reach the arithmetic, never in the arithmetic: they are stored as native
-//     integers (raw_storage), set into ap_fixed mantissas directly (from_raw) and, for the
-//     multiply-accumulates, converted once per layer into a table of ap_fixed values
-//     (value_table); every one of these gives the same bits. -DQFX_AP_STORAGE turns all three
-//     off (the synthesis code exactly, much slower to compile: one constructor call per constant).
+//     (pipelined reduction loops, pragmas from the layer's config struct); dense and conv2d
+//     with plain constants run the same sum on the raw mantissas in ap_int (raw_dot, see "dot
+//     products": `acc = raw(bias) << sb; acc += (raw(x) * raw(w)) << sx;`, the same bits in
+//     acc_t's lsb, without the ap_fixed operators' alignment and conversions per product).
+//     `qfx csim` proves this path too (--arith synth|both). Its C-simulation build differs from
+//     synthesis only in how the constants and raw bits reach the arithmetic, never in the
+//     arithmetic: constants are stored as native integers (raw_storage), set into ap_fixed
+//     mantissas directly (from_raw; raw_bits reads them the same way) and, for the
+//     multiply-accumulates, converted once per layer into tables of ap_fixed values and raw
+//     ap_int mantissas (value_table, raw_table); every one of these gives the same bits.
+//     -DQFX_AP_STORAGE turns all of them off (the synthesis code exactly, much slower to compile:
+//     one constructor call per constant).
 //   * C-simulation by default (QFX_NATIVE): the same sums on the raw integer mantissas in
 //     int32/int64, with the binary points aligned by exact power-of-two factors derived from the
 //     types (static_asserts below). The IR bounds every accumulator to <= 53 bits and every
@@ -403,7 +408,8 @@ struct const_weights {
 // `acc += x * w` on acc_t (AP_TRN, AP_WRAP; the products' and the bias' fractional bits fit,
 // so nothing rounds), and the IR sizes acc_t so that no partial sum overflows: the same bits as
 // fixed_dot, with one multiply and one add on ap_int per product instead of the ap_fixed
-// operators' alignment and conversions (C-simulation ~1.6x faster; the same DSP in synthesis).
+// operators' alignment and conversions (-DQFX_AP_ARITH C-sim of ResNet-8 ~1.4x faster per
+// CPU-second; the same one DSP per product in synthesis).
 template <class CFG, class WTS, bool RAW = WTS::raw_mac>
 struct dot_acc {  // fixed_dot
   typedef typename CFG::acc_t A;
