@@ -11,13 +11,18 @@
 //
 //   * Synthesis (__SYNTHESIS__), or C-simulation built with -DQFX_AP_ARITH: the loops below
 //     compute on ap_fixed values (`ACC_T acc = bias; acc += x * w;`), shaped for HLS
-//     (pipelined reduction loops, pragmas from the layer's config struct). `qfx csim` proves
-//     this path too (--arith synth|both). Its C-simulation build differs from synthesis only in
-//     how the constants reach the arithmetic, never in the arithmetic: they are stored as native
-//     integers (raw_storage), set into ap_fixed mantissas directly (from_raw) and, for the
-//     multiply-accumulates, converted once per layer into a table of ap_fixed values
-//     (value_table); every one of these gives the same bits. -DQFX_AP_STORAGE turns all three
-//     off (the synthesis code exactly, much slower to compile: one constructor call per constant).
+//     (pipelined reduction loops, pragmas from the layer's config struct); dense and conv2d
+//     with plain constants run the same sum on the raw mantissas in ap_int (raw_dot, see "dot
+//     products": `acc = raw(bias) << sb; acc += (raw(x) * raw(w)) << sx;`, the same bits in
+//     acc_t's lsb, without the ap_fixed operators' alignment and conversions per product).
+//     `qfx csim` proves this path too (--arith synth|both). Its C-simulation build differs from
+//     synthesis only in how the constants and raw bits reach the arithmetic, never in the
+//     arithmetic: constants are stored as native integers (raw_storage), set into ap_fixed
+//     mantissas directly (from_raw; raw_bits reads them the same way) and, for the
+//     multiply-accumulates, converted once per layer into tables of ap_fixed values and raw
+//     ap_int mantissas (value_table, raw_table); every one of these gives the same bits.
+//     -DQFX_AP_STORAGE turns all of them off (the synthesis code exactly, much slower to compile:
+//     one constructor call per constant).
 //   * C-simulation by default (QFX_NATIVE): the same sums on the raw integer mantissas in
 //     int32/int64, with the binary points aligned by exact power-of-two factors derived from the
 //     types (static_asserts below). The IR bounds every accumulator to <= 53 bits and every
@@ -202,6 +207,29 @@ inline TO reinterpret(const FROM& v) {
   return from_raw<TO>(bits);
 }
 
+/// The integer type of T's raw mantissa: ap_int<W> for signed T, ap_uint<W> for unsigned T.
+template <class T>
+struct raw_int {
+  typedef typename if_c<fixed_traits<T>::is_signed, ap_int<fixed_traits<T>::width>,
+                        ap_uint<fixed_traits<T>::width> >::type type;
+};
+
+/// The raw mantissa of x as raw_int<T> (the bits `x.range(W-1, 0)`, two's complement for signed
+/// T): a bit-exact reinterpretation, never a rounding. C-simulation copies the ap_private
+/// mantissa V directly (the same bits without the range proxy, as from_raw above); synthesis
+/// and -DQFX_AP_STORAGE read the range.
+template <class T>
+inline typename raw_int<T>::type raw_bits(const T& x) {
+#pragma HLS INLINE
+  typename raw_int<T>::type r;
+#if !defined(__SYNTHESIS__) && !defined(QFX_AP_STORAGE)
+  r.V = x.V;
+#else
+  r = x.range(fixed_traits<T>::width - 1, 0);
+#endif
+  return r;
+}
+
 #ifndef __SYNTHESIS__
 /// The raw mantissa of x as an int64 (C-simulation only).
 template <class T>
@@ -280,10 +308,11 @@ CAST:
 // pragmas on their constant arrays; the cores are inlined into them.
 
 // C-simulation of the synthesis arithmetic (-DQFX_AP_ARITH, not synthesis): every multiply-
-// accumulate reads its constant as an ap_fixed value of C_T from a per-layer table, converted
-// once from the raw constants with from_raw (the same bits, see raw_storage), instead of
-// converting the raw constant again on every multiplication; the arithmetic on the values is
-// the same ap_fixed code. Synthesis reads from_raw<C_T>(c[idx]) directly.
+// accumulate reads its constant as an ap_fixed value of C_T (mac) or as its raw mantissa
+// raw_int<C_T> (raw, see raw_dot) from a per-layer table, converted once from the raw constants
+// with from_raw (the same bits, see raw_storage), instead of converting the raw constant again
+// on every multiplication; the arithmetic on the values is the same ap_fixed / ap_int code.
+// Synthesis reads from_raw<C_T>(c[idx]) and the stored ap_int c[idx] directly.
 #if !QFX_NATIVE && !defined(__SYNTHESIS__) && !defined(QFX_AP_STORAGE)
 #define QFX_VALUE_TABLES 1
 #else
@@ -303,7 +332,19 @@ const C_T* value_table(const typename raw_storage<C_T>::type* c) {
   }
   return table;
 }
-#define QFX_CONST_WEIGHTS(KEY, C_T, N, PTR) {PTR, ::qfx::value_table<KEY, C_T, N>(PTR)}
+/// The same N constants as raw_int<C_T> mantissas (the bits of value_table's values).
+template <class KEY, class C_T, int N>
+const typename raw_int<C_T>::type* raw_table(const typename raw_storage<C_T>::type* c) {
+  static const typename raw_storage<C_T>::type* filled_from = 0;
+  static typename raw_int<C_T>::type table[N];
+  if (filled_from != c) {
+    for (int i = 0; i < N; i++) table[i] = raw_bits(from_raw<C_T>(c[i]));
+    filled_from = c;
+  }
+  return table;
+}
+#define QFX_CONST_WEIGHTS(KEY, C_T, N, PTR) \
+  {PTR, ::qfx::value_table<KEY, C_T, N>(PTR), ::qfx::raw_table<KEY, C_T, N>(PTR)}
 #else
 #define QFX_CONST_WEIGHTS(KEY, C_T, N, PTR) {PTR}
 #endif
@@ -313,9 +354,11 @@ template <class C_T>
 struct const_weights {
   static const int n_terms = 1;
   static const bool narrow = true;
+  static const bool raw_mac = true;  // dense_core/conv2d_core multiply raw mantissas (raw_dot)
   const typename raw_storage<C_T>::type* c;
 #if QFX_VALUE_TABLES
   const C_T* v;  // the same constants as C_T values (C-simulation of the synthesis arithmetic)
+  const typename raw_int<C_T>::type* r;  // and as raw_int<C_T> mantissas
 #endif
   template <class ACC_T, class IN_T>
   void mac(ACC_T& acc, const IN_T& x, int idx) const {
@@ -326,17 +369,104 @@ struct const_weights {
     acc += x * from_raw<C_T>(c[idx]);
 #endif
   }
+  /// The raw mantissa of constant idx as raw_int<C_T> (synthesis: the stored ap_int itself).
+  const typename raw_int<C_T>::type& raw(int idx) const {
+#pragma HLS INLINE
+#if QFX_VALUE_TABLES
+    return r[idx];
+#else
+    return c[idx];
+#endif
+  }
   int64_t term(int idx, int j) const {
     (void)j;
     return (int64_t)c[idx];
   }
   const_weights at(int idx0) const {
 #if QFX_VALUE_TABLES
-    const const_weights s = {c + idx0, v + idx0};
+    const const_weights s = {c + idx0, v + idx0, r + idx0};
 #else
     const const_weights s = {c + idx0};
 #endif
     return s;
+  }
+};
+
+// ------------------------------------------------------------------------------ dot products
+// The accumulation of one output of dense_core / conv2d_core (synthesis and -DQFX_AP_ARITH),
+// `acc = bias; acc += x * c[idx] ...; y = acc;`, as a policy on the constants' policy WTS:
+//   A          the accumulator;
+//   init(b)    the accumulator holding the bias b (raw mantissa of bias_t);
+//   mac(a, wts, x, idx)  a += x * c[idx];
+//   value(a)   the accumulator as an acc_t value (then cast once to the output type).
+// fixed_dot (WTS::raw_mac false: K-hot): on ap_fixed values, A = acc_t, mac = wts.mac.
+// raw_dot (WTS::raw_mac true: plain constants): the same sum on the raw mantissas, A =
+// raw_int<acc_t> counting acc_t's lsb: the bias is its raw mantissa << sb, each product the
+// ap_int product raw(x) * raw(c) (exact: W_x + W_c bits) << sx, with sb, sx >= 0 the shifts
+// that align bias_t's and the product's binary points with acc_t's (the static_asserts of the
+// layers); value() reads the bits back as acc_t. Every step wraps modulo 2**W_acc exactly as
+// `acc += x * w` on acc_t (AP_TRN, AP_WRAP; the products' and the bias' fractional bits fit,
+// so nothing rounds), and the IR sizes acc_t so that no partial sum overflows: the same bits as
+// fixed_dot, with one multiply and one add on ap_int per product instead of the ap_fixed
+// operators' alignment and conversions (-DQFX_AP_ARITH C-sim of ResNet-8 ~1.4x faster per
+// CPU-second; the same one DSP per product in synthesis).
+template <class CFG, class WTS, bool RAW = WTS::raw_mac>
+struct dot_acc {  // fixed_dot
+  typedef typename CFG::acc_t A;
+  static A init(const typename raw_storage<typename CFG::bias_t>::type& b) {
+#pragma HLS INLINE
+    return from_raw<typename CFG::bias_t>(b);
+  }
+  static void mac(A& a, const WTS& wts, const typename CFG::in_t& x, int idx) {
+#pragma HLS INLINE
+    wts.mac(a, x, idx);
+  }
+  static typename CFG::acc_t value(const A& a) {
+#pragma HLS INLINE
+    return a;
+  }
+};
+
+/// a += p << SX on raw_int values (SX = 0: a += p, no shift).
+template <int SX>
+struct raw_add_shifted {
+  template <class A, class P>
+  static void add(A& a, const P& p) {
+#pragma HLS INLINE
+    A t = p;
+    t <<= SX;
+    a += t;
+  }
+};
+template <>
+struct raw_add_shifted<0> {
+  template <class A, class P>
+  static void add(A& a, const P& p) {
+#pragma HLS INLINE
+    a += p;
+  }
+};
+
+template <class CFG, class WTS>
+struct dot_acc<CFG, WTS, true> {  // raw_dot
+  typedef typename CFG::acc_t acc_t;
+  typedef typename raw_int<acc_t>::type A;
+  static const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                        fixed_traits<typename CFG::weight_t>::frac;
+  static const int sb = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::bias_t>::frac;
+  static A init(const typename raw_storage<typename CFG::bias_t>::type& b) {
+#pragma HLS INLINE
+    A a = raw_bits(from_raw<typename CFG::bias_t>(b));
+    a <<= sb;
+    return a;
+  }
+  static void mac(A& a, const WTS& wts, const typename CFG::in_t& x, int idx) {
+#pragma HLS INLINE
+    raw_add_shifted<sx>::add(a, raw_bits(x) * wts.raw(idx));
+  }
+  static acc_t value(const A& a) {
+#pragma HLS INLINE
+    return from_raw<acc_t>(a);
   }
 };
 
@@ -381,14 +511,15 @@ void dense_core(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG
 DENSE_OUT:
   for (int o = 0; o < CFG::n_out; o++) {
 #pragma HLS UNROLL factor=out_unroll
-    acc_t acc = from_raw<bias_t>(b[o]);
+    typedef dot_acc<CFG, WTS> D;
+    typename D::A acc = D::init(b[o]);
   DENSE_RED:
     for (int i = 0; i < CFG::n_in; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=red_unroll
-      wts.mac(acc, x[i], o * CFG::n_in + i);
+      D::mac(acc, wts, x[i], o * CFG::n_in + i);
     }
-    y[o] = acc;  // the one cast to the output type
+    y[o] = D::value(acc);  // the one cast to the output type
   }
 #endif
 }
@@ -490,7 +621,8 @@ CONV_OC:
 #pragma HLS UNROLL factor=out_unroll
       const int oh = p / CFG::out_w;
       const int ow = p % CFG::out_w;
-      acc_t acc = from_raw<bias_t>(b[oc]);
+      typedef dot_acc<CFG, WTS> D;
+      typename D::A acc = D::init(b[oc]);
     CONV_RED:
       for (int k = 0; k < n_red; k++) {
 #pragma HLS PIPELINE II=1
@@ -501,10 +633,11 @@ CONV_OC:
         const int ih = oh * CFG::stride_h + kh * CFG::dil_h - CFG::pad_h;
         const int iw = ow * CFG::stride_w + kw * CFG::dil_w - CFG::pad_w;
         if (ih >= 0 && ih < CFG::in_h && iw >= 0 && iw < CFG::in_w) {
-          wts.mac(acc, x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw], oc * n_red + k);
+          D::mac(acc, wts, x[((g * cin_g + icg) * CFG::in_h + ih) * CFG::in_w + iw],
+                 oc * n_red + k);
         }
       }
-      y[oc * n_pix + p] = acc;  // the one cast to the output type
+      y[oc * n_pix + p] = D::value(acc);  // the one cast to the output type
     }
   }
 #endif
@@ -917,6 +1050,7 @@ template <class CFG, class C_T>
 struct khot_weights {
   static const int n_terms = CFG::khot;
   static const bool narrow = false;
+  static const bool raw_mac = false;  // products by shifts and adds, on ap_fixed values (mac)
   const typename raw_storage<typename CFG::dsign_t>::type* sg;
   const typename raw_storage<typename CFG::dshift_t>::type* sh;
   template <class ACC_T, class IN_T>
