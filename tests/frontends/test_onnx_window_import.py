@@ -24,7 +24,18 @@ from qfx.backends.onnx import build_qonnx_model
 from qfx.backends.onnx._common import QONNX_DOMAIN
 from qfx.fixed import FixedQuantizer
 from qfx.frontends.onnx import OnnxImportError, check_against_source, import_onnx_model
-from qfx.nn import QConfig, QConv1d, QExp, QFlatten, QInput, QLinear, QSigmoid, QSoftmax, QTanh
+from qfx.nn import (
+    QConfig,
+    QConv1d,
+    QExp,
+    QFlatten,
+    QInput,
+    QLeakyReLU,
+    QLinear,
+    QSigmoid,
+    QSoftmax,
+    QTanh,
+)
 
 qnn = pytest.importorskip("brevitas.nn")
 from brevitas.export import export_qonnx  # noqa: E402
@@ -138,13 +149,13 @@ def test_brevitas_graph_ops_import_and_equal_the_source():
 
 
 def _tables_1d() -> tuple[nn.Module, torch.Tensor]:
-    """qfx.nn: a 1-D conv, tanh, sigmoid, exp and softmax (the table ops)."""
+    """qfx.nn: a 1-D conv, a leaky ReLU, tanh, sigmoid, exp and softmax (the table ops)."""
     torch.manual_seed(3)
     cfg = QConfig(act_width=7, weight_width=6, act_overflow="SAT")
     net = nn.Sequential(QInput(7, config=cfg), QConv1d(2, 3, 3, padding=1, config=cfg),
-                        QTanh(config=cfg), QFlatten(), QLinear(12, 5, config=cfg),
-                        QSigmoid(config=cfg), QLinear(5, 4, config=cfg), QExp(config=cfg),
-                        QSoftmax(config=cfg))
+                        QLeakyReLU(0.25, config=cfg), QTanh(config=cfg), QFlatten(),
+                        QLinear(12, 5, config=cfg), QSigmoid(config=cfg),
+                        QLinear(5, 4, config=cfg), QExp(config=cfg), QSoftmax(config=cfg))
     net[0].output_quantizer = FixedQuantizer(7, True, "RND", "SAT", int_bits=3)
     x = torch.randn(64, 2, 4) * 2
     with qfx.calibration(net):

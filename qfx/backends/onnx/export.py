@@ -384,14 +384,11 @@ def _pad(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
 # ---------------------------------------------------------------------- ops-window
 @_emits("leaky_relu")
 def _leaky_relu(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
-    # Relu(x) + (x - Relu(x)) * 2**-k: one of the two terms is 0, the other an exact shift
-    b, name = ctx.b, node.name
-    pos = b.op("Relu", [ctx.x(node)], f"{name}__pos")
-    neg = b.op("Sub", [ctx.x(node), pos], f"{name}__neg")
-    neg = b.op("Mul", [neg, b.const(pow2(-int(node.attrs["shift"])), f"{name}__slope")],
-               f"{name}__shifted")
-    y = b.op("Add", [pos, neg], f"{name}__leaky")
+    # the standard op with a 2**-k slope: x * 2**-k is an exact shift in float, so it is
+    # re-imported as the same IR leaky_relu
     src = edge_source(ctx.graph, node)
+    y = ctx.b.op("LeakyRelu", [ctx.x(node)], f"{node.name}__leaky",
+                 alpha=pow2(-int(node.attrs["shift"])))
     return y, (None if src is None else FixedType.add(src, node.attrs["acc_type"]))
 
 

@@ -354,18 +354,15 @@ def _conv1d(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
 
 @_emits("leaky_relu")
 def _leaky_relu(ctx: QonnxContext, node: Node) -> tuple[str, FixedType | None]:
-    # Relu(x) + (x - Relu(x)) * 2**-k: one term is 0, the other exact (a power-of-two factor)
-    a, shape, name = node.attrs, _out_shape(ctx, node), node.name
+    # the standard op with a 2**-k slope (an exact shift in float32): it re-imports as the same
+    # IR leaky_relu
+    a = node.attrs
     src = edge_source(ctx.graph, node)
     out_t = None if src is None else FixedType.add(src, a["acc_type"])
     if out_t is not None:
         _check_width(out_t, node, "leaky_relu result")
-    pos = ctx.op("Relu", [ctx.x(node)], f"{name}__pos", shape)
-    neg = ctx.op("Sub", [ctx.x(node), pos], f"{name}__neg", shape)
-    slope = ctx.constant(np.array([1]), FixedType(2, 2 - int(a["shift"]), False),
-                         f"{name}_slope", node)
-    neg = ctx.op("Mul", [neg, slope], f"{name}__shifted", shape)
-    return ctx.op("Add", [pos, neg], f"{name}__leaky", shape), out_t
+    return ctx.op("LeakyRelu", [ctx.x(node)], f"{node.name}__leaky", _out_shape(ctx, node),
+                  alpha=float(2.0 ** -int(a["shift"]))), out_t
 
 
 def _qonnx_gate(ctx: QonnxContext, node: Node) -> str:
