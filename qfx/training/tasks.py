@@ -122,7 +122,8 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "classification": Task("classification", ("cross_entropy",), classification_metrics, False),
+    "classification": Task("classification", ("cross_entropy", "probability_nll"),
+                           classification_metrics, False),
     "segmentation": Task("segmentation", ("cross_entropy",), segmentation_metrics, True),
     "reconstruction": Task("reconstruction", ("reconstruction_mse",), reconstruction_metrics,
                            True),

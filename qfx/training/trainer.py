@@ -122,11 +122,19 @@ def _reconstruction_mse(out: torch.Tensor, x: torch.Tensor, _y: Any) -> torch.Te
     return F.mse_loss(out, x.reshape(out.shape))
 
 
+def _probability_nll(out: torch.Tensor, _x: Any, y: Any) -> torch.Tensor:
+    # a quantized probability can be exactly 0: its log is floored at the finest float32 value
+    return F.nll_loss(torch.log(out.float().clamp_min(torch.finfo(torch.float32).tiny)), y)
+
+
 #: name -> loss (``training.loss`` in a config; a flow's ``task`` picks its default).
 LOSSES: dict[str, Loss] = {
     "cross_entropy": Loss(lambda out, _x, y: F.cross_entropy(out, y), True,
                           "cross-entropy of the class scores: per sample (labels) or per pixel "
                           "(label maps, scores N x C x H x W)"),
+    "probability_nll": Loss(_probability_nll, True,
+                            "negative log-likelihood of class probabilities (a model that ends "
+                            "in a softmax, e.g. digits_mlp_softmax)"),
     "reconstruction_mse": Loss(_reconstruction_mse, False,
                                "mean squared error between the output and the input "
                                "(an autoencoder's reconstruction)"),

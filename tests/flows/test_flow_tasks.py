@@ -30,6 +30,12 @@ def test_shipped_task_flows_load(path, task, loss, criteria):
     assert spec.csim["arith"] == "both" and spec.board == "ultra96"
 
 
+def test_softmax_classifier_flow_trains_on_its_probabilities():
+    spec = load_flow("flows/digits-softmax-ultra96.yaml")
+    assert spec.task == "classification" and spec.train.model == "digits_mlp_softmax"
+    assert spec.train.training.loss == "probability_nll" and spec.csim["arith"] == "both"
+
+
 @pytest.mark.parametrize("change, match", [
     ({"flow": {"criteria": {"min_accuracy": 0.9}}},
      r"flow.criteria.min_accuracy: applies to task classification, not reconstruction"),

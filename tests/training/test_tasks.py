@@ -112,3 +112,19 @@ def test_per_pixel_cross_entropy_counts_pixels():
         pred = model(split.test.tensors[0]).argmax(1)
     # the accuracy is over the pixels of the label maps, not over the samples
     assert res.final_test_acc == (pred == split.test.tensors[1]).float().mean().item()
+
+
+def test_probability_nll_is_the_cross_entropy_of_the_logits_behind_a_softmax():
+    from qfx.training.trainer import LOSSES
+
+    torch.manual_seed(0)
+    z, y = torch.randn(16, 10), torch.randint(0, 10, (16,))
+    nll = LOSSES["probability_nll"].fn(torch.softmax(z, 1), None, y)
+    assert abs(float(nll) - float(nn.functional.cross_entropy(z, y))) < 1e-5  # float32 logs
+    zero = torch.zeros(2, 3)
+    zero[:, 0] = 1.0  # a quantized probability can be exactly 0: finite loss, not inf
+    assert math.isfinite(float(LOSSES["probability_nll"].fn(zero, None, torch.tensor([1, 2]))))
+    assert LOSSES["probability_nll"].accuracy
+    cfg = parse_train_config({"dataset": "digits", "model": "digits_mlp_softmax",
+                              "training": {"loss": "probability_nll"}})
+    assert cfg.task == "classification" and cfg.training.loss == "probability_nll"
