@@ -1793,6 +1793,7 @@ template <class M_T, class S_T, int ROW, int MAXS>
 struct shifted_weights {
   static const int n_terms = 1;
   static const bool narrow = true;
+  static const bool raw_mac = false;  // each product shifted by its row's shift (mac), on values
   const_weights<M_T> m;
   const typename raw_storage<S_T>::type* s;
   int base;  // the layer index of m's first constant (see at)
