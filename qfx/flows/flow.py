@@ -381,22 +381,29 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
 
     def freeze() -> str:
         from qfx.frontends.pytorch import freeze as do_freeze
-        from qfx.ir.report import output_saturation, overflow_report
+        from qfx.ir.report import OutputSaturation, OverflowReport, run_batches
         from qfx.ir.serialize import save_graph
 
         graph = do_freeze(state["model"].cpu().eval(), test_x[:1])
         save_graph(graph, out / "model.qfx.npz")
         state["graph"] = graph
-        report = overflow_report(graph, test_x)
+        # one exact run over the held-out split feeds every report of the frozen model
+        report = OverflowReport(graph)
+        sat = OutputSaturation.of(graph)  # the first output: clipped values, argmax ties
+        out_type, outputs = graph.edges[graph.outputs[0]].type, []
+        for res in run_batches(graph, test_x):
+            report.add(res)
+            sat.add(res, out_type)
+            outputs.append(res.outputs[0])
         state["overflow"] = str(report)
         worst = report.worst()
         result.metrics["worst_overflow"] = {"node": worst[0], "rate": worst[1]} if worst else None
-        sat = output_saturation(graph, test_x)  # the first output: clipped values, argmax ties
         state["saturation"] = str(sat)
         result.metrics["output_saturation"] = vars(sat)
         note = ""
         if task.frozen_metrics:  # the task's measures of the frozen (exact) model's outputs
-            scores = _frozen_metrics(graph, test_x, test_y, task)
+            scores = task.metrics(np.concatenate(outputs), np.asarray(test_x, dtype=np.float64),
+                                  np.asarray(test_y))
             result.metrics.update(scores)
             note = f"; {task.name} on the held-out split: {_metrics_text(scores)}"
         return f"{len(graph.nodes)} nodes -> {out / 'model.qfx.npz'}{note}"
@@ -566,16 +573,6 @@ def _trained(result: FlowResult, last: dict[str, Any], loss: str) -> str:
         return f"test loss ({loss}) {last['test_loss']:.4g} (exact fixed-point eval)"
     result.metrics["test_accuracy"] = last["test_acc"]
     return f"test accuracy {last['test_acc']:.4f} (exact fixed-point eval)"
-
-
-def _frozen_metrics(graph: Any, x: Any, y: Any, task: Any, batch: int = 256
-                    ) -> dict[str, float]:
-    """The task's measures of the frozen graph's exact outputs (``run_graph``) on ``x``."""
-    from qfx.ir.executor import run_graph
-
-    out = np.concatenate([run_graph(graph, x[i:i + batch]).outputs[0]
-                          for i in range(0, len(x), batch)])
-    return task.metrics(out, np.asarray(x, dtype=np.float64), np.asarray(y))
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:

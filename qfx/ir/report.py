@@ -1,16 +1,23 @@
-"""Overflow statistics: how often each layer's output format saturated or wrapped on data."""
+"""Overflow statistics: how often each layer's output format saturated or wrapped on data.
+
+Each report accumulates executor results (``add``), so several can share one run of the graph
+over the data (:func:`run_batches`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from qfx.ir.executor import run_graph
+from qfx.fixed.fixed_type import FixedType
+from qfx.ir.executor import RunResult, run_graph
 from qfx.ir.graph import Graph
 
-__all__ = ["OverflowReport", "overflow_report", "OutputSaturation", "output_saturation"]
+__all__ = ["OverflowReport", "overflow_report", "OutputSaturation", "output_saturation",
+           "run_batches"]
 
 
 @dataclass
@@ -26,6 +33,12 @@ class OverflowReport:
 
     def rate(self, node: str) -> float:
         return self.overflowed[node] / max(self.total[node], 1)
+
+    def add(self, res: RunResult) -> None:
+        """Count one batch's executor result."""
+        for name, count in res.overflow.items():
+            self.overflowed[name] = self.overflowed.get(name, 0) + count
+            self.total[name] = self.total.get(name, 0) + res.elements[name]
 
     def worst(self) -> tuple[str, float] | None:
         if not self.total:
@@ -60,18 +73,20 @@ def overflow_report(graph: Graph, data, batch_size: int = 256) -> OverflowReport
         {'q': 1}
     """
     report = OverflowReport(graph)
-    for batch in _batches(data, batch_size):
-        res = run_graph(graph, batch)
-        for name, count in res.overflow.items():
-            report.overflowed[name] = report.overflowed.get(name, 0) + count
-            report.total[name] = report.total.get(name, 0) + res.elements[name]
+    for res in run_batches(graph, data, batch_size):
+        report.add(res)
     return report
 
 
-def _batches(data, batch_size: int):
+def run_batches(graph: Graph, data, batch_size: int = 256) -> Iterator[RunResult]:
+    """The executor's result on each batch of ``data`` (a tensor/array of inputs, or an
+    iterable of batches or (x, y) pairs), one batch at a time."""
     if isinstance(data, (np.ndarray, torch.Tensor)):
-        return [data[i:i + batch_size] for i in range(0, len(data), batch_size)]
-    return (b[0] if isinstance(b, (tuple, list)) else b for b in data)
+        batches = (data[i:i + batch_size] for i in range(0, len(data), batch_size))
+    else:
+        batches = (b[0] if isinstance(b, (tuple, list)) else b for b in data)
+    for batch in batches:
+        yield run_graph(graph, batch)
 
 
 @dataclass
@@ -91,6 +106,23 @@ class OutputSaturation:
     ties: int = 0
     ties_at_max: int = 0
     samples: int = 0
+
+    @classmethod
+    def of(cls, graph: Graph) -> OutputSaturation:
+        """An empty count for ``graph``'s first output."""
+        node = next(n for n in graph.nodes if n.output == graph.outputs[0])
+        return cls(node.name, graph.edges[graph.outputs[0]].type.cpp())
+
+    def add(self, res: RunResult, out_type: FixedType) -> None:
+        """Count one batch's executor result (``out_type``: the first output's format)."""
+        self.clipped += res.overflow.get(self.node, 0)
+        self.values += res.elements.get(self.node, 0)
+        raw = res.raw[0].reshape(len(res.raw[0]), -1)
+        top = raw.max(axis=1)
+        tied = (raw == top[:, None]).sum(axis=1) > 1
+        self.ties += int(tied.sum())
+        self.ties_at_max += int((tied & (top == out_type.to_int(np.float64(out_type.max)))).sum())
+        self.samples += len(raw)
 
     def __str__(self) -> str:
         rate = 100 * self.clipped / max(self.values, 1)
@@ -114,18 +146,7 @@ def output_saturation(graph: Graph, data, batch_size: int = 256) -> OutputSatura
         >>> s.clipped, s.values, s.ties, s.ties_at_max
         (2, 4, 1, 1)
     """
-    name = graph.outputs[0]
-    node = next(n for n in graph.nodes if n.output == name)
-    t = graph.edges[name].type
-    rep = OutputSaturation(node.name, t.cpp())
-    for batch in _batches(data, batch_size):
-        res = run_graph(graph, batch)
-        rep.clipped += res.overflow.get(node.name, 0)
-        rep.values += res.elements.get(node.name, 0)
-        raw = res.raw[0].reshape(len(res.raw[0]), -1)
-        top = raw.max(axis=1)
-        tied = (raw == top[:, None]).sum(axis=1) > 1
-        rep.ties += int(tied.sum())
-        rep.ties_at_max += int((tied & (top == t.to_int(np.float64(t.max)))).sum())
-        rep.samples += len(raw)
+    rep, out_type = OutputSaturation.of(graph), graph.edges[graph.outputs[0]].type
+    for res in run_batches(graph, data, batch_size):
+        rep.add(res, out_type)
     return rep
