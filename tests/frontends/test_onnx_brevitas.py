@@ -7,27 +7,26 @@ from __future__ import annotations
 import logging
 import warnings
 
+import brevitas.nn as qnn  # the interop extra; a missing one fails, never skips
 import numpy as np
 import pytest
 import torch
+from brevitas.export import export_qonnx
+from brevitas.quant import (
+    Int8ActPerTensorFixedPoint as A8,
+)
+from brevitas.quant import (
+    Int8WeightPerTensorFixedPoint as W8,
+)
+from brevitas.quant import (
+    Uint8ActPerTensorFixedPoint as U8,
+)
 from builders import calibrated_brevitas
 from torch import nn
 
 import qfx
 from qfx.frontends.onnx import OnnxImportError, import_onnx
 from qfx.ir import run_graph
-
-qnn = pytest.importorskip("brevitas.nn")
-from brevitas.export import export_qonnx  # noqa: E402
-from brevitas.quant import (  # noqa: E402
-    Int8ActPerTensorFixedPoint as A8,
-)
-from brevitas.quant import (  # noqa: E402
-    Int8WeightPerTensorFixedPoint as W8,
-)
-from brevitas.quant import (  # noqa: E402
-    Uint8ActPerTensorFixedPoint as U8,
-)
 
 A4 = A8.let(bit_width=4)
 

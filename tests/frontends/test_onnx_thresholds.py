@@ -127,7 +127,7 @@ def _randomize_bn(net: nn.Module) -> None:
 
 
 def test_brevitas_cnn_with_float_batchnorm_imports_exactly_and_csims(tmp_path):
-    qnn = pytest.importorskip("brevitas.nn")
+    import brevitas.nn as qnn  # the interop extra: a missing one fails, never skips
     from brevitas.quant import (
         Int8ActPerTensorFixedPoint,
         Int8WeightPerTensorFixedPoint,
@@ -162,7 +162,7 @@ def test_brevitas_cnn_with_float_batchnorm_imports_exactly_and_csims(tmp_path):
 
 
 def test_finn_style_bnn_with_batchnorm_before_each_sign_imports_exactly(tmp_path):
-    qnn = pytest.importorskip("brevitas.nn")
+    import brevitas.nn as qnn  # the interop extra: a missing one fails, never skips
     from brevitas.quant import (
         Int8ActPerTensorFixedPoint,
         SignedBinaryActPerTensorConst,

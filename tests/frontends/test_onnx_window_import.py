@@ -9,12 +9,17 @@ from __future__ import annotations
 import io
 import warnings
 
+import brevitas.nn as qnn  # the interop extra; a missing one fails, never skips
 import numpy as np
 import onnx
 import pytest
 import qonnx.custom_op.general  # noqa: F401  (the Quant domain)
 import torch
 import torch.nn.functional as F
+from brevitas.export import export_qonnx
+from brevitas.quant import Int8ActPerTensorFixedPoint as A8
+from brevitas.quant import Int8WeightPerTensorFixedPoint as W8
+from brevitas.quant import Uint8ActPerTensorFixedPoint as U8
 from builders import calibrated_brevitas
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
@@ -36,12 +41,6 @@ from qfx.nn import (
     QSoftmax,
     QTanh,
 )
-
-qnn = pytest.importorskip("brevitas.nn")
-from brevitas.export import export_qonnx  # noqa: E402
-from brevitas.quant import Int8ActPerTensorFixedPoint as A8  # noqa: E402
-from brevitas.quant import Int8WeightPerTensorFixedPoint as W8  # noqa: E402
-from brevitas.quant import Uint8ActPerTensorFixedPoint as U8  # noqa: E402
 
 
 class _Window2d(nn.Module):
