@@ -49,28 +49,16 @@ import torch
 import qfx
 from qfx.backends.hls.estimate import estimate_resources
 from qfx.data import load_digits_split
+from qfx.flows.measure import estimate_measure, graph_ebops
 from qfx.training import train
 from qfx.training.budget import BudgetRegularizer
 from qfx.zoo import digits_cnn
 
 
-def _ebops(graph) -> float:
-    """HGQ's EBOPs of a frozen graph: per dense/conv weight that is not zero, weight width x
-    input width (a convolution kernel counted once, as HGQ2 counts a layer reused per pixel)."""
-    total = 0.0
-    for node in graph.nodes:
-        w_t = node.attrs.get("weight_type")
-        if w_t is None or "weight" not in node.params:
-            continue
-        x_w = graph.edges[node.inputs[0]].type.width
-        total += float(np.count_nonzero(node.params["weight"])) * w_t.width * x_w
-    return total
-
-
 def _measure(graph, reuse: int) -> dict[str, float]:
     t = estimate_resources(graph, reuse=reuse, board="ultra96").total
     return {"lut": float(t.lut), "dsp": float(t.dsp), "ff": float(t.ff),
-            "bram18k": float(t.bram18k), "ebops": _ebops(graph)}
+            "bram18k": float(t.bram18k), "ebops": graph_ebops(graph)}
 
 
 def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: int,
@@ -86,12 +74,12 @@ def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: 
                                            "width_granularity": granularity},
                                    split.train.tensors[0][:256])
         example = x[:1]
-
-        def measure(m):
-            return _measure(qfx.freeze(m.eval(), example), reuse)
-
-        budget = {"ebops": float(setting)} if setting > 1 else {"dsp": 360.0 * float(setting)}
-        reg = BudgetRegularizer(model, example, budget, measure=measure)
+        per_layer = estimate_measure(board="ultra96", reuse=reuse, ebops=True)
+        budget = ({"lut_equiv": float(setting.removeprefix("lut"))}
+                  if isinstance(setting, str) else {"ebops": float(setting)} if setting > 1
+                  else {"dsp": 360.0 * float(setting)})
+        reg = BudgetRegularizer(model, example, budget,
+                                measure=lambda m: per_layer(m, example))
     t0 = time.perf_counter()
     res = train(model, split.train, split.test, epochs=epochs, lr=3e-3, batch_size=32,
                 seed=seed, progress=False, plot=False, regularizer=reg)
@@ -155,6 +143,7 @@ def _print_row(med: dict) -> None:
 
 _FAMILIES = (("fixed", "s", "qfx fixed width"), ("learned dsp", "o", "qfx learned, DSP budget"),
              ("learned ebops", "D", "qfx learned, EBOPs budget"),
+             ("learned lut", "P", "qfx learned, LUT + 55 DSP budget"),
              ("HGQ2 narrow", "^", "HGQ2, narrow init"), ("HGQ2 wide", "v", "HGQ2, 8-bit init"))
 
 
@@ -199,6 +188,8 @@ def main() -> None:
                     help="DSP budgets of the learned-width runs, fractions of 360")
     ap.add_argument("--ebops-budgets", type=float, nargs="*", default=[40000.0, 20000.0],
                     help="EBOPs budgets of further learned-width runs (absolute, > 1)")
+    ap.add_argument("--lut-budgets", type=float, nargs="*", default=[],
+                    help="LUT + 55 x DSP budgets of further learned-width runs (absolute)")
     ap.add_argument("--fixed-bits", type=int, nargs="*", default=[4, 6, 8])
     ap.add_argument("--hgq-betas", type=float, nargs="*", default=[1e-6, 1e-5, 1e-4],
                     help="HGQ2 runs from its narrow initial widths, one per beta")
@@ -219,7 +210,8 @@ def main() -> None:
     split = argparse.Namespace(train=train_set, test=test_set)
     runs = ([] if args.no_float else [("float", None)]) + \
         [("fixed", b) for b in args.fixed_bits] + [("learned", b) for b in args.budgets] + \
-        [("learned", b) for b in args.ebops_budgets]
+        [("learned", b) for b in args.ebops_budgets] + \
+        [("learned", f"lut{b:g}") for b in args.lut_budgets]
     hgq_runs = [("narrow", b) for b in args.hgq_betas] + \
         [("wide", b) for b in args.hgq_wide_betas]
     hgq_note = ""
@@ -249,6 +241,8 @@ def main() -> None:
             name = kind
         elif kind == "fixed":
             name = f"fixed {setting}-bit"
+        elif isinstance(setting, str):
+            name = f"learned lut+55dsp<={setting.removeprefix('lut')}"
         else:
             name = f"learned ebops<={setting:g}" if setting > 1 else f"learned dsp<={setting:g}"
         rows.append(_median_row(name, per_seed))

@@ -105,6 +105,10 @@ def _budget_met(wanted: Any, m: dict[str, Any], ran: set[str]) -> tuple[bool, st
     est = {k.lower(): v for k, v in (m.get("estimate") or {}).items()}
     if not est:
         return False, "export did not run"
+    if "lut_equiv" in budget:
+        from qfx.training.budget import lut_equiv
+
+        est["lut_equiv"] = lut_equiv(est["lut"], est["dsp"])
     parts, ok = [], True
     for k, limit in budget.items():
         if k not in est:  # EBOPs: a training measure, not an estimate's figure

@@ -511,25 +511,17 @@ STALE_BANNER = ("> **STALE**: a later run of this flow started and did not finis
                 "or crashed); the result below is from an earlier run and is no longer valid.")
 
 
-def _budget_measure(spec: FlowSpec) -> Callable[[Any, Any], dict[str, float]] | None:
+def _budget_measure(spec: FlowSpec) -> Callable[[Any, Any], Any] | None:
     """The controller's measurement of a budgeted training: the export estimate of the frozen
-    model on the flow's board, architecture and reuse (reuse 1 when the flow chooses it), so
-    that the budget the training reaches is the one ``fits_board`` checks."""
+    model, per layer, on the flow's board, architecture and reuse (reuse 1 when the flow
+    chooses it), so that the budget the training reaches is the one ``fits_board`` checks."""
     if not spec.train.training.budget:
         return None
     e = spec.export
     reuse = e["reuse"] if isinstance(e["reuse"], (int, dict)) else 1
+    from qfx.flows.measure import estimate_measure
 
-    def measure(model: Any, example: Any) -> dict[str, float]:
-        from qfx.backends.hls.estimate import estimate_resources
-        from qfx.frontends.pytorch import freeze as do_freeze
-
-        device = next(model.parameters()).device
-        graph = do_freeze(model.eval(), example.to(device))
-        total = estimate_resources(graph, reuse=reuse, board=spec.board, io=e["io"]).total
-        return {"lut": float(total.lut), "dsp": float(total.dsp), "ff": float(total.ff)}
-
-    return measure
+    return estimate_measure(board=spec.board, reuse=reuse, io=e["io"])
 
 
 def _mark_running(out: Path, name: str, junit: Path | None) -> None:

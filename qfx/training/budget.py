@@ -13,18 +13,26 @@ count them:
   output-channel loop is sequential), each as wide as the widest weight, and as many adders;
 * BatchNorm: ``min(n, 4096)`` lanes, each a multiplier (input x widest scale) and an adder
   (when its input has a learned width: not after a layer that hands on its accumulator);
-* every quantised activation: its bits in registers (FF).
+* every quantised activation, and every layer that passes one on (pooling): its bits, in
+  registers (FF) and in per-value logic (LUT).
 
 It also reports HGQ's EBOPs (sum over the multiplications of the product of the operand widths;
-a convolution's kernel counted once, as HGQ2 counts it for a layer reused over the pixels).
+a convolution's kernel counted once, as HGQ2 counts it for a layer reused over the pixels) and
+``lut_equiv`` = LUT + 55 x DSP (HGQ's single figure for the logic).
 
-:class:`BudgetController` holds one penalty weight per budgeted resource and updates it after
-every step multiplicatively, ``lam *= (used / (target * budget)) ** rate``: it grows while the
-model is over ``target`` of the budget and decays as fast once it is under (the log of the ratio
-is symmetric: an overshoot far below the budget releases the widths quickly), so the widths
-settle at the budget whatever they start from, with no hand-tuned penalty constant.
-``measure`` (e.g. the flow's exact export estimate of the frozen model) recalibrates the cost to
-the true estimate once per epoch.
+That model only sets the *shape* of the cost. ``measure`` (e.g. the flow's export estimate of
+the frozen model at the design's reuse and architecture, per layer) calibrates it, module by
+module, before the first step and after every epoch: each module's modelled cost is scaled to
+its measured hardware, and what no width accounts for (I/O, control) is a constant. The
+penalty therefore charges each layer's widths what that layer costs in the design being
+built: at reuse 16 a convolution with 288 multipliers weighs eight times one with 36, where the
+unrolled model alone would weigh them alike.
+
+:class:`BudgetController` holds one penalty weight per budgeted resource, a PI controller on
+its log: it grows while the model is over ``target`` of the budget and decays as fast once it
+is under, so the widths settle at the budget whatever they start from, with no hand-tuned
+penalty constant. After training, :meth:`BudgetRegularizer.finish` coarsens formats one bit
+at a time, each step measured, until the exact measurement fits.
 
 Example:
     >>> import torch
@@ -37,13 +45,14 @@ Example:
     ...     _ = net(torch.randn(64, 16))
     >>> cost = ResourceCost(net, torch.randn(8, 16))
     >>> sorted(cost().keys())
-    ['dsp', 'ebops', 'ff', 'lut']
+    ['dsp', 'ebops', 'ff', 'lut', 'lut_equiv']
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -55,10 +64,13 @@ from qfx.nn.base import QLayer
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.norm import _QBatchNorm
 
-__all__ = ["ResourceCost", "BudgetController", "RESOURCES", "BudgetRegularizer"]
+__all__ = ["ResourceCost", "BudgetController", "RESOURCES", "BudgetRegularizer", "Measurement",
+           "lut_equiv", "DSP_LUTS"]
 
-#: Resources a budget may name.
-RESOURCES = ("lut", "dsp", "ff", "ebops")
+#: Resources a budget may name (``lut_equiv``: LUT + 55 x DSP, one figure for the logic).
+RESOURCES = ("lut", "dsp", "ff", "ebops", "lut_equiv")
+#: LUTs a DSP48 counts for in ``lut_equiv`` (HGQ's LUT + 55 x DSP).
+DSP_LUTS = 55
 _MAX_UNROLL = 4096
 
 
@@ -66,11 +78,50 @@ def _signed(bits: torch.Tensor, signed: bool) -> torch.Tensor:
     return bits if signed else bits + 1.0
 
 
+@dataclass
+class Measurement:
+    """The exact resources of a model (e.g. its export estimate): ``total`` per resource and,
+    optionally, ``layers``: per module path (``"features.1.0"``), that module's hardware per
+    resource. A ``measure`` callback may return one, or just the totals as a mapping.
+
+    Example:
+        >>> Measurement({"lut": 900.0}, {"fc": {"lut": 700.0}}).layers["fc"]["lut"]
+        700.0
+    """
+
+    total: dict[str, float]
+    layers: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, measured: Measurement | Mapping[str, float]) -> Measurement:
+        """A Measurement from either form, ``lut_equiv`` added where LUT and DSP are known."""
+        m = measured if isinstance(measured, Measurement) else \
+            cls({k: float(v) for k, v in measured.items()})
+        if "lut" in m.total and "dsp" in m.total:
+            m.total.setdefault("lut_equiv", lut_equiv(m.total["lut"], m.total["dsp"]))
+        return m
+
+
+def lut_equiv(lut: Any, dsp: Any) -> Any:
+    """HGQ's single figure of a design's logic: ``LUT + 55 x DSP`` (a DSP48 counted as the
+    LUTs of the multiplier it replaces).
+
+    Example:
+        >>> lut_equiv(1000, 10)
+        1550
+    """
+    return lut + DSP_LUTS * dsp
+
+
 class ResourceCost(nn.Module):
     """Differentiable LUT / DSP / FF / EBOPs of a learned-width qfx model (see the module doc).
 
     Built once from an example input (one forward pass records every layer's input quantizer
     and shapes); calling it returns tensors that backpropagate into the quantizers' widths.
+    :meth:`layers` gives the cost module by module; :meth:`calibrate` fits it, module by
+    module, to an exact measurement (the export estimate at the design's reuse and
+    architecture), so that the total equals the measurement where it was taken and each
+    layer's widths are charged what that layer's hardware really costs.
 
     Example:
         >>> from qfx.nn import QConfig, QInput, QLinear, config
@@ -87,7 +138,13 @@ class ResourceCost(nn.Module):
         super().__init__()
         self._model = [model]  # not a submodule: the cost owns no parameters
         self.plan: list[tuple[str, QLayer, WidthQuantizer | None, int, int]] = []
-        self.acts: list[tuple[WidthQuantizer, int]] = []
+        # (module, learned format whose bits its hardware holds, values): an activation's
+        # own output format, or the last one for a layer that passes values on (pooling)
+        self.acts: list[tuple[str, WidthQuantizer, int]] = []
+        # per module, per resource: measured / modelled (calibrate); resource -> the
+        # measured hardware no module's widths account for
+        self.scale: dict[str, dict[str, float]] = {}
+        self.offset: dict[str, float] = {}
         last: list[WidthQuantizer | None] = [None]
         hooks = []
 
@@ -99,9 +156,11 @@ class ResourceCost(nn.Module):
             q = getattr(m, "output_quantizer", None)
             if isinstance(q, WidthQuantizer):
                 last[0] = q
-                self.acts.append((q, int(out[0].numel())))
+                self.acts.append((name, q, int(out[0].numel())))
             elif isinstance(m, (QLinear, QConv2d)):  # hands on its exact accumulator: the
                 last[0] = None  # next layer's input width is not learned (not costed)
+            elif last[0] is not None and not isinstance(m, _QBatchNorm):
+                self.acts.append((name, last[0], int(out[0].numel())))
 
         names = {m: n for n, m in model.named_modules()}
         for m in model.modules():
@@ -117,9 +176,15 @@ class ResourceCost(nn.Module):
                 h.remove()
             model.train(was)
 
-    def forward(self) -> dict[str, torch.Tensor]:
-        total = {k: torch.zeros(()) for k in RESOURCES}
-        for _name, m, q_in, pixels, n_out in self.plan:
+    def layers(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The modelled cost of each module (uncalibrated), per resource."""
+        out: dict[str, dict[str, torch.Tensor]] = {}
+
+        def add(name: str, k: str, v: torch.Tensor) -> None:
+            per = out.setdefault(name, {})
+            per[k] = per[k] + v if k in per else v
+
+        for name, m, q_in, pixels, n_out in self.plan:
             if q_in is None:
                 continue
             a = q_in.bit_widths()
@@ -134,9 +199,9 @@ class ResourceCost(nn.Module):
                 wmax = w.max()
                 dsp, lut = multiplier_cost(a, wmax, sa, wmax, DSP48E2_PORTS)
                 acc = a + wmax
-                total["dsp"] = total["dsp"] + lanes * dsp
-                total["lut"] = total["lut"] + lanes * (lut + adder_luts(acc))
-                total["ff"] = total["ff"] + lanes * acc
+                add(name, "dsp", lanes * dsp)
+                add(name, "lut", lanes * (lut + adder_luts(acc)))
+                add(name, "ff", lanes * acc)
                 continue
             if not isinstance(m.weight_quantizer, WidthQuantizer):
                 continue
@@ -149,21 +214,60 @@ class ResourceCost(nn.Module):
             if isinstance(m, QLinear):
                 dsp, lut = multiplier_cost(a, w, sa, w, DSP48E2_PORTS)
                 products = (w.detach() > 0).sum()
-                total["dsp"] = total["dsp"] + dsp.sum()
-                total["lut"] = total["lut"] + lut.sum() + products * adder_luts(acc)
-                total["ff"] = total["ff"] + products * acc
-                total["ebops"] = total["ebops"] + ebops(a, w)
+                add(name, "dsp", dsp.sum())
+                add(name, "lut", lut.sum() + products * adder_luts(acc))
+                add(name, "ff", products * acc)
             else:
                 mults = min(k * pixels, _MAX_UNROLL)
                 wmax = w.max()
                 dsp, lut = multiplier_cost(a, wmax, sa, wmax, DSP48E2_PORTS)
-                total["dsp"] = total["dsp"] + mults * dsp
-                total["lut"] = total["lut"] + mults * (lut + adder_luts(acc))
-                total["ff"] = total["ff"] + mults * acc
-                total["ebops"] = total["ebops"] + ebops(a, w)
-        for q, n in self.acts:
-            total["ff"] = total["ff"] + n * q.bit_widths()
+                add(name, "dsp", mults * dsp)
+                add(name, "lut", mults * (lut + adder_luts(acc)))
+                add(name, "ff", mults * acc)
+            add(name, "ebops", ebops(a, w))
+        for name, q, n in self.acts:  # registers and per-value logic (ReLU, pooling, casts)
+            bits = n * q.bit_widths()
+            add(name, "ff", bits)
+            add(name, "lut", bits)
+        return out
+
+    def forward(self) -> dict[str, torch.Tensor]:
+        """The total cost per resource of :data:`RESOURCES`, calibrated."""
+        total = {k: torch.zeros(()) for k in RESOURCES}
+        for name, per in self.layers().items():
+            s = self.scale.get(name, {})
+            for k, v in per.items():
+                total[k] = total[k] + s.get(k, 1.0) * v
+        for k, c in self.offset.items():
+            total[k] = total[k] + c
+        total["lut_equiv"] = lut_equiv(total["lut"], total["dsp"])
         return total
+
+    def calibrate(self, measured: Measurement | Mapping[str, float]) -> None:
+        """Fit the cost to ``measured``: with per-module numbers, each module's cost is scaled
+        to its own (a module the measurement does not list, e.g. one fused away, is not
+        charged); without, every module by the ratio of the totals. What the modules' widths
+        do not account for (I/O, control, a module the model does not cost) is a constant
+        offset, so that the calibrated total equals the measured one."""
+        m = Measurement.of(measured)
+        with torch.no_grad():
+            per = {n: {k: float(v) for k, v in c.items()} for n, c in self.layers().items()}
+        self.scale, self.offset = {}, {}
+        for k in RESOURCES:
+            if k == "lut_equiv" or k not in m.total:
+                continue
+            listed = [n for n in per if k in m.layers.get(n, {})]
+            if listed:
+                for n in per:
+                    c, got = per[n].get(k, 0.0), m.layers.get(n, {}).get(k)
+                    self.scale.setdefault(n, {})[k] = 0.0 if got is None else \
+                        (got / c if c > 0 else 1.0)
+            else:
+                c = sum(p.get(k, 0.0) for p in per.values())
+                for n in per:
+                    self.scale.setdefault(n, {})[k] = m.total[k] / c if c > 0 else 1.0
+            modelled = sum(self.scale[n][k] * p.get(k, 0.0) for n, p in per.items())
+            self.offset[k] = m.total[k] - modelled
 
 
 class BudgetController:
@@ -178,8 +282,7 @@ class BudgetController:
     between the weights 1e-6 and 1e4).
 
     ``penalty(cost)`` is the term to add to the loss (each resource normalised by its budget);
-    ``update(cost)`` adapts the weights after a step; ``measure`` (optional: model -> resource
-    numbers, e.g. the export estimate) rescales the cost to it once per epoch (``epoch_end``).
+    ``update(cost)`` adapts the weights after a step.
 
     Example:
         >>> c = BudgetController({"lut": 1000.0})
@@ -188,8 +291,7 @@ class BudgetController:
     """
 
     def __init__(self, budget: Mapping[str, float], *, target: float = 0.9, rate: float = 0.05,
-                 gain: float = 1.0, initial: float = 1e-3,
-                 measure: Callable[[nn.Module], Mapping[str, float]] | None = None) -> None:
+                 gain: float = 1.0, initial: float = 1e-3) -> None:
         unknown = sorted(set(budget) - set(RESOURCES))
         if unknown:
             raise ValueError(f"budget: unknown resource {unknown[0]!r}; allowed: "
@@ -202,17 +304,15 @@ class BudgetController:
         self.gain = float(gain)
         self.weights = {k: self.initial for k in self.budget}
         self.integral = {k: math.log(self.initial) for k in self.budget}
-        self.scale = {k: 1.0 for k in self.budget}  # measured / differentiable, per epoch
-        self.measure = measure
 
     def penalty(self, cost: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """sum_r lam_r * scale_r * cost_r / budget_r."""
-        return sum((self.weights[k] * self.scale[k] * cost[k] / self.budget[k]
-                    for k in self.budget), torch.zeros(()))
+        """sum_r lam_r * cost_r / budget_r."""
+        return sum((self.weights[k] * cost[k] / self.budget[k] for k in self.budget),
+                   torch.zeros(()))
 
     def used(self, cost: Mapping[str, Any]) -> dict[str, float]:
-        """Estimated resources: the cost rescaled to the measurement."""
-        return {k: float(cost[k]) * self.scale[k] for k in self.budget}
+        """The budgeted resources of ``cost``, as numbers."""
+        return {k: float(cost[k]) for k in self.budget}
 
     def update(self, cost: Mapping[str, Any]) -> None:
         lo, hi = math.log(1e-6), math.log(1e4)
@@ -222,19 +322,11 @@ class BudgetController:
             self.integral[k] = min(max(self.integral[k] + self.rate * err, lo), hi)
             self.weights[k] = math.exp(min(max(self.integral[k] + self.gain * err, lo), hi))
 
-    def epoch_end(self, model: nn.Module, cost: Mapping[str, Any]) -> dict[str, float]:
-        """Recalibrate to ``measure`` (if any); returns the resources to report."""
-        if self.measure is None:
-            return self.used(cost)
-        measured = {k: float(v) for k, v in self.measure(model).items()}
-        for k in self.budget:
-            c = float(cost[k])
-            if k in measured and c > 0:
-                self.scale[k] = measured[k] / c
-        return measured
-
     def fits(self, used: Mapping[str, float]) -> bool:
         return all(used.get(k, 0.0) <= v for k, v in self.budget.items())
+
+
+Measure = Callable[[nn.Module], "Measurement | Mapping[str, float]"]
 
 
 class BudgetRegularizer:
@@ -242,6 +334,11 @@ class BudgetRegularizer:
     model to ``budget``: each step adds the controlled penalty of :class:`ResourceCost` and
     updates the controller; each epoch's record gets ``resources`` (the estimate),
     ``penalty_weights`` and ``widths`` (the mean learned width of every quantizer).
+
+    ``measure`` (optional: model -> :class:`Measurement` or totals, e.g. the export estimate
+    of the frozen model at the design's reuse and architecture) calibrates the cost before the
+    first step and after every epoch (every ``calibrate_every`` steps as well, if given), so
+    that the penalty charges each layer's widths what its hardware costs in that design.
 
     Example:
         >>> from qfx.nn import QConfig, QInput, QLinear, config
@@ -256,12 +353,25 @@ class BudgetRegularizer:
     """
 
     def __init__(self, model: nn.Module, example: torch.Tensor, budget: Mapping[str, float],
+                 *, measure: Measure | None = None, calibrate_every: int | None = None,
                  **controller: Any) -> None:
         self.cost = ResourceCost(model, example)
         self.controller = BudgetController(budget, **controller)
+        self.measure = measure
+        self.calibrate_every = calibrate_every
+        self.steps = 0
         self.last: dict[str, float] = {}
 
+    def _calibrate(self) -> Measurement:
+        m = Measurement.of(self._measure(self.cost._model[0]))
+        self.cost.calibrate(m)
+        return m
+
     def step_penalty(self) -> torch.Tensor:
+        if self.measure is not None and (self.steps == 0 or (
+                self.calibrate_every and self.steps % self.calibrate_every == 0)):
+            self._calibrate()
+        self.steps += 1
         cost = self.cost()
         self.last = {k: float(v.detach()) for k, v in cost.items()}
         pen = self.controller.penalty(cost)
@@ -282,32 +392,43 @@ class BudgetRegularizer:
         return out
 
     def epoch_record(self, model: nn.Module) -> dict[str, Any]:
-        with torch.no_grad():
-            cost = {k: float(v) for k, v in self.cost().items()}
-        used = self.controller.epoch_end(model, cost)
+        if self.measure is not None:
+            used = self._calibrate().total
+        else:
+            with torch.no_grad():
+                used = {k: float(v) for k, v in self.cost().items()}
         return {"resources": used, "budget": dict(self.controller.budget),
                 "penalty_weights": dict(self.controller.weights),
                 "widths": self.widths(), "fits_budget": self.controller.fits(used)}
 
-    def _measure(self, model: nn.Module) -> dict[str, float]:
-        """The exact resources: ``measure`` when given, else the cost itself."""
-        c = self.controller
-        if c.measure is not None:
-            return {k: float(v) for k, v in c.measure(model).items()}
+    def _measure(self, model: nn.Module) -> Measurement | Mapping[str, float]:
+        """The exact resources: ``measure`` when given (the model's train/eval mode kept),
+        else the cost itself."""
+        if self.measure is not None:
+            was = model.training
+            try:
+                return Measurement.of(self.measure(model))
+            finally:
+                model.train(was)
         with torch.no_grad():
             return {k: float(v) for k, v in self.cost().items()}
 
+    def _used(self, model: nn.Module) -> dict[str, float]:
+        return Measurement.of(self._measure(model)).total
+
     def finish(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor] | None = None,
-               max_steps: int = 256) -> dict[str, Any]:
+               max_steps: int = 256, trials: int = 4) -> dict[str, Any]:
         """The guarantee that the trained model fits: while the exact measurement (``measure``,
         else the cost) exceeds the budget, coarsen by one bit (step x 2, range kept) the
         learned format that saves the most over-budget resource per unit of loss on ``(x,
-        y)`` (``loss(outputs, x, y)``, the run's training loss; cross-entropy if None): the
-        saving read from the cost's gradient (scaled to the measurement), the loss
-        from a trial. Deterministic. Returns ``{"budget_guarantee": {...}}`` for the last
-        epoch's record: the resources before and after, the formats coarsened (in order) and
-        the loss before and after; raises RuntimeError if no format can shrink any further.
+        y)`` (``loss(outputs, x, y)``, the run's training loss; cross-entropy if None).
+        The ``trials`` formats the cost's gradient ranks first are each tried and measured:
+        the saving is the measured one (a multiplier leaving a DSP raises the LUTs, which a
+        gradient does not see), the loss from the same trial. Deterministic. Returns
+        ``{"budget_guarantee": {...}}`` for the last epoch's record: the resources before and
+        after, the formats coarsened (in order) and the loss before and after; raises
+        RuntimeError if no format can shrink any further.
 
         Example:
             >>> from qfx.nn import QConfig, QInput, QLinear, config
@@ -336,7 +457,8 @@ class BudgetRegularizer:
             with torch.no_grad():
                 return float(loss_fn(model(x).float(), x, y))
 
-        used = before = self._measure(model)
+        used = before = (self._calibrate() if self.measure is not None
+                         else Measurement.of(self._measure(model))).total
         loss0 = start_loss = measure_loss()
         steps: list[str] = []
         budget = self.controller.budget
@@ -346,22 +468,32 @@ class BudgetRegularizer:
                                    f"{_usage_text(used, budget)}")
             over = [k for k in budget if used.get(k, 0.0) > budget[k]]
             saving = self._savings(quantizers, over)
-            best, best_score = None, 0.0
-            for name, q in quantizers.items():
-                if saving.get(name, 0.0) <= 0 or not _can_shrink(q, _values(model, name)):
-                    continue
+            ranked = sorted((n for n in quantizers if saving.get(n, 0.0) > 0 and
+                             _can_shrink(quantizers[n], _values(model, n))),
+                            key=lambda n: -saving[n])
+            best, best_score, fallback = None, 0.0, None
+            for name in ranked[:max(trials, 1)]:
+                q = quantizers[name]
                 _shift(q, 1.0)
-                score = saving[name] / max(measure_loss() - loss0, 1e-4)
+                trial = self._used(model)
+                dloss = max(measure_loss() - loss0, 1e-4)
                 _shift(q, -1.0)
-                if score > best_score:
-                    best, best_score = name, score
+                got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
+                if got > 0 and got / dloss > best_score:
+                    best, best_score = name, got / dloss
+                if fallback is None:
+                    fallback = name
+            best = best or fallback  # no single step saves: the gradient's choice goes on
             if best is None:
                 raise RuntimeError(f"budget not reached and no learned format can shrink "
                                    f"further: {_usage_text(used, budget)}")
             _shift(quantizers[best], 1.0)
             steps.append(best)
             loss0 = measure_loss()
-            used = self._measure(model)
+            now = Measurement.of(self._measure(model))
+            used = now.total
+            if self.measure is not None:  # the gradient that ranks the next step
+                self.cost.calibrate(now)
         model.train(was)
         return {"budget_guarantee": {
             "fits": True, "before": before, "after": used, "coarsened": steps,
@@ -375,7 +507,7 @@ class BudgetRegularizer:
         params = [q.log2_lsb for q in quantizers.values()]
         cost = self.cost()
         c = self.controller
-        total = sum((c.scale[k] * cost[k] / c.budget[k] for k in over), torch.zeros(()))
+        total = sum((cost[k] / c.budget[k] for k in over), torch.zeros(()))
         if not total.requires_grad:
             return {}
         grads = torch.autograd.grad(total, params, allow_unused=True)

@@ -273,7 +273,8 @@ def resolve_budget(raw: Any, where: str = "") -> dict[str, float]:
 
 
 def _board_resources(name: Any, where: str) -> dict[str, float]:
-    """LUT / FF / DSP of a shipped board (boards/*.yaml, by name or alias)."""
+    """LUT / FF / DSP (and LUT + 55 x DSP) of a shipped board (boards/*.yaml, by name or
+    alias)."""
     import yaml
 
     from qfx.package_data import resource_dir
@@ -283,7 +284,10 @@ def _board_resources(name: Any, where: str) -> dict[str, float]:
         names = [data.get("name", ""), *data.get("aliases", [])]
         if str(name).lower() in [str(n).lower() for n in names]:
             res = data["resources"]
-            return {"lut": float(res["lut"]), "ff": float(res["ff"]), "dsp": float(res["dsp"])}
+            from qfx.training.budget import lut_equiv
+
+            return {"lut": float(res["lut"]), "ff": float(res["ff"]), "dsp": float(res["dsp"]),
+                    "lut_equiv": float(lut_equiv(res["lut"], res["dsp"]))}
     raise ConfigError(f"{where}training.budget.board: unknown board {name!r}")
 
 

@@ -81,3 +81,18 @@ def test_budget_met_compares_the_estimate_with_the_training_budget(tmp_path):
         _judge(spec, r)
         crit = {c.name: c for c in r.criteria}["budget_met"]
         assert crit.passed is ok and f"dsp {dsp:,} of 180" in crit.message
+
+
+def test_budget_met_judges_a_lut_equiv_budget(tmp_path):
+    # LUT + 55 x DSP: one figure for the logic, 0.1 of the Ultra96-V2's (70,560 + 55 x 360)
+    flow = tmp_path / "f.yaml"
+    flow.write_text("dataset: {name: synthetic, n: 96, shape: [1, 8, 8]}\nmodel: digits_cnn\n"
+                    "quantization: {bits: 6, learn_widths: true}\n"
+                    "training: {epochs: 1, budget: {board: ultra96, lut_equiv: 0.1}}\n")
+    spec = load_flow(flow)
+    for lut, dsp, ok in ((3536, 100, True), (3537, 100, False)):
+        r = FlowResult("t", tmp_path)
+        r.metrics["estimate"] = {"LUT": lut, "FF": 10, "DSP": dsp}
+        _judge(spec, r)
+        crit = {c.name: c for c in r.criteria}["budget_met"]
+        assert crit.passed is ok, crit.message

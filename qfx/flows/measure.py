@@ -1,0 +1,66 @@
+"""The exact resource measurement a budgeted training calibrates its cost to: the HLS export
+estimate of the frozen model, in total and per layer (keyed by the module each IR node came
+from), on the board, reuse and architecture of the design being built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from qfx.training.budget import Measurement
+
+__all__ = ["estimate_measure"]
+
+_RESOURCES = ("lut", "ff", "dsp")
+
+
+def estimate_measure(*, board: str | None = "ultra96", reuse: Any = 1, io: str = "parallel",
+                     ebops: bool = False) -> Callable[[nn.Module, Any], Measurement]:
+    """``measure(model, example)``: freeze ``model`` (eval mode) and estimate it.
+
+    ``ebops`` adds HGQ's EBOPs of the frozen graph to the totals (per dense/conv weight that
+    is not zero, weight width x input width; a convolution kernel counted once).
+
+    Example:
+        >>> import torch, qfx
+        >>> from qfx.zoo import digits_cnn
+        >>> m = qfx.quantize_model(digits_cnn(), {"bits": 4}, torch.rand(8, 1, 8, 8))
+        >>> got = estimate_measure(reuse=16)(m, torch.rand(1, 1, 8, 8))
+        >>> got.layers["features.1.0"]["lut"] > got.layers["features.0.0"]["lut"] > 0
+        True
+    """
+    def measure(model: nn.Module, example: Any) -> Measurement:
+        from qfx.backends.hls.estimate import estimate_resources
+        from qfx.frontends.pytorch import freeze
+        from qfx.ir.graph import sanitize_identifier
+
+        device = next(model.parameters()).device
+        graph = freeze(model.eval(), example.to(device))
+        report = estimate_resources(graph, reuse=reuse, board=board, io=io)
+        t = report.total
+        total = {k: float(getattr(t, k)) for k in _RESOURCES}
+        if ebops:
+            total["ebops"] = graph_ebops(graph)
+        module = {sanitize_identifier(path): path for path, _ in model.named_modules() if path}
+        layers = {module[row.node]: {k: float(getattr(row, k)) for k in _RESOURCES}
+                  for row in report.layers if row.node in module}
+        return Measurement.of(Measurement(total, layers))
+
+    return measure
+
+
+def graph_ebops(graph: Any) -> float:
+    """HGQ's EBOPs of a frozen graph: per dense/conv weight that is not zero, weight width x
+    input width (a convolution kernel counted once, as HGQ2 counts a layer reused per pixel)."""
+    import numpy as np
+
+    total = 0.0
+    for node in graph.nodes:
+        w_t = node.attrs.get("weight_type")
+        if w_t is None or "weight" not in node.params:
+            continue
+        x_w = graph.edges[node.inputs[0]].type.width
+        total += float(np.count_nonzero(node.params["weight"])) * w_t.width * x_w
+    return total

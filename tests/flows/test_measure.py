@@ -1,0 +1,60 @@
+"""The budget's measurement: the export estimate per layer, and the training cost calibrated to
+it module by module."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import qfx
+from qfx.flows.measure import estimate_measure
+from qfx.training.budget import BudgetRegularizer, ResourceCost
+from qfx.zoo import digits_cnn
+
+
+def _learned_cnn() -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 8, 8)
+    model = qfx.quantize_model(digits_cnn(), {"bits": 6, "learn_widths": True}, x)
+    return model, x
+
+
+def test_the_cost_is_calibrated_to_each_layers_estimate():
+    model, x = _learned_cnn()
+    measured = estimate_measure(reuse=16)(model, x[:1])
+    cost = ResourceCost(model, x[:1])
+    cost.calibrate(measured)
+    with torch.no_grad():
+        total = {k: float(v) for k, v in cost().items()}
+        per = cost.layers()
+    for k in ("lut", "ff", "dsp", "lut_equiv"):  # the calibrated total is the estimate
+        assert total[k] == pytest.approx(measured.total[k], rel=1e-9, abs=1e-6)
+    for name, row in measured.layers.items():  # and so is every layer the cost models
+        for k, v in row.items():
+            if float(per.get(name, {}).get(k, 0.0)) > 0:
+                assert cost.scale[name][k] * float(per[name][k]) == pytest.approx(v, rel=1e-9)
+
+
+def test_every_layer_with_logic_is_charged_to_the_widths_that_size_it():
+    # the max-pool has no format of its own: its lanes are as wide as the ReLU before it
+    model, x = _learned_cnn()
+    measured = estimate_measure(reuse=16)(model, x[:1])
+    per = ResourceCost(model, x[:1]).layers()
+    for name, row in measured.layers.items():
+        if row["lut"] > 0 and name != "qinput":
+            assert per[name]["lut"].requires_grad, name
+    assert "features.2" in per and measured.layers["features.2"]["lut"] > 0
+
+
+def test_a_lut_budget_from_a_dsp_start_is_met():
+    # 8-bit products sit on DSPs; shrinking them to the LUT path first raises the LUTs. The
+    # guarantee step measures each trial, so a LUT budget is still reached.
+    model, x = _learned_cnn()
+    measure = estimate_measure(reuse=16)
+    start = measure(model, x[:1]).total
+    budget = {"lut_equiv": 0.5 * start["lut_equiv"]}
+    reg = BudgetRegularizer(model, x[:1], budget, measure=lambda m: measure(m, x[:1]))
+    y = torch.randint(0, 10, (64,))
+    got = reg.finish(model, x, y)["budget_guarantee"]
+    assert got["fits"] and got["after"]["lut_equiv"] <= budget["lut_equiv"]
+    assert measure(model, x[:1]).total["lut_equiv"] == got["after"]["lut_equiv"]
