@@ -125,6 +125,28 @@ def dominated(point: tuple[float, float], front: list[tuple[float, float]]) -> b
     return any(c <= point[0] and a >= point[1] for c, a in front)
 
 
+def half_cost_line(fixed: dict, learned: list[dict]) -> str:
+    """The cheapest learned row (LUT + 55 DSP) at least as accurate as ``fixed``, and the
+    ratio of its cost to fixed's.
+
+    Example:
+        >>> half_cost_line({"name": "fixed 4-bit", "acc": 0.98, "lut": 1000.0, "dsp": 0.0},
+        ...                [{"name": "a", "acc": 0.985, "lut": 400.0, "dsp": 1.0}])
+        'fixed 4-bit (0.9800, 1000): a at 0.9850 costs 455 = 0.46x (goal <= 0.5x: met)'
+    """
+    def cost(r: dict) -> float:
+        return r["lut"] + 55 * r["dsp"]
+
+    head = f"{fixed['name']} ({fixed['acc']:.4f}, {cost(fixed):.0f}): "
+    ok = [r for r in learned if r["acc"] >= fixed["acc"] and "lut" in r]
+    if not ok:
+        return head + "no learned row is as accurate"
+    best = min(ok, key=cost)
+    ratio = cost(best) / cost(fixed)
+    return (head + f"{best['name']} at {best['acc']:.4f} costs {cost(best):.0f} = "
+            f"{ratio:.2f}x (goal <= 0.5x: {'met' if ratio <= 0.5 else 'not met'})")
+
+
 def _median_row(name: str, per_seed: list[dict[str, float]]) -> dict:
     med: dict = {k: statistics.median(r[k] for r in per_seed) for k in per_seed[0]}
     med["name"] = name
@@ -190,6 +212,10 @@ def main() -> None:
                     help="EBOPs budgets of further learned-width runs (absolute, > 1)")
     ap.add_argument("--lut-budgets", type=float, nargs="*", default=[],
                     help="LUT + 55 x DSP budgets of further learned-width runs (absolute)")
+    ap.add_argument("--wide-lut-budgets", type=float, nargs="*", default=[],
+                    help="LUT + 55 x DSP budgets of learned-width runs that start at "
+                         "--wide-bits (every width), whatever --learned-bits says")
+    ap.add_argument("--wide-bits", type=int, default=8)
     ap.add_argument("--fixed-bits", type=int, nargs="*", default=[4, 6, 8])
     ap.add_argument("--hgq-betas", type=float, nargs="*", default=[1e-6, 1e-5, 1e-4],
                     help="HGQ2 runs from its narrow initial widths, one per beta")
@@ -211,7 +237,8 @@ def main() -> None:
     runs = ([] if args.no_float else [("float", None)]) + \
         [("fixed", b) for b in args.fixed_bits] + [("learned", b) for b in args.budgets] + \
         [("learned", b) for b in args.ebops_budgets] + \
-        [("learned", f"lut{b:g}") for b in args.lut_budgets]
+        [("learned", f"lut{b:g}") for b in args.lut_budgets] + \
+        [("learned", f"lut{b:g}@{args.wide_bits}") for b in args.wide_lut_budgets]
     hgq_runs = [("narrow", b) for b in args.hgq_betas] + \
         [("wide", b) for b in args.hgq_wide_betas]
     hgq_note = ""
@@ -235,14 +262,17 @@ def main() -> None:
     print(f"{'model':22s} {'acc':>7s} {'LUT':>8s} {'FF':>8s} {'DSP':>6s} {'BRAM18K':>8s} "
           f"{'EBOPs':>9s} {'HGQ EBOPs':>9s} {'LUT+55DSP':>10s} {'s/run':>7s}", flush=True)
     for kind, setting in runs:
-        per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, args.learned_bits,
+        start = args.learned_bits
+        if isinstance(setting, str) and "@" in setting:  # lutB@W: a budget B from W bits
+            setting, start = setting.split("@")[0], int(setting.split("@")[1])
+        per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, start,
                          args.granularity) for s in seeds]
         if setting is None:
             name = kind
         elif kind == "fixed":
             name = f"fixed {setting}-bit"
         elif isinstance(setting, str):
-            name = f"learned lut+55dsp<={setting.removeprefix('lut')}"
+            name = f"learned lut+55dsp<={setting.removeprefix('lut')} from {start}b"
         else:
             name = f"learned ebops<={setting:g}" if setting > 1 else f"learned dsp<={setting:g}"
         rows.append(_median_row(name, per_seed))
@@ -259,6 +289,9 @@ def main() -> None:
             ok = dominated((r["ebops"], r["acc"]), learned)
             print(f"{r['name']}: {'at or below' if ok else 'ABOVE'} qfx's learned front "
                   "(EBOPs, median accuracy)")
+    for r in rows:  # the issue's goal: at equal accuracy, at most half of fixed's LUT + 55 DSP
+        if r["name"].startswith("fixed"):
+            print(half_cost_line(r, [q for q in rows if q["name"].startswith("learned")]))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     if args.png:

@@ -30,7 +30,9 @@ the loss gradient at ``x_q``, the loss moves by about ``g * d``.
 The resource cost sees the width through :meth:`WidthQuantizer.bit_widths`: the rounded width in
 the forward pass, ``d width / d r = 1`` and ``d width / d p = -1`` (straight-through on the
 rounding) where the width is positive, and nothing where it is 0 (a pruned granule stays pruned
-unless the loss pulls it back).
+unless the loss pulls it back). An activation's width stops at one magnitude bit: there its
+width has no gradient, and its step is held at most half its range (``p <= r - 1``), so the
+one bit left is the range's top bit, not a bit above every value.
 
 Example:
     >>> q = WidthQuantizer(8, signed=True)
@@ -207,6 +209,8 @@ class WidthQuantizer(FixedQuantizer):
         b = b.to(self.log2_lsb.dtype)
         if self.role == "activation":
             sur = _ste_round(self.log2_range) - _ste_round(self.log2_lsb)
+            floor = sur.detach() <= 1.0  # at one bit the width cannot fall: no gradient
+            sur = torch.where(floor, sur.detach(), sur)
             sur = sur + (b - sur).detach()  # the clamped value, the raw gradient
         else:
             sur = b + (self.log2_lsb.detach() - self.log2_lsb)
@@ -276,7 +280,17 @@ class WidthQuantizer(FixedQuantizer):
         torch.maximum(self.log2_range.data, floor, out=self.log2_range.data)
 
     # ------------------------------------------------------------------ forward
+    @torch.no_grad()
+    def _hold_floor(self) -> None:
+        """Keep the step at most half the range (``p <= r - 1``). The width never falls below
+        one magnitude bit; were the step left to pass the range, that one bit would sit above
+        every value and the activation would be all zeros, with no gradient to bring it back.
+        At the floor the format is the range's top bit."""
+        torch.minimum(self.log2_lsb.data, self.log2_range.data - 1.0, out=self.log2_lsb.data)
+
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.log2_range is not None:  # an activation keeps at least its top bit in range
+            self._hold_floor()
         b, k = self._bits(x)
         b, k = b.to(x.dtype), k.to(x.dtype)
         if self.log2_range is not None:

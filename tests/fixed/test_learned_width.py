@@ -103,3 +103,22 @@ def test_pruned_weights_are_zero_and_cost_nothing():
     g = qfx.freeze(net.eval(), x[:1])
     w = g.nodes[1].params["weight"]
     assert not w[2].any() and w[[0, 1, 3]].any(axis=1).all()
+
+
+def test_an_activation_pushed_to_one_bit_keeps_its_top_bit():
+    # The penalty alone drives the width to its floor; the step must stop at half the range
+    # (the range's top bit) rather than pass it and leave every value at zero.
+    torch.manual_seed(0)
+    q = WidthQuantizer(6, signed=False)
+    x = torch.rand(4096) * 4
+    q.calibrate(x)
+    opt = torch.optim.Adam(q.parameters(), lr=0.05)
+    for _ in range(400):
+        opt.zero_grad()
+        q.train()(x)
+        q.bit_widths().sum().backward()
+        opt.step()
+    q.train()(x)
+    assert q.fixed_type.width == 1
+    assert float(q.log2_lsb) <= float(q.log2_range) - 1.0
+    assert (q.eval()(x) > 0).any()  # not dead
