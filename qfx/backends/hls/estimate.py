@@ -13,8 +13,9 @@ model is its HLS rule in :mod:`qfx.backends.hls.rules`, the primitives are in
   or C/groups*KH*KW) and P outputs in the unrollable loop (n_out for dense, OH*OW for conv: the
   output-channel loop of a convolution stays sequential), the writer allows
   ``M = min(ceil(K*P / reuse), 4096)`` multipliers and unrolls ``red = min(K, M)`` along the
-  reduction and ``out = min(P, M // red, 4096 // red)`` along the outputs: ``red * out <= M``
-  parallel multipliers, busy ``ceil(P/out) * ceil(K/red)`` cycles (times C_out for a conv).
+  reduction and ``out = max(1, min(P // reuse, M // red, 4096 // red))`` along the outputs:
+  ``red * out <= M`` parallel multipliers, busy ``ceil(P/out) * ceil(K/red)`` cycles (times
+  C_out for a conv); a shorter reduction (a pruned layer) never gets more multipliers.
 * element-wise layers (input cast, BatchNorm per channel, ReLU, HardTanh, add, threshold,
   thermometer) get ``u = min(n, ceil(n / reuse), 4096)`` lanes; pooling ``4096 // (KH*KW)`` at
   most.
