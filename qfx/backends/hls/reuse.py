@@ -146,7 +146,8 @@ def fold(k: int, outputs: int, reuse: int) -> tuple[int, int]:
     unrolled first (``red = min(k, M)``), then the outputs into ``outputs // reuse`` lanes (at
     least one; each does ``reuse`` or more outputs). The lanes do not depend on ``k``, so a
     shorter reduction (a pruned layer) never gets more multipliers at the same ``reuse``
-    (``M // red`` lanes would: ``fold(3, 9, 5)`` would get 2 lanes, ``fold(5, 9, 5)`` 1).
+    (``M // red`` lanes would: ``fold(3, 9, 5)`` would get 2 lanes, ``fold(5, 9, 5)`` 1), but
+    at the unroll cap (``k * (MAX_UNROLL // k)`` multipliers: 4095 for k = 65, 4096 for 64).
 
     Example:
         >>> fold(10, 7, 2), fold(5000, 3000, 1), fold(3, 9, 5), fold(5, 9, 5)
