@@ -340,8 +340,7 @@ def mac_adders(r: LayerCost, key: str) -> int:
     sequential channel loop as saving adders it does not save)."""
     if r.cii <= 1:
         return ceil_div(r.cost.additions, r.ii)
-    return r.sh.parallel * (int(r.node.attrs.get(f"{key}_khot", 1)) if r.impl == "shift-add"
-                            else 1)
+    return r.sh.parallel * (khot_k(r.node, key) or 1)
 
 
 # ====================================================================== dense and conv2d
