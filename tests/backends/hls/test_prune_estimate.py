@@ -127,7 +127,7 @@ def _bias_widening(full: qfx.Graph, pruned: qfx.Graph) -> int:
     return extra
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_pruning_never_raises_the_estimate_at_the_same_reuse(data):
     net, x = _model(data)
