@@ -26,6 +26,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         >>> args = parser.parse_args(["import", "m.onnx", "-o", "m.qfx.npz"])
         >>> args.func is run_import_command, args.model, args.output, args.force, args.check
         (True, 'm.onnx', 'm.qfx.npz', False, 8)
+        >>> args.prune, parser.parse_args(["import", "m.onnx", "--no-prune"]).prune
+        (True, False)
     """
     p = subparsers.add_parser(
         "import", help="import a QONNX/ONNX model as a frozen qfx model (.qfx.npz)",
@@ -44,6 +46,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="random samples run through the imported graph and the source model "
                         "(qonnx / onnxruntime) to report whether they agree (0: no check; "
                         "default 8)")
+    p.add_argument("--no-prune", action="store_false", dest="prune",
+                   help="keep every channel (default: drop the channels the model provably "
+                        "does not need, constant ones such as zero-weight or dead channels, "
+                        "as qfx.freeze does; the outputs are the same bits)")
     p.set_defaults(func=run_import_command)
     return p
 
@@ -68,7 +74,7 @@ def run_import_command(args: argparse.Namespace) -> int:
     check_replaceable_file(out, force=args.force)  # only a frozen model qfx wrote
     if args.check < 0:
         raise ValueError(f"--check must be >= 0, got {args.check}")
-    graph = import_onnx(model, outputs=args.graph_outputs, check=args.check)
+    graph = import_onnx(model, outputs=args.graph_outputs, check=args.check, prune=args.prune)
     written = save_graph(graph, out)
     print(graph.summary())
     if "source_check" in graph.meta:

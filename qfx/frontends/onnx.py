@@ -88,6 +88,7 @@ from qfx.ir.builder import GraphBuilder
 from qfx.ir.graph import Edge, Graph, Node, sanitize_identifier
 from qfx.ir.ops import spec
 from qfx.ir.ops.pooling import AvgPool2d
+from qfx.ir.prune import prune_channels
 from qfx.ir.verify import verify
 
 __all__ = ["IMPORTERS", "OnnxImportError", "SourceCheck", "check_against_source", "import_onnx",
@@ -1802,7 +1803,8 @@ def check_against_source(graph: Graph, model: onnx.ModelProto, output_names: Seq
 
 
 def import_onnx_model(model: onnx.ModelProto, *, source: str = "<memory>",
-                      outputs: Sequence[str] | None = None, check: int = 8) -> Graph:
+                      outputs: Sequence[str] | None = None, check: int = 8,
+                      prune: bool = True) -> Graph:
     """Import an in-memory (Q)ONNX model; see :func:`import_onnx`.
 
     Example:
@@ -1827,6 +1829,8 @@ def import_onnx_model(model: onnx.ModelProto, *, source: str = "<memory>",
         raise OnnxImportError(f"{source}: invalid ONNX model: {str(err).splitlines()[0]}") from None
     imp = _Importer(model, source, outputs)
     graph = imp.run()
+    if prune:  # as qfx.freeze: the graph outputs stay, so the check below compares them all
+        graph = prune_channels(graph)
     if check:
         try:
             result = check_against_source(graph, model, imp.output_names(),
@@ -1840,7 +1844,7 @@ def import_onnx_model(model: onnx.ModelProto, *, source: str = "<memory>",
 
 
 def import_onnx(path: str | os.PathLike[str], *, outputs: Sequence[str] | None = None,
-                check: int = 8) -> Graph:
+                check: int = 8, prune: bool = True) -> Graph:
     """Read a QONNX model with power-of-two scales as a frozen qfx graph.
 
     Every ``Quant`` becomes an exact qfx cast, weights become integer parameters, and the
@@ -1852,7 +1856,10 @@ def import_onnx(path: str | os.PathLike[str], *, outputs: Sequence[str] | None =
     constant outputs, such as the scale, zero point and bit width of a Brevitas QuantTensor
     in a TorchScript export, are dropped). ``check`` samples (0: none) are run through the
     imported graph and the source model (:func:`check_against_source`); the verdict line is
-    logged and kept in ``graph.meta["source_check"]``.
+    logged and kept in ``graph.meta["source_check"]``. ``prune`` (as :func:`qfx.freeze`): drop
+    the channels the graph provably does not need (constant channels, e.g. a dead ReLU channel
+    or a channel with zero weights; :func:`qfx.ir.prune.prune_channels`) before that check, so
+    it compares the pruned graph with the source; the outputs are the same bits.
 
     Example:
         >>> import os, tempfile, numpy as np, qfx
@@ -1874,7 +1881,8 @@ def import_onnx(path: str | os.PathLike[str], *, outputs: Sequence[str] | None =
     except Exception as err:  # protobuf raises DecodeError and friends
         raise OnnxImportError(f"{path} is not a readable ONNX model: "
                               f"{type(err).__name__}: {err}") from None
-    return import_onnx_model(model, source=str(path), outputs=outputs, check=check)
+    return import_onnx_model(model, source=str(path), outputs=outputs, check=check,
+                             prune=prune)
 
 
 # ====================================================================== rule families

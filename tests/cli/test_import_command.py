@@ -115,3 +115,31 @@ def test_the_console_script_entry_point_lists_import():
     proc = subprocess.run([sys.executable, "-m", "qfx", "import-onnx", "x"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_import_prunes_a_dead_channel_unless_no_prune(tmp_path, capsys):
+    """A qfx model frozen without pruning (channel 1 of the conv: zero weights and bias) and
+    exported to QONNX: ``qfx import`` drops the channel, ``--no-prune`` keeps it; both compare
+    equal with the source (qonnx) and compute the same raw integers."""
+    torch.manual_seed(8)
+    net = nn.Sequential(QInput(8), QConv2d(1, 3, 3, padding=1), QReLU(), QFlatten(),
+                        QLinear(48, 2))
+    with torch.no_grad():
+        net[1].weight[1] = 0.0
+        net[1].bias[1] = 0.0
+    x = torch.randn(32, 1, 4, 4) * 2
+    with qfx.calibration(net):
+        net(x)
+    full = qfx.freeze(net.eval(), x[:1], prune=False)
+    src = qfx.export_qonnx(full, tmp_path / "dead.onnx")
+    shapes = {}
+    for flag in ([], ["--no-prune"]):
+        out = tmp_path / f"m{len(flag)}.qfx.npz"
+        assert main(["import", str(src), "-o", str(out), *flag]) == 0
+        assert "qfx == qonnx on 8 random samples" in capsys.readouterr().out
+        back = load_graph(out)
+        conv = next(n for n in back.nodes if n.op == "conv2d")
+        shapes[bool(flag)] = back.edges[conv.output].shape[0]
+        xs = _inputs(full)
+        assert (run_graph(back, xs).raw[0] == run_graph(full, xs).raw[0]).all()
+    assert shapes == {False: 2, True: 3}

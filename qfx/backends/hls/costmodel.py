@@ -90,13 +90,17 @@ class Mem:
     ff: int = 0
     bram18k: int = 0
 
-    def add(self, n: int, width: int, banks: int) -> None:
-        """A memory of ``n`` words of ``width`` bits split into ``banks`` banks."""
+    def add(self, n: int, width: int, banks: int, rom: bool = False) -> None:
+        """A memory of ``n`` words of ``width`` bits split into ``banks`` banks; ``rom``: the
+        layer's constants, which are never registers (a bank of one word is a constant, wiring;
+        a small bank is a LUT-ROM, ``ceil(depth / 64) * width`` LUTs)."""
         if n <= 0 or width <= 0:
             return
         banks = max(1, min(int(banks), int(n)))
         depth = ceil_div(n, banks)
-        if depth <= REG_MAX_DEPTH:
+        if rom and depth == 1:
+            return
+        if depth <= REG_MAX_DEPTH and not rom:
             self.ff += n * width
         elif depth * width < BRAM_MIN_BITS:
             self.lut += banks * ceil_div(depth, 64) * width

@@ -13,8 +13,9 @@ model is its HLS rule in :mod:`qfx.backends.hls.rules`, the primitives are in
   or C/groups*KH*KW) and P outputs in the unrollable loop (n_out for dense, OH*OW for conv: the
   output-channel loop of a convolution stays sequential), the writer allows
   ``M = min(ceil(K*P / reuse), 4096)`` multipliers and unrolls ``red = min(K, M)`` along the
-  reduction and ``out = min(P, M // red, 4096 // red)`` along the outputs: ``red * out <= M``
-  parallel multipliers, busy ``ceil(P/out) * ceil(K/red)`` cycles (times C_out for a conv).
+  reduction and ``out = max(1, min(P // reuse, M // red, 4096 // red))`` along the outputs:
+  ``red * out <= M`` parallel multipliers, busy ``ceil(P/out) * ceil(K/red)`` cycles (times
+  C_out for a conv); a shorter reduction (a pruned layer) never gets more multipliers.
 * element-wise layers (input cast, BatchNorm per channel, ReLU, HardTanh, add, threshold,
   thermometer) get ``u = min(n, ceil(n / reuse), 4096)`` lanes; pooling ``4096 // (KH*KW)`` at
   most.
@@ -48,7 +49,10 @@ Adders, comparisons, casts (LUTs; one LUT per bit of an adder on the carry chain
 
 * Adders: ``ceil(additions / ii)`` adders of the accumulator width, ``additions`` from
   ``qfx.ir.cost`` (the accumulation, bias/shift, K-hot digit terms, residual adds, pooling
-  sums), ``ii`` the cycles each parallel unit is busy per inference (below).
+  sums), ``ii`` the cycles each parallel unit is busy per inference (below). A dense / conv /
+  BatchNorm layer whose constants sit in a ROM (folded) instead has one adder per parallel
+  multiplier (K per lane for K-hot digits): the lanes add whatever the ROM holds, zero weights
+  and zero output channels included (:func:`qfx.backends.hls.rules.mac_adders`).
 * Comparisons (ReLU, HardTanh, max pool): compare + select, ``2 * w`` LUTs each, w the input
   width; thresholds and thermometer bits: ``w`` LUTs each.
 * The output cast of a node: ``w_out`` LUTs per lane for a rounding mode other than TRN that
@@ -70,7 +74,8 @@ Memories (weights, biases, BatchNorm scale/shift, activations):
   multipliers (conv: all M read the input), its reduction lanes (dense), or its lanes.
 * A bank of depth d and width w: ``d <= 2`` -> registers (``d * w`` FF); ``d * w <
   BRAM_MIN_BITS`` (1,024 bits) -> LUTRAM/LUT-ROM, ``ceil(d / 64) * w`` LUTs; else BRAM18K
-  (18 Kib, the best of the 16Kx1, 8Kx2, 4Kx4, 2Kx9, 1Kx18, 512x36 aspect ratios).
+  (18 Kib, the best of the 16Kx1, 8Kx2, 4Kx4, 2Kx9, 1Kx18, 512x36 aspect ratios). A ROM of
+  constants is never registers: a one-word bank is a constant (nothing), a small one a LUT-ROM.
 
 Latency (cycles; the ``io="parallel"`` architecture runs the layers one after another in IR
 order, each loop nest pipelined at II = 1 as the writer's pragmas request):

@@ -142,13 +142,20 @@ def fold(k: int, outputs: int, reuse: int) -> tuple[int, int]:
     """(red_unroll, out_unroll) for a reduction of length ``k`` per output, ``outputs`` outputs
     in the unrollable output loop and ``reuse`` multiplications per multiplier.
 
+    At most ``M = min(ceil(k * outputs / reuse), MAX_UNROLL)`` multipliers: the reduction is
+    unrolled first (``red = min(k, M)``), then the outputs into ``outputs // reuse`` lanes (at
+    least one; each does ``reuse`` or more outputs). The lanes do not depend on ``k``, so a
+    shorter reduction (a pruned layer) never gets more multipliers at the same ``reuse``
+    (``M // red`` lanes would: ``fold(3, 9, 5)`` would get 2 lanes, ``fold(5, 9, 5)`` 1), but
+    at the unroll cap (``k * (MAX_UNROLL // k)`` multipliers: 4095 for k = 65, 4096 for 64).
+
     Example:
-        >>> fold(10, 7, 2), fold(5000, 3000, 1)
-        ((10, 3), (4096, 1))
+        >>> fold(10, 7, 2), fold(5000, 3000, 1), fold(3, 9, 5), fold(5, 9, 5)
+        ((10, 3), (4096, 1), (3, 1), (5, 1))
     """
     mults = min(max(1, -(-k * outputs // reuse)), MAX_UNROLL)
     red = max(1, min(k, mults))
-    out = max(1, min(outputs, mults // red, MAX_UNROLL // red))
+    out = max(1, min(outputs, outputs // reuse, mults // red, MAX_UNROLL // red))
     return red, out
 
 

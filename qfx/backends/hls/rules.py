@@ -306,18 +306,18 @@ def _mac_layer_resources(r: LayerCost, key: str) -> None:
     if key == "scale":  # batchnorm
         c = int(node.params["scale"].shape[0])
         r.depth = mlat + 2
-        r.mem.add(c, b_t.width, 1)
-        r.mem.add(c, a["shift_type"].width, 1)
+        r.mem.add(c, b_t.width, 1, rom=True)
+        r.mem.add(c, a["shift_type"].width, 1, rom=True)
     else:
         w = node.params["weight"]
         r.depth = mlat + clog2(int(math.prod(w.shape[1:]))) + 2
         if r.cii > 1:
-            r.mem.add(int(w.size), b_t.width, min(int(w.size), sh.parallel))
+            r.mem.add(int(w.size), b_t.width, min(int(w.size), sh.parallel), rom=True)
             if "bias" in node.params:
-                r.mem.add(int(w.shape[0]), a["bias_type"].width, sh.write_lanes)
+                r.mem.add(int(w.shape[0]), a["bias_type"].width, sh.write_lanes, rom=True)
         else:
             r.notes.append("fully unrolled: constants are logic")
-    adders = ceil_div(r.cost.additions, r.ii)
+    adders = mac_adders(r, key)
     r.lut += adders * adder_luts(r.acc_w)
     r.ff += adders * r.acc_w
     if r.impl == "dsp":
@@ -326,6 +326,21 @@ def _mac_layer_resources(r: LayerCost, key: str) -> None:
         r.notes.append(f"{x_t.width}x{b_t.width}-bit multiplies in LUTs")
     if sh.parallel >= MAX_UNROLL:
         r.notes.append(f"folding capped at the {MAX_UNROLL} unroll limit")
+
+
+def mac_adders(r: LayerCost, key: str) -> int:
+    """The accumulator-wide adders of a dense / conv2d / batchnorm layer, as its C++ builds them.
+
+    Constants as logic (``cii == 1``: every product has its own multiplier within a pass):
+    synthesis propagates them, so a zero term has no adder, and ``additions`` (the nonzero terms
+    and bias, ``qfx.ir.cost``) are shared by the ``ii`` passes over the output positions.
+    Constants in a ROM (``cii > 1``): every parallel lane adds its product (K-hot: its K digit
+    terms) to the adder tree or the accumulator, whatever the value the ROM holds, zero rows and
+    columns included (averaging ``additions`` over ``ii`` would count a zero output channel of a
+    sequential channel loop as saving adders it does not save)."""
+    if r.cii <= 1:
+        return ceil_div(r.cost.additions, r.ii)
+    return r.sh.parallel * (khot_k(r.node, key) or 1)
 
 
 # ====================================================================== dense and conv2d
