@@ -148,7 +148,16 @@ def _correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 class Regularizer:
     """A training-loss term: ``step_penalty()`` after each forward pass (added to the loss),
-    ``epoch_record(model)`` fields for the epoch's history record (e.g. ``resources``)."""
+    ``epoch_record(model)`` fields for the epoch's history record (e.g. ``resources``).
+
+    ``settle`` (a fraction of the epochs, 0 for none): the last epochs train the weights with
+    the regularized quantities held (``hold(model)``, after a ``finish``), so that training
+    ends on the formats it fine-tuned, not on a last change of them."""
+
+    settle: float = 0.0
+
+    def hold(self, model: nn.Module) -> None:
+        """Stop changing what the penalty shapes (the settle phase begins)."""
 
     def step_penalty(self) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -393,7 +402,12 @@ def train(
     t0 = time.perf_counter()
     checkpoint: Path | None = None
     stopped = False
+    reg = run.regularizer
+    settle_from = epochs - math.ceil(reg.settle * epochs) if reg is not None and \
+        0 < reg.settle < 1 and epochs > 1 else epochs
     for epoch in range(run.start, epochs):
+        if epoch == max(settle_from, run.start) and epoch < epochs:
+            _settle(run, epoch)
         record = _run_epoch(run, epoch)
         run.history.append(record)
         if run.progress:
@@ -615,6 +629,19 @@ def _finish_regularizer(run: _Run, record: dict[str, Any]) -> None:
     record["test_loss"], record["test_acc"] = _evaluate(run.model, run.test_batches, run.loss)
     if run.progress:
         tqdm.write(f"after training: test acc {record['test_acc']:.4f}  "
+                   + "  ".join(f"{k}: {v}" for k, v in _finish_text(extra).items()),
+                   file=sys.stderr)
+
+
+def _settle(run: _Run, epoch: int) -> None:
+    """Before ``epoch``: the regularizer's last word on the model as it is (e.g. the budget
+    guarantee), then its quantities held for the remaining epochs."""
+    n = min(len(run.train_set), _FINISH_SAMPLES)
+    xs, ys = zip(*run.batches.iterate(torch.arange(n)), strict=True)
+    extra = run.regularizer.finish(run.model, torch.cat(xs), torch.cat(ys), loss=run.loss.fn)
+    run.regularizer.hold(run.model)
+    if run.progress and extra:
+        tqdm.write(f"settling from epoch {epoch + 1}: "
                    + "  ".join(f"{k}: {v}" for k, v in _finish_text(extra).items()),
                    file=sys.stderr)
 
