@@ -32,7 +32,8 @@ the forward pass, ``d width / d r = 1`` and ``d width / d p = -1`` (straight-thr
 rounding) where the width is positive, and nothing where it is 0 (a pruned granule stays pruned
 unless the loss pulls it back). An activation's width stops at one magnitude bit: there its
 width has no gradient, and its step is held at most half its range (``p <= r - 1``), so the
-one bit left is the range's top bit, not a bit above every value.
+one bit left is the range's top bit, not a bit above every value. Likewise a per-tensor
+constant keeps one bit: pruning is per channel or per weight, never a whole layer.
 
 Example:
     >>> q = WidthQuantizer(8, signed=True)
@@ -214,6 +215,8 @@ class WidthQuantizer(FixedQuantizer):
             sur = sur + (b - sur).detach()  # the clamped value, the raw gradient
         else:
             sur = b + (self.log2_lsb.detach() - self.log2_lsb)
+            if self.granularity == "tensor":  # held at one bit (_hold_constant): no gradient
+                sur = torch.where(b <= 1, sur.detach(), sur)
         live = b > 0
         return torch.where(live, sur + k.to(sur.dtype), torch.zeros_like(sur))
 
@@ -281,6 +284,17 @@ class WidthQuantizer(FixedQuantizer):
 
     # ------------------------------------------------------------------ forward
     @torch.no_grad()
+    def _hold_constant(self, x: torch.Tensor) -> None:
+        """A per-tensor constant keeps its largest value nonzero (``p <= log2 max|x|``: the
+        rounded step is at most ``2**0.5`` times that value, which rounds to at least one
+        step). Pruning is per channel or per weight; a zero-width tensor is a dead layer,
+        and no gradient brings it back."""
+        top = x.detach().abs().max()
+        if top > 0:
+            cap = torch.log2(top).to(self.log2_lsb.dtype)
+            torch.minimum(self.log2_lsb.data, cap, out=self.log2_lsb.data)
+
+    @torch.no_grad()
     def _hold_floor(self) -> None:
         """Keep the step at most half the range (``p <= r - 1``). The width never falls below
         one magnitude bit; were the step left to pass the range, that one bit would sit above
@@ -291,6 +305,8 @@ class WidthQuantizer(FixedQuantizer):
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
         if self.log2_range is not None:  # an activation keeps at least its top bit in range
             self._hold_floor()
+        elif self.granularity == "tensor":  # a whole tensor is never pruned
+            self._hold_constant(x)
         b, k = self._bits(x)
         b, k = b.to(x.dtype), k.to(x.dtype)
         if self.log2_range is not None:

@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from qfx.fixed.hwcost import DSP48E2_PORTS, adder_luts, ebops, multiplier_cost
-from qfx.fixed.learned_width import WidthQuantizer
+from qfx.fixed.learned_width import WidthQuantizer, _ste_round
 from qfx.nn.base import QLayer
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.norm import _QBatchNorm
@@ -72,6 +72,8 @@ RESOURCES = ("lut", "dsp", "ff", "ebops", "lut_equiv")
 #: LUTs a DSP48 counts for in ``lut_equiv`` (HGQ's LUT + 55 x DSP).
 DSP_LUTS = 55
 _MAX_UNROLL = 4096
+# A module's calibration factor stays within this factor of the whole model's.
+_CALIBRATION_SPAN = 8.0
 
 
 def _signed(bits: torch.Tensor, signed: bool) -> torch.Tensor:
@@ -137,7 +139,9 @@ class ResourceCost(nn.Module):
     def __init__(self, model: nn.Module, example: torch.Tensor) -> None:
         super().__init__()
         self._model = [model]  # not a submodule: the cost owns no parameters
-        self.plan: list[tuple[str, QLayer, WidthQuantizer | None, int, int]] = []
+        # (module, its input: a learned format, the name of the layer whose accumulator it
+        # reads, or None; output pixels, output values)
+        self.plan: list[tuple[str, QLayer, WidthQuantizer | str | None, int, int]] = []
         # (module, learned format whose bits its hardware holds, values): an activation's
         # own output format, or the last one for a layer that passes values on (pooling)
         self.acts: list[tuple[str, WidthQuantizer, int]] = []
@@ -145,7 +149,7 @@ class ResourceCost(nn.Module):
         # measured hardware no module's widths account for
         self.scale: dict[str, dict[str, float]] = {}
         self.offset: dict[str, float] = {}
-        last: list[WidthQuantizer | None] = [None]
+        last: list[WidthQuantizer | str | None] = [None]
         hooks = []
 
         def hook(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
@@ -158,7 +162,7 @@ class ResourceCost(nn.Module):
                 last[0] = q
                 self.acts.append((name, q, int(out[0].numel())))
             elif isinstance(m, (QLinear, QConv2d)):  # hands on its exact accumulator: the
-                last[0] = None  # next layer's input width is not learned (not costed)
+                last[0] = name  # next layer's input is as wide as this one's accumulator
             elif last[0] is not None and not isinstance(m, _QBatchNorm):
                 self.acts.append((name, last[0], int(out[0].numel())))
 
@@ -184,11 +188,19 @@ class ResourceCost(nn.Module):
             per = out.setdefault(name, {})
             per[k] = per[k] + v if k in per else v
 
+        accs: dict[str, torch.Tensor] = {}  # accumulator widths of the MAC layers
         for name, m, q_in, pixels, n_out in self.plan:
-            if q_in is None:
+            if isinstance(q_in, str):  # reads a MAC layer's exact accumulator
+                if q_in not in accs:
+                    continue
+                a = sa = accs[q_in]
+                lsb_a = None
+            elif q_in is None:
                 continue
-            a = q_in.bit_widths()
-            sa = _signed(a, q_in.signed)
+            else:
+                a = q_in.bit_widths()
+                sa = _signed(a, q_in.signed)
+                lsb_a = _ste_round(q_in.log2_lsb)
             if isinstance(m, _QBatchNorm):
                 scale = m.scale_shift(m.running_mean, m.running_var)[0]
                 w = m.scale_quantizer.bit_widths(scale) \
@@ -211,6 +223,13 @@ class ResourceCost(nn.Module):
             w = w.expand_as(m.weight)
             k = int(m.weight[0].numel())
             acc = a + w.max() + math.log2(max(k, 1))
+            bias_q = getattr(m, "bias_quantizer", None)
+            if lsb_a is not None and getattr(m, "bias", None) is not None and \
+                    isinstance(bias_q, WidthQuantizer):
+                # a bias finer than the products widens the accumulator by the difference
+                lsb_p = lsb_a + _ste_round(m.weight_quantizer.log2_lsb).min()
+                acc = acc + (lsb_p - _ste_round(bias_q.log2_lsb).min()).clamp_min(0.0)
+            accs[name] = acc
             if isinstance(m, QLinear):
                 dsp, lut = multiplier_cost(a, w, sa, w, DSP48E2_PORTS)
                 products = (w.detach() > 0).sum()
@@ -257,15 +276,21 @@ class ResourceCost(nn.Module):
             if k == "lut_equiv" or k not in m.total:
                 continue
             listed = [n for n in per if k in m.layers.get(n, {})]
-            if listed:
-                for n in per:
-                    c, got = per[n].get(k, 0.0), m.layers.get(n, {}).get(k)
-                    self.scale.setdefault(n, {})[k] = 0.0 if got is None else \
-                        (got / c if c > 0 else 1.0)
-            else:
-                c = sum(p.get(k, 0.0) for p in per.values())
-                for n in per:
-                    self.scale.setdefault(n, {})[k] = m.total[k] / c if c > 0 else 1.0
+            modelled_total = sum(p.get(k, 0.0) for p in per.values())
+            overall = m.total[k] / modelled_total if modelled_total > 0 else 1.0
+            for n in per:
+                c, got = per[n].get(k, 0.0), m.layers.get(n, {}).get(k)
+                if not listed:
+                    ratio = overall
+                elif got is None:
+                    ratio = 0.0
+                else:  # held near the overall ratio: a module modelled at almost nothing
+                    # (one bit left) would otherwise get a huge factor, and its next bit
+                    # would look like most of the budget
+                    ratio = got / c if c > 0 else overall
+                    ratio = min(max(ratio, overall / _CALIBRATION_SPAN),
+                                overall * _CALIBRATION_SPAN)
+                self.scale.setdefault(n, {})[k] = ratio
             modelled = sum(self.scale[n][k] * p.get(k, 0.0) for n, p in per.items())
             self.offset[k] = m.total[k] - modelled
 

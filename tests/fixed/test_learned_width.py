@@ -122,3 +122,19 @@ def test_an_activation_pushed_to_one_bit_keeps_its_top_bit():
     assert q.fixed_type.width == 1
     assert float(q.log2_lsb) <= float(q.log2_range) - 1.0
     assert (q.eval()(x) > 0).any()  # not dead
+
+
+def test_a_per_tensor_constant_under_the_penalty_keeps_one_bit():
+    # per channel or per weight a width may reach 0 (pruned); a whole tensor may not
+    torch.manual_seed(0)
+    w = torch.randn(16, 8)
+    q = WidthQuantizer(8, role="constant")
+    q.calibrate(w)
+    opt = torch.optim.Adam(q.parameters(), lr=0.05)
+    for _ in range(400):
+        opt.zero_grad()
+        q.train()(w)
+        q.bit_widths(w).sum().backward()
+        opt.step()
+    assert float(q.bit_widths(w)) == 2.0  # sign + one magnitude bit
+    assert (q.eval()(w) != 0).any()

@@ -29,10 +29,18 @@ def test_the_cost_is_calibrated_to_each_layers_estimate():
         per = cost.layers()
     for k in ("lut", "ff", "dsp", "lut_equiv"):  # the calibrated total is the estimate
         assert total[k] == pytest.approx(measured.total[k], rel=1e-9, abs=1e-6)
-    for name, row in measured.layers.items():  # and so is every layer the cost models
-        for k, v in row.items():
-            if float(per.get(name, {}).get(k, 0.0)) > 0:
-                assert cost.scale[name][k] * float(per[name][k]) == pytest.approx(v, rel=1e-9)
+    fitted = 0
+    for name, row in measured.layers.items():  # and so is every layer the cost models, up
+        for k, v in row.items():  # to a factor held within 8x of the whole model's
+            c = float(per.get(name, {}).get(k, 0.0))
+            if c > 0:
+                overall = measured.total[k] / sum(float(p.get(k, 0.0)) for p in per.values())
+                s = cost.scale[name][k]
+                assert overall / 8 - 1e-12 <= s <= overall * 8 + 1e-12
+                if overall / 8 < v / c < overall * 8:
+                    assert s * c == pytest.approx(v, rel=1e-9)
+                    fitted += 1
+    assert fitted >= 10
 
 
 def test_every_layer_with_logic_is_charged_to_the_widths_that_size_it():
