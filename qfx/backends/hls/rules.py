@@ -279,10 +279,10 @@ def _mac_layer_resources(r: LayerCost, key: str) -> None:
     """dense / conv2d / batchnorm: ``x * node.params[key]`` multipliers (DSP, LUT, sign or
     K-hot shift-adds), the accumulation's adders, and the constants' ROMs."""
     node, sh, a, x_t = r.node, r.sh, r.node.attrs, r.x_t
-    shifted = shifted_mantissas(node) if key == "weight" and _rows_dedicated(sh) else None
+    shifted = shifted_mantissas(node, key)
     b_t = a[f"{key}_type"] if shifted is None else shifted[2]  # per-channel: the mantissas'
     if shifted is not None:
-        r.notes.append(f"per-channel formats: {b_t.width}-bit weight mantissas, shifts wired")
+        _shifter_resources(r, key, b_t, shifted[1])
     r.weight_t = b_t.cpp()
     r.impl, r.dpm, lut_pm, mlat = mult_model(node, key, x_t, b_t, node.inputs[0] in r.binary,
                                              r.ports)
@@ -367,34 +367,38 @@ class _WeightLayer(HLSRule):
             c.types = [(m, t) for m, t in c.types if m != "weight_t"]
             c.typ("weight_t", "wmant")
             c.typ("shift_t", "wshift")
-            c.ints.append(("max_shift", max(c.node.attrs["weight_shift"])))
+            shifts = c.node.attrs["weight_shift"]
+            c.ints += [("max_shift", max(shifts)), ("min_shift", min(shifts))]
             c.func, c.kinds = f"{func}_shifted", ["weight", "weight_shift", "bias"]
 
     def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
-        """``"shifted"``: per-channel mantissas and shifts, where the weight has per-channel
-        shifts and every multiplier serves one output channel (else a shared multiplier needs
-        the common type, or a runtime shifter)."""
-        if shifted_mantissas(node) is None:
-            return None
-        sh = self.stream_shape(graph, node, reuse) if stream else self.shape(graph, node, reuse)
-        return "shifted" if _rows_dedicated(sh) else None
+        """``"shifted"``: per-channel mantissas and shifts, wherever the weight has per-channel
+        shifts, at every folding: the layer sums an output's mantissa products and shifts the
+        sum once by the output channel's shift (``qfx_layers.h``, ``shifted_weights``)."""
+        return None if shifted_mantissas(node) is None else "shifted"
 
 
 # ---------------------------------------------------------------------- per-channel formats
 # A weight whose output channels have their own formats (``weight_shift``, learned widths) is
 # stored as narrow mantissas (raw >> shift[o]) of the narrowest type holding them on the
 # tensor's grid, with one shift per output channel (qfx_layers.h ``shifted_weights``): the
-# multipliers see each channel's width, not the common wide type.
-def _row_shifts(node: Node) -> np.ndarray | None:
-    """The per-output-channel shifts of a non-K-hot weight, None where there are none."""
-    shifts = node.attrs.get("weight_shift")
-    if shifts is None or khot_k(node, "weight") or not any(shifts):
+# multipliers see each channel's width, not the common wide type, whatever the folding; the
+# layer sums an output's mantissa products and shifts the sum once by its channel's shift
+# (sum_k x_k * (m_k << s[o]) == (sum_k x_k * m_k) << s[o]): a constant shift (wiring) where
+# every multiplier serves one output channel, else one variable shifter per output lane.
+def _row_shifts(node: Node, key: str) -> np.ndarray | None:
+    """The per-output-channel shifts (attr ``<key>_shift``) of a non-K-hot constant, None
+    where there are none."""
+    shifts = node.attrs.get(f"{key}_shift")
+    if shifts is None or khot_k(node, key) or not any(shifts):
         return None
     return np.array(shifts, dtype=np.int64)
 
 
-def shifted_mantissas(node: Node) -> tuple[np.ndarray, np.ndarray, FixedType] | None:
-    """(mantissas, shifts, mantissa type) of a weight with per-channel shifts, or None.
+def shifted_mantissas(node: Node, key: str = "weight"
+                      ) -> tuple[np.ndarray, np.ndarray, FixedType] | None:
+    """(mantissas, shifts, mantissa type) of the constant ``key`` (a weight, a BatchNorm
+    scale) with per-channel shifts (attr ``<key>_shift``), or None.
 
     Example:
         >>> n = Node("fc", "dense", ["x"], "y", {"weight_type": FixedType(8, 2),
@@ -403,13 +407,13 @@ def shifted_mantissas(node: Node) -> tuple[np.ndarray, np.ndarray, FixedType] | 
         >>> m.tolist(), s.tolist(), t.cpp()
         ([[3, -1], [1, -2]], [0, 3], 'ap_fixed<3,-3>')
     """
-    shifts = _row_shifts(node)
+    shifts = _row_shifts(node, key)
     if shifts is None:
         return None
-    w = node.params["weight"]
+    w = node.params[key]
     mant = w >> shifts.reshape(-1, *([1] * (w.ndim - 1)))
     t = FixedType.for_raw_range(int(mant.min()), int(mant.max()),
-                                node.attrs["weight_type"].frac_bits)
+                                node.attrs[f"{key}_type"].frac_bits)
     return mant, shifts, t
 
 
@@ -428,6 +432,20 @@ def _shifted_constants(node: Node, layout: str) -> list[Const]:
     mant, shifts, t = got
     return [Const("weight", mant, t, f"{layout} (mantissas, times 2**shift[out])", "wmant"),
             Const("weight_shift", shifts, DSHIFT_T, "[out]", "wshift")]
+
+
+def _shifter_resources(r: LayerCost, key: str, m_t: FixedType, shifts: np.ndarray) -> None:
+    """The per-output shift of a layer with per-channel formats: wiring where every multiplier
+    serves one output channel, else a variable shifter per output lane (``acc_w`` bits,
+    ``clog2(max shift + 1)`` mux levels: one LUT per bit and level)."""
+    what = f"per-channel formats: {m_t.width}-bit {key} mantissas"
+    if _rows_dedicated(r.sh):
+        r.notes.append(f"{what}, shifts wired")
+        return
+    levels = clog2(int(shifts.max()) + 1)
+    r.lut += r.sh.write_lanes * r.acc_w * levels
+    r.notes.append(f"{what}, {r.sh.write_lanes} shifter(s) of {r.acc_w} bits x {levels} "
+                   "levels (one per output lane)")
 
 
 def _rows_dedicated(sh: Shape) -> bool:

@@ -38,17 +38,21 @@ def test_per_channel_formats_are_narrow_mantissas_and_shifts(tmp_path):
         assert np.array_equal(mant << shifts.reshape(-1, *[1] * (w.ndim - 1)), w)
         assert m_t.width < node.attrs["weight_type"].width
     assert "weight_shift" not in graph.node("dw").attrs  # one format for every channel
-    # shifted layers where every multiplier serves one output channel (the shift is wiring)
-    for io, reuse, want in (("parallel", 1, ["dense"]), ("stream", 1, ["conv2d", "conv2d",
-                                                                        "dense"]),
-                            ("parallel", 4, []), ("stream", 4, [])):
+    # shifted layers at every folding: dedicated multipliers (reuse 1, the shift is wiring) and
+    # multipliers shared across output channels (reuse 4, one shift per output after the sum);
+    # the multiply is on the narrow mantissa type (the config's weight_t)
+    for io, reuse in (("parallel", 1), ("stream", 1), ("parallel", 4), ("stream", 4)):
         project = qfx.export_hls(graph, out_dir=tmp_path / f"{io}{reuse}", board="ultra96",
                                  io=io, reuse=reuse, on_budget="ignore")
         top = (project.root / "firmware" / "qfx_model.cpp").read_text()
         got = re.findall(r"qfx::(?:stream::)?(\w+)_shifted<", top)
-        assert got == want, (io, reuse, got)
+        assert got == ["conv2d", "conv2d", "dense"], (io, reuse, got)
         params = (project.root / "firmware" / "parameters.h").read_text()
-        assert ("typedef ap_fixed<5,-1> fc_wmant_t;" in params) == bool(want)
+        assert "typedef ap_fixed<5,-1> fc_wmant_t;" in params
+        fc_config = params[params.index("struct fc_config"):]
+        fc_config = fc_config[:fc_config.index("};")]
+        assert re.search(r"typedef \S*fc_wmant_t weight_t;", fc_config), fc_config
+        assert "fc_weight_t" not in fc_config
 
 
 def test_the_estimate_counts_the_mantissa_width():
@@ -66,8 +70,13 @@ def test_the_estimate_counts_the_mantissa_width():
     assert graph.node("n_1").attrs["weight_shift"] == [0, 4, 0, 2]
     common = copy.deepcopy(graph)  # the same constants on one common type per tensor
     common.node("n_1").attrs.pop("weight_shift")
-    for io in ("parallel", "stream"):
-        narrow = estimate_resources(graph, reuse=1, io=io).layer("n_1")
-        wide = estimate_resources(common, reuse=1, io=io).layer("n_1")
+    acc_w = graph.node("n_1").attrs["acc_type"].width
+    for io, reuse in (("parallel", 1), ("stream", 1), ("parallel", 4), ("stream", 4)):
+        narrow = estimate_resources(graph, reuse=reuse, io=io).layer("n_1")
+        wide = estimate_resources(common, reuse=reuse, io=io).layer("n_1")
         assert (narrow.weight_type, wide.weight_type) == ("ap_fixed<3,0>", "ap_fixed<7,4>")
         assert narrow.dsp == 0 < wide.dsp  # 4 x 3-bit products fit LUTs, 4 x 7-bit do not
+        # multipliers shared across output channels (reuse 4): one shifter per output lane,
+        # acc_w bits x clog2(max shift 4 + 1) = 3 levels; dedicated ones (reuse 1): wiring
+        shifter = f"1 shifter(s) of {acc_w} bits x 3 levels"
+        assert any(shifter in n for n in narrow.notes) == (reuse > 1), narrow.notes
