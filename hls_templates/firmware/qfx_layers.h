@@ -1913,6 +1913,24 @@ void conv2d_shifted(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w
   conv2d_core<CFG>(x, y, wts, b);
 }
 
+// ------------------------------------------------------------------------------ batchnorm_shifted
+// BatchNorm with per-channel scale formats (learned widths): scale[c] == m[c] << s[c], m in
+// CFG::scale_t (the mantissas' narrow type, on the scale's grid). The loops are
+// batchnorm_core's: each product is x * m on the mantissa's width, shifted by s[c] exactly
+// (shifted_weights::mac), then added to the shift. CFG: as batchnorm, plus sshift_t (the
+// shifts' type), max_shift and min_shift. scale: [n_chan] mantissas, ss: [n_chan] shifts.
+template <class CFG>
+void batchnorm_shifted(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+                       typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
+                       const typename raw_storage<typename CFG::scale_t>::type scale[CFG::n_chan],
+                       const typename raw_storage<typename CFG::sshift_t>::type ss[CFG::n_chan],
+                       const typename raw_storage<typename CFG::shift_t>::type shift[CFG::n_chan]) {
+  typedef shifted_weights<typename CFG::scale_t, typename CFG::sshift_t, 1, CFG::max_shift,
+                          CFG::min_shift> W;
+  const W wts = {QFX_CONST_WEIGHTS(CFG, typename CFG::scale_t, CFG::n_chan, scale), ss, 0};
+  batchnorm_core<CFG>(x, y, wts, shift);
+}
+
 // ------------------------------------------------------------------------------ copy
 // Copies an internal array to an output port (same type: no cast).
 template <class T, int N>

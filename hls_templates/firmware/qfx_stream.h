@@ -183,6 +183,7 @@ QFX_STREAM_PIXELWISE(hardswish)    // ops-window
 QFX_STREAM_PIXELWISE(table_lookup)  // sigmoid, tanh, exp
 QFX_STREAM_PIXELWISE(softmax)       // over one pixel's channels (n_spatial = 1)
 QFX_STREAM_PIXELWISE(dense_shifted)  // per-channel formats (shifted weights)
+QFX_STREAM_PIXELWISE(batchnorm_shifted)  // per-channel BatchNorm scale formats
 #undef QFX_STREAM_PIXELWISE
 
 /// Residual add, pixel by pixel (CFG: in0_t, in1_t, acc_t, out_t, n = px_in, n_pixels, px_out).

@@ -364,11 +364,7 @@ class _WeightLayer(HLSRule):
         if c.khot("weight"):
             c.func, c.kinds = f"{func}_khot", ["weight_dsign", "weight_dshift", "bias"]
         elif self.variant(c.graph, c.node, c.reuse, c.stream) == "shifted":
-            c.types = [(m, t) for m, t in c.types if m != "weight_t"]
-            c.typ("weight_t", "wmant")
-            c.typ("shift_t", "wshift")
-            shifts = c.node.attrs["weight_shift"]
-            c.ints += [("max_shift", max(shifts)), ("min_shift", min(shifts))]
+            _shifted_config(c, "weight", "weight_t", "shift_t")
             c.func, c.kinds = f"{func}_shifted", ["weight", "weight_shift", "bias"]
 
     def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
@@ -417,21 +413,40 @@ def shifted_mantissas(node: Node, key: str = "weight"
     return mant, shifts, t
 
 
-def _shifted_typedefs(node: Node) -> list[tuple[str, FixedType, str]]:
-    got = shifted_mantissas(node)
+#: per constant with per-channel shifts: its mantissas' and shifts' typedef kinds, its name in
+#: the typedef notes, its symbol and the shifts' layout.
+_SHIFTED_KINDS = {"weight": ("wmant", "wshift", "weight", "w", "[out]"),
+                  "scale": ("smant", "sshift", "BatchNorm scale", "scale", "[channel]")}
+
+
+def _shifted_typedefs(node: Node, key: str = "weight") -> list[tuple[str, FixedType, str]]:
+    got = shifted_mantissas(node, key)
     if got is None:
         return []
-    return [("wmant", got[2], "weight mantissas (per-channel formats: w = m * 2**shift[o])"),
-            ("wshift", DSHIFT_T, "per-output-channel weight shifts")]
+    mant, shift, what, sym, _ = _SHIFTED_KINDS[key]
+    return [(mant, got[2], f"{what} mantissas (per-channel formats: {sym} = m * 2**shift[o])"),
+            (shift, DSHIFT_T, f"per-output-channel {what} shifts")]
 
 
-def _shifted_constants(node: Node, layout: str) -> list[Const]:
-    got = shifted_mantissas(node)
+def _shifted_constants(node: Node, layout: str, key: str = "weight") -> list[Const]:
+    got = shifted_mantissas(node, key)
     if got is None:
         return []
     mant, shifts, t = got
-    return [Const("weight", mant, t, f"{layout} (mantissas, times 2**shift[out])", "wmant"),
-            Const("weight_shift", shifts, DSHIFT_T, "[out]", "wshift")]
+    mant_kind, shift_kind, _, _, shift_layout = _SHIFTED_KINDS[key]
+    return [Const(key, mant, t, f"{layout} (mantissas, times 2**shift[out])", mant_kind),
+            Const(f"{key}_shift", shifts, DSHIFT_T, shift_layout, shift_kind)]
+
+
+def _shifted_config(c: LayerConfig, key: str, member: str, shift_member: str) -> None:
+    """The config members of a layer with per-channel shifts of ``key``: ``member`` names the
+    mantissas' type, ``shift_member`` the shifts', and the largest and smallest shift."""
+    mant_kind, shift_kind = _SHIFTED_KINDS[key][:2]
+    c.types = [(m, t) for m, t in c.types if m != member]
+    c.typ(member, mant_kind)
+    c.typ(shift_member, shift_kind)
+    shifts = c.node.attrs[f"{key}_shift"]
+    c.ints += [("max_shift", max(shifts)), ("min_shift", min(shifts))]
 
 
 def _shifter_resources(r: LayerCost, key: str, m_t: FixedType, shifts: np.ndarray) -> None:
@@ -517,11 +532,26 @@ class _Conv2d(_WeightLayer):
 
 @hls_rule("batchnorm")
 class _BatchNorm(HLSRule):
+    """x * scale + shift per channel; a scale with per-channel formats (``scale_shift``) is
+    stored as narrow mantissas and per-channel shifts (``batchnorm_shifted``: the product by
+    the mantissa, shifted by the channel's shift)."""
+
     counts_macs = True
 
-    def constants(self, node: Node) -> list[Const]:
-        return [*_const_or_digits(node, "scale", "[channel]"),
+    def typedefs(self, node: Node, variant: str | None = None
+                 ) -> list[tuple[str, FixedType, str]]:
+        shifted = _shifted_typedefs(node, "scale") if variant == "shifted" else []
+        return khot_typedefs(node) + shifted
+
+    def constants(self, node: Node, variant: str | None = None) -> list[Const]:
+        scale = (_shifted_constants(node, "[channel]", "scale") if variant == "shifted"
+                 else _const_or_digits(node, "scale", "[channel]"))
+        return [*scale,
                 Const("shift", node.params["shift"], node.attrs["shift_type"], "[channel]")]
+
+    def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
+        """``"shifted"`` where the scale has per-channel shifts (at every folding)."""
+        return None if shifted_mantissas(node, "scale") is None else "shifted"
 
     def config(self, c: LayerConfig) -> None:
         for m, k in (("acc_t", "acc"), ("scale_t", "scale"), ("shift_t", "shift")):
@@ -532,6 +562,9 @@ class _BatchNorm(HLSRule):
         c.kinds = ["scale", "shift"]
         if c.khot("scale"):
             c.func, c.kinds = "batchnorm_khot", ["scale_dsign", "scale_dshift", "shift"]
+        elif self.variant(c.graph, c.node, c.reuse, c.stream) == "shifted":
+            _shifted_config(c, "scale", "scale_t", "sshift_t")
+            c.func, c.kinds = "batchnorm_shifted", ["scale", "scale_shift", "shift"]
 
     def shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
         n = _out_size(graph, node)
