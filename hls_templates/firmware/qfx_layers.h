@@ -398,7 +398,9 @@ struct const_weights {
 //   A          the accumulator;
 //   init(b)    the accumulator holding the bias b (raw mantissa of bias_t);
 //   mac(a, wts, x, idx)  a += x * c[idx];
-//   value(a)   the accumulator as an acc_t value (then cast once to the output type).
+//   value(a, wts, idx)  the accumulator as an acc_t value (then cast once to the output
+//              type); idx: the index of the output's first constant (its row, see
+//              shifted_weights' dot_acc, which shifts the output's sum there).
 // fixed_dot (WTS::raw_mac false: K-hot): on ap_fixed values, A = acc_t, mac = wts.mac.
 // raw_dot (WTS::raw_mac true: plain constants): the same sum on the raw mantissas, A =
 // raw_int<acc_t> counting acc_t's lsb: the bias is its raw mantissa << sb, each product the
@@ -421,8 +423,10 @@ struct dot_acc {  // fixed_dot
 #pragma HLS INLINE
     wts.mac(a, x, idx);
   }
-  static typename CFG::acc_t value(const A& a) {
+  static typename CFG::acc_t value(const A& a, const WTS& wts, int idx) {
 #pragma HLS INLINE
+    (void)wts;
+    (void)idx;
     return a;
   }
 };
@@ -464,8 +468,10 @@ struct dot_acc<CFG, WTS, true> {  // raw_dot
 #pragma HLS INLINE
     raw_add_shifted<sx>::add(a, raw_bits(x) * wts.raw(idx));
   }
-  static acc_t value(const A& a) {
+  static acc_t value(const A& a, const WTS& wts, int idx) {
 #pragma HLS INLINE
+    (void)wts;
+    (void)idx;
     return from_raw<acc_t>(a);
   }
 };
@@ -519,7 +525,7 @@ DENSE_OUT:
 #pragma HLS UNROLL factor=red_unroll
       D::mac(acc, wts, x[i], o * CFG::n_in + i);
     }
-    y[o] = D::value(acc);  // the one cast to the output type
+    y[o] = D::value(acc, wts, o * CFG::n_in);  // the one cast to the output type
   }
 #endif
 }
@@ -637,7 +643,7 @@ CONV_OC:
                  oc * n_red + k);
         }
       }
-      y[oc * n_pix + p] = D::value(acc);  // the one cast to the output type
+      y[oc * n_pix + p] = D::value(acc, wts, oc * n_red);  // the one cast to the output type
     }
   }
 #endif
@@ -1784,16 +1790,16 @@ SOFTMAX_POS:
 // 2**s[o], raw(w[idx]) == m[idx] << s[idx / ROW] (ROW: weights per output channel). m is stored
 // in M_T = CFG::weight_t, the narrowest type holding every channel's mantissas (on the finest
 // channel's grid, so F(M_T) == F_w and the accumulator's alignment is unchanged): each multiply
-// is x * m on the channel's own width, not on the tensor's common wide grid. The product is
-// exact in P_T (W_x + W_m + 1 bits and MAXS = max s more integer bits) and shifted there by
-// s[o]: x * w exactly, then accumulated. The backend uses these layers only where every
-// multiplier serves one output channel (the layer unrolled over its output channels), so that
-// the shift is a constant of the multiplier: wiring. The native path forms raw(w) from m, s.
-template <class M_T, class S_T, int ROW, int MAXS>
+// is x * m on the channel's own width, not on the tensor's common wide grid, whichever output
+// channel the multiplier serves. dense_core / conv2d_core (raw_mac) sum an output's mantissa
+// products and shift the sum once by its channel's shift (the dot_acc below); mac (batchnorm,
+// one product per output) forms x * m exactly in P_T (W_x + W_m + 1 bits and MAXS = max s more
+// integer bits) and shifts it there by s[o]. The native path forms raw(w) from m, s.
+template <class M_T, class S_T, int ROW, int MAXS, int MINS>
 struct shifted_weights {
   static const int n_terms = 1;
   static const bool narrow = true;
-  static const bool raw_mac = false;  // each product shifted by its row's shift (mac), on values
+  static const bool raw_mac = true;  // dense_core/conv2d_core: mantissa sums, shifted per output
   const_weights<M_T> m;
   const typename raw_storage<S_T>::type* s;
   int base;  // the layer index of m's first constant (see at)
@@ -1804,19 +1810,75 @@ struct shifted_weights {
                      fixed_traits<IN_T>::iwidth + fixed_traits<M_T>::iwidth + MAXS + 1>
         P_T;
     P_T p = 0;
-    m.mac(p, x, idx);                        // x * m, exact
-    acc += p << (int)s[(base + idx) / ROW];  // x * w, exact in P_T
+    m.mac(p, x, idx);            // x * m, exact
+    acc += p << shift(idx);      // x * w, exact in P_T
   }
-  int64_t term(int idx, int j) const {
-    return m.term(idx, j) * pow2((int)s[(base + idx) / ROW]);
+  /// The mantissa of constant idx as raw_int<M_T>.
+  const typename raw_int<M_T>::type& raw(int idx) const {
+#pragma HLS INLINE
+    return m.raw(idx);
   }
+  /// The shift of constant idx's output channel.
+  int shift(int idx) const {
+#pragma HLS INLINE
+    return (int)s[(base + idx) / ROW];
+  }
+  int64_t term(int idx, int j) const { return m.term(idx, j) * pow2(shift(idx)); }
   shifted_weights at(int idx0) const {
     const shifted_weights r = {m.at(idx0), s, base + idx0};
     return r;
   }
 };
 
-// CFG: as dense, plus shift_t and max_shift. w: [n_out][n_in] mantissas, s: [n_out], b: [n_out].
+// raw_dot on shifted_weights (synthesis and -DQFX_AP_ARITH), whatever the folding: since every
+// weight of output o is m << s[o],
+//   sum_k raw(x_k) * (m_k << s[o]) == (sum_k raw(x_k) * m_k) << s[o]
+// exactly in integers, so the accumulator A holds the bias (raw(b) << sb, acc_t's lsb, as
+// raw_dot) and the output's mantissa sum (each product raw(x) * m << sx, exact: W_x + W_m
+// bits), and value() shifts the sum once by s[o] and adds the bias. Exact: every step is an
+// addition, a multiplication or a left shift of integers modulo 2**W (W: acc_t's width), the
+// mantissa sum is kept modulo 2**MW, MW = W - MINS (MINS = CFG::min_shift <= s[o] for every
+// o), and (v mod 2**MW) << s[o] == (v << s[o]) mod 2**W; the true result fits acc_t (the IR's
+// accumulator sizing), so its W bits are exactly raw_dot's. In hardware: the multipliers are
+// W_x x W_m (M_T) for every output channel they serve, the sum's adders MW bits, and one
+// variable shifter per output lane (wiring where the output channel is fixed, unrolled).
+template <class CFG, class M_T, class S_T, int ROW, int MAXS, int MINS>
+struct dot_acc<CFG, shifted_weights<M_T, S_T, ROW, MAXS, MINS>, true> {
+  typedef shifted_weights<M_T, S_T, ROW, MAXS, MINS> WTS;
+  typedef typename CFG::acc_t acc_t;
+  typedef typename CFG::bias_t bias_t;
+  typedef typename raw_int<acc_t>::type R;
+  static const int W = fixed_traits<acc_t>::width;
+  static const int MW = W > MINS ? W - MINS : 1;
+  static const int sx = fixed_traits<acc_t>::frac - fixed_traits<typename CFG::in_t>::frac -
+                        fixed_traits<M_T>::frac;
+  static const int sb = fixed_traits<acc_t>::frac - fixed_traits<bias_t>::frac;
+  struct A {
+    R bias;          // raw(b) << sb
+    ap_int<MW> sum;  // sum of (raw(x) * m) << sx, modulo 2**MW
+  };
+  static A init(const typename raw_storage<bias_t>::type& b) {
+#pragma HLS INLINE
+    A a;
+    a.bias = raw_bits(from_raw<bias_t>(b));
+    a.bias <<= sb;
+    a.sum = 0;
+    return a;
+  }
+  static void mac(A& a, const WTS& wts, const typename CFG::in_t& x, int idx) {
+#pragma HLS INLINE
+    raw_add_shifted<sx>::add(a.sum, raw_bits(x) * wts.raw(idx));
+  }
+  static acc_t value(const A& a, const WTS& wts, int idx) {
+#pragma HLS INLINE
+    R t = a.sum;  // the bits above MW are shifted out (s[o] >= W - MW)
+    t <<= wts.shift(idx);
+    t += a.bias;
+    return from_raw<acc_t>(t);
+  }
+};
+
+// CFG: as dense, plus shift_t, max_shift and min_shift. w: [n_out][n_in] mantissas, s: [n_out], b: [n_out].
 template <class CFG>
 void dense_shifted(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG::n_out],
                    const typename raw_storage<typename CFG::weight_t>::type
@@ -1827,12 +1889,12 @@ void dense_shifted(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
   const shifted_weights<typename CFG::weight_t, typename CFG::shift_t, CFG::n_in,
-                        CFG::max_shift> wts = {
+                        CFG::max_shift, CFG::min_shift> wts = {
       QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::n_out * CFG::n_in, w), s, 0};
   dense_core<CFG>(x, y, wts, b);
 }
 
-// CFG: as conv2d, plus shift_t and max_shift. w: [out_c][in_c/groups][k_h][k_w] mantissas,
+// CFG: as conv2d, plus shift_t, max_shift and min_shift. w: [out_c][in_c/groups][k_h][k_w] mantissas,
 // s: [out_c].
 template <class CFG>
 void conv2d_shifted(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
@@ -1845,9 +1907,28 @@ void conv2d_shifted(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
   const int row = (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w;
-  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift> W;
+  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift,
+                          CFG::min_shift> W;
   const W wts = {QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0};
   conv2d_core<CFG>(x, y, wts, b);
+}
+
+// ------------------------------------------------------------------------------ batchnorm_shifted
+// BatchNorm with per-channel scale formats (learned widths): scale[c] == m[c] << s[c], m in
+// CFG::scale_t (the mantissas' narrow type, on the scale's grid). The loops are
+// batchnorm_core's: each product is x * m on the mantissa's width, shifted by s[c] exactly
+// (shifted_weights::mac), then added to the shift. CFG: as batchnorm, plus sshift_t (the
+// shifts' type), max_shift and min_shift. scale: [n_chan] mantissas, ss: [n_chan] shifts.
+template <class CFG>
+void batchnorm_shifted(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
+                       typename CFG::out_t y[CFG::n_chan * CFG::n_spatial],
+                       const typename raw_storage<typename CFG::scale_t>::type scale[CFG::n_chan],
+                       const typename raw_storage<typename CFG::sshift_t>::type ss[CFG::n_chan],
+                       const typename raw_storage<typename CFG::shift_t>::type shift[CFG::n_chan]) {
+  typedef shifted_weights<typename CFG::scale_t, typename CFG::sshift_t, 1, CFG::max_shift,
+                          CFG::min_shift> W;
+  const W wts = {QFX_CONST_WEIGHTS(CFG, typename CFG::scale_t, CFG::n_chan, scale), ss, 0};
+  batchnorm_core<CFG>(x, y, wts, shift);
 }
 
 // ------------------------------------------------------------------------------ copy

@@ -183,6 +183,7 @@ QFX_STREAM_PIXELWISE(hardswish)    // ops-window
 QFX_STREAM_PIXELWISE(table_lookup)  // sigmoid, tanh, exp
 QFX_STREAM_PIXELWISE(softmax)       // over one pixel's channels (n_spatial = 1)
 QFX_STREAM_PIXELWISE(dense_shifted)  // per-channel formats (shifted weights)
+QFX_STREAM_PIXELWISE(batchnorm_shifted)  // per-channel BatchNorm scale formats
 #undef QFX_STREAM_PIXELWISE
 
 /// Residual add, pixel by pixel (CFG: in0_t, in1_t, acc_t, out_t, n = px_in, n_pixels, px_out).
@@ -325,7 +326,8 @@ void conv2d_shifted(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
   const int row = (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w;
-  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift> W;
+  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift,
+                          CFG::min_shift> W;
   const conv2d_pixel<CFG, W> op = {
       {QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0}, b};
   window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);

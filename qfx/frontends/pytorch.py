@@ -119,9 +119,10 @@ def _param_raw(q: FixedQuantizer, value: torch.Tensor) -> tuple[np.ndarray, Fixe
 
 
 def _row_shifts(q: FixedQuantizer, raw: np.ndarray) -> list[int] | None:
-    """Per output channel of a weight with per-granule formats (learned widths), the trailing
-    zero bits common to its raw weights on the tensor's grid (``weight_shift``: the backends
-    store narrow mantissas); None for one format per tensor or when every shift is 0."""
+    """Per output channel of a weight (or BatchNorm scale) with per-granule formats (learned
+    widths), the trailing zero bits common to its raw values on the tensor's grid
+    (``weight_shift`` / ``scale_shift``: the backends store narrow mantissas); None for one
+    format per tensor or when every shift is 0."""
     if not isinstance(q, WidthQuantizer) or q.granularity == "tensor":
         return None
     shifts = []
@@ -344,6 +345,8 @@ class _Freezer:
             else:
                 attrs[f"{key}_type"] = t = q.fixed_type.storage()
                 params[key] = t.to_int(v).cpu().numpy()
+        if (shifts := _row_shifts(m.scale_quantizer, params["scale"])) is not None:
+            attrs["scale_shift"] = shifts  # per-channel formats: narrow scale mantissas
         if isinstance(m.scale_quantizer, KHotQuantizer):
             k = m.scale_quantizer.k
             params["scale_digits"] = _khot_digits_checked(params["scale"], k,

@@ -4,6 +4,8 @@ inputs included."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 from torch import nn
@@ -41,5 +43,14 @@ def test_learned_width_model_eval_equals_executor_and_csim(tmp_path):
     for io in ("parallel", "stream"):
         project = qfx.export_hls(net, x[:1], tmp_path / io, board="ultra96", io=io, reuse=4,
                                  on_budget="ignore", test_vectors=x[:2].numpy())
+        # per-channel formats at reuse 4 (multipliers shared across output channels): narrow
+        # weight mantissas in the multiply, one shift per output after the sum; narrow
+        # BatchNorm scale mantissas, the product shifted by the channel's shift
+        firmware = project.root / "firmware"
+        assert re.findall(r"qfx::(?:stream::)?(\w+)_shifted<", (
+            firmware / "qfx_model.cpp").read_text()) == ["conv2d", "batchnorm", "dense"]
+        params = (firmware / "parameters.h").read_text()
+        assert "typedef ::qfx_model_fw::n_5_wmant_t weight_t;" in params
+        assert "typedef ::qfx_model_fw::n_2_smant_t scale_t;" in params
         report = qfx.csim(project, xs, arith="both")
         assert report.bit_exact and report.mismatches == 0, str(report)

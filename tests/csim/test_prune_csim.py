@@ -1,6 +1,6 @@
 """A learned-width model with zero-width channels, pruned at freeze (fewer channels in the graph
-and in the C++), and per-channel formats stored as narrow mantissas and shifts (fully unrolled:
-dense_shifted in io=parallel, conv2d_shifted and dense_shifted in io=stream): eval output of the
+and in the C++), and per-channel formats stored as narrow mantissas and shifts (conv2d_shifted,
+batchnorm_shifted, dense_shifted): eval output of the
 unpruned model == the pruned graph's executor == C-simulation on both arithmetic paths in both
 architectures, saturating inputs included."""
 

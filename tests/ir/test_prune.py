@@ -95,17 +95,25 @@ def test_pruning_keeps_every_output_bit(data):
     assert np.array_equal(qfx.run_graph(graph, xs).raw[0], qfx.run_graph(full, xs).raw[0])
 
 
-def test_weight_shift_is_checked_and_follows_the_pruned_rows():
+def test_weight_and_scale_shifts_are_checked_and_follow_the_pruned_rows():
     net, x = pruned_width_net()
     graph = qfx.freeze(net, x[:1])
     assert graph.node("b").attrs["weight_shift"] == [3, 0, 0, 0]  # channel 2 of 5 pruned
-    node = graph.node("b")
-    node.attrs["weight_shift"] = [4, 0, 0, 0]
-    with pytest.raises(ValueError, match="not a multiple of 2\\*\\*weight_shift"):
-        node.validate()
-    node.attrs["weight_shift"] = [3, 0, 0]
-    with pytest.raises(ValueError, match="one integer 0..62 per output channel"):
-        node.validate()
+    # BatchNorm scale with per-channel formats: channels 1 and 4 of 6 pruned
+    assert qfx.freeze(net, x[:1], prune=False).node("bn").attrs["scale_shift"] == \
+        [2, 1, 2, 0, 2, 2]
+    assert graph.node("bn").attrs["scale_shift"] == [2, 2, 0, 2]
+    for name, key, bad in (("b", "weight", [4, 0, 0, 0]), ("bn", "scale", [3, 2, 0, 2])):
+        node = graph.node(name)
+        good = node.attrs[f"{key}_shift"]
+        node.attrs[f"{key}_shift"] = bad
+        with pytest.raises(ValueError, match=f"not a multiple of 2\\*\\*{key}_shift"):
+            node.validate()
+        node.attrs[f"{key}_shift"] = good[:-1]
+        with pytest.raises(ValueError, match=f"{name}.*{key}_shift must be one integer 0..62 "
+                                             "per output channel"):
+            node.validate()
+        node.attrs[f"{key}_shift"] = good
     with qfx.config(QConfig(act_width=6, weight_width=5, per_channel_weights=True)):
         plain = nn.Sequential(QInput(8), QLinear(4, 2))
     with qfx.calibration(plain):

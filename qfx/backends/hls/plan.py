@@ -70,7 +70,7 @@ _PARAM_SUFFIX = {"weight": "w", "bias": "b", "scale": "scale", "shift": "shift",
                  "scale_dsign": "scale_dsign", "scale_dshift": "scale_dshift",
                  "wbits": "wbits", "threshold": "thr", "thresholds": "thr", "direction": "dir",
                  "table": "table", "exp_table": "exp_table", "recip_table": "recip_table",
-                 "weight_shift": "w_shift"}
+                 "weight_shift": "w_shift", "scale_shift": "scale_sshift"}
 
 
 class Names:

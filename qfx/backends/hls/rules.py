@@ -279,10 +279,10 @@ def _mac_layer_resources(r: LayerCost, key: str) -> None:
     """dense / conv2d / batchnorm: ``x * node.params[key]`` multipliers (DSP, LUT, sign or
     K-hot shift-adds), the accumulation's adders, and the constants' ROMs."""
     node, sh, a, x_t = r.node, r.sh, r.node.attrs, r.x_t
-    shifted = shifted_mantissas(node) if key == "weight" and _rows_dedicated(sh) else None
+    shifted = shifted_mantissas(node, key)
     b_t = a[f"{key}_type"] if shifted is None else shifted[2]  # per-channel: the mantissas'
     if shifted is not None:
-        r.notes.append(f"per-channel formats: {b_t.width}-bit weight mantissas, shifts wired")
+        _shifter_resources(r, key, b_t, shifted[1])
     r.weight_t = b_t.cpp()
     r.impl, r.dpm, lut_pm, mlat = mult_model(node, key, x_t, b_t, node.inputs[0] in r.binary,
                                              r.ports)
@@ -379,37 +379,37 @@ class _WeightLayer(HLSRule):
         if c.khot("weight"):
             c.func, c.kinds = f"{func}_khot", ["weight_dsign", "weight_dshift", "bias"]
         elif self.variant(c.graph, c.node, c.reuse, c.stream) == "shifted":
-            c.types = [(m, t) for m, t in c.types if m != "weight_t"]
-            c.typ("weight_t", "wmant")
-            c.typ("shift_t", "wshift")
-            c.ints.append(("max_shift", max(c.node.attrs["weight_shift"])))
+            _shifted_config(c, "weight", "weight_t", "shift_t")
             c.func, c.kinds = f"{func}_shifted", ["weight", "weight_shift", "bias"]
 
     def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
-        """``"shifted"``: per-channel mantissas and shifts, where the weight has per-channel
-        shifts and every multiplier serves one output channel (else a shared multiplier needs
-        the common type, or a runtime shifter)."""
-        if shifted_mantissas(node) is None:
-            return None
-        sh = self.stream_shape(graph, node, reuse) if stream else self.shape(graph, node, reuse)
-        return "shifted" if _rows_dedicated(sh) else None
+        """``"shifted"``: per-channel mantissas and shifts, wherever the weight has per-channel
+        shifts, at every folding: the layer sums an output's mantissa products and shifts the
+        sum once by the output channel's shift (``qfx_layers.h``, ``shifted_weights``)."""
+        return None if shifted_mantissas(node) is None else "shifted"
 
 
 # ---------------------------------------------------------------------- per-channel formats
 # A weight whose output channels have their own formats (``weight_shift``, learned widths) is
 # stored as narrow mantissas (raw >> shift[o]) of the narrowest type holding them on the
 # tensor's grid, with one shift per output channel (qfx_layers.h ``shifted_weights``): the
-# multipliers see each channel's width, not the common wide type.
-def _row_shifts(node: Node) -> np.ndarray | None:
-    """The per-output-channel shifts of a non-K-hot weight, None where there are none."""
-    shifts = node.attrs.get("weight_shift")
-    if shifts is None or khot_k(node, "weight") or not any(shifts):
+# multipliers see each channel's width, not the common wide type, whatever the folding; the
+# layer sums an output's mantissa products and shifts the sum once by its channel's shift
+# (sum_k x_k * (m_k << s[o]) == (sum_k x_k * m_k) << s[o]): a constant shift (wiring) where
+# every multiplier serves one output channel, else one variable shifter per output lane.
+def _row_shifts(node: Node, key: str) -> np.ndarray | None:
+    """The per-output-channel shifts (attr ``<key>_shift``) of a non-K-hot constant, None
+    where there are none."""
+    shifts = node.attrs.get(f"{key}_shift")
+    if shifts is None or khot_k(node, key) or not any(shifts):
         return None
     return np.array(shifts, dtype=np.int64)
 
 
-def shifted_mantissas(node: Node) -> tuple[np.ndarray, np.ndarray, FixedType] | None:
-    """(mantissas, shifts, mantissa type) of a weight with per-channel shifts, or None.
+def shifted_mantissas(node: Node, key: str = "weight"
+                      ) -> tuple[np.ndarray, np.ndarray, FixedType] | None:
+    """(mantissas, shifts, mantissa type) of the constant ``key`` (a weight, a BatchNorm
+    scale) with per-channel shifts (attr ``<key>_shift``), or None.
 
     Example:
         >>> n = Node("fc", "dense", ["x"], "y", {"weight_type": FixedType(8, 2),
@@ -418,31 +418,64 @@ def shifted_mantissas(node: Node) -> tuple[np.ndarray, np.ndarray, FixedType] | 
         >>> m.tolist(), s.tolist(), t.cpp()
         ([[3, -1], [1, -2]], [0, 3], 'ap_fixed<3,-3>')
     """
-    shifts = _row_shifts(node)
+    shifts = _row_shifts(node, key)
     if shifts is None:
         return None
-    w = node.params["weight"]
+    w = node.params[key]
     mant = w >> shifts.reshape(-1, *([1] * (w.ndim - 1)))
     t = FixedType.for_raw_range(int(mant.min()), int(mant.max()),
-                                node.attrs["weight_type"].frac_bits)
+                                node.attrs[f"{key}_type"].frac_bits)
     return mant, shifts, t
 
 
-def _shifted_typedefs(node: Node) -> list[tuple[str, FixedType, str]]:
-    got = shifted_mantissas(node)
+#: per constant with per-channel shifts: its mantissas' and shifts' typedef kinds, its name in
+#: the typedef notes, its symbol and the shifts' layout.
+_SHIFTED_KINDS = {"weight": ("wmant", "wshift", "weight", "w", "[out]"),
+                  "scale": ("smant", "sshift", "BatchNorm scale", "scale", "[channel]")}
+
+
+def _shifted_typedefs(node: Node, key: str = "weight") -> list[tuple[str, FixedType, str]]:
+    got = shifted_mantissas(node, key)
     if got is None:
         return []
-    return [("wmant", got[2], "weight mantissas (per-channel formats: w = m * 2**shift[o])"),
-            ("wshift", DSHIFT_T, "per-output-channel weight shifts")]
+    mant, shift, what, sym, _ = _SHIFTED_KINDS[key]
+    return [(mant, got[2], f"{what} mantissas (per-channel formats: {sym} = m * 2**shift[o])"),
+            (shift, DSHIFT_T, f"per-output-channel {what} shifts")]
 
 
-def _shifted_constants(node: Node, layout: str) -> list[Const]:
-    got = shifted_mantissas(node)
+def _shifted_constants(node: Node, layout: str, key: str = "weight") -> list[Const]:
+    got = shifted_mantissas(node, key)
     if got is None:
         return []
     mant, shifts, t = got
-    return [Const("weight", mant, t, f"{layout} (mantissas, times 2**shift[out])", "wmant"),
-            Const("weight_shift", shifts, DSHIFT_T, "[out]", "wshift")]
+    mant_kind, shift_kind, _, _, shift_layout = _SHIFTED_KINDS[key]
+    return [Const(key, mant, t, f"{layout} (mantissas, times 2**shift[out])", mant_kind),
+            Const(f"{key}_shift", shifts, DSHIFT_T, shift_layout, shift_kind)]
+
+
+def _shifted_config(c: LayerConfig, key: str, member: str, shift_member: str) -> None:
+    """The config members of a layer with per-channel shifts of ``key``: ``member`` names the
+    mantissas' type, ``shift_member`` the shifts', and the largest and smallest shift."""
+    mant_kind, shift_kind = _SHIFTED_KINDS[key][:2]
+    c.types = [(m, t) for m, t in c.types if m != member]
+    c.typ(member, mant_kind)
+    c.typ(shift_member, shift_kind)
+    shifts = c.node.attrs[f"{key}_shift"]
+    c.ints += [("max_shift", max(shifts)), ("min_shift", min(shifts))]
+
+
+def _shifter_resources(r: LayerCost, key: str, m_t: FixedType, shifts: np.ndarray) -> None:
+    """The per-output shift of a layer with per-channel formats: wiring where every multiplier
+    serves one output channel, else a variable shifter per output lane (``acc_w`` bits,
+    ``clog2(max shift + 1)`` mux levels: one LUT per bit and level)."""
+    what = f"per-channel formats: {m_t.width}-bit {key} mantissas"
+    if _rows_dedicated(r.sh):
+        r.notes.append(f"{what}, shifts wired")
+        return
+    levels = clog2(int(shifts.max()) + 1)
+    r.lut += r.sh.write_lanes * r.acc_w * levels
+    r.notes.append(f"{what}, {r.sh.write_lanes} shifter(s) of {r.acc_w} bits x {levels} "
+                   "levels (one per output lane)")
 
 
 def _rows_dedicated(sh: Shape) -> bool:
@@ -514,11 +547,26 @@ class _Conv2d(_WeightLayer):
 
 @hls_rule("batchnorm")
 class _BatchNorm(HLSRule):
+    """x * scale + shift per channel; a scale with per-channel formats (``scale_shift``) is
+    stored as narrow mantissas and per-channel shifts (``batchnorm_shifted``: the product by
+    the mantissa, shifted by the channel's shift)."""
+
     counts_macs = True
 
-    def constants(self, node: Node) -> list[Const]:
-        return [*_const_or_digits(node, "scale", "[channel]"),
+    def typedefs(self, node: Node, variant: str | None = None
+                 ) -> list[tuple[str, FixedType, str]]:
+        shifted = _shifted_typedefs(node, "scale") if variant == "shifted" else []
+        return khot_typedefs(node) + shifted
+
+    def constants(self, node: Node, variant: str | None = None) -> list[Const]:
+        scale = (_shifted_constants(node, "[channel]", "scale") if variant == "shifted"
+                 else _const_or_digits(node, "scale", "[channel]"))
+        return [*scale,
                 Const("shift", node.params["shift"], node.attrs["shift_type"], "[channel]")]
+
+    def variant(self, graph: Graph, node: Node, reuse: int, stream: bool) -> str | None:
+        """``"shifted"`` where the scale has per-channel shifts (at every folding)."""
+        return None if shifted_mantissas(node, "scale") is None else "shifted"
 
     def config(self, c: LayerConfig) -> None:
         for m, k in (("acc_t", "acc"), ("scale_t", "scale"), ("shift_t", "shift")):
@@ -529,6 +577,9 @@ class _BatchNorm(HLSRule):
         c.kinds = ["scale", "shift"]
         if c.khot("scale"):
             c.func, c.kinds = "batchnorm_khot", ["scale_dsign", "scale_dshift", "shift"]
+        elif self.variant(c.graph, c.node, c.reuse, c.stream) == "shifted":
+            _shifted_config(c, "scale", "scale_t", "sshift_t")
+            c.func, c.kinds = "batchnorm_shifted", ["scale", "scale_shift", "shift"]
 
     def shape(self, graph: Graph, node: Node, reuse: int) -> Shape:
         n = _out_size(graph, node)

@@ -342,6 +342,32 @@ def kept_indices(n: int, drop: Sequence[int] | Mapping[int, object]) -> np.ndarr
     return np.array([i for i in range(n) if i not in drop], dtype=np.int64)
 
 
+def check_channel_shifts(node: Node, key: str) -> None:
+    """Per-channel formats of the constant ``key`` (attr ``<key>_shift``, optional): one shift
+    0..62 per output channel (axis 0), every raw value of channel o a multiple of
+    2**shift[o] (the backends store the narrow mantissas raw >> shift[o]).
+
+    Example:
+        >>> from qfx.ir.graph import Node
+        >>> n = Node("bn", "batchnorm", ["x"], "y", {"scale_shift": [0, 2]},
+        ...          {"scale": np.array([3, 4])})
+        >>> check_channel_shifts(n, "scale")
+    """
+    shifts = node.attrs.get(f"{key}_shift")
+    if shifts is None:
+        return
+    w = node.params[key]
+    if (not isinstance(shifts, (list, tuple)) or len(shifts) != w.shape[0]
+            or not all(isinstance(v, int) and 0 <= v <= 62 for v in shifts)):
+        raise ValueError(f"{where(node)}: {key}_shift must be one integer 0..62 per output "
+                         f"channel ({w.shape[0]}), got {shifts!r}")
+    rows = w.reshape(w.shape[0], -1)
+    col = np.array(shifts, dtype=np.int64)[:, None]
+    if not np.array_equal((rows >> col) << col, rows):
+        raise ValueError(f"{where(node)}: a {key} of output channel o is not a multiple of "
+                         f"2**{key}_shift[o]")
+
+
 def where(node: Node) -> str:
     """How messages name a node."""
     return f"node {node.name!r} ({node.op})"

@@ -23,6 +23,7 @@ from qfx.ir.ops.base import (
     NodeCost,
     OpSpec,
     check_accumulator,
+    check_channel_shifts,
     check_khot_width,
     const_values,
     constant_terms,
@@ -50,19 +51,7 @@ class _Weighted(OpSpec):
     def check_params(self, node: Node) -> None:
         """``weight_shift`` (per-channel formats, optional): one shift 0..62 per output
         channel, every raw weight of channel o a multiple of 2**weight_shift[o]."""
-        shifts = node.attrs.get("weight_shift")
-        if shifts is None:
-            return
-        w = node.params["weight"]
-        if (not isinstance(shifts, (list, tuple)) or len(shifts) != w.shape[0]
-                or not all(isinstance(v, int) and 0 <= v <= 62 for v in shifts)):
-            raise ValueError(f"{where(node)}: weight_shift must be one integer 0..62 per output "
-                             f"channel ({w.shape[0]}), got {shifts!r}")
-        rows = w.reshape(w.shape[0], -1)
-        col = np.array(shifts, dtype=np.int64)[:, None]
-        if not np.array_equal((rows >> col) << col, rows):
-            raise ValueError(f"{where(node)}: a weight of output channel o is not a multiple of "
-                             "2**weight_shift[o]")
+        check_channel_shifts(node, "weight")
 
     def _frac(self, node: Node, x_t: FixedType) -> int:
         frac = x_t.frac_bits + node.attrs["weight_type"].frac_bits

@@ -2,12 +2,14 @@
 
 params ``scale`` [C] (``scale_type``; optional K-hot ``scale_digits`` / ``scale_khot``),
 ``shift`` [C] (``shift_type``); attrs ``acc_type`` holding every ``x * scale + shift`` over the
-input format's range on the grid max(F_x + F_scale, F_shift).
+input format's range on the grid max(F_x + F_scale, F_shift); optional ``scale_shift`` (per-channel
+formats, learned widths): one shift per channel, ``scale[c]`` a multiple of 2**scale_shift[c] (the
+backends store the narrow mantissas ``scale >> scale_shift``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,10 +20,12 @@ from qfx.ir.ops.base import (
     NodeCost,
     OpSpec,
     check_accumulator,
+    check_channel_shifts,
     check_khot_width,
     const_values,
     constant_terms,
     dot_rows,
+    kept_indices,
     raw_in_type,
     register,
     where,
@@ -39,10 +43,24 @@ class BatchNorm(OpSpec):
     params = ("scale", "shift")
     optional_params = ("scale_digits",)
     attrs = ("scale_type", "shift_type", "acc_type")
-    optional_attrs = ("scale_khot",)
+    optional_attrs = ("scale_khot", "scale_shift")
     khot_keys = ("scale",)
     channelwise = True
     channel_params = ("scale", "shift", "scale_digits")
+
+    def check_params(self, node: Node) -> None:
+        """``scale_shift`` (optional): one shift 0..62 per channel, ``scale[c]`` a multiple of
+        2**scale_shift[c]."""
+        check_channel_shifts(node, "scale")
+
+    def drop_channels(self, node: Node, ins: Sequence[Edge],
+                      drop_in: Sequence[Mapping[int, int | None]], drop_out: Sequence[int]
+                      ) -> None:
+        """The kept channels' constants (and scale shifts)."""
+        if "scale_shift" in node.attrs:
+            keep = kept_indices(node.params["scale"].shape[0], drop_out)
+            node.attrs["scale_shift"] = [node.attrs["scale_shift"][int(c)] for c in keep]
+        super().drop_channels(node, ins, drop_in, drop_out)
 
     def infer_shape(self, node: Node, ins: Sequence[Edge]) -> tuple[int, ...]:
         x, p = ins[0], node.params
