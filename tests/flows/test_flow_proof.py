@@ -96,3 +96,11 @@ def test_budget_met_judges_a_lut_equiv_budget(tmp_path):
         _judge(spec, r)
         crit = {c.name: c for c in r.criteria}["budget_met"]
         assert crit.passed is ok, crit.message
+
+
+def test_the_lut_budget_flow_budgets_lut_plus_55_dsp():
+    from qfx.training.config import resolve_budget
+
+    spec = load_flow("flows/digits-lut-budget-ultra96.yaml")
+    assert spec.criteria["budget_met"]
+    assert resolve_budget(spec.train.training.budget) == {"lut_equiv": 0.12 * (70560 + 55 * 360)}
