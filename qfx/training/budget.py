@@ -180,6 +180,11 @@ class ResourceCost(nn.Module):
                 h.remove()
             model.train(was)
 
+    @property
+    def model(self) -> nn.Module:
+        """The model whose widths this cost reads."""
+        return self._model[0]
+
     def layers(self) -> dict[str, dict[str, torch.Tensor]]:
         """The modelled cost of each module (uncalibrated), per resource."""
         out: dict[str, dict[str, torch.Tensor]] = {}
@@ -407,7 +412,7 @@ class BudgetRegularizer:
         self.held = True
 
     def _calibrate(self) -> Measurement:
-        m = Measurement.of(self._measure(self.cost._model[0]))
+        m = Measurement.of(self._measure(self.cost.model))
         self.cost.calibrate(m)
         return m
 
