@@ -125,6 +125,20 @@ def dominated(point: tuple[float, float], front: list[tuple[float, float]]) -> b
     return any(c <= point[0] and a >= point[1] for c, a in front)
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The ``(cost, accuracy)`` points no other point dominates, by cost.
+
+    Example:
+        >>> pareto_front([(1.0, 0.9), (2.0, 0.8), (3.0, 0.95)])
+        [(1.0, 0.9), (3.0, 0.95)]
+    """
+    out: list[tuple[float, float]] = []
+    for c, a in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not out or a > out[-1][1]:
+            out.append((c, a))
+    return out
+
+
 def half_cost_line(fixed: dict, learned: list[dict]) -> str:
     """The cheapest learned row (LUT + 55 DSP) at least as accurate as ``fixed``, and the
     ratio of its cost to fixed's.
@@ -186,9 +200,14 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
                          if r["name"].startswith(prefix) and xfun(r) is not None)
             if not pts:
                 continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=label)
+            front = pareto_front([(c, a) for c, a, _ in pts])
+            line, = ax.plot([c for c, _ in front], [a for _, a in front], marker=marker,
+                            label=label + " (front)")
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker,
+                       facecolors="none", edgecolors=line.get_color())
             for c, a, n in pts:
-                ax.annotate(n.replace(prefix, "").strip(), (c, a), fontsize="xx-small")
+                ax.annotate(n.replace("lut+55dsp", "").replace(prefix, "").strip(), (c, a),
+                            fontsize="xx-small")
         if flt is not None:
             ax.axhline(flt, color="gray", ls="--", label="float")
         ax.set_xscale("log")
@@ -199,6 +218,11 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     fig.suptitle(title, fontsize="small")
     fig.savefig(path, dpi=100)
     print(f"Pareto plot: {path}")
+
+
+def _title(args: argparse.Namespace) -> str:
+    return (f"digits_cnn, {args.epochs} epochs, seeds 0..{args.seeds - 1}, Ultra96-V2 estimate "
+            f"at reuse {args.reuse} (io=parallel); medians over seeds")
 
 
 def main() -> None:
@@ -229,7 +253,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--png", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot-from", type=Path, default=None,
+                    help="only draw --png from the rows of an earlier run's --json (give "
+                         "that run's --epochs, --seeds and --reuse for the title)")
     args = ap.parse_args()
+    if args.plot_from:
+        _plot(json.loads(args.plot_from.read_text()), args.png or Path("pareto.png"),
+              _title(args))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     train_set, test_set = load_digits_split()
@@ -256,8 +287,7 @@ def main() -> None:
                 f"{t}: {f.result() if not f.exception() else f.exception()}",
                 file=sys.stderr, flush=True))
     rows = []
-    title = (f"digits_cnn, {args.epochs} epochs, seeds 0..{args.seeds - 1}, Ultra96-V2 estimate "
-             f"at reuse {args.reuse} (io=parallel); medians over seeds")
+    title = _title(args)
     print(title)
     print(f"{'model':22s} {'acc':>7s} {'LUT':>8s} {'FF':>8s} {'DSP':>6s} {'BRAM18K':>8s} "
           f"{'EBOPs':>9s} {'HGQ EBOPs':>9s} {'LUT+55DSP':>10s} {'s/run':>7s}", flush=True)
