@@ -62,7 +62,8 @@ def _measure(graph, reuse: int) -> dict[str, float]:
 
 
 def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: int,
-         split, learned_bits: int = 8, granularity: str = "tensor") -> dict[str, float]:
+         split, learned_bits: int = 8, granularity: str = "tensor",
+         controller: dict | None = None) -> dict[str, float]:
     torch.manual_seed(seed)
     x, y = split.test.tensors
     model = digits_cnn()
@@ -79,7 +80,7 @@ def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: 
                   if isinstance(setting, str) else {"ebops": float(setting)} if setting > 1
                   else {"dsp": 360.0 * float(setting)})
         reg = BudgetRegularizer(model, example, budget,
-                                measure=lambda m: per_layer(m, example))
+                                measure=lambda m: per_layer(m, example), **(controller or {}))
     t0 = time.perf_counter()
     res = train(model, split.train, split.test, epochs=epochs, lr=3e-3, batch_size=32,
                 seed=seed, progress=False, plot=False, regularizer=reg)
@@ -240,6 +241,10 @@ def main() -> None:
                     help="LUT + 55 x DSP budgets of learned-width runs that start at "
                          "--wide-bits (every width), whatever --learned-bits says")
     ap.add_argument("--wide-bits", type=int, default=8)
+    ap.add_argument("--target", type=float, default=0.9,
+                    help="the controller's aim, a fraction of the budget")
+    ap.add_argument("--settle", type=float, default=0.25,
+                    help="fraction of the epochs trained at the held formats")
     ap.add_argument("--fixed-bits", type=int, nargs="*", default=[4, 6, 8])
     ap.add_argument("--hgq-betas", type=float, nargs="*", default=[1e-6, 1e-5, 1e-4],
                     help="HGQ2 runs from its narrow initial widths, one per beta")
@@ -296,7 +301,8 @@ def main() -> None:
         if isinstance(setting, str) and "@" in setting:  # lutB@W: a budget B from W bits
             setting, start = setting.split("@")[0], int(setting.split("@")[1])
         per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, start,
-                         args.granularity) for s in seeds]
+                         args.granularity, {"target": args.target, "settle": args.settle})
+                    for s in seeds]
         if setting is None:
             name = kind
         elif kind == "fixed":
