@@ -321,7 +321,8 @@ def fc_autoencoder(inputs: int = 640, hidden: int = 128, bottleneck: int = 8,
 # ---- issue #16: an hls4ml-style MLP for tabular data (breast cancer, 30 features, 2 classes)
 class CancerMLP(nn.Module):
     """hls4ml-style MLP for the 30 standardised breast-cancer features: per hidden width a
-    linear layer, BatchNorm and ReLU, then a linear layer to ``num_classes`` logits.
+    linear layer (no bias: the BatchNorm's shift is one), BatchNorm and ReLU, then a linear
+    layer to ``num_classes`` logits.
 
     Example:
         >>> CancerMLP().eval()(torch.zeros(2, 30)).shape
@@ -334,7 +335,7 @@ class CancerMLP(nn.Module):
         dims = (inputs, *hidden)
         layers: list[nn.Module] = []
         for n_in, n_out in zip(dims[:-1], dims[1:], strict=True):
-            layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]
+            layers += [nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), nn.ReLU()]
         layers.append(nn.Linear(dims[-1], num_classes))
         self.net = nn.Sequential(*layers)
 
