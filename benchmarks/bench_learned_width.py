@@ -79,7 +79,7 @@ TASKS = {
                     "EBOPs (conv + dense, a kernel counted once)", (40000.0, 20000.0)),
     "cancer": _Task(cancer_mlp, load_breast_cancer_split,
                     "cancer_mlp (30-32-16-2) on breast cancer (455 / 114)",
-                    "EBOPs (dense layers)", (8000.0, 2000.0, 500.0)),
+                    "EBOPs (dense layers)", (8000.0, 4000.0, 2000.0)),
 }
 
 
@@ -268,7 +268,7 @@ def main() -> None:
                     help="DSP budgets of the learned-width runs, fractions of 360")
     ap.add_argument("--ebops-budgets", type=float, nargs="*", default=None,
                     help="EBOPs budgets of further learned-width runs (absolute, > 1; "
-                         "default: digits 40000 20000, cancer 8000 2000 500)")
+                         "default: digits 40000 20000, cancer 8000 4000 2000)")
     ap.add_argument("--lut-budgets", type=float, nargs="*", default=[],
                     help="LUT + 55 x DSP budgets of further learned-width runs (absolute)")
     ap.add_argument("--wide-lut-budgets", type=float, nargs="*", default=[],
