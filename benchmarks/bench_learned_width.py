@@ -253,8 +253,7 @@ def _plot(rows: list[dict], path: Path, title: str,
 
 def _title(args: argparse.Namespace) -> str:
     return (f"{TASKS[args.task].title}, {args.epochs} epochs, seeds 0..{args.seeds - 1}, "
-            f"Ultra96-V2 estimate "
-            f"at reuse {args.reuse} (io=parallel); medians over seeds")
+            f"Ultra96-V2 estimate at reuse {args.reuse} (io=parallel); medians over seeds")
 
 
 def main() -> None:
@@ -289,8 +288,8 @@ def main() -> None:
     ap.add_argument("--png", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot-from", type=Path, default=None,
-                    help="only draw --png from the rows of an earlier run's --json (give "
-                         "that run's --epochs, --seeds and --reuse for the title)")
+                    help="only draw --png from the rows of an earlier run's --json (give its "
+                         "--task, --epochs, --seeds and --reuse for the title)")
     args = ap.parse_args()
     if args.plot_from:
         _plot(json.loads(args.plot_from.read_text()), args.png or Path("pareto.png"),
