@@ -1,8 +1,12 @@
-"""Digits accuracy vs. resources: float, fixed widths (4, 6, 8 bits, learned binary point) and
-learned widths under several DSP budgets, same split, epochs and seeds; medians over seeds
-(issue #16).
+"""Accuracy vs. resources on digits (``--task cancer``: breast cancer): float, fixed widths (4,
+6, 8 bits, learned binary point) and learned widths under several DSP budgets, same split,
+epochs and seeds; medians over seeds (issue #16).
 
-* every quantized model is the same ``qfx.zoo.digits_cnn`` converted by ``qfx.quantize_model``
+* tasks (``--task``): ``digits`` (default): ``qfx.zoo.digits_cnn`` on the 1,437 / 360 split of
+  ``qfx.data.load_digits_split``; ``cancer``: ``qfx.zoo.cancer_mlp`` (30-32-16-2,
+  Linear/BatchNorm/ReLU) on the 455 / 114 split of ``qfx.data.load_breast_cancer_split``
+  (scikit-learn's Wisconsin breast-cancer data, standardised with the training statistics);
+* every quantized model of a task is the same zoo model converted by ``qfx.quantize_model``
   and trained from scratch with the same optimizer, epochs and seeds;
 * learned widths: ``quantization: {bits: 8, learn_widths: true}`` (every width starts at 8 bits;
   ``--learned-bits``; one width per tensor, ``--granularity`` channel/element for the constants)
@@ -19,14 +23,14 @@ learned widths under several DSP budgets, same split, epochs and seeds; medians 
   initial widths (and, with ``--hgq-wide-betas``, from its 8-bit defaults): accuracy after
   ``trace_minmax`` and EBOPs as HGQ2 computes them. Its rows' ``EBOPs`` column is the
   convolution + dense part (the part this script counts for qfx, a kernel counted once:
-  ``parallelization_factor=1``); ``HGQ EBOPs`` adds its BatchNorm layers and biases. HGQ2's
-  per-weight widths have no qfx export, so its rows have no LUT/DSP estimate. The HGQ2 runs go
-  in a second process alongside the qfx runs; when ``hgq`` is not importable they are
-  reported as not run.
+  ``parallelization_factor=1``; for ``cancer`` the three dense layers); ``HGQ EBOPs`` adds
+  its BatchNorm layers and biases. HGQ2's per-weight widths have no qfx export, so its rows
+  have no LUT/DSP estimate. The HGQ2 runs go in a second process alongside the qfx runs; when
+  ``hgq`` is not importable they are reported as not run.
 
-Run: ``python -m benchmarks.bench_learned_width [--epochs 30] [--seeds 3] [--reuse 16]
-[--budgets 0.4 0.2 0.1] [--ebops-budgets 40000 20000] [--hgq-betas 1e-6 1e-5 1e-4]
-[--hgq-wide-betas 1e-5] [--png PATH] [--json PATH]``
+Run: ``python -m benchmarks.bench_learned_width [--task digits|cancer] [--epochs 30]
+[--seeds 3] [--reuse 16] [--budgets 0.4 0.2 0.1] [--ebops-budgets 40000 20000]
+[--hgq-betas 1e-6 1e-5 1e-4] [--hgq-wide-betas 1e-5] [--png PATH] [--json PATH]``
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +54,33 @@ import torch
 
 import qfx
 from qfx.backends.hls.estimate import estimate_resources
-from qfx.data import load_digits_split
+from qfx.data import load_breast_cancer_split, load_digits_split
 from qfx.flows.measure import estimate_measure, graph_ebops
 from qfx.training import train
 from qfx.training.budget import BudgetRegularizer
-from qfx.zoo import digits_cnn
+from qfx.zoo import cancer_mlp, digits_cnn
+
+
+# ------------------------------------------------------------------ tasks (--task)
+@dataclass(frozen=True)
+class _Task:
+    """One task of the bench: its float model, its (train, test) split, the title's name of
+    both, the EBOPs axis label and the default ``--ebops-budgets``."""
+
+    model: Callable[[], torch.nn.Module]
+    split: Callable[[], tuple]
+    title: str
+    ebops_label: str
+    ebops_budgets: tuple[float, ...]
+
+
+TASKS = {
+    "digits": _Task(digits_cnn, load_digits_split, "digits_cnn",
+                    "EBOPs (conv + dense, a kernel counted once)", (40000.0, 20000.0)),
+    "cancer": _Task(cancer_mlp, load_breast_cancer_split,
+                    "cancer_mlp (30-32-16-2) on breast cancer (455 / 114)",
+                    "EBOPs (dense layers)", (8000.0, 4000.0, 2000.0)),
+}
 
 
 def _measure(graph, reuse: int) -> dict[str, float]:
@@ -63,10 +91,10 @@ def _measure(graph, reuse: int) -> dict[str, float]:
 
 def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: int,
          split, learned_bits: int = 8, granularity: str = "tensor",
-         controller: dict | None = None) -> dict[str, float]:
+         task: str = "digits", controller: dict | None = None) -> dict[str, float]:
     torch.manual_seed(seed)
     x, y = split.test.tensors
-    model = digits_cnn()
+    model = TASKS[task].model()
     reg = None
     if kind == "fixed":
         model = qfx.quantize_model(model, {"bits": int(setting)}, split.train.tensors[0][:256])
@@ -99,11 +127,12 @@ def _run(kind: str, setting: float | int | None, seed: int, epochs: int, reuse: 
     return row
 
 
-def _hgq2(beta: float, init: str, seed: int, epochs: int) -> dict[str, float]:
+def _hgq2(beta: float, init: str, seed: int, epochs: int,
+          task: str = "digits") -> dict[str, float]:
     """One HGQ2 run (:mod:`benchmarks.hgq2_digits`) in a subprocess on Keras's torch backend."""
     env = dict(os.environ, KERAS_BACKEND="torch")
     cmd = [sys.executable, "-m", "benchmarks.hgq2_digits", "--beta", repr(beta), "--init", init,
-           "--seed", str(seed), "--epochs", str(epochs)]
+           "--seed", str(seed), "--epochs", str(epochs), "--task", task]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600,
                           cwd=Path(__file__).resolve().parents[1], check=False)
     if done.returncode:
@@ -184,7 +213,8 @@ _FAMILIES = (("fixed", "s", "qfx fixed width"), ("learned dsp", "o", "qfx learne
              ("HGQ2 narrow", "^", "HGQ2, narrow init"), ("HGQ2 wide", "v", "HGQ2, 8-bit init"))
 
 
-def _plot(rows: list[dict], path: Path, title: str) -> None:
+def _plot(rows: list[dict], path: Path, title: str,
+          ebops_label: str = TASKS["digits"].ebops_label) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -193,7 +223,7 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     axes = fig.subplots(1, 2, sharey=True)
     flt = next((r["acc"] for r in rows if r["name"] == "float"), None)
     for ax, xlabel, xfun in (
-            (axes[0], "EBOPs (conv + dense, a kernel counted once)", lambda r: r.get("ebops")),
+            (axes[0], ebops_label, lambda r: r.get("ebops")),
             (axes[1], "estimated LUT + 55 x DSP (Ultra96-V2; HGQ2 has no qfx export)",
              lambda r: r["lut"] + 55 * r["dsp"] if "lut" in r else None)):
         for prefix, marker, label in _FAMILIES:
@@ -222,19 +252,22 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 
 
 def _title(args: argparse.Namespace) -> str:
-    return (f"digits_cnn, {args.epochs} epochs, seeds 0..{args.seeds - 1}, Ultra96-V2 estimate "
-            f"at reuse {args.reuse} (io=parallel); medians over seeds")
+    return (f"{TASKS[args.task].title}, {args.epochs} epochs, seeds 0..{args.seeds - 1}, "
+            f"Ultra96-V2 estimate at reuse {args.reuse} (io=parallel); medians over seeds")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", choices=sorted(TASKS), default="digits",
+                    help="digits: digits_cnn on digits; cancer: cancer_mlp on breast cancer")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--reuse", type=int, default=16)
     ap.add_argument("--budgets", type=float, nargs="*", default=[0.4, 0.2, 0.1],
                     help="DSP budgets of the learned-width runs, fractions of 360")
-    ap.add_argument("--ebops-budgets", type=float, nargs="*", default=[40000.0, 20000.0],
-                    help="EBOPs budgets of further learned-width runs (absolute, > 1)")
+    ap.add_argument("--ebops-budgets", type=float, nargs="*", default=None,
+                    help="EBOPs budgets of further learned-width runs (absolute, > 1; "
+                         "default: digits 40000 20000, cancer 8000 4000 2000)")
     ap.add_argument("--lut-budgets", type=float, nargs="*", default=[],
                     help="LUT + 55 x DSP budgets of further learned-width runs (absolute)")
     ap.add_argument("--wide-lut-budgets", type=float, nargs="*", default=[],
@@ -259,16 +292,19 @@ def main() -> None:
     ap.add_argument("--png", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot-from", type=Path, default=None,
-                    help="only draw --png from the rows of an earlier run's --json (give "
-                         "that run's --epochs, --seeds and --reuse for the title)")
+                    help="only draw --png from the rows of an earlier run's --json (give its "
+                         "--task, --epochs, --seeds and --reuse for the title)")
     args = ap.parse_args()
     if args.plot_from:
         _plot(json.loads(args.plot_from.read_text()), args.png or Path("pareto.png"),
-              _title(args))
+              _title(args), TASKS[args.task].ebops_label)
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    train_set, test_set = load_digits_split()
+    task = TASKS[args.task]
+    if args.ebops_budgets is None:
+        args.ebops_budgets = list(task.ebops_budgets)
+    train_set, test_set = task.split()
     split = argparse.Namespace(train=train_set, test=test_set)
     runs = ([] if args.no_float else [("float", None)]) + \
         [("fixed", b) for b in args.fixed_bits] + [("learned", b) for b in args.budgets] + \
@@ -284,7 +320,7 @@ def main() -> None:
     seeds = range(args.seeds)
     # the HGQ2 runs go one at a time in a second process while qfx trains in this one
     pool = ThreadPoolExecutor(max_workers=1)
-    hgq_futures = {(init, beta): [pool.submit(_hgq2, beta, init, s, args.epochs)
+    hgq_futures = {(init, beta): [pool.submit(_hgq2, beta, init, s, args.epochs, args.task)
                                   for s in seeds] for init, beta in hgq_runs}
     for (init, beta), futs in hgq_futures.items():  # each result as it comes (stderr), so
         for s, f in zip(seeds, futs, strict=True):  # that a cut run keeps the finished ones
@@ -301,8 +337,8 @@ def main() -> None:
         if isinstance(setting, str) and "@" in setting:  # lutB@W: a budget B from W bits
             setting, start = setting.split("@")[0], int(setting.split("@")[1])
         per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, start,
-                         args.granularity, {"target": args.target, "settle": args.settle})
-                    for s in seeds]
+                         args.granularity, args.task,
+                         {"target": args.target, "settle": args.settle}) for s in seeds]
         if setting is None:
             name = kind
         elif kind == "fixed":
@@ -331,7 +367,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     if args.png:
-        _plot(rows, args.png, title)
+        _plot(rows, args.png, title, task.ebops_label)
 
 
 if __name__ == "__main__":

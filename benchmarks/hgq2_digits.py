@@ -1,9 +1,11 @@
-"""HGQ2 side of ``bench_learned_width``: the digits CNN trained with HGQ2 at one beta.
+"""HGQ2 side of ``bench_learned_width``: the digits CNN (or, ``--task cancer``, the
+breast-cancer MLP) trained with HGQ2 at one beta.
 
 Run in its own process with Keras 3 on the torch backend, so that Keras never shares a process
 (threads, seeds, default dtype) with qfx's training::
 
-    KERAS_BACKEND=torch python -m benchmarks.hgq2_digits --beta 1e-5 --init narrow --seed 0
+    KERAS_BACKEND=torch python -m benchmarks.hgq2_digits --beta 1e-5 --init narrow --seed 0 \
+        [--task digits|cancer]
 
 prints one JSON line: ``acc`` (test accuracy of the quantized model in inference mode, after
 ``trace_minmax`` on the training set fixed the integer bits of the WRAP activations),
@@ -16,6 +18,11 @@ QConv2D(8, 3, same, no bias) -> QBatchNormalization -> ReLU -> QConv2D(16, 3, sa
 -> QBatchNormalization -> ReLU -> MaxPooling2D(2) -> Flatten -> QDense(10). Training as
 qfx's ``train``: Adam lr 3e-3 with a per-epoch cosine decay, batch 32, cross-entropy, the
 same 1,437 / 360 split of ``qfx.data.load_digits_split``, seeded shuffling.
+
+``--task cancer`` (HGQ2's closest to ``qfx.zoo.cancer_mlp``): input 30 -> 2 x [QDense(32,
+then 16, no bias) -> QBatchNormalization -> ReLU] -> QDense(2), trained the same way on the
+455 / 114 split of ``qfx.data.load_breast_cancer_split`` (features standardised with the
+training split's statistics).
 """
 
 from __future__ import annotations
@@ -35,11 +42,56 @@ INITS = {
 }
 
 
-def build(beta: float, init: str):
-    """The HGQ2 digits CNN with every quantizer's initial widths from ``INITS[init]``."""
+def _digits_layers():
+    """The digits CNN's input and output tensors (channels-last)."""
+    import keras
+    from hgq.layers import QBatchNormalization, QConv2D, QDense
+
+    inp = keras.Input((8, 8, 1))
+    x = inp
+    for ch in (8, 16):
+        x = QConv2D(ch, 3, padding="same", use_bias=False, parallelization_factor=1)(x)
+        x = QBatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    return inp, QDense(10)(x)
+
+
+def _cancer_layers():
+    """The breast-cancer MLP's (``qfx.zoo.cancer_mlp``: 30-32-16-2) input and output tensors."""
+    import keras
+    from hgq.layers import QBatchNormalization, QDense
+
+    inp = keras.Input((30,))
+    x = inp
+    for width in (32, 16):
+        x = QDense(width, use_bias=False)(x)
+        x = QBatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+    return inp, QDense(2)(x)
+
+
+def _digits_data():
+    from qfx.data import load_digits_split
+
+    return load_digits_split(), (0, 2, 3, 1)  # NCHW -> NHWC
+
+
+def _cancer_data():
+    from qfx.data import load_breast_cancer_split
+
+    return load_breast_cancer_split(), None
+
+
+#: task -> (the model's layers, the qfx split and the axes that make it channels-last)
+TASKS = {"digits": (_digits_layers, _digits_data), "cancer": (_cancer_layers, _cancer_data)}
+
+
+def build(beta: float, init: str, task: str = "digits"):
+    """The HGQ2 model of ``task`` with every quantizer's initial widths from ``INITS[init]``."""
     import keras
     from hgq.config import LayerConfigScope, QuantizerConfigScope
-    from hgq.layers import QBatchNormalization, QConv2D, QDense
 
     w, d = INITS[init]["weight"], INITS[init]["datalane"]
     with (
@@ -48,20 +100,12 @@ def build(beta: float, init: str):
         QuantizerConfigScope(place="datalane", q_type="kif", overflow_mode="WRAP", **d),
         LayerConfigScope(enable_ebops=True, beta0=beta),
     ):
-        inp = keras.Input((8, 8, 1))
-        x = inp
-        for ch in (8, 16):
-            x = QConv2D(ch, 3, padding="same", use_bias=False, parallelization_factor=1)(x)
-            x = QBatchNormalization()(x)
-            x = keras.layers.ReLU()(x)
-        x = keras.layers.MaxPooling2D(2)(x)
-        x = keras.layers.Flatten()(x)
-        out = QDense(10)(x)
+        inp, out = TASKS[task][0]()
     return keras.Model(inp, out)
 
 
 def run(beta: float, init: str, seed: int, epochs: int, lr: float = 3e-3,
-        batch_size: int = 32) -> dict:
+        batch_size: int = 32, task: str = "digits") -> dict:
     """Train one HGQ2 model; accuracy and EBOPs after ``trace_minmax``."""
     import keras
     import numpy as np
@@ -69,14 +113,13 @@ def run(beta: float, init: str, seed: int, epochs: int, lr: float = 3e-3,
     from hgq.utils import trace_minmax
     from keras import ops
 
-    from qfx.data import load_digits_split
-
     keras.utils.set_random_seed(seed)
-    train_set, test_set = load_digits_split()
+    (train_set, test_set), axes = TASKS[task][1]()
     xtr, ytr = (t.numpy() for t in train_set.tensors)
     xte, yte = (t.numpy() for t in test_set.tensors)
-    xtr, xte = xtr.transpose(0, 2, 3, 1), xte.transpose(0, 2, 3, 1)  # NCHW -> NHWC
-    model = build(beta, init)
+    if axes is not None:
+        xtr, xte = xtr.transpose(*axes), xte.transpose(*axes)
+    model = build(beta, init, task)
     model.compile(optimizer=keras.optimizers.Adam(lr),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
@@ -107,13 +150,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--task", choices=sorted(TASKS), default="digits")
     args = ap.parse_args()
     if os.environ.get("KERAS_BACKEND") != "torch":
         raise SystemExit("run with KERAS_BACKEND=torch (Keras 3 on the torch backend)")
     import torch
 
     torch.set_num_threads(args.threads)
-    print(json.dumps(run(args.beta, args.init, args.seed, args.epochs)))
+    print(json.dumps(run(args.beta, args.init, args.seed, args.epochs, task=args.task)))
 
 
 if __name__ == "__main__":

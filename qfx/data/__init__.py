@@ -1,4 +1,5 @@
-"""Datasets for qfx: scikit-learn digits, local CIFAR-10 (safe unpickling), synthetic blobs.
+"""Datasets for qfx: scikit-learn digits and breast cancer, local CIFAR-10 (safe unpickling),
+synthetic blobs.
 
 Example:
     >>> from qfx.data import get_dataset
@@ -8,6 +9,7 @@ Example:
 """
 
 from qfx.data.augment import AUGMENTATIONS, Augmentation, get_augmentation, random_crop_flip
+from qfx.data.breast_cancer import BREAST_CANCER_CLASSES, load_breast_cancer_split
 from qfx.data.cifar10 import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -26,4 +28,5 @@ __all__ = [
     "CIFAR10_MEAN", "CIFAR10_STD", "NORMALIZATIONS", "UnsafePickleError", "cifar10_classes",
     "load_cifar10", "read_cifar_batch", "DIGITS_DIVISOR", "load_digits_split", "DatasetSplit",
     "dataset_names", "dataset_options", "get_dataset", "synthetic_classification",
+    "BREAST_CANCER_CLASSES", "load_breast_cancer_split",
 ]

@@ -30,11 +30,7 @@ def load_digits_split(
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
-            or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    _check_split_args(test_fraction, seed)
     data = load_digits()
     x = (data.images.astype(np.float32) / np.float32(DIGITS_DIVISOR))[:, None, :, :]
     y = data.target.astype(np.int64)
@@ -42,6 +38,14 @@ def load_digits_split(
         np.arange(len(y)), test_size=test_fraction, random_state=int(seed), stratify=y
     )
     return _tensors(x, y, idx_train), _tensors(x, y, idx_test)
+
+
+def _check_split_args(test_fraction: object, seed: object) -> None:
+    if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 def _tensors(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> TensorDataset:

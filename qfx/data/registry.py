@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from torch.utils.data import TensorDataset
 
+from qfx.data.breast_cancer import BREAST_CANCER_CLASSES, load_breast_cancer_split
 from qfx.data.cifar10 import cifar10_classes, load_cifar10
 from qfx.data.digits import load_digits_split
 from qfx.data.synthetic import (
@@ -81,6 +82,12 @@ def _synthetic_shapes(**options: object) -> DatasetSplit:
                         ["background (synthetic)", "shape (synthetic)"])
 
 
+# issue #16: a second real task with data offline (scikit-learn's bundled breast-cancer data)
+def _breast_cancer(**options: object) -> DatasetSplit:
+    train, test = load_breast_cancer_split(**options)
+    return DatasetSplit("breast_cancer", train, test, (30,), 2, list(BREAST_CANCER_CLASSES))
+
+
 def _default(fn: Callable[..., object], name: str) -> object:
     return inspect.signature(fn).parameters[name].default
 
@@ -96,6 +103,8 @@ _REGISTRY: dict[str, tuple[Callable[..., DatasetSplit], Callable[..., object]]] 
     # flows12: labelled SYNTHETIC anomaly-detection frames and segmentation shapes
     "synthetic_machine_sound": (_synthetic_machine_sound, synthetic_machine_sound),
     "synthetic_shapes": (_synthetic_shapes, synthetic_shapes),
+    # issue #16: real tabular data (breast cancer, 30 standardised features, 2 classes)
+    "breast_cancer": (_breast_cancer, load_breast_cancer_split),
 }
 
 

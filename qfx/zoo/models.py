@@ -9,7 +9,7 @@ from qfx.zoo.blocks import BasicBlock, Concat, conv_bn_relu
 
 __all__ = ["DSCNN", "DigitsCNN", "DigitsMLPSoftmax", "FCAutoencoder", "MobileNetV1", "ResNet",
            "UNet", "digits_cnn", "digits_mlp_softmax", "ds_cnn", "fc_autoencoder",
-           "mobilenet_v1_025", "resnet8", "resnet20", "unet"]
+           "mobilenet_v1_025", "resnet8", "resnet20", "unet", "CancerMLP", "cancer_mlp"]
 
 
 class DigitsCNN(nn.Module):
@@ -316,3 +316,41 @@ def fc_autoencoder(inputs: int = 640, hidden: int = 128, bottleneck: int = 8,
         267928
     """
     return FCAutoencoder(inputs, hidden, bottleneck, depth)
+
+
+# ---- issue #16: an hls4ml-style MLP for tabular data (breast cancer, 30 features, 2 classes)
+class CancerMLP(nn.Module):
+    """hls4ml-style MLP for the 30 standardised breast-cancer features: per hidden width a
+    linear layer (no bias: the BatchNorm's shift is one), BatchNorm and ReLU, then a linear
+    layer to ``num_classes`` logits.
+
+    Example:
+        >>> CancerMLP().eval()(torch.zeros(2, 30)).shape
+        torch.Size([2, 2])
+    """
+
+    def __init__(self, inputs: int = 30, hidden: tuple[int, ...] = (32, 16),
+                 num_classes: int = 2) -> None:
+        super().__init__()
+        dims = (inputs, *hidden)
+        layers: list[nn.Module] = []
+        for n_in, n_out in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), nn.ReLU()]
+        layers.append(nn.Linear(dims[-1], num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def cancer_mlp(inputs: int = 30, hidden: tuple[int, ...] = (32, 16),
+               num_classes: int = 2) -> CancerMLP:
+    """The breast-cancer MLP 30-32-16-2 (Linear, BatchNorm, ReLU per hidden layer; 1,504
+    weights).
+
+    Example:
+        >>> m = cancer_mlp()
+        >>> sum(l.weight.numel() for l in m.modules() if isinstance(l, torch.nn.Linear))
+        1504
+    """
+    return CancerMLP(inputs, tuple(hidden), num_classes)

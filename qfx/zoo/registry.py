@@ -14,6 +14,7 @@ from torch import nn
 
 from qfx.zoo.bnn import cnv_w1a1, digits_bnn
 from qfx.zoo.models import (
+    cancer_mlp,
     digits_cnn,
     digits_mlp_softmax,
     ds_cnn,
@@ -66,6 +67,8 @@ MODELS: dict[str, ModelSpec] = {
     # "machine sound" frames of the same shape)
     "fc_autoencoder": ModelSpec("fc_autoencoder", fc_autoencoder, (640,),
                                 "synthetic_machine_sound"),
+    # issue #16: an hls4ml-style MLP for real tabular data (breast cancer)
+    "cancer_mlp": ModelSpec("cancer_mlp", cancer_mlp, (30,), "breast_cancer"),
 }
 
 

@@ -101,3 +101,29 @@ def test_unet_keeps_the_input_size_and_converts_to_graph_ops() -> None:
     assert _params(model) == 3_726
     with pytest.raises(ValueError, match="input_size must be divisible by 4"):
         UNet(input_size=10)
+
+
+def test_cancer_mlp_quantizes_trains_and_freezes_bit_exactly() -> None:
+    """issue #16's second task: the hls4ml-style MLP on the breast-cancer split converts like
+    digits_cnn (8-bit formats), learns the task in a few epochs, and its frozen integer graph
+    gives the eval model's raw outputs."""
+    import numpy as np
+
+    import qfx
+
+    assert model_spec("cancer_mlp").input_shape == (30,)
+    assert model_spec("cancer_mlp").dataset == "breast_cancer"
+    split = get_dataset("breast_cancer")
+    torch.manual_seed(0)
+    model = qfx.quantize_model(get_model("cancer_mlp"), {"bits": 8}, split.train.tensors[0])
+    result = train(model, split.train, split.test, epochs=4, batch_size=32, lr=3e-3,
+                   progress=False, plot=False, seed=0)
+    x, y = split.test.tensors
+    graph = qfx.freeze(model.eval(), x[:1])
+    out = qfx.run_graph(graph, x)
+    with torch.no_grad():
+        expected = graph.edges[graph.outputs[0]].type.to_int(model(x)).numpy()
+    assert np.array_equal(out.raw[0], expected)
+    assert [n.op for n in graph.nodes].count("dense") == 3
+    acc = float((torch.from_numpy(out.outputs[0]).argmax(1) == y).double().mean())
+    assert acc == pytest.approx(result.final_test_acc) and acc >= 0.93

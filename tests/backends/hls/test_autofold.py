@@ -73,8 +73,11 @@ def test_auto_fits_every_board_or_says_why(name):
             rep = fold.report
             assert rep.fits, (board, io, rep.over_budget())
             assert set(fold.bound.values()) <= set(BOUNDS)
-            if io == "stream":  # balance: no layer busier than the interval
-                assert max(r.latency_cycles for r in rep.layers) <= rep.interval_cycles
+            if io == "stream":  # balance: no layer busier than the interval (the AXI
+                # i/o row sums the stream-in and stream-out processes plus their pipeline
+                # depth; the interval counts each of them as its own process)
+                assert max(r.latency_cycles for r in rep.layers
+                           if r.op != "axis") <= rep.interval_cycles
 
 
 @pytest.mark.parametrize("name", ["digits_cnn", "digits_bnn"])
