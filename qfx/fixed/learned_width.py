@@ -285,14 +285,15 @@ class WidthQuantizer(FixedQuantizer):
     # ------------------------------------------------------------------ forward
     @torch.no_grad()
     def _hold_constant(self, x: torch.Tensor) -> None:
-        """A per-tensor constant keeps its largest value nonzero (``p <= log2 max|x|``: the
-        rounded step is at most ``2**0.5`` times that value, which rounds to at least one
-        step). Pruning is per channel or per weight; a zero-width tensor is a dead layer,
-        and no gradient brings it back."""
-        top = x.detach().abs().max()
-        if top > 0:
-            cap = torch.log2(top).to(self.log2_lsb.dtype)
-            torch.minimum(self.log2_lsb.data, cap, out=self.log2_lsb.data)
+        """A constant keeps its largest value nonzero (``p <= log2 max|x|`` for the granule
+        that holds it: the rounded step is at most ``2**0.5`` times that value, which rounds
+        to at least one step). Channels and weights may be pruned, not all of them: a
+        zero-width tensor is a dead layer, and no gradient brings it back."""
+        top = self._granule_reduce(x.detach().abs(), torch.amax).reshape(-1)
+        i = int(torch.argmax(top))
+        if top[i] > 0:
+            lsb = self.log2_lsb.data.view(-1)
+            lsb[i] = torch.minimum(lsb[i], torch.log2(top[i]).to(lsb.dtype))
 
     @torch.no_grad()
     def _hold_floor(self) -> None:
@@ -305,7 +306,7 @@ class WidthQuantizer(FixedQuantizer):
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
         if self.log2_range is not None:  # an activation keeps at least its top bit in range
             self._hold_floor()
-        elif self.granularity == "tensor":  # a whole tensor is never pruned
+        else:  # a whole tensor is never pruned
             self._hold_constant(x)
         b, k = self._bits(x)
         b, k = b.to(x.dtype), k.to(x.dtype)

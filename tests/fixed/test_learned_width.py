@@ -138,3 +138,19 @@ def test_a_per_tensor_constant_under_the_penalty_keeps_one_bit():
         opt.step()
     assert float(q.bit_widths(w)) == 2.0  # sign + one magnitude bit
     assert (q.eval()(w) != 0).any()
+
+
+def test_a_per_channel_constant_under_the_penalty_keeps_a_live_channel():
+    torch.manual_seed(0)
+    w = torch.randn(16, 8)
+    q = WidthQuantizer(8, role="constant", granularity="channel", shape=(16,))
+    q.calibrate(w)
+    opt = torch.optim.Adam(q.parameters(), lr=0.05)
+    for _ in range(400):
+        opt.zero_grad()
+        q.train()(w)
+        q.bit_widths(w).sum().backward()
+        opt.step()
+    widths = q.bit_widths(w)
+    assert (widths == 0).sum() >= 8  # channels are pruned ...
+    assert (widths > 0).any() and (q.eval()(w) != 0).any()  # ... but not all of them
