@@ -112,12 +112,7 @@ def test_an_activation_pushed_to_one_bit_keeps_its_top_bit():
     q = WidthQuantizer(6, signed=False)
     x = torch.rand(4096) * 4
     q.calibrate(x)
-    opt = torch.optim.Adam(q.parameters(), lr=0.05)
-    for _ in range(400):
-        opt.zero_grad()
-        q.train()(x)
-        q.bit_widths().sum().backward()
-        opt.step()
+    _penalty_only(q, x)
     q.train()(x)
     assert q.fixed_type.width == 1
     assert float(q.log2_lsb) <= float(q.log2_range) - 1.0
@@ -130,12 +125,7 @@ def test_a_per_tensor_constant_under_the_penalty_keeps_one_bit():
     w = torch.randn(16, 8)
     q = WidthQuantizer(8, role="constant")
     q.calibrate(w)
-    opt = torch.optim.Adam(q.parameters(), lr=0.05)
-    for _ in range(400):
-        opt.zero_grad()
-        q.train()(w)
-        q.bit_widths(w).sum().backward()
-        opt.step()
+    _penalty_only(q, w)
     assert float(q.bit_widths(w)) == 2.0  # sign + one magnitude bit
     assert (q.eval()(w) != 0).any()
 
@@ -145,12 +135,17 @@ def test_a_per_channel_constant_under_the_penalty_keeps_a_live_channel():
     w = torch.randn(16, 8)
     q = WidthQuantizer(8, role="constant", granularity="channel", shape=(16,))
     q.calibrate(w)
-    opt = torch.optim.Adam(q.parameters(), lr=0.05)
-    for _ in range(400):
-        opt.zero_grad()
-        q.train()(w)
-        q.bit_widths(w).sum().backward()
-        opt.step()
+    _penalty_only(q, w)
     widths = q.bit_widths(w)
     assert (widths == 0).sum() >= 8  # channels are pruned ...
     assert (widths > 0).any() and (q.eval()(w) != 0).any()  # ... but not all of them
+
+
+def _penalty_only(q: WidthQuantizer, x: torch.Tensor, steps: int = 400) -> None:
+    """Train ``q``'s formats on its width alone (no loss): the penalty's pull, unopposed."""
+    opt = torch.optim.Adam(q.parameters(), lr=0.05)
+    for _ in range(steps):
+        opt.zero_grad()
+        q.train()(x)
+        q.bit_widths(x if q.role == "constant" else None).sum().backward()
+        opt.step()
