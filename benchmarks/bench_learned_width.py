@@ -336,9 +336,13 @@ def main() -> None:
         start = args.learned_bits
         if isinstance(setting, str) and "@" in setting:  # lutB@W: a budget B from W bits
             setting, start = setting.split("@")[0], int(setting.split("@")[1])
-        per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, start,
-                         args.granularity, args.task,
-                         {"target": args.target, "settle": args.settle}) for s in seeds]
+        try:
+            per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, start,
+                             args.granularity, args.task,
+                             {"target": args.target, "settle": args.settle}) for s in seeds]
+        except RuntimeError as err:  # e.g. a budget under the model's floor: say so, go on
+            print(f"{kind} {setting}: not run to the end: {err}", flush=True)
+            continue
         if setting is None:
             name = kind
         elif kind == "fixed":
