@@ -412,8 +412,10 @@ class BudgetRegularizer:
         self.held = True
 
     def _calibrate(self) -> Measurement:
-        m = Measurement.of(self._measure(self.cost.model))
-        self.cost.calibrate(m)
+        """The exact resources now; with ``measure``, the cost calibrated to them."""
+        m = self._measure(self.cost.model)
+        if self.measure is not None:
+            self.cost.calibrate(m)
         return m
 
     def step_penalty(self) -> torch.Tensor:
@@ -443,16 +445,12 @@ class BudgetRegularizer:
         return out
 
     def epoch_record(self, model: nn.Module) -> dict[str, Any]:
-        if self.measure is not None:
-            used = self._calibrate().total
-        else:
-            with torch.no_grad():
-                used = {k: float(v) for k, v in self.cost().items()}
+        used = self._calibrate().total
         return {"resources": used, "budget": dict(self.controller.budget),
                 "penalty_weights": dict(self.controller.weights),
                 "widths": self.widths(), "fits_budget": self.controller.fits(used)}
 
-    def _measure(self, model: nn.Module) -> Measurement | Mapping[str, float]:
+    def _measure(self, model: nn.Module) -> Measurement:
         """The exact resources: ``measure`` when given (the model's train/eval mode kept),
         else the cost itself."""
         if self.measure is not None:
@@ -462,10 +460,7 @@ class BudgetRegularizer:
             finally:
                 model.train(was)
         with torch.no_grad():
-            return {k: float(v) for k, v in self.cost().items()}
-
-    def _used(self, model: nn.Module) -> dict[str, float]:
-        return Measurement.of(self._measure(model)).total
+            return Measurement.of({k: float(v) for k, v in self.cost().items()})
 
     def finish(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor] | None = None,
@@ -508,8 +503,7 @@ class BudgetRegularizer:
             with torch.no_grad():
                 return float(loss_fn(model(x).float(), x, y))
 
-        used = before = (self._calibrate() if self.measure is not None
-                         else Measurement.of(self._measure(model))).total
+        used = before = self._calibrate().total
         loss0 = start_loss = measure_loss()
         steps: list[str] = []
         budget = self.controller.budget
@@ -526,7 +520,7 @@ class BudgetRegularizer:
             for name in ranked[:max(trials, 1)]:
                 q = quantizers[name]
                 _shift(q, 1.0)
-                trial = self._used(model)
+                trial = self._measure(model).total
                 dloss = max(measure_loss() - loss0, 1e-4)
                 _shift(q, -1.0)
                 got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
@@ -541,10 +535,7 @@ class BudgetRegularizer:
             _shift(quantizers[best], 1.0)
             steps.append(best)
             loss0 = measure_loss()
-            now = Measurement.of(self._measure(model))
-            used = now.total
-            if self.measure is not None:  # the gradient that ranks the next step
-                self.cost.calibrate(now)
+            used = self._calibrate().total  # and the gradient that ranks the next step
         model.train(was)
         done = {"fits": True, "before": before, "after": used, "coarsened": steps,
                 "loss_before": start_loss, "loss_after": loss0}

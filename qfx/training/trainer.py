@@ -406,7 +406,7 @@ def train(
     settle_from = epochs - math.ceil(reg.settle * epochs) if reg is not None and \
         0 < reg.settle < 1 and epochs > 1 else epochs
     for epoch in range(run.start, epochs):
-        if epoch == max(settle_from, run.start) and epoch < epochs:
+        if epoch == max(settle_from, run.start):
             _settle(run, epoch)
         record = _run_epoch(run, epoch)
         run.history.append(record)
@@ -620,9 +620,7 @@ _FINISH_SAMPLES = 1024
 def _finish_regularizer(run: _Run, record: dict[str, Any]) -> None:
     """The regularizer's last word (e.g. the budget guarantee); if it reports a change, the
     record's test loss and accuracy are those of the changed model."""
-    n = min(len(run.train_set), _FINISH_SAMPLES)
-    xs, ys = zip(*run.batches.iterate(torch.arange(n)), strict=True)
-    extra = run.regularizer.finish(run.model, torch.cat(xs), torch.cat(ys), loss=run.loss.fn)
+    extra = _regularizer_finish(run)
     if not extra:
         return
     record.update(extra)
@@ -636,14 +634,19 @@ def _finish_regularizer(run: _Run, record: dict[str, Any]) -> None:
 def _settle(run: _Run, epoch: int) -> None:
     """Before ``epoch``: the regularizer's last word on the model as it is (e.g. the budget
     guarantee), then its quantities held for the remaining epochs."""
-    n = min(len(run.train_set), _FINISH_SAMPLES)
-    xs, ys = zip(*run.batches.iterate(torch.arange(n)), strict=True)
-    extra = run.regularizer.finish(run.model, torch.cat(xs), torch.cat(ys), loss=run.loss.fn)
+    extra = _regularizer_finish(run)
     run.regularizer.hold(run.model)
     if run.progress and extra:
         tqdm.write(f"settling from epoch {epoch + 1}: "
                    + "  ".join(f"{k}: {v}" for k, v in _finish_text(extra).items()),
                    file=sys.stderr)
+
+
+def _regularizer_finish(run: _Run) -> dict[str, Any]:
+    """``Regularizer.finish`` on the first training samples, with the run's loss."""
+    n = min(len(run.train_set), _FINISH_SAMPLES)
+    xs, ys = zip(*run.batches.iterate(torch.arange(n)), strict=True)
+    return run.regularizer.finish(run.model, torch.cat(xs), torch.cat(ys), loss=run.loss.fn)
 
 
 def _finish_text(extra: Mapping[str, Any]) -> dict[str, str]:
