@@ -1894,6 +1894,21 @@ void dense_shifted(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[
   dense_core<CFG>(x, y, wts, b);
 }
 
+/// The per-channel-format weights of conv2d layer CFG (both architectures): mantissas w
+/// ([out_c][in_c/groups][k_h][k_w]) and one shift per output channel s.
+template <class CFG>
+struct conv2d_shifted_weights {
+  static const int row = (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w;
+  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift,
+                          CFG::min_shift> type;
+  static type of(const typename raw_storage<typename CFG::weight_t>::type* w,
+                 const typename raw_storage<typename CFG::shift_t>::type* s) {
+#pragma HLS INLINE
+    const type wts = {QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0};
+    return wts;
+  }
+};
+
 // CFG: as conv2d, plus shift_t, max_shift and min_shift. w: [out_c][in_c/groups][k_h][k_w] mantissas,
 // s: [out_c].
 template <class CFG>
@@ -1906,11 +1921,7 @@ void conv2d_shifted(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w
   const int red_unroll = CFG::red_unroll;
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
-  const int row = (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w;
-  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift,
-                          CFG::min_shift> W;
-  const W wts = {QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0};
-  conv2d_core<CFG>(x, y, wts, b);
+  conv2d_core<CFG>(x, y, conv2d_shifted_weights<CFG>::of(w, s), b);
 }
 
 // ------------------------------------------------------------------------------ batchnorm_shifted

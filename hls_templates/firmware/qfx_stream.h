@@ -325,11 +325,8 @@ void conv2d_shifted(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
   const int red_unroll = CFG::red_unroll;
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=red_unroll
-  const int row = (CFG::in_c / CFG::groups) * CFG::k_h * CFG::k_w;
-  typedef shifted_weights<typename CFG::weight_t, typename CFG::shift_t, row, CFG::max_shift,
-                          CFG::min_shift> W;
-  const conv2d_pixel<CFG, W> op = {
-      {QFX_CONST_WEIGHTS(CFG, typename CFG::weight_t, CFG::out_c * row, w), s, 0}, b};
+  typedef conv2d_shifted_weights<CFG> W;
+  const conv2d_pixel<CFG, typename W::type> op = {W::of(w, s), b};
   window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);
 }
 
