@@ -240,6 +240,12 @@ def conv1d_ops(width: int = 8, **quant: object) -> tuple[nn.Module, torch.Tensor
     return qfx.quantize_model(net.eval(), {"bits": width, **quant}, calib).eval(), calib
 
 
+def quant_value(t: torch.Tensor) -> torch.Tensor:
+    """A Brevitas QuantTensor's float value; a plain tensor as is (the dynamo export traces
+    plain tensors)."""
+    return t.value if hasattr(t, "value") else t
+
+
 def calibrated_brevitas(model: nn.Module, shape: tuple[int, ...], spread: float = 1.0
                         ) -> nn.Module:
     """A Brevitas model with its parameters drawn uniformly in [-0.6, 0.6] (seeded) and its

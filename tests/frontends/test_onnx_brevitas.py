@@ -21,7 +21,7 @@ from brevitas.quant import (
 from brevitas.quant import (
     Uint8ActPerTensorFixedPoint as U8,
 )
-from builders import calibrated_brevitas
+from builders import calibrated_brevitas, quant_value
 from torch import nn
 
 import qfx
@@ -31,8 +31,6 @@ from qfx.ir import run_graph
 A4 = A8.let(bit_width=4)
 
 
-def _value(t):  # a QuantTensor's float value (the dynamo export traces plain tensors)
-    return t.value if hasattr(t, "value") else t
 
 
 class _TwoReaders(nn.Module):
@@ -55,7 +53,7 @@ class _TwoReaders(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.a(self.q8(x)) + self.b(self.q4(x))
         y = self.pool(self.act(self.bn(y)))
-        return self.fc(self.gq(_value(y).mean((2, 3))))
+        return self.fc(self.gq(quant_value(y).mean((2, 3))))
 
 
 class _QuantTensorOut(nn.Module):
@@ -74,7 +72,7 @@ class _QuantTensorOut(nn.Module):
 
     def forward(self, x: torch.Tensor):
         y = self.r(self.c(self.q(x)))
-        return self.o(self.fc(self.gq(_value(y).mean((2, 3)))))
+        return self.o(self.fc(self.gq(quant_value(y).mean((2, 3)))))
 
 
 class _FloatBias(nn.Module):
@@ -88,7 +86,7 @@ class _FloatBias(nn.Module):
         self.fc = qnn.QuantLinear(4 * 4 * 4, 5, weight_quant=W8, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(_value(self.r(self.c(self.q(x)))), 1))
+        return self.fc(torch.flatten(quant_value(self.r(self.c(self.q(x)))), 1))
 
 
 def _export(model: nn.Module, shape: tuple[int, ...], path) -> None:
@@ -102,7 +100,7 @@ def _export(model: nn.Module, shape: tuple[int, ...], path) -> None:
 def _brevitas(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out = model(torch.from_numpy(x.astype(np.float32)))
-    return (out.value if hasattr(out, "value") else out).double().numpy()
+    return quant_value(out).double().numpy()
 
 
 def _on_grid(graph: qfx.Graph, n: int, shape: tuple[int, ...]) -> np.ndarray:

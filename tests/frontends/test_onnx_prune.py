@@ -13,7 +13,7 @@ from brevitas.export import export_qonnx
 from brevitas.quant import Int8ActPerTensorFixedPoint as A8
 from brevitas.quant import Int8WeightPerTensorFixedPoint as W8
 from brevitas.quant import Uint8ActPerTensorFixedPoint as U8
-from builders import calibrated_brevitas
+from builders import calibrated_brevitas, quant_value
 from torch import nn
 
 from qfx.frontends.onnx import import_onnx
@@ -32,7 +32,7 @@ class _DeadChannel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.r(self.c(self.q(x)))
-        return self.fc(torch.flatten(y.value if hasattr(y, "value") else y, 1))
+        return self.fc(torch.flatten(quant_value(y), 1))
 
 
 def test_a_dead_brevitas_channel_is_pruned_and_the_source_check_stays_equal(tmp_path):
