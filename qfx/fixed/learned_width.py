@@ -68,6 +68,10 @@ ROLES = ("activation", "constant")
 _LN2 = math.log(2.0)
 # Widest magnitude a learned format may reach (keeps every value exact in float64 / int64).
 _MAX_MAG_BITS = 40
+# An activation's step stays at most this quantile of its batch's magnitudes (_hold_alive),
+# read from about this many evenly spaced values.
+_ALIVE_QUANTILE = 0.9
+_ALIVE_SAMPLE = 4096
 
 
 class _WidthFakeQuant(torch.autograd.Function):
@@ -303,9 +307,32 @@ class WidthQuantizer(FixedQuantizer):
         At the floor the format is the range's top bit."""
         torch.minimum(self.log2_lsb.data, self.log2_range.data - 1.0, out=self.log2_lsb.data)
 
+    @torch.no_grad()
+    def _hold_alive(self, x: torch.Tensor) -> None:
+        """In training, keep the step at most the batch's 90th-percentile magnitude ``t``
+        (``round(p) <= log2 t``; an unsigned format reads the positive values), so that at
+        least a tenth of the values stay nonzero whatever the rounding. The floor above is relative to the range, which only clipping
+        pulls on: a range left far above the data lets the step pass every value, the layer
+        goes all zero, the ReLU after it passes no gradient, and nothing brings it back."""
+        flat = x.detach().reshape(-1)
+        if flat.numel() == 0:
+            return
+        sample = flat[::max(1, flat.numel() // _ALIVE_SAMPLE)].float()
+        sample = sample.abs() if self.signed else sample.clamp_min(0.0)  # what it can hold
+        t = sample.kthvalue(max(1, math.ceil(_ALIVE_QUANTILE * sample.numel()))).values
+        if t <= 0:
+            t = sample.max()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)  # ranks agree
+        if t > 0:
+            cap = (torch.log2(t) - 0.5).to(self.log2_lsb.dtype)
+            torch.minimum(self.log2_lsb.data, cap, out=self.log2_lsb.data)
+
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
         if self.log2_range is not None:  # an activation keeps at least its top bit in range
             self._hold_floor()
+            if self.training:  # and a tenth of its values
+                self._hold_alive(x)
         else:  # a whole tensor is never pruned
             self._hold_constant(x)
         b, k = self._bits(x)

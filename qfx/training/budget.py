@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from qfx.fixed.hwcost import DSP48E2_PORTS, adder_luts, ebops, multiplier_cost
-from qfx.fixed.learned_width import WidthQuantizer, _ste_round
+from qfx.fixed.learned_width import WidthQuantizer, _ste_round, width_quantizers
 from qfx.nn.base import QLayer
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.norm import _QBatchNorm
@@ -403,8 +403,6 @@ class BudgetRegularizer:
     def hold(self, model: nn.Module) -> None:
         """The settle phase: every learned format is held (its step and range no longer
         train) and the penalty is off; the weights fine-tune on the formats that fit."""
-        from qfx.fixed.learned_width import width_quantizers
-
         for q in width_quantizers(model).values():
             for p in (q.log2_lsb, q.log2_range):
                 if p is not None:
@@ -432,16 +430,17 @@ class BudgetRegularizer:
         return pen
 
     def widths(self) -> dict[str, float]:
-        """Mean learned width of every quantizer of the costed layers."""
+        """Mean learned width of the weights of the costed layers and of every learned
+        activation format (the input's and the ReLUs' included), by quantizer name."""
         out: dict[str, float] = {}
         with torch.no_grad():
             for name, m, _q, _p, _n in self.cost.plan:
-                for attr, value in (("weight_quantizer", getattr(m, "weight", None)),
-                                    ("output_quantizer", None)):
-                    q = getattr(m, attr, None)
-                    if isinstance(q, WidthQuantizer) and (value is not None or
-                                                          q.role == "activation"):
-                        out[f"{name}.{attr}"] = float(q.bit_widths(value).float().mean())
+                q = getattr(m, "weight_quantizer", None)
+                if isinstance(q, WidthQuantizer) and getattr(m, "weight", None) is not None:
+                    out[f"{name}.weight_quantizer"] = float(q.bit_widths(m.weight).float().mean())
+            for name, q in width_quantizers(self.cost.model).items():
+                if q.role == "activation":
+                    out[name] = float(q.bit_widths().float().mean())
         return out
 
     def epoch_record(self, model: nn.Module) -> dict[str, Any]:
@@ -490,8 +489,6 @@ class BudgetRegularizer:
             (True, True)
         """
         import torch.nn.functional as F
-
-        from qfx.fixed.learned_width import width_quantizers
 
         was = model.training
         model.eval()

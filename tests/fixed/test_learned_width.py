@@ -149,3 +149,33 @@ def _penalty_only(q: WidthQuantizer, x: torch.Tensor, steps: int = 400) -> None:
         q.train()(x)
         q.bit_widths(x if q.role == "constant" else None).sum().backward()
         opt.step()
+
+
+def test_an_activation_whose_range_is_held_far_above_the_data_stays_alive():
+    # The range only moves when values clip; held high, the penalty alone would take the step
+    # past every value (all zeros, and a ReLU after it passes no gradient back).
+    torch.manual_seed(0)
+    x = torch.rand(4096) * 0.5
+    q = WidthQuantizer(8, signed=False, int_bits=6)  # range 64 for data below 0.5
+    q.log2_range.requires_grad_(False)
+    _penalty_only(q, x)
+    out = q.train()(x)
+    assert float((out > 0).double().mean()) >= 0.1
+    assert float(torch.round(q.log2_lsb)) <= float(torch.log2(x.quantile(0.9)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.booleans(), st.integers(-8, 8), st.integers(-8, 8),
+       st.sampled_from(["RND", "TRN", "RND_ZERO"]))
+def test_a_training_forward_leaves_a_tenth_of_the_values_nonzero(seed, signed, p, scale,
+                                                                 rounding):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1000, generator=gen) * 2.0 ** scale
+    q = WidthQuantizer(4, signed=signed, rounding=rounding, int_bits=0)
+    with torch.no_grad():
+        q.log2_lsb.fill_(p)
+        q.log2_range.fill_(p + 3)
+    out = q.train()(x)
+    held = x.abs() if signed else x.clamp_min(0)
+    assert int((out != 0).sum()) >= min(100, int((held > 0).sum()))
+    assert torch.equal(q.eval()(x), out)  # eval changes nothing: the formats are the trained
