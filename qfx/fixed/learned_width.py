@@ -311,9 +311,10 @@ class WidthQuantizer(FixedQuantizer):
     def _hold_alive(self, x: torch.Tensor) -> None:
         """In training, keep the step at most the batch's 90th-percentile magnitude ``t``
         (``round(p) <= log2 t``; an unsigned format reads the positive values), so that at
-        least a tenth of the values stay nonzero whatever the rounding. The floor above is relative to the range, which only clipping
-        pulls on: a range left far above the data lets the step pass every value, the layer
-        goes all zero, the ReLU after it passes no gradient, and nothing brings it back."""
+        least a tenth of the values stay nonzero whatever the rounding. The floor above is
+        relative to the range, which only clipping pulls on: a range left far above the data
+        lets the step pass every value, the layer goes all zero, the ReLU after it passes no
+        gradient, and nothing brings it back."""
         flat = x.detach().reshape(-1)
         if flat.numel() == 0:
             return

@@ -396,6 +396,7 @@ class BudgetRegularizer:
         self.calibrate_every = calibrate_every
         self.settle = float(settle)
         self.held = False
+        self._held: list[torch.Tensor] = []
         self.steps = 0
         self.last: dict[str, float] = {}
         self._guarantee: dict[str, Any] | None = None
@@ -403,11 +404,19 @@ class BudgetRegularizer:
     def hold(self, model: nn.Module) -> None:
         """The settle phase: every learned format is held (its step and range no longer
         train) and the penalty is off; the weights fine-tune on the formats that fit."""
-        for q in width_quantizers(model).values():
-            for p in (q.log2_lsb, q.log2_range):
-                if p is not None:
-                    p.requires_grad_(False)
+        self._held = [p for q in width_quantizers(model).values()
+                      for p in (q.log2_lsb, q.log2_range) if p is not None and p.requires_grad]
+        for p in self._held:
+            p.requires_grad_(False)
         self.held = True
+
+    def release(self, model: nn.Module) -> None:
+        """The formats :meth:`hold` held learn again: a later ``train`` call may move them
+        (this regularizer, once released, adds its penalty again)."""
+        for p in self._held:
+            p.requires_grad_(True)
+        self._held = []
+        self.held = False
 
     def _calibrate(self) -> Measurement:
         """The exact resources now; with ``measure``, the cost calibrated to them."""

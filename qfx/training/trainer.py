@@ -159,6 +159,9 @@ class Regularizer:
     def hold(self, model: nn.Module) -> None:
         """Stop changing what the penalty shapes (the settle phase begins)."""
 
+    def release(self, model: nn.Module) -> None:
+        """After training: what ``hold`` stopped trains again (a later run may change it)."""
+
     def step_penalty(self) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -424,6 +427,8 @@ def train(
             checkpoint = _save_checkpoint(run, epoch + 1) or checkpoint
         if stopped:
             break
+    if reg is not None:
+        reg.release(run.model)
     checkpoint, plot_path = _write_outputs(run, checkpoint, plot)
     if run.history:
         final, best = run.history[-1]["test_acc"], max(r["test_acc"] for r in run.history)

@@ -73,3 +73,21 @@ def test_the_controller_relaxes_under_its_target():
     c = BudgetController({"dsp": 10.0})
     c.update({"dsp": 5.0})
     assert c.weights["dsp"] < c.initial  # under target: the weight relaxes
+
+
+def test_the_settle_phase_holds_the_formats_and_releases_them_after_training():
+    torch.manual_seed(0)
+    train_set, test_set = synthetic_classification(128, (16,), num_classes=4)
+    with qfx.config(QConfig(learn_widths=True)):
+        net = nn.Sequential(QInput(8), QLinear(16, 12), QReLU(), QLinear(12, 4))
+    with qfx.calibration(net):
+        net(train_set.tensors[0])
+    formats = [p for n, p in net.named_parameters() if n.endswith(("log2_lsb", "log2_range"))]
+    seen = []
+    reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"lut": 1e6}, settle=0.5)
+    res = train(net, train_set, test_set, epochs=4, lr=0.01, batch_size=32, progress=False,
+                regularizer=reg, plot=False,
+                callbacks=[lambda e, r, m: seen.append([p.clone() for p in formats]) and False])
+    assert all(torch.equal(a, b) for a, b in zip(seen[2], seen[3], strict=True))  # held
+    assert len(res.history) == 4 and all(p.requires_grad for p in formats)  # released
+    assert not reg.held
