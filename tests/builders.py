@@ -261,6 +261,41 @@ def calibrated_brevitas(model: nn.Module, shape: tuple[int, ...], spread: float 
     return model.eval()
 
 
+def brevitas_conv_fc(channels: int, hw: int, classes: int, bias: bool) -> nn.Module:
+    """A Brevitas model 2 -> ``channels`` 3x3 conv (padding 1) -> ReLU -> flatten -> linear to
+    ``classes`` (8-bit fixed-point quantizers; ``bias``: float biases, Brevitas' default) on
+    inputs of shape (2, ``hw``, ``hw``)."""
+    import brevitas.nn as qnn
+    from brevitas.quant import Int8ActPerTensorFixedPoint as A8
+    from brevitas.quant import Int8WeightPerTensorFixedPoint as W8
+    from brevitas.quant import Uint8ActPerTensorFixedPoint as U8
+
+    class ConvFC(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q = qnn.QuantIdentity(act_quant=A8, return_quant_tensor=True)
+            self.c = qnn.QuantConv2d(2, channels, 3, padding=1, weight_quant=W8, bias=bias)
+            self.r = qnn.QuantReLU(act_quant=U8, return_quant_tensor=True)
+            self.fc = qnn.QuantLinear(channels * hw * hw, classes, weight_quant=W8, bias=bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.flatten(quant_value(self.r(self.c(self.q(x)))), 1))
+
+    return ConvFC()
+
+
+def export_brevitas(model: nn.Module, shape: tuple[int, ...], path) -> None:
+    """Brevitas' QONNX export of ``model`` (batch 4 of ``shape``), TorchScript path (its dynamo
+    path gives the same graph for these models but takes ~20 s per export here)."""
+    import warnings
+
+    from brevitas.export import export_qonnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_qonnx(model, torch.randn(4, *shape), str(path), dynamo=False)
+
+
 # ---------------------------------------------------------------------- pruning (learned widths)
 class _PrunedWidthNet(nn.Module):
     """Learned per-channel widths with channels at width 0: conv (2 of 6 channels pruned, their

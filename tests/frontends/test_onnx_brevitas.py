@@ -5,13 +5,11 @@ test set, and C-simulate bit-exactly."""
 from __future__ import annotations
 
 import logging
-import warnings
 
 import brevitas.nn as qnn  # the interop extra; a missing one fails, never skips
 import numpy as np
 import pytest
 import torch
-from brevitas.export import export_qonnx
 from brevitas.quant import (
     Int8ActPerTensorFixedPoint as A8,
 )
@@ -21,7 +19,7 @@ from brevitas.quant import (
 from brevitas.quant import (
     Uint8ActPerTensorFixedPoint as U8,
 )
-from builders import calibrated_brevitas, quant_value
+from builders import brevitas_conv_fc, calibrated_brevitas, export_brevitas, quant_value
 from torch import nn
 
 import qfx
@@ -75,28 +73,6 @@ class _QuantTensorOut(nn.Module):
         return self.o(self.fc(self.gq(quant_value(y).mean((2, 3)))))
 
 
-class _FloatBias(nn.Module):
-    """Brevitas' default float biases (bias_quant=None), the last one on the output."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.q = qnn.QuantIdentity(act_quant=A8, return_quant_tensor=True)
-        self.c = qnn.QuantConv2d(2, 4, 3, padding=1, weight_quant=W8, bias=True)
-        self.r = qnn.QuantReLU(act_quant=U8, return_quant_tensor=True)
-        self.fc = qnn.QuantLinear(4 * 4 * 4, 5, weight_quant=W8, bias=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(quant_value(self.r(self.c(self.q(x)))), 1))
-
-
-def _export(model: nn.Module, shape: tuple[int, ...], path) -> None:
-    """Brevitas' QONNX export, TorchScript path (its dynamo path gives the same graph for
-    these models but takes ~20 s per export here)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        export_qonnx(model, torch.randn(4, *shape), str(path), dynamo=False)
-
-
 def _brevitas(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out = model(torch.from_numpy(x.astype(np.float32)))
@@ -117,7 +93,7 @@ def two_readers(tmp_path_factory):
     shape = (2, 8, 8)
     model = calibrated_brevitas(_TwoReaders(), shape)
     path = tmp_path_factory.mktemp("brevitas") / "two_readers.onnx"
-    _export(model, shape, path)
+    export_brevitas(model, shape, path)
     return model, path, shape
 
 
@@ -165,7 +141,7 @@ def test_torchscript_quant_tensor_export(tmp_path):
     shape = (1, 6, 6)
     model = calibrated_brevitas(_QuantTensorOut(), shape)
     path = tmp_path / "qt.onnx"
-    _export(model, shape, path)
+    export_brevitas(model, shape, path)
     graph = import_onnx(path)  # the constant scale/zero-point/bit-width outputs are dropped
     assert len(graph.outputs) == 1 and graph.meta["source_check"].startswith("qfx == qonnx")
     import onnx
@@ -185,9 +161,9 @@ def test_float_biases_are_the_source_in_exact_arithmetic(tmp_path):
     == Brevitas run in float64 (exact here), on raw float inputs; against Brevitas' float32
     the import-time check reports the differences in float32 ulps."""
     shape = (2, 4, 4)
-    model = calibrated_brevitas(_FloatBias(), shape)
+    model = calibrated_brevitas(brevitas_conv_fc(4, 4, 5, bias=True), shape)
     path = tmp_path / "fb.onnx"
-    _export(model, shape, path)
+    export_brevitas(model, shape, path)
     graph = import_onnx(path, check=16)
     assert graph.meta["source_check"].startswith("qfx != qonnx on 16 random samples")
     assert "float32 ulps" in graph.meta["source_check"]
