@@ -294,10 +294,10 @@ class WidthQuantizer(FixedQuantizer):
         to at least one step). Channels and weights may be pruned, not all of them: a
         zero-width tensor is a dead layer, and no gradient brings it back."""
         top = self._granule_reduce(x.detach().abs(), torch.amax).reshape(-1)
-        i = int(torch.argmax(top))
-        if top[i] > 0:
-            lsb = self.log2_lsb.data.view(-1)
-            lsb[i] = torch.minimum(lsb[i], torch.log2(top[i]).to(lsb.dtype))
+        i = torch.argmax(top)  # a tensor index: no host sync on the training hot path
+        lsb = self.log2_lsb.data.view(-1)
+        held = torch.minimum(lsb[i], torch.log2(top[i]).to(lsb.dtype))
+        lsb[i] = torch.where(top[i] > 0, held, lsb[i])
 
     @torch.no_grad()
     def _hold_floor(self) -> None:
@@ -321,13 +321,11 @@ class WidthQuantizer(FixedQuantizer):
         sample = flat[::max(1, flat.numel() // _ALIVE_SAMPLE)].float()
         sample = sample.abs() if self.signed else sample.clamp_min(0.0)  # what it can hold
         t = sample.kthvalue(max(1, math.ceil(_ALIVE_QUANTILE * sample.numel()))).values
-        if t <= 0:
-            t = sample.max()
+        t = torch.where(t > 0, t, sample.max())  # tensors throughout: no host sync per step
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)  # ranks agree
-        if t > 0:
-            cap = (torch.log2(t) - 0.5).to(self.log2_lsb.dtype)
-            torch.minimum(self.log2_lsb.data, cap, out=self.log2_lsb.data)
+        cap = torch.where(t > 0, torch.log2(t) - 0.5, torch.full_like(t, math.inf))
+        torch.minimum(self.log2_lsb.data, cap.to(self.log2_lsb.dtype), out=self.log2_lsb.data)
 
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
         if self.log2_range is not None:  # an activation keeps at least its top bit in range
