@@ -558,12 +558,21 @@ class BudgetRegularizer:
         one bit less in each granule, from the cost's gradient (its step: +1 bit of step is
         -1 bit of width)."""
         params = [q.log2_lsb for q in quantizers.values()]
-        cost = self.cost()
-        c = self.controller
-        total = sum((cost[k] / c.budget[k] for k in over), torch.zeros(()))
-        if not total.requires_grad:
-            return {}
-        grads = torch.autograd.grad(total, params, allow_unused=True)
+        # the settle phase holds the formats (no gradient), yet its fine-tuned weights may
+        # widen a constant's range past the budget: the ranking still needs the gradient
+        held = [p for p in params if not p.requires_grad]
+        for p in held:
+            p.requires_grad_(True)
+        try:
+            cost = self.cost()
+            c = self.controller
+            total = sum((cost[k] / c.budget[k] for k in over), torch.zeros(()))
+            if not total.requires_grad:
+                return {}
+            grads = torch.autograd.grad(total, params, allow_unused=True)
+        finally:
+            for p in held:
+                p.requires_grad_(False)
         return {name: 0.0 if g is None else float(-g.sum())
                 for name, g in zip(quantizers, grads, strict=True)}
 

@@ -13,7 +13,7 @@ from torch import nn
 
 import qfx
 from qfx.ir.prune import channel_constants, prune_channels
-from qfx.nn import QConfig, QConv2d, QFlatten, QInput, QLinear, QReLU
+from qfx.nn import QBatchNorm2d, QConfig, QConv2d, QFlatten, QInput, QLinear, QReLU
 
 
 def test_zero_width_channels_leave_the_graph_and_the_outputs_stay_exact():
@@ -119,3 +119,33 @@ def test_weight_and_scale_shifts_are_checked_and_follow_the_pruned_rows():
     with qfx.calibration(plain):
         plain(torch.randn(8, 4))
     assert "weight_shift" not in qfx.freeze(plain, torch.randn(1, 4)).node("n_1").attrs
+
+
+@pytest.mark.parametrize("shift, kept", [(-0.5, 3), (0.75, 4)])
+def test_a_batchnorm_channel_whose_scale_is_pruned_is_its_shift(shift, kept):
+    """A BatchNorm channel whose learned scale reached width 0 is its shift whatever its input
+    channel holds: after a ReLU a non-positive shift is a constant 0, which the padded
+    convolution reading it absorbs, so the BatchNorm channel and the convolution row feeding it
+    (whose weights are not zero) leave the graph; a positive one is a nonzero constant, which a
+    padded convolution cannot absorb, so the channel stays. Either way the same bits."""
+    torch.manual_seed(3)
+    cfg = QConfig(learn_widths=True, width_granularity="channel", act_width=6, weight_width=5)
+    with qfx.config(cfg):
+        net = nn.Sequential(QInput(8), QConv2d(2, 4, 3, padding=1), QBatchNorm2d(4), QReLU(),
+                            QConv2d(4, 3, 3, padding=1), QFlatten(), QLinear(3 * 16, 2))
+    x = torch.randn(32, 2, 4, 4)
+    with qfx.calibration(net):
+        net(x)
+    net.eval()
+    with torch.no_grad():
+        net[2].scale_quantizer.log2_lsb[1] = 30.0  # every scale value of channel 1 rounds to 0
+        net[2].bias[1] = shift
+    full = qfx.freeze(net, x[:1], prune=False)
+    assert full.node("n_2").params["scale"][1] == 0 and full.node("n_1").params["weight"][1].any()
+    graph = prune_channels(full)
+    assert graph.edges["n_2"].shape[0] == kept and graph.edges["n_1"].shape[0] == kept
+    xs = torch.cat([x, 8 * x])
+    with torch.no_grad():
+        expected = graph.edges[graph.outputs[0]].type.to_int(net(xs)).numpy()
+    assert np.array_equal(qfx.run_graph(graph, xs).raw[0], expected)
+    assert np.array_equal(qfx.run_graph(full, xs).raw[0], expected)

@@ -7,6 +7,7 @@ from torch import nn
 
 import qfx
 from qfx.data import synthetic_classification
+from qfx.fixed.learned_width import width_quantizers
 from qfx.nn import QConfig, QInput, QLinear, QReLU
 from qfx.training import plot_history, train
 from qfx.training.budget import BudgetController, BudgetRegularizer
@@ -91,3 +92,21 @@ def test_the_settle_phase_holds_the_formats_and_releases_them_after_training():
     assert all(torch.equal(a, b) for a, b in zip(seen[2], seen[3], strict=True))  # held
     assert len(res.history) == 4 and all(p.requires_grad for p in formats)  # released
     assert not reg.held
+
+
+def test_the_guarantee_step_ranks_the_formats_the_settle_phase_holds():
+    """The settle phase holds the formats (no gradient), but its fine-tuned weights may widen a
+    constant's range past the budget: the closing guarantee step still ranks the formats by
+    the cost's gradient, coarsens them until the model fits, and leaves them held."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 16)
+    with qfx.config(QConfig(learn_widths=True, width_granularity="element")):
+        net = nn.Sequential(QInput(8), QLinear(16, 12), QReLU(), QLinear(12, 4))
+    with qfx.calibration(net):
+        net(x)
+    reg = BudgetRegularizer(net, x[:2], {"dsp": 16.0})
+    reg.hold(net)
+    out = reg.finish(net, x, torch.zeros(64, dtype=torch.long))["budget_guarantee"]
+    assert out["fits"] and out["after"]["dsp"] <= 16.0 < out["before"]["dsp"]
+    assert not any(p.requires_grad for q in width_quantizers(net).values()
+                   for p in (q.log2_lsb, q.log2_range) if p is not None)

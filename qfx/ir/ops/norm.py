@@ -53,6 +53,14 @@ class BatchNorm(OpSpec):
         2**scale_shift[c]."""
         check_channel_shifts(node, "scale")
 
+    def channel_sources(self, node: Node, ins: Sequence[Edge], out: Edge
+                        ) -> list[list[tuple[int, int]]] | None:
+        """Channel c reads input channel c, unless its scale is 0: then it is its shift
+        wherever it is read (a learned scale pruned to width 0), a constant whatever the input,
+        and the pruning pass may drop it and its input channel."""
+        scale = node.params["scale"]
+        return [[(0, c)] if scale[c] != 0 else [] for c in range(scale.shape[0])]
+
     def drop_channels(self, node: Node, ins: Sequence[Edge],
                       drop_in: Sequence[Mapping[int, int | None]], drop_out: Sequence[int]
                       ) -> None:
