@@ -6,8 +6,9 @@ A channel is index c of axis 0 of an edge (a feature of a 1-D edge). The pass
    (:meth:`~qfx.ir.ops.OpSpec.channel_sources`: for a dense/conv row, the input channels it has a
    nonzero weight on) are all constant is computed once on a probe input with the node's own
    ``execute`` and output cast; where it holds one value at every position it is a constant
-   (a learned-width channel of width 0: zero weights, so the layer's output is its cast bias;
-   then through BatchNorm, activations, pooling, ...);
+   (a learned-width channel of width 0: zero weights, so the layer's output is its cast bias,
+   or a BatchNorm scale of width 0, so the channel is its shift whatever its input; then
+   through activations, pooling, ...);
 2. groups channels that must go together (:meth:`~qfx.ir.ops.OpSpec.channel_ties`: a
    BatchNorm's, activation's, pool's or add's channel c with its inputs' channel c, a concat's
    channel with its input's, a flatten's features with their channel, a depthwise
