@@ -149,10 +149,6 @@ class ResourceCost(nn.Module):
         # measured hardware no module's widths account for
         self.scale: dict[str, dict[str, float]] = {}
         self.offset: dict[str, float] = {}
-        # per resource, the last measured / modelled total; per (module, resource), the last
-        # ratio measured where the module's cost was modelled
-        self._overall: dict[str, float] = {}
-        self._measured: dict[tuple[str, str], float] = {}
         last: list[WidthQuantizer | str | None] = [None]
         hooks = []
 
@@ -281,33 +277,24 @@ class ResourceCost(nn.Module):
         with torch.no_grad():
             per = {n: {k: float(v) for k, v in c.items()} for n, c in self.layers().items()}
         self.scale, self.offset = {}, {}
-        for k in RESOURCES:  # "lut" first: a module with nothing else modelled borrows its ratio
+        for k in RESOURCES:
             if k == "lut_equiv" or k not in m.total:
                 continue
             listed = [n for n in per if k in m.layers.get(n, {})]
             modelled_total = sum(p.get(k, 0.0) for p in per.values())
-            if modelled_total > 0:
-                overall = self._overall[k] = m.total[k] / modelled_total
-            else:
-                overall = self._overall.get(k, self._overall.get("lut", 1.0))
+            overall = m.total[k] / modelled_total if modelled_total > 0 else 1.0
             for n in per:
                 c, got = per[n].get(k, 0.0), m.layers.get(n, {}).get(k)
                 if not listed:
                     ratio = overall
                 elif got is None:
                     ratio = 0.0
-                elif c > 0:  # held near the overall ratio: a module modelled at almost nothing
+                else:  # held near the overall ratio: a module modelled at almost nothing
                     # (one bit left) would otherwise get a huge factor, and its next bit
                     # would look like most of the budget
-                    ratio = min(max(got / c, overall / _CALIBRATION_SPAN),
+                    ratio = got / c if c > 0 else overall
+                    ratio = min(max(ratio, overall / _CALIBRATION_SPAN),
                                 overall * _CALIBRATION_SPAN)
-                    self._measured[(n, k)] = ratio
-                else:  # nothing of k modelled now (no DSP while every multiply fits LUTs): the
-                    # module's last measured ratio for k, else its LUTs' (its lanes at the
-                    # design's folding), never the fully parallel model's 1: a width that
-                    # crosses back to a DSP would otherwise be charged hundreds of DSPs at once
-                    ratio = self._measured.get((n, k), self.scale.get(n, {}).get("lut",
-                                                                                 overall))
                 self.scale.setdefault(n, {})[k] = ratio
             modelled = sum(self.scale[n][k] * p.get(k, 0.0) for n, p in per.items())
             self.offset[k] = m.total[k] - modelled

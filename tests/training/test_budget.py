@@ -10,7 +10,7 @@ from qfx.data import synthetic_classification
 from qfx.fixed.learned_width import width_quantizers
 from qfx.nn import QConfig, QInput, QLinear, QReLU
 from qfx.training import plot_history, train
-from qfx.training.budget import BudgetController, BudgetRegularizer, Measurement, ResourceCost
+from qfx.training.budget import BudgetController, BudgetRegularizer
 
 
 def test_controller_weights_follow_the_budget():
@@ -110,28 +110,3 @@ def test_the_guarantee_step_ranks_the_formats_the_settle_phase_holds():
     assert out["fits"] and out["after"]["dsp"] <= 16.0 < out["before"]["dsp"]
     assert not any(p.requires_grad for q in width_quantizers(net).values()
                    for p in (q.log2_lsb, q.log2_range) if p is not None)
-
-
-def test_a_module_whose_dsps_are_gone_keeps_its_measured_ratio():
-    """A layer whose multiplies all fit LUTs at a calibration has no DSP to fit its ratio
-    on: it keeps the ratio last measured for it, not the fully parallel model's (1 DSP per
-    product), so a width that crosses back to a DSP costs what the design would pay."""
-    torch.manual_seed(0)
-    x = torch.randn(64, 16)
-    with qfx.config(QConfig(learn_widths=True, width_granularity="tensor")):
-        net = nn.Sequential(QInput(4), QLinear(16, 4, bias=False))
-    with qfx.calibration(net):
-        net(x)
-    cost = ResourceCost(net, x[:1])
-    q = net[1].weight_quantizer
-    modelled = float(cost.layers()["1"]["dsp"])
-    assert modelled == 64  # 8-bit weights on a 4-bit input: one DSP per product
-    cost.calibrate(Measurement({"lut": 500.0, "dsp": 2.0}, {"1": {"lut": 400.0, "dsp": 2.0}}))
-    assert float(cost()["dsp"]) == 2.0
-    with torch.no_grad():
-        q.log2_lsb += 5.0  # at most 4-bit weights: LUT multiplies, no DSP modelled or measured
-    assert float(cost.layers()["1"]["dsp"]) == 0
-    cost.calibrate(Measurement({"lut": 300.0, "dsp": 0.0}, {"1": {"lut": 200.0, "dsp": 0.0}}))
-    with torch.no_grad():
-        q.log2_lsb -= 5.0  # back to 8 bits: the design's 2 DSPs, not the model's 64
-    assert float(cost()["dsp"]) == 2.0
