@@ -130,8 +130,11 @@ def test_ctrl_c_during_a_compile_kills_the_compilers_and_leaves_no_temp_files(
     fake.write_text(_FAKE_CXX.format(python=sys.executable, pids=str(pids)))
     fake.chmod(0o755)
     cache = tmp_path / "cache"
+    # A process started with SIGINT ignored keeps it ignored (so does Python), and a test
+    # worker may have inherited that: the child restores Ctrl-C as a user's terminal has it.
     child = textwrap.dedent(f"""
-        import sys
+        import signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from qfx.csim import build_testbench
         try:
             build_testbench({str(projects.good.root)!r}, cache_dir={str(cache)!r},
