@@ -559,8 +559,10 @@ class BudgetRegularizer:
         -1 bit of width)."""
         params = [q.log2_lsb for q in quantizers.values()]
         # the settle phase holds the formats (no gradient), yet its fine-tuned weights may
-        # widen a constant's range past the budget: the ranking still needs the gradient
-        held = [p for p in params if not p.requires_grad]
+        # widen a constant's range past the budget: the ranking still needs the gradient of
+        # what hold() held (a format frozen by the caller stays out of the ranking)
+        holding = {id(p) for p in self._held}
+        held = [p for p in params if not p.requires_grad and id(p) in holding]
         for p in held:
             p.requires_grad_(True)
         try:

@@ -29,8 +29,6 @@ from qfx.ir import run_graph
 A4 = A8.let(bit_width=4)
 
 
-
-
 class _TwoReaders(nn.Module):
     """x read by an 8-bit and a 4-bit quantizer (two branches added), a float conv bias,
     quantized BatchNorm (a Reshape of a quantized constant), TruncAvgPool2d (Trunc), a global
