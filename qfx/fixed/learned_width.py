@@ -59,10 +59,13 @@ from qfx.fixed.fake_quant import round_float
 from qfx.fixed.fixed_type import MAX_WIDTH, FixedType
 from qfx.fixed.quantizer import FixedQuantizer
 
-__all__ = ["GRANULARITIES", "ROLES", "WidthQuantizer", "width_quantizers"]
+__all__ = ["GRANULARITIES", "PRUNED_LOG2_LSB", "ROLES", "WidthQuantizer", "width_quantizers"]
 
 #: one format per tensor, per channel (``channel_dim``) or per element (constants only)
 GRANULARITIES = ("tensor", "channel", "element")
+#: The step (log2) of a pruned granule of a constant (:meth:`WidthQuantizer.prune`): every
+#: value rounds to 0 on it. No learned step comes near it (weights are far below 2**15).
+PRUNED_LOG2_LSB = 32.0
 #: ``activation``: learned range, fixed signedness; ``constant``: range and sign from the data
 ROLES = ("activation", "constant")
 _LN2 = math.log(2.0)
@@ -294,10 +297,38 @@ class WidthQuantizer(FixedQuantizer):
         to at least one step). Channels and weights may be pruned, not all of them: a
         zero-width tensor is a dead layer, and no gradient brings it back."""
         top = self._granule_reduce(x.detach().abs(), torch.amax).reshape(-1)
-        i = torch.argmax(top)  # a tensor index: no host sync on the training hot path
         lsb = self.log2_lsb.data.view(-1)
+        if self.granularity != "tensor":  # pruned granules stay pruned, and none is kept
+            gone = lsb >= PRUNED_LOG2_LSB / 2
+            lsb.masked_fill_(gone, PRUNED_LOG2_LSB)
+            top = torch.where(gone, torch.zeros_like(top), top)
+        i = torch.argmax(top)  # a tensor index: no host sync on the training hot path
         held = torch.minimum(lsb[i], torch.log2(top[i]).to(lsb.dtype))
         lsb[i] = torch.where(top[i] > 0, held, lsb[i])
+
+    @torch.no_grad()
+    def prune(self, granule: int) -> None:
+        """Prune one granule (a channel, or a weight) of a constant for good: every value of
+        it quantizes to 0, its width is 0, and the frozen graph leaves it out. Its step is
+        pinned at :data:`PRUNED_LOG2_LSB` (re-pinned at every forward pass, so no gradient
+        step brings it back; the rule that keeps a tensor's largest value alive skips it).
+
+        Example:
+            >>> w = WidthQuantizer(4, role="constant", granularity="channel", shape=(2,))
+            >>> v = torch.tensor([[0.5, -0.25], [1.0, 0.75]])
+            >>> w.calibrate(v)
+            >>> w.prune(1)
+            >>> w(v)[1].tolist(), [t is None for t in w.granule_types(v)]
+            ([0.0, 0.0], [False, True])
+        """
+        if self.role != "constant" or self.granularity == "tensor":
+            raise ValueError("only a granule of a per-channel or per-element constant can be "
+                             "pruned")
+        self.log2_lsb.data.view(-1)[granule] = PRUNED_LOG2_LSB
+
+    def pruned(self) -> torch.Tensor:
+        """Per granule: pruned by :meth:`prune` (bool, the granules' shape)."""
+        return self.log2_lsb.detach() >= PRUNED_LOG2_LSB / 2
 
     @torch.no_grad()
     def _hold_floor(self) -> None:

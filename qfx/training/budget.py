@@ -32,7 +32,9 @@ unrolled model alone would weigh them alike.
 its log: it grows while the model is over ``target`` of the budget and decays as fast once it
 is under, so the widths settle at the budget whatever they start from, with no hand-tuned
 penalty constant. After training, :meth:`BudgetRegularizer.finish` coarsens formats one bit
-at a time, each step measured, until the exact measurement fits.
+at a time, each step measured, until the exact measurement fits. Pruning a whole channel is a
+step no one-bit gradient shows; :meth:`BudgetRegularizer.prune` tries each channel and takes
+those whose measured saving outweighs their loss at the controller's price.
 
 Example:
     >>> import torch
@@ -374,6 +376,9 @@ class BudgetRegularizer:
     model made to fit) and then holds every format (:meth:`hold`), so the weights fine-tune
     on formats that fit instead of training ending on the controller's last one-bit change
     of a whole tensor (each such change moves the accuracy by points at a tight budget).
+    Those epochs restart the learning-rate schedule from ``settle_lr`` (default 0.5) times
+    the base rate. ``prune_channels`` (default True): that first :meth:`finish` first prunes
+    the channels whose removal lowers the penalised objective (:meth:`prune`).
 
     Example:
         >>> from qfx.nn import QConfig, QInput, QLinear, config
@@ -389,8 +394,13 @@ class BudgetRegularizer:
 
     def __init__(self, model: nn.Module, example: torch.Tensor, budget: Mapping[str, float],
                  *, measure: Measure | None = None, calibrate_every: int | None = None,
-                 settle: float = 0.25, **controller: Any) -> None:
+                 settle: float = 0.25, settle_lr: float = 0.5, prune_channels: bool = True,
+                 **controller: Any) -> None:
+        if not (isinstance(settle_lr, (int, float)) and settle_lr > 0):
+            raise ValueError(f"settle_lr must be a positive number, got {settle_lr!r}")
         self.cost = ResourceCost(model, example)
+        self.settle_lr = float(settle_lr)
+        self.prune_channels = bool(prune_channels)
         self.controller = BudgetController(budget, **controller)
         self.measure = measure
         self.calibrate_every = calibrate_every
@@ -511,6 +521,11 @@ class BudgetRegularizer:
 
         used = before = self._calibrate().total
         loss0 = start_loss = measure_loss()
+        pruned: list[str] = []
+        if self.prune_channels and not self.held and self._guarantee is None:
+            pruned = self._prune(model, quantizers, measure_loss, used, loss0)
+            if pruned:
+                used, loss0 = self._calibrate().total, measure_loss()
         steps: list[str] = []
         budget = self.controller.budget
         while not self.controller.fits(used):
@@ -544,13 +559,86 @@ class BudgetRegularizer:
             used = self._calibrate().total  # and the gradient that ranks the next step
         model.train(was)
         done = {"fits": True, "before": before, "after": used, "coarsened": steps,
-                "loss_before": start_loss, "loss_after": loss0}
+                "pruned": pruned, "loss_before": start_loss, "loss_after": loss0}
         if self._guarantee is not None:  # a settle phase began with one: the whole story
             first = self._guarantee
             done.update(before=first["before"], loss_before=first["loss_before"],
-                        coarsened=first["coarsened"] + steps)
+                        coarsened=first["coarsened"] + steps, pruned=first["pruned"])
         self._guarantee = done
         return {"budget_guarantee": done}
+
+    def prune(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+              loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor] | None = None
+              ) -> list[str]:
+        """Prune the channels whose removal lowers the penalised objective (see
+        :meth:`_prune`; ``x, y, loss`` as for :meth:`finish`). Returns them."""
+        import torch.nn.functional as F
+
+        loss_fn = loss or (lambda out, _x, target: F.cross_entropy(out, target))
+        was = model.training
+        model.eval()
+        try:
+            def measure_loss() -> float:
+                with torch.no_grad():
+                    return float(loss_fn(model(x).float(), x, y))
+
+            used = self._measure(model).total
+            return self._prune(model, width_quantizers(model), measure_loss, used,
+                               measure_loss())
+        finally:
+            model.train(was)
+
+    def _prune(self, model: nn.Module, quantizers: Mapping[str, WidthQuantizer],
+               measure_loss: Callable[[], float], used: Mapping[str, float], loss: float
+               ) -> list[str]:
+        """Channel pruning: the move the width gradient cannot make. A channel's last bit
+        removes its whole row at once, the lanes and registers of its activation and the
+        consumer's inputs that read it; no one-bit step shows that saving. Each output
+        channel of a per-channel weight (the output layer's excepted) is pruned where that
+        lowers the penalised objective ``loss + sum_r lam_r * used_r / budget_r`` (``lam``:
+        the controller's weights now), the trade the penalty makes for widths. Every channel
+        is tried and measured (``measure``: the saving in the design; the loss on the finish
+        samples); the best are taken in order, each measured again once an earlier one is
+        taken. Returns the pruned channels as ``"<quantizer>[<channel>]"``."""
+        c = self.controller
+
+        def objective(loss: float, used: Mapping[str, float]) -> float:
+            return loss + sum(c.weights[k] * used.get(k, 0.0) / c.budget[k] for k in c.budget)
+
+        def live(name: str) -> torch.Tensor:
+            q = quantizers[name]
+            return (q._constant_bits(_values(model, name).detach())[0] > 0).reshape(-1)
+
+        def trial(name: str, g: int) -> float:
+            lsb = quantizers[name].log2_lsb.data.view(-1)
+            old = lsb[g].clone()
+            quantizers[name].prune(g)
+            try:
+                return objective(measure_loss(), self._measure(model).total) - j0
+            finally:
+                lsb[g] = old
+
+        out_layer = [n for n, m, *_ in self.cost.plan if isinstance(m, (QLinear, QConv2d))][-1:]
+        names = [n for n, q in quantizers.items()
+                 if q.role == "constant" and q.granularity == "channel"
+                 and n.endswith(".weight_quantizer") and n.rpartition(".")[0] not in out_layer]
+        j0 = objective(loss, used)
+        scored = sorted((trial(n, g), n, g) for n in names if int(live(n).sum()) > 1
+                        for g in torch.nonzero(live(n)).reshape(-1).tolist())
+        taken: list[str] = []
+        for delta, name, g in scored:
+            if delta >= 0:
+                break
+            if int(live(name).sum()) < 2:  # a layer keeps a channel
+                continue
+            if taken:  # the channels taken before change this one's saving and loss
+                delta = trial(name, g)
+                if delta >= 0:
+                    continue
+            quantizers[name].prune(g)
+            j0 += delta
+            taken.append(f"{name}[{g}]")
+        return taken
 
     def _savings(self, quantizers: Mapping[str, WidthQuantizer], over: list[str]
                  ) -> dict[str, float]:

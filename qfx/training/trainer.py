@@ -152,9 +152,13 @@ class Regularizer:
 
     ``settle`` (a fraction of the epochs, 0 for none): the last epochs train the weights with
     the regularized quantities held (``hold(model)``, after a ``finish``), so that training
-    ends on the formats it fine-tuned, not on a last change of them."""
+    ends on the formats it fine-tuned, not on a last change of them. Those epochs restart the
+    learning-rate schedule, from ``settle_lr`` times the base rate, over their own length:
+    the weights meet new formats, and the tail of the first schedule is too small a rate to
+    adapt to them."""
 
     settle: float = 0.0
+    settle_lr: float = 0.5
 
     def hold(self, model: nn.Module) -> None:
         """Stop changing what the penalty shapes (the settle phase begins)."""
@@ -406,8 +410,8 @@ def train(
     checkpoint: Path | None = None
     stopped = False
     reg = run.regularizer
-    settle_from = epochs - math.ceil(reg.settle * epochs) if reg is not None and \
-        0 < reg.settle < 1 and epochs > 1 else epochs
+    run.settle_from = settle_from = epochs - math.ceil(reg.settle * epochs) \
+        if reg is not None and 0 < reg.settle < 1 and epochs > 1 else epochs
     for epoch in range(run.start, epochs):
         if epoch == max(settle_from, run.start):
             _settle(run, epoch)
@@ -491,6 +495,7 @@ class _Run:
     sampler: DistributedSampler | None = None
     regularizer: Regularizer | None = None  # a penalty added to every step's loss
     loss: Loss = LOSSES["cross_entropy"]
+    settle_from: int | None = None  # first (0-based) epoch of the regularizer's settle phase
 
 
 def _setup(model: nn.Module, train_set: Dataset, test_set: Dataset, *, epochs: int,
@@ -562,6 +567,15 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
     return loss.detach(), logits.detach()
 
 
+def _epoch_lr(run: _Run, base: float, epoch: int) -> float:
+    """The schedule's rate at (0-based) ``epoch``; a settle phase restarts it (see
+    :class:`Regularizer`)."""
+    s = run.settle_from
+    if s is None or epoch < s or run.regularizer is None:
+        return lr_at(run.schedule, base, epoch, run.epochs)
+    return lr_at(run.schedule, base * run.regularizer.settle_lr, epoch - s, run.epochs - s)
+
+
 def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     """Train one (0-based) epoch and evaluate; returns its history record."""
     t_epoch = time.perf_counter()
@@ -569,9 +583,9 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     epoch_seed = (run.seed * 1_000_003 + epoch) % (1 << 63)  # stays a valid torch seed
     torch.manual_seed(epoch_seed)
     gen = torch.Generator().manual_seed(epoch_seed)
-    lr_now = lr_at(run.schedule, float(run.lr), epoch, run.epochs)
+    lr_now = _epoch_lr(run, float(run.lr), epoch)
     for group in run.opt.param_groups:  # each group follows the schedule from its own base
-        group["lr"] = lr_at(run.schedule, group.get("base_lr", float(run.lr)), epoch, run.epochs)
+        group["lr"] = _epoch_lr(run, group.get("base_lr", float(run.lr)), epoch)
     run.model.train()
     if run.sampler is not None:
         run.sampler.set_epoch(epoch)
@@ -658,8 +672,9 @@ def _finish_text(extra: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for key, value in extra.items():
         if isinstance(value, Mapping) and "after" in value:
-            coarsened = value.get("coarsened") or []
-            out[key] = (f"{len(coarsened)} format(s) coarsened by a bit, est. "
+            coarsened, pruned = value.get("coarsened") or [], value.get("pruned") or []
+            out[key] = (f"{len(coarsened)} format(s) coarsened by a bit, "
+                        + (f"{len(pruned)} channel(s) pruned, " if pruned else "") + "est. "
                         + " ".join(f"{k} {v:,.0f}" for k, v in value["after"].items()))
         else:
             out[key] = str(value)

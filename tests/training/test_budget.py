@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 import qfx
 from qfx.data import synthetic_classification
@@ -11,6 +12,7 @@ from qfx.fixed.learned_width import width_quantizers
 from qfx.nn import QConfig, QInput, QLinear, QReLU
 from qfx.training import plot_history, train
 from qfx.training.budget import BudgetController, BudgetRegularizer
+from qfx.training.trainer import lr_at
 
 
 def test_controller_weights_follow_the_budget():
@@ -92,6 +94,10 @@ def test_the_settle_phase_holds_the_formats_and_releases_them_after_training():
     assert all(torch.equal(a, b) for a, b in zip(seen[2], seen[3], strict=True))  # held
     assert len(res.history) == 4 and all(p.requires_grad for p in formats)  # released
     assert not reg.held
+    # the settle epochs restart the schedule, from settle_lr x the base rate
+    assert [r["lr"] for r in res.history] == [
+        lr_at("cosine", 0.01, 0, 4), lr_at("cosine", 0.01, 1, 4),
+        lr_at("cosine", 0.01 * reg.settle_lr, 0, 2), lr_at("cosine", 0.01 * reg.settle_lr, 1, 2)]
 
 
 def test_the_guarantee_step_ranks_the_formats_the_settle_phase_holds():
@@ -110,3 +116,33 @@ def test_the_guarantee_step_ranks_the_formats_the_settle_phase_holds():
     assert out["fits"] and out["after"]["dsp"] <= 16.0 < out["before"]["dsp"]
     assert not any(p.requires_grad for q in width_quantizers(net).values()
                    for p in (q.log2_lsb, q.log2_range) if p is not None)
+
+
+def test_channel_pruning_takes_a_channel_the_loss_does_not_need_and_keeps_it_pruned():
+    """A hidden channel that reaches no output costs its row and loses nothing when pruned:
+    the pruning step takes it (and only it: the others carry the label), the outputs keep
+    their bits, the frozen graph drops it, and further training does not bring it back."""
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x[:, 0] > x[:, 1]).long()
+    with qfx.config(QConfig(learn_widths=True, width_granularity="channel")):
+        net = nn.Sequential(QInput(8), QLinear(8, 3), QReLU(), QLinear(3, 2))
+    with torch.no_grad():
+        net[1].weight.zero_()
+        net[1].weight[0, :2] = torch.tensor([1.0, -1.0])  # relu(x0 - x1): says 1
+        net[1].weight[1, :2] = torch.tensor([-1.0, 1.0])  # relu(x1 - x0): says 0
+        net[1].weight[2] = 0.5  # reaches no output
+        net[1].bias.zero_()
+        net[3].weight.copy_(torch.tensor([[0.0, 4.0, 0.0], [4.0, 0.0, 0.0]]))
+        net[3].bias.zero_()
+    with qfx.calibration(net):
+        net(x)
+    reg = BudgetRegularizer(net, x[:2], {"lut_equiv": 1000.0})
+    reg.controller.weights["lut_equiv"] = 0.1
+    before = net.eval()(x)
+    assert reg.prune(net, x, y) == ["1.weight_quantizer[2]"]
+    assert torch.equal(net.eval()(x), before)
+    assert qfx.freeze(net, x[:1]).node("n_1").params["weight"].shape == (2, 8)
+    train(net, TensorDataset(x, y), TensorDataset(x, y), epochs=2, lr=0.05, batch_size=32,
+          progress=False, plot=False, regularizer=reg)
+    assert net[1].weight_quantizer.pruned().tolist() == [False, False, True]
