@@ -610,13 +610,13 @@ class BudgetRegularizer:
             return (q._constant_bits(_values(model, name).detach())[0] > 0).reshape(-1)
 
         def trial(name: str, g: int) -> float:
-            lsb = quantizers[name].log2_lsb.data.view(-1)
-            old = lsb[g].clone()
+            lsb = quantizers[name].log2_lsb.data
+            old = lsb.clone()  # whole: a forward pass may keep another channel alive
             quantizers[name].prune(g)
             try:
                 return objective(measure_loss(), self._measure(model).total) - j0
             finally:
-                lsb[g] = old
+                lsb.copy_(old)
 
         out_layer = [n for n, m, *_ in self.cost.plan if isinstance(m, (QLinear, QConv2d))][-1:]
         names = [n for n, q in quantizers.items()
