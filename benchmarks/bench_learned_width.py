@@ -295,6 +295,8 @@ def main() -> None:
                     help="the controller's aim, a fraction of the budget")
     ap.add_argument("--settle", type=float, default=0.25,
                     help="fraction of the epochs trained at the held formats")
+    ap.add_argument("--settle-lr", type=float, default=0.5,
+                    help="the settle epochs restart the schedule from this x the base rate")
     ap.add_argument("--fixed-bits", type=int, nargs="*", default=[4, 6, 8])
     ap.add_argument("--hgq-betas", type=float, nargs="*", default=[1e-6, 1e-5, 1e-4],
                     help="HGQ2 runs from its narrow initial widths, one per beta")
@@ -356,7 +358,8 @@ def main() -> None:
         try:
             per_seed = [_run(kind, setting, s, args.epochs, args.reuse, split, start,
                              args.granularity, args.task,
-                             {"target": args.target, "settle": args.settle}) for s in seeds]
+                             {"target": args.target, "settle": args.settle,
+                              "settle_lr": args.settle_lr}) for s in seeds]
         except RuntimeError as err:  # e.g. a budget under the model's floor: say so, go on
             print(f"{kind} {setting}: not run to the end: {err}", flush=True)
             continue
