@@ -314,6 +314,8 @@ def main() -> None:
                     help="only draw --png from the rows of an earlier run's --json (give its "
                          "--task, --epochs, --seeds and --reuse for the title)")
     args = ap.parse_args()
+    if args.settle_lr <= 0:
+        ap.error(f"--settle-lr must be positive, got {args.settle_lr}")
     if args.plot_from:
         _plot(json.loads(args.plot_from.read_text()), args.png or Path("pareto.png"),
               _title(args), TASKS[args.task].ebops_label)

@@ -299,7 +299,7 @@ class WidthQuantizer(FixedQuantizer):
         top = self._granule_reduce(x.detach().abs(), torch.amax).reshape(-1)
         lsb = self.log2_lsb.data.view(-1)
         if self.granularity != "tensor":  # pruned granules stay pruned, and none is kept
-            gone = lsb >= PRUNED_LOG2_LSB / 2
+            gone = self.pruned().view(-1)
             lsb.masked_fill_(gone, PRUNED_LOG2_LSB)
             top = torch.where(gone, torch.zeros_like(top), top)
         i = torch.argmax(top)  # a tensor index: no host sync on the training hot path

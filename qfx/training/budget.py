@@ -507,18 +507,10 @@ class BudgetRegularizer:
             >>> out["fits"], out["after"]["dsp"] <= 16.0 < out["before"]["dsp"]
             (True, True)
         """
-        import torch.nn.functional as F
-
         was = model.training
         model.eval()
         quantizers = width_quantizers(model)
-
-        loss_fn = loss or (lambda out, _x, target: F.cross_entropy(out, target))
-
-        def measure_loss() -> float:
-            with torch.no_grad():
-                return float(loss_fn(model(x).float(), x, y))
-
+        measure_loss = _loss_meter(model, x, y, loss)
         used = before = self._calibrate().total
         loss0 = start_loss = measure_loss()
         pruned: list[str] = []
@@ -572,16 +564,10 @@ class BudgetRegularizer:
               ) -> list[str]:
         """Prune the channels whose removal lowers the penalised objective (see
         :meth:`_prune`; ``x, y, loss`` as for :meth:`finish`). Returns them."""
-        import torch.nn.functional as F
-
-        loss_fn = loss or (lambda out, _x, target: F.cross_entropy(out, target))
         was = model.training
         model.eval()
+        measure_loss = _loss_meter(model, x, y, loss)
         try:
-            def measure_loss() -> float:
-                with torch.no_grad():
-                    return float(loss_fn(model(x).float(), x, y))
-
             used = self._measure(model).total
             return self._prune(model, width_quantizers(model), measure_loss, used,
                                measure_loss())
@@ -605,9 +591,10 @@ class BudgetRegularizer:
         def objective(loss: float, used: Mapping[str, float]) -> float:
             return loss + sum(c.weights[k] * used.get(k, 0.0) / c.budget[k] for k in c.budget)
 
-        def live(name: str) -> torch.Tensor:
+        def live(name: str) -> list[int]:
             q = quantizers[name]
-            return (q._constant_bits(_values(model, name).detach())[0] > 0).reshape(-1)
+            alive = q._constant_bits(_values(model, name).detach())[0] > 0
+            return torch.nonzero(alive.reshape(-1)).reshape(-1).tolist()
 
         def trial(name: str, g: int) -> float:
             lsb = quantizers[name].log2_lsb.data
@@ -623,13 +610,14 @@ class BudgetRegularizer:
                  if q.role == "constant" and q.granularity == "channel"
                  and n.endswith(".weight_quantizer") and n.rpartition(".")[0] not in out_layer]
         j0 = objective(loss, used)
-        scored = sorted((trial(n, g), n, g) for n in names if int(live(n).sum()) > 1
-                        for g in torch.nonzero(live(n)).reshape(-1).tolist())
+        channels = {n: live(n) for n in names}
+        scored = sorted((trial(n, g), n, g) for n, gs in channels.items() if len(gs) > 1
+                        for g in gs)
         taken: list[str] = []
         for delta, name, g in scored:
             if delta >= 0:
                 break
-            if int(live(name).sum()) < 2:  # a layer keeps a channel
+            if len(live(name)) < 2:  # a layer keeps a channel
                 continue
             if taken:  # the channels taken before change this one's saving and loss
                 delta = trial(name, g)
@@ -665,6 +653,22 @@ class BudgetRegularizer:
                 p.requires_grad_(False)
         return {name: 0.0 if g is None else float(-g.sum())
                 for name, g in zip(quantizers, grads, strict=True)}
+
+
+def _loss_meter(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor] | None
+                ) -> Callable[[], float]:
+    """The loss of ``model`` on ``(x, y)`` now, as a number (``loss(outputs, x, y)``, the
+    run's training loss; cross-entropy if None)."""
+    import torch.nn.functional as F
+
+    loss_fn = loss or (lambda out, _x, target: F.cross_entropy(out, target))
+
+    def measure_loss() -> float:
+        with torch.no_grad():
+            return float(loss_fn(model(x).float(), x, y))
+
+    return measure_loss
 
 
 def _values(model: nn.Module, name: str) -> torch.Tensor | None:

@@ -571,7 +571,7 @@ def _epoch_lr(run: _Run, base: float, epoch: int) -> float:
     """The schedule's rate at (0-based) ``epoch``; a settle phase restarts it (see
     :class:`Regularizer`)."""
     s = run.settle_from
-    if s is None or epoch < s or run.regularizer is None:
+    if s is None or epoch < s:  # a settle phase implies a regularizer
         return lr_at(run.schedule, base, epoch, run.epochs)
     return lr_at(run.schedule, base * run.regularizer.settle_lr, epoch - s, run.epochs - s)
 
