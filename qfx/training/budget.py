@@ -31,10 +31,14 @@ unrolled model alone would weigh them alike.
 :class:`BudgetController` holds one penalty weight per budgeted resource, a PI controller on
 its log: it grows while the model is over ``target`` of the budget and decays as fast once it
 is under, so the widths settle at the budget whatever they start from, with no hand-tuned
-penalty constant. After training, :meth:`BudgetRegularizer.finish` coarsens formats one bit
-at a time, each step measured, until the exact measurement fits. Pruning a whole channel is a
-step no one-bit gradient shows; :meth:`BudgetRegularizer.prune` tries each channel and takes
-those whose measured saving outweighs their loss at the controller's price.
+penalty constant. It stops growing while the cost already falls fast enough to reach the
+target before the settle phase (the trainer tells the regularizer how many steps that is):
+a weight wound up past that point prunes channels the loss needs, and the widths it drove
+to 0 do not come back once it decays. After training, :meth:`BudgetRegularizer.finish`
+coarsens formats one bit at a time, each step measured, until the exact measurement fits.
+Pruning a whole channel is a step no one-bit gradient shows; :meth:`BudgetRegularizer.prune`
+tries each channel and takes those whose measured saving outweighs their loss at the
+controller's price.
 
 Example:
     >>> import torch
@@ -310,8 +314,15 @@ class BudgetController:
     (clipped to +-2), every step adds ``rate * e`` to an integral term and the weight is
     ``exp(integral + gain * e)``: the proportional term answers at once to a model over (or
     under) its target, the integral one removes the remaining offset; both fall as soon as the
-    model is under target, so the widths are released again (no wind-up: the integral is held
-    between the weights 1e-6 and 1e4).
+    model is under target, so the widths are released again (the integral is held between
+    the weights 1e-6 and 1e4).
+
+    Anti-windup: ``update(cost, steps_left)`` with the steps left before the formats are held
+    does not integrate while the cost falls fast enough to reach the target in them (its
+    trend, an average of the per-step change of ``log used`` over about ``trend_steps``
+    steps, closes the gap ``e`` in fewer than ``steps_left`` steps): the weight that makes the
+    widths fall at that rate is enough, and a larger one overshoots. Without ``steps_left``
+    the controller always integrates.
 
     ``penalty(cost)`` is the term to add to the loss (each resource normalised by its budget);
     ``update(cost)`` adapts the weights after a step.
@@ -323,7 +334,7 @@ class BudgetController:
     """
 
     def __init__(self, budget: Mapping[str, float], *, target: float = 0.9, rate: float = 0.05,
-                 gain: float = 1.0, initial: float = 1e-3) -> None:
+                 gain: float = 1.0, initial: float = 1e-3, trend_steps: int = 50) -> None:
         unknown = sorted(set(budget) - set(RESOURCES))
         if unknown:
             raise ValueError(f"budget: unknown resource {unknown[0]!r}; allowed: "
@@ -336,6 +347,10 @@ class BudgetController:
         self.gain = float(gain)
         self.weights = {k: self.initial for k in self.budget}
         self.integral = {k: math.log(self.initial) for k in self.budget}
+        self.trend_steps = max(int(trend_steps), 1)
+        # per resource: the average per-step change of log(used), and the last log(used)
+        self.trend: dict[str, float] = {k: 0.0 for k in self.budget}
+        self._last_log: dict[str, float] = {}
 
     def penalty(self, cost: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """sum_r lam_r * cost_r / budget_r."""
@@ -346,12 +361,18 @@ class BudgetController:
         """The budgeted resources of ``cost``, as numbers."""
         return {k: float(cost[k]) for k in self.budget}
 
-    def update(self, cost: Mapping[str, Any]) -> None:
+    def update(self, cost: Mapping[str, Any], steps_left: float | None = None) -> None:
         lo, hi = math.log(1e-6), math.log(1e4)
         for k, used in self.used(cost).items():
             err = math.log(max(used, 1e-3 * self.budget[k]) / (self.target * self.budget[k]))
             err = min(max(err, -2.0), 2.0)
-            self.integral[k] = min(max(self.integral[k] + self.rate * err, lo), hi)
+            now = math.log(max(used, 1e-9))
+            if k in self._last_log:
+                self.trend[k] += (now - self._last_log[k] - self.trend[k]) / self.trend_steps
+            self._last_log[k] = now
+            if not (steps_left is not None and err > 0 and self.trend[k] < 0
+                    and err < -self.trend[k] * steps_left):
+                self.integral[k] = min(max(self.integral[k] + self.rate * err, lo), hi)
             self.weights[k] = math.exp(min(max(self.integral[k] + self.gain * err, lo), hi))
 
     def fits(self, used: Mapping[str, float]) -> bool:
@@ -408,8 +429,15 @@ class BudgetRegularizer:
         self.held = False
         self._held: list[torch.Tensor] = []
         self.steps = 0
+        self._settle_step: int | None = None  # the step the formats are held at (plan)
         self.last: dict[str, float] = {}
         self._guarantee: dict[str, Any] | None = None
+
+    def plan(self, steps: int) -> None:
+        """``steps`` more penalised steps come before the settle phase (the trainer says so
+        before its first epoch): the controller stops winding its weights up while the cost
+        falls fast enough to reach the target in them (:class:`BudgetController`)."""
+        self._settle_step = self.steps + max(int(steps), 0)
 
     def hold(self, model: nn.Module) -> None:
         """The settle phase: every learned format is held (its step and range no longer
@@ -445,7 +473,8 @@ class BudgetRegularizer:
         cost = self.cost()
         self.last = {k: float(v.detach()) for k, v in cost.items()}
         pen = self.controller.penalty(cost)
-        self.controller.update(self.last)
+        left = None if self._settle_step is None else self._settle_step - self.steps
+        self.controller.update(self.last, left)
         return pen
 
     def widths(self) -> dict[str, float]:

@@ -160,6 +160,10 @@ class Regularizer:
     settle: float = 0.0
     settle_lr: float = 0.5
 
+    def plan(self, steps: int) -> None:
+        """Before the first epoch: ``steps`` training steps come before the settle phase
+        (all of the run's steps when there is none)."""
+
     def hold(self, model: nn.Module) -> None:
         """Stop changing what the penalty shapes (the settle phase begins)."""
 
@@ -412,6 +416,8 @@ def train(
     reg = run.regularizer
     run.settle_from = settle_from = epochs - math.ceil(reg.settle * epochs) \
         if reg is not None and 0 < reg.settle < 1 and epochs > 1 else epochs
+    if reg is not None and hasattr(reg, "plan"):  # the protocol's one optional method
+        reg.plan(max(settle_from - run.start, 0) * len(run.batches))
     for epoch in range(run.start, epochs):
         if epoch == max(settle_from, run.start):
             _settle(run, epoch)

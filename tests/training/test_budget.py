@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -12,7 +14,7 @@ from qfx.fixed.learned_width import width_quantizers
 from qfx.nn import QConfig, QInput, QLinear, QReLU
 from qfx.training import plot_history, train
 from qfx.training.budget import BudgetController, BudgetRegularizer
-from qfx.training.trainer import lr_at
+from qfx.training.trainer import Regularizer, lr_at
 
 
 def test_controller_weights_follow_the_budget():
@@ -24,6 +26,47 @@ def test_controller_weights_follow_the_budget():
     for _ in range(5):
         c.update({"dsp": 1.0})
     assert c.weights["dsp"] < high
+
+
+def test_controller_stops_winding_up_while_the_cost_falls_fast_enough():
+    """Anti-windup: a cost over target but falling by 2% a step reaches the target in about
+    60 steps; with 1000 steps left the integral stops growing once the trend shows it, with
+    10 left (or none given) it keeps growing."""
+    def run(steps_left):
+        c = BudgetController({"lut": 1000.0}, trend_steps=5)
+        used, history = 3000.0, []
+        for _ in range(30):
+            c.update({"lut": used}, steps_left)
+            history.append(c.integral["lut"])
+            used *= 0.98
+        return history
+
+    held, short, free = run(1000), run(10), run(None)
+    assert held[-1] == held[0] < short[-1] == free[-1]
+    assert free[-1] > free[10]
+    assert held[0] > math.log(1e-3)  # the first step, before any trend, integrates
+
+
+def test_the_trainer_tells_the_regularizer_the_steps_before_its_settle_phase():
+    class Recorder(Regularizer):
+        settle = 0.5
+
+        def __init__(self):
+            self.planned = []
+
+        def plan(self, steps):
+            self.planned.append(steps)
+
+        def step_penalty(self):
+            return torch.zeros(())
+
+    torch.manual_seed(0)
+    train_set, test_set = synthetic_classification(64, (4,), num_classes=2)
+    rec = Recorder()
+    train(nn.Sequential(nn.Linear(4, 2)), train_set, test_set, epochs=4, batch_size=16,
+          progress=False, regularizer=rec)
+    batches = math.ceil(len(train_set) / 16)
+    assert batches > 1 and rec.planned == [2 * batches]  # 2 epochs before the settle phase
 
 
 def test_controller_reaches_a_stated_budget(tmp_path):
