@@ -69,6 +69,7 @@ from qfx.fixed.learned_width import WidthQuantizer, _ste_round, width_quantizers
 from qfx.nn.base import QLayer
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.norm import _QBatchNorm
+from qfx.training.trainer import Regularizer
 
 __all__ = ["ResourceCost", "BudgetController", "RESOURCES", "BudgetRegularizer", "Measurement",
            "lut_equiv", "DSP_LUTS"]
@@ -382,7 +383,7 @@ class BudgetController:
 Measure = Callable[[nn.Module], "Measurement | Mapping[str, float]"]
 
 
-class BudgetRegularizer:
+class BudgetRegularizer(Regularizer):
     """The trainer's regularizer (``train(..., regularizer=...)``) that trains a learned-width
     model to ``budget``: each step adds the controlled penalty of :class:`ResourceCost` and
     updates the controller; each epoch's record gets ``resources`` (the estimate),

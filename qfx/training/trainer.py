@@ -416,7 +416,7 @@ def train(
     reg = run.regularizer
     run.settle_from = settle_from = epochs - math.ceil(reg.settle * epochs) \
         if reg is not None and 0 < reg.settle < 1 and epochs > 1 else epochs
-    if reg is not None and hasattr(reg, "plan"):  # the protocol's one optional method
+    if reg is not None and hasattr(reg, "plan"):  # a duck-typed regularizer may not have it
         reg.plan(max(settle_from - run.start, 0) * len(run.batches))
     for epoch in range(run.start, epochs):
         if epoch == max(settle_from, run.start):
