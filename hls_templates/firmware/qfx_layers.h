@@ -290,6 +290,53 @@ CAST:
   }
 }
 
+// ------------------------------------------------------------------------------ multiplies
+// Every multiplication of a layer is qfx::mul(a, b), which pins it to LUTs or to DSPs as the
+// resource estimate counts it (qfx.fixed.hwcost.multiply_on_fabric): a product of W_a x W_b
+// bits is built in the fabric (about W_a * W_b LUTs) when W_a * W_b <=
+// QFX_FABRIC_MULT_MAX_PRODUCT (the LUTs one DSP48 counts for), else in DSP48s. Without the
+// binding the tool picks by its own heuristics and the estimate's LUT / DSP split would be a
+// guess. The product has the operator's own type, so the arithmetic is unchanged (C-simulation
+// ignores the pragmas).
+#ifndef QFX_FABRIC_MULT_MAX_PRODUCT
+#define QFX_FABRIC_MULT_MAX_PRODUCT 55
+#endif
+
+// Two specialisations that differ in their pragma only: a pragma cannot take a template argument.
+template <bool FABRIC>
+struct bound_mul {  // fabric (LUTs)
+  template <class A, class B>
+  static auto mul(const A& a, const B& b) -> decltype(a * b) {
+#pragma HLS INLINE
+    decltype(a * b) p = a * b;
+#pragma HLS BIND_OP variable=p op=mul impl=fabric
+    return p;
+  }
+};
+template <>
+struct bound_mul<false> {  // DSP48
+  template <class A, class B>
+  static auto mul(const A& a, const B& b) -> decltype(a * b) {
+#pragma HLS INLINE
+    decltype(a * b) p = a * b;
+#pragma HLS BIND_OP variable=p op=mul impl=dsp
+    return p;
+  }
+};
+
+/// Whether a * b (ap_fixed or ap_int operands) is built in the fabric (else in DSP48s).
+template <class A, class B>
+struct mul_on_fabric {
+  static const bool value = A::width * B::width <= QFX_FABRIC_MULT_MAX_PRODUCT;
+};
+
+/// a * b, bound to LUTs or DSPs by the operands' widths (mul_on_fabric).
+template <class A, class B>
+inline auto mul(const A& a, const B& b) -> decltype(a * b) {
+#pragma HLS INLINE
+  return bound_mul<mul_on_fabric<A, B>::value>::mul(a, b);
+}
+
 // ------------------------------------------------------------------------------ constants
 // dense, conv2d and batchnorm each have ONE loop nest (dense_core, conv2d_core, batchnorm_core)
 // shared by the plain layers and their K-hot variants; the layer's constants (weights, or the
@@ -364,9 +411,9 @@ struct const_weights {
   void mac(ACC_T& acc, const IN_T& x, int idx) const {
 #pragma HLS INLINE
 #if QFX_VALUE_TABLES
-    acc += x * v[idx];
+    acc += mul(x, v[idx]);
 #else
-    acc += x * from_raw<C_T>(c[idx]);
+    acc += mul(x, from_raw<C_T>(c[idx]));
 #endif
   }
   /// The raw mantissa of constant idx as raw_int<C_T> (synthesis: the stored ap_int itself).
@@ -466,7 +513,7 @@ struct dot_acc<CFG, WTS, true> {  // raw_dot
   }
   static void mac(A& a, const WTS& wts, const typename CFG::in_t& x, int idx) {
 #pragma HLS INLINE
-    raw_add_shifted<sx>::add(a, raw_bits(x) * wts.raw(idx));
+    raw_add_shifted<sx>::add(a, mul(raw_bits(x), wts.raw(idx)));
   }
   static acc_t value(const A& a, const WTS& wts, int idx) {
 #pragma HLS INLINE
@@ -912,7 +959,7 @@ struct avg_by_recip {
     return from_raw<acc_t>(to_raw(s) * (int64_t)recip[0] * pow2(sa));
 #else
     (void)sa;
-    const acc_t acc = s * from_raw<recip_t>(recip[0]);
+    const acc_t acc = mul(s, from_raw<recip_t>(recip[0]));
     return acc;
 #endif
   }
@@ -990,8 +1037,8 @@ void avgpool2d_recip_map(const typename CFG::in_t x[CFG::chan * CFG::in_h * CFG:
 //     x * c == sum_j sign_j * (raw(x) << shift_j)      on the product grid F_x + F_c,
 // computed on an exact-width integer (khot_traits::raw_t: W_x + W_c + 1 bits, which the writer
 // checks holds every partial sum of the digits), then added to the accumulator: K shifts and at
-// most K - 1 adds per product, no multiplier (and `BIND_OP op=mul impl=fabric` for whatever
-// multiplication remains, so that none can land in a DSP). The accumulator then sees exactly
+// most K - 1 adds per product, no multiplication at all (so none can land in a DSP; the
+// barrel shifters of a folded layer are LUTs). The accumulator then sees exactly
 // the products of the plain layers, so the IR's accumulator sizing applies unchanged.
 // The native C-simulation path computes the same digit sums on int64 raw mantissas.
 
@@ -1091,7 +1138,6 @@ void dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_t y[CFG
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=sg cyclic factor=red_unroll
 #pragma HLS ARRAY_PARTITION variable=sh cyclic factor=red_unroll
-#pragma HLS BIND_OP op=mul impl=fabric
   const khot_weights<CFG, typename CFG::weight_t> wts = {sg, sh};
   dense_core<CFG>(x, y, wts, b);
 }
@@ -1111,7 +1157,6 @@ void conv2d_khot(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::in_w],
   (void)red_unroll;
 #pragma HLS ARRAY_PARTITION variable=sg cyclic factor=red_unroll
 #pragma HLS ARRAY_PARTITION variable=sh cyclic factor=red_unroll
-#pragma HLS BIND_OP op=mul impl=fabric
   const khot_weights<CFG, typename CFG::weight_t> wts = {sg, sh};
   conv2d_core<CFG>(x, y, wts, b);
 }
@@ -1128,7 +1173,6 @@ void batchnorm_khot(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
                         sh[CFG::n_chan * CFG::khot],
                     const typename raw_storage<typename CFG::shift_t>::type
                         shift[CFG::n_chan]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   const khot_weights<CFG, typename CFG::scale_t> wts = {sg, sh};
   batchnorm_core<CFG>(x, y, wts, shift);
 }
@@ -1204,7 +1248,7 @@ struct binary_store_scale {
     const int sa = fixed_traits<acc_t>::frac - fixed_traits<scale_t>::frac;
     y[o * stride] = from_raw<acc_t>((int64_t)scale[o] * (int64_t)dot * pow2(sa));
 #else
-    const acc_t acc = from_raw<scale_t>(scale[o]) * from_raw<typename CFG::dot_t>(dot);
+    const acc_t acc = mul(from_raw<scale_t>(scale[o]), from_raw<typename CFG::dot_t>(dot));
     y[o * stride] = acc;  // the one cast to the output type
 #endif
   }
@@ -1295,7 +1339,6 @@ void binary_dense_scale(const typename CFG::in_t x[CFG::n_in], typename CFG::out
                         const typename raw_storage<typename CFG::word_t>::type w[CFG::n_out * CFG::n_words],
                         const typename raw_storage<typename CFG::scale_t>::type
                             scale[CFG::n_out]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   const binary_store_scale<CFG> st = {y, 1, scale};
   binary_dense_core<CFG>(x, w, st);
 }
@@ -1307,7 +1350,6 @@ void binary_dense_khot(const typename CFG::in_t x[CFG::n_in], typename CFG::out_
                            sg[CFG::n_out * CFG::khot],
                        const typename raw_storage<typename CFG::dshift_t>::type
                            sh[CFG::n_out * CFG::khot]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   const binary_store_khot<CFG> st = {y, 1, sg, sh};
   binary_dense_core<CFG>(x, w, st);
 }
@@ -1395,7 +1437,6 @@ void binary_conv2d_scale(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG:
                          const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words],
                          const typename raw_storage<typename CFG::scale_t>::type
                              scale[CFG::out_c]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   const binary_store_scale<CFG> st = {y, CFG::out_h * CFG::out_w, scale};
   binary_conv2d_core<CFG>(x, w, st);
 }
@@ -1408,7 +1449,6 @@ void binary_conv2d_khot(const typename CFG::in_t x[CFG::in_c * CFG::in_h * CFG::
                             sg[CFG::out_c * CFG::khot],
                         const typename raw_storage<typename CFG::dshift_t>::type
                             sh[CFG::out_c * CFG::khot]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   const binary_store_khot<CFG> st = {y, CFG::out_h * CFG::out_w, sg, sh};
   binary_conv2d_core<CFG>(x, w, st);
 }
@@ -1507,7 +1547,6 @@ void multithreshold(const typename CFG::in_t x[CFG::n_chan * CFG::n_spatial],
                     const typename raw_storage<typename CFG::threshold_t>::type
                         t[CFG::n_chan * CFG::levels],
                     const typename raw_storage<typename CFG::dir_t>::type dir[CFG::n_chan]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   QFX_STATIC_ASSERT(fixed_traits<typename CFG::threshold_t>::frac ==
                         fixed_traits<typename CFG::in_t>::frac,
                     "multithreshold: the thresholds must be on the input's grid");
@@ -1541,8 +1580,10 @@ MT_CHAN:
 #endif
         count += hit ? 1 : 0;
       }
-      y[i] = from_raw<typename CFG::out_t>(
-          (long long)count * CFG::out_scale_raw + CFG::out_bias_raw);
+      // a constant multiply: shifts and adds in the fabric, never a DSP
+      const long long scaled = (long long)count * CFG::out_scale_raw;
+#pragma HLS BIND_OP variable=scaled op=mul impl=fabric
+      y[i] = from_raw<typename CFG::out_t>(scaled + CFG::out_bias_raw);
     }
   }
 }
@@ -1587,7 +1628,7 @@ MUL:
   for (int i = 0; i < CFG::n; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=unroll
-    const acc_t p = x[i] * g[i / CFG::spatial];
+    const acc_t p = mul(x[i], g[i / CFG::spatial]);
     y[i] = p;  // the one cast to the output type
   }
 }
@@ -1674,7 +1715,7 @@ inline typename CFG::gate_t hard_gate(const typename CFG::in_t& x) {
   typedef typename CFG::gate_t gate_t;
   const typename CFG::scale_t c = from_raw<typename CFG::scale_t>((long long)CFG::scale_raw);
   const ap_ufixed<1, 0> half = from_raw<ap_ufixed<1, 0> >(1);
-  gate_t g = x * c + half;  // exact: full precision, then a gate_t that holds it
+  gate_t g = mul(x, c) + half;  // exact: full precision, then a gate_t that holds it
   const gate_t zero = 0;
   const gate_t one = 1;
   if (g < zero) g = zero;
@@ -1702,7 +1743,7 @@ HARDSWISH:
   for (int i = 0; i < CFG::n; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=unroll
-    const typename CFG::acc_t acc = x[i] * hard_gate<CFG>(x[i]);  // exact in acc_t
+    const typename CFG::acc_t acc = mul(x[i], hard_gate<CFG>(x[i]));  // exact in acc_t
     y[i] = acc;  // the one cast to the output type
   }
 }
@@ -1779,7 +1820,7 @@ SOFTMAX_POS:
     for (int c = 0; c < CFG::n_chan; c++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=unroll
-      const typename CFG::acc_t a = e[c] * r;
+      const typename CFG::acc_t a = mul(e[c], r);
       y[c * CFG::n_spatial + p] = a;  // the one cast to the output type
     }
   }
@@ -1867,7 +1908,7 @@ struct dot_acc<CFG, shifted_weights<M_T, S_T, ROW, MAXS, MINS>, true> {
   }
   static void mac(A& a, const WTS& wts, const typename CFG::in_t& x, int idx) {
 #pragma HLS INLINE
-    raw_add_shifted<sx>::add(a.sum, raw_bits(x) * wts.raw(idx));
+    raw_add_shifted<sx>::add(a.sum, mul(raw_bits(x), wts.raw(idx)));
   }
   static acc_t value(const A& a, const WTS& wts, int idx) {
 #pragma HLS INLINE

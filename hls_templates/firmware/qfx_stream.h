@@ -309,7 +309,6 @@ void conv2d_khot(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
                  const typename raw_storage<typename CFG::dsign_t>::type* sg,
                  const typename raw_storage<typename CFG::dshift_t>::type* sh,
                  const typename raw_storage<typename CFG::bias_t>::type b[CFG::out_c]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   const conv2d_pixel<CFG, khot_weights<CFG, typename CFG::weight_t> > op = {{sg, sh}, b};
   window<CFG, CFG::in_c, typename CFG::out_t, CFG::out_c>(x, y, op);
 }
@@ -416,7 +415,6 @@ void binary_conv2d_scale(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
                          const typename raw_storage<typename CFG::word_t>::type w[CFG::out_c * CFG::n_words],
                          const typename raw_storage<typename CFG::scale_t>::type
                              scale[CFG::out_c]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   const binary_store_scale<CFG> st = {0, 1, scale};
   binary_conv2d_window<CFG>(x, y, w, st);
 }
@@ -429,7 +427,6 @@ void binary_conv2d_khot(hls::stream<pixel<typename CFG::in_t, CFG::in_c> >& x,
                             sg[CFG::out_c * CFG::khot],
                         const typename raw_storage<typename CFG::dshift_t>::type
                             sh[CFG::out_c * CFG::khot]) {
-#pragma HLS BIND_OP op=mul impl=fabric
   const binary_store_khot<CFG> st = {0, 1, sg, sh};
   binary_conv2d_window<CFG>(x, y, w, st);
 }

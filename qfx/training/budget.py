@@ -64,7 +64,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qfx.fixed.hwcost import DSP48E2_PORTS, adder_luts, ebops, multiplier_cost
+from qfx.fixed.hwcost import DSP48E2_PORTS, DSP_LUT_EQUIV, adder_luts, ebops, multiplier_cost
 from qfx.fixed.learned_width import WidthQuantizer, _ste_round, width_quantizers
 from qfx.nn.base import QLayer
 from qfx.nn.linear import QConv2d, QLinear
@@ -76,8 +76,9 @@ __all__ = ["ResourceCost", "BudgetController", "RESOURCES", "BudgetRegularizer",
 
 #: Resources a budget may name (``lut_equiv``: LUT + 55 x DSP, one figure for the logic).
 RESOURCES = ("lut", "dsp", "ff", "ebops", "lut_equiv")
-#: LUTs a DSP48 counts for in ``lut_equiv`` (HGQ's LUT + 55 x DSP).
-DSP_LUTS = 55
+#: LUTs a DSP48 counts for in ``lut_equiv`` (HGQ's LUT + 55 x DSP; the LUT / DSP multiplier
+#: threshold of the cost model is the same figure).
+DSP_LUTS = DSP_LUT_EQUIV
 _MAX_UNROLL = 4096
 # A module's calibration factor stays within this factor of the whole model's.
 _CALIBRATION_SPAN = 8.0

@@ -27,8 +27,9 @@ def test_the_cost_is_calibrated_to_each_layers_estimate():
     with torch.no_grad():
         total = {k: float(v) for k, v in cost().items()}
         per = cost.layers()
-    for k in ("lut", "ff", "dsp", "lut_equiv"):  # the calibrated total is the estimate
-        assert total[k] == pytest.approx(measured.total[k], rel=1e-9, abs=1e-6)
+    for k in ("lut", "ff", "dsp", "lut_equiv"):  # the calibrated total is the estimate (the
+        # cost is float32: a sum of ~20 layers agrees to its precision)
+        assert total[k] == pytest.approx(measured.total[k], rel=1e-6, abs=1e-6)
     fitted = 0
     for name, row in measured.layers.items():  # and so is every layer the cost models, up
         for k, v in row.items():  # to a factor held within 8x of the whole model's

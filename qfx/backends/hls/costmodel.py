@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 from qfx.backends.hls.boards import Board
 from qfx.fixed.fixed_type import FixedType
-from qfx.fixed.hwcost import LUT_MULT_MAX_BITS, multiplier_cost
+from qfx.fixed.hwcost import FABRIC_MULT_MAX_PRODUCT, multiplier_cost
 from qfx.ir.cost import NodeCost
 from qfx.ir.graph import Graph, Node, pair
 
-__all__ = ["BRAM_MIN_BITS", "LUT_MULT_MAX_BITS", "REG_MAX_DEPTH", "LayerCost", "Mem", "Shape",
+__all__ = ["BRAM_MIN_BITS", "FABRIC_MULT_MAX_PRODUCT", "REG_MAX_DEPTH", "LayerCost", "Mem", "Shape",
            "cast_luts", "ceil_div", "clog2", "dsp_per_multiply", "dsp_ports", "mult_model",
            "window_rows"]
 
@@ -53,8 +53,7 @@ def dsp_ports(board: Board | None) -> tuple[int, int]:
 def dsp_per_multiply(a: FixedType | int, b: FixedType | int, ports: tuple[int, int] = (27, 18)
                      ) -> int:
     """DSP slices of one multiplier of operands ``a`` x ``b`` (FixedTypes or signed widths);
-    0 when the product maps to LUTs (both operands <= ``LUT_MULT_MAX_BITS`` bits, or a 1-bit
-    operand).
+    0 when the product maps to LUTs (``a.width * b.width <= FABRIC_MULT_MAX_PRODUCT`` = 55).
 
     Example:
         >>> dsp_per_multiply(FixedType(8, 3), FixedType(8, 1))
@@ -62,6 +61,8 @@ def dsp_per_multiply(a: FixedType | int, b: FixedType | int, ports: tuple[int, i
         >>> dsp_per_multiply(FixedType(30, 3), FixedType(30, 1))
         4
         >>> dsp_per_multiply(FixedType(4, 1), FixedType(3, 1))
+        0
+        >>> dsp_per_multiply(FixedType(7, 1), FixedType(7, 1))
         0
     """
     return multiplier_cost(_raw_width(a), _raw_width(b), _signed_width(a), _signed_width(b),

@@ -33,9 +33,11 @@ Multipliers (``n_mults`` = the nominal multiplications per inference, ``qfx.ir.c
 * A multiplier of operand widths a x b (an unsigned operand counts one bit more: the DSP ports
   are signed) uses ``ceil(A/27) * ceil(B/18)`` DSP48E2 (UltraScale+; ``25 x 18`` DSP48E1 on
   Zynq-7000), A >= B the two widths (the cheaper of the two port assignments). Small products
-  map to LUTs instead: when both operands have at most ``LUT_MULT_MAX_BITS`` = 4 bits, or one
-  of them is 1 bit (binary); such a multiplier costs ``a * b`` LUTs (one per partial-product
-  bit) and no DSP.
+  map to LUTs instead: when ``a * b <= FABRIC_MULT_MAX_PRODUCT`` = 55 (the LUTs a DSP counts
+  for in LUT + 55 x DSP, so the choice is the cheaper side and one more bit never costs a
+  jump); such a multiplier costs ``a * b`` LUTs (one per partial-product bit) and no DSP. The
+  C++ pins each multiply to the side counted here (``qfx::mul``: ``BIND_OP impl=fabric`` or
+  ``impl=dsp`` on its product), so synthesis does not choose otherwise.
 * K-hot constants (``params["weight_digits"]`` with ``attrs["weight_khot"] = K``, likewise
   ``scale_digits``) are K shifts and at most K - 1 adds: **0 DSP**; their adds are in the adder
   count below. When the layer is folded (``ii > 1``: digits come from a ROM, not constants),
@@ -140,7 +142,7 @@ from qfx.backends.hls.boards import Board, load_board
 from qfx.backends.hls.budget import ResourceBudget, ResourceEstimate
 from qfx.backends.hls.costmodel import (
     BRAM_MIN_BITS,
-    LUT_MULT_MAX_BITS,
+    FABRIC_MULT_MAX_PRODUCT,
     LayerCost,
     Mem,
     Shape,
@@ -163,7 +165,7 @@ __all__ = [
     "EstimateModel",
     "LAYER_CONTROL_FF",
     "LAYER_CONTROL_LUT",
-    "LUT_MULT_MAX_BITS",
+    "FABRIC_MULT_MAX_PRODUCT",
     "LayerEstimate",
     "ResourceReport",
     "dsp_per_multiply",
@@ -546,8 +548,9 @@ class EstimateModel:
             interval=interval,
             notes=(ESTIMATE_NOTE,
                    f"DSP model: {'DSP48E1' if ports[0] == 25 else 'DSP48E2'} "
-                   f"{ports[0]}x{ports[1]} multipliers; products with both operands <= "
-                   f"{LUT_MULT_MAX_BITS} bits or a 1-bit operand map to LUTs",
+                   f"{ports[0]}x{ports[1]} multipliers; products of at most "
+                   f"{FABRIC_MULT_MAX_PRODUCT} partial-product bits (a x b) map to LUTs, "
+                   "pinned in the C++ (BIND_OP)",
                    "K-hot constants are shift-adds: 0 DSP", timing,
                    "not included: AXI DMA, interconnect and processing-system logic"),
         )

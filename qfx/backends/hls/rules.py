@@ -743,11 +743,16 @@ class _Binary(HLSRule):
 
     counts_macs = True
 
-    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
+    @staticmethod
+    def dot_type(node: Node) -> FixedType:
+        """The XNOR-popcount dot's type (the scale multiplies it)."""
         db = int(node.attrs["fan_in"]).bit_length() + 1
+        return FixedType(db, db)
+
+    def typedefs(self, node: Node) -> list[tuple[str, FixedType, str]]:
         return [*khot_typedefs(node),
                 ("word", WORD_T, f"{WORD_BITS} packed weight bits (1 <-> +1)"),
-                ("dot", FixedType(db, db), "the XNOR-popcount dot in [-fan_in, fan_in]")]
+                ("dot", self.dot_type(node), "the XNOR-popcount dot in [-fan_in, fan_in]")]
 
     def constants(self, node: Node) -> list[Const]:
         out = [Const("wbits", pack_bits(node.params["weight"]), WORD_T,
@@ -790,7 +795,7 @@ class _Binary(HLSRule):
             r.mem.add(int(w.size), 1, min(int(w.size), sh.parallel))
         if "scale" in node.params:
             s_t = a["scale_type"]
-            s_impl, s_dpm, s_lut, _ = mult_model(node, "scale", r.acc_t or r.x_t, s_t, False,
+            s_impl, s_dpm, s_lut, _ = mult_model(node, "scale", self.dot_type(node), s_t, False,
                                                  r.ports)
             if s_impl in ("dsp", "lut"):
                 r.multipliers = min(sh.write_lanes, r.cost.mult_ops)

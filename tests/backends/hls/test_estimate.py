@@ -18,7 +18,7 @@ import qfx
 from qfx.backends.hls.boards import BoardError
 from qfx.backends.hls.estimate import (
     BRAM_MIN_BITS,
-    LUT_MULT_MAX_BITS,
+    FABRIC_MULT_MAX_PRODUCT,
     ResourceReport,
     dsp_per_multiply,
     estimate_resources,
@@ -137,10 +137,11 @@ def test_dsp_model_of_one_multiply():
     assert dsp_per_multiply(36, 36) == 4
     # an unsigned operand needs one more bit on the signed DSP ports
     assert dsp_per_multiply(FixedType(18, 1, signed=False), FixedType(27, 1)) == 2
-    # small products and binary operands map to LUTs
-    assert dsp_per_multiply(LUT_MULT_MAX_BITS, LUT_MULT_MAX_BITS) == 0
+    # products of at most 55 partial-product bits (binary operands among them) map to LUTs
+    assert FABRIC_MULT_MAX_PRODUCT == 55
+    assert dsp_per_multiply(5, 11) == 0 and dsp_per_multiply(7, 7) == 0
     assert dsp_per_multiply(1, 30) == 0
-    assert dsp_per_multiply(LUT_MULT_MAX_BITS + 1, 2) == 1
+    assert dsp_per_multiply(8, 7) == 1 and dsp_per_multiply(3, 19) == 1
     # Zynq-7000 (PYNQ-Z2) has 25x18 DSP48E1
     assert dsp_per_multiply(26, 18, (25, 18)) == 2
 

@@ -148,10 +148,12 @@ def test_khot_layers_are_shift_add_and_bit_exact(tmp_path, kind, k, overflow):
     layers = (prj.firmware_dir / "qfx_layers.h").read_text()
     # one loop nest per family (dense_core, ...); the K-hot wrappers pass the shift-add policy
     policy = layers.split("struct khot_weights {", 1)[1].split("\n};\n", 1)[0]
-    assert "khot_product<" in policy and " * from_raw<" not in policy
+    assert "khot_product<" in policy and " * from_raw<" not in policy and "mul(" not in policy
+    product = layers.split("khot_product(const IN_T& x", 1)[1].split("\n}\n", 1)[0]
+    assert "<<" in product and " * " not in product  # shifts and adds, no multiplication
     for func in ("dense_khot", "conv2d_khot", "batchnorm_khot"):
         body = layers.split(f"void {func}(", 1)[1].split("\n}\n", 1)[0]
-        assert "khot_weights<CFG," in body and "#pragma HLS BIND_OP op=mul impl=fabric" in body
+        assert "khot_weights<CFG," in body
         assert f"{func[:-len('_khot')]}_core<CFG>(" in body and "const_weights<" not in body
     _assert_bit_exact(prj)
     _assert_bit_exact(prj, "-DQFX_AP_ARITH")
