@@ -285,18 +285,28 @@ class ResourceCost(nn.Module):
         with torch.no_grad():
             per = {n: {k: float(v) for k, v in c.items()} for n, c in self.layers().items()}
         self.scale, self.offset = {}, {}
+        lut_overall = 1.0
         for k in RESOURCES:
             if k == "lut_equiv" or k not in m.total:
                 continue
             listed = [n for n in per if k in m.layers.get(n, {})]
             modelled_total = sum(p.get(k, 0.0) for p in per.values())
-            overall = m.total[k] / modelled_total if modelled_total > 0 else 1.0
+            # DSPs the model does not use yet are charged like the LUT multipliers they would
+            # replace (their count folds by the same reuse), not one per modelled product: at
+            # scale 1 a width crossing the LUT/DSP threshold for a few steps looked like
+            # several times the budget and drove the penalty weight up 100x (digits, LUT + 55
+            # DSP <= 10000, seed 2: every channel pruned, 10% accuracy)
+            like_lut = k == "dsp"
+            overall = (m.total[k] / modelled_total if modelled_total > 0
+                       else lut_overall if like_lut else 1.0)
             for n in per:
                 c, got = per[n].get(k, 0.0), m.layers.get(n, {}).get(k)
                 if not listed:
                     ratio = overall
                 elif got is None:
                     ratio = 0.0
+                elif c <= 0 and like_lut and "lut" in self.scale.get(n, {}):
+                    ratio = self.scale[n]["lut"]
                 else:  # held near the overall ratio: a module modelled at almost nothing
                     # (one bit left) would otherwise get a huge factor, and its next bit
                     # would look like most of the budget
@@ -306,6 +316,8 @@ class ResourceCost(nn.Module):
                 self.scale.setdefault(n, {})[k] = ratio
             modelled = sum(self.scale[n][k] * p.get(k, 0.0) for n, p in per.items())
             self.offset[k] = m.total[k] - modelled
+            if k == "lut":
+                lut_overall = overall
 
 
 class BudgetController:

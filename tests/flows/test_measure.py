@@ -67,3 +67,26 @@ def test_a_lut_budget_from_a_dsp_start_is_met():
     got = reg.finish(model, x, y)["budget_guarantee"]
     assert got["fits"] and got["after"]["lut_equiv"] <= budget["lut_equiv"]
     assert measure(model, x[:1]).total["lut_equiv"] == got["after"]["lut_equiv"]
+
+
+def test_dsps_the_model_does_not_use_yet_are_charged_like_its_lut_multipliers():
+    """A 4-bit model has no DSP (4 x 4-bit products are LUTs), so the estimate gives the
+    calibration no DSP figure to fit; widened past the LUT/DSP threshold, a layer's DSPs must
+    be charged about what the estimate then counts, not one per modelled product (at scale 1,
+    ~14x more here: a few steps over the threshold drove the penalty weight up 100x)."""
+    from qfx.fixed.learned_width import width_quantizers
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 8, 8)
+    model = qfx.quantize_model(digits_cnn(), {"bits": 4, "learn_widths": True}, x)
+    measure = estimate_measure(reuse=16)
+    before = measure(model, x[:1])
+    assert before.total["dsp"] == 0
+    cost = ResourceCost(model, x[:1])
+    cost.calibrate(before)
+    assert all(s["dsp"] == s["lut"] for s in cost.scale.values())
+    with torch.no_grad():
+        width_quantizers(model)["features.1.0.weight_quantizer"].log2_lsb -= 12
+        charged = float(cost()["dsp"])
+    counted = measure(model, x[:1]).total["dsp"]
+    assert counted > 0 and counted / 2 <= charged <= 2 * counted
