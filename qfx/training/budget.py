@@ -356,12 +356,16 @@ class BudgetController:
         for k, v in budget.items():
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"budget.{k} must be a positive number, got {v!r}")
+        for name, v in (("target", target), ("rate", rate), ("gain", gain),
+                        ("initial", initial), ("trend_steps", trend_steps)):
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+                raise ValueError(f"BudgetController: {name} must be a positive number, got {v!r}")
         self.budget = {k: float(v) for k, v in budget.items()}
         self.target, self.rate, self.initial = float(target), float(rate), float(initial)
         self.gain = float(gain)
         self.weights = {k: self.initial for k in self.budget}
         self.integral = {k: math.log(self.initial) for k in self.budget}
-        self.trend_steps = max(int(trend_steps), 1)
+        self.trend_steps = max(int(trend_steps), 1)  # 0.5 averages over one step
         # per resource: the average per-step change of log(used), and the last log(used)
         self.trend: dict[str, float] = {k: 0.0 for k in self.budget}
         self._last_log: dict[str, float] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -189,3 +190,11 @@ def test_channel_pruning_takes_a_channel_the_loss_does_not_need_and_keeps_it_pru
     train(net, TensorDataset(x, y), TensorDataset(x, y), epochs=2, lr=0.05, batch_size=32,
           progress=False, plot=False, regularizer=reg)
     assert net[1].weight_quantizer.pruned().tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("key,value", [("trend_steps", 0), ("rate", -0.1), ("gain", 0),
+                                       ("initial", 0.0), ("target", float("nan")),
+                                       ("rate", True)])
+def test_controller_settings_must_be_positive_numbers(key, value):
+    with pytest.raises(ValueError, match=f"BudgetController: {key} must be a positive number"):
+        BudgetController({"lut": 1000.0}, **{key: value})
