@@ -166,6 +166,10 @@ class WidthQuantizer(FixedQuantizer):
         self._observed = None
         self.covers = False  # see FixedQuantizer.cover (activations only)
         self.register_buffer("range_seen", None, persistent=False)
+        # a constant's held range (log2) and sign per granule (hold_format); None: the data's
+        self.register_buffer("held_range", None)
+        self.register_buffer("held_sign", None)
+        self.format_held = False  # hold_format
 
     # ------------------------------------------------------------------ shapes
     def _view(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +198,12 @@ class WidthQuantizer(FixedQuantizer):
             lo = self._granule_reduce(q.clamp(max=0.0), torch.amin)
             hi = self._granule_reduce(q.clamp(min=0.0), torch.amax)
             b = _bits_for_raw(lo, hi)
-            k = ((lo < 0) & (b > 0)).double()
+            k = (lo < 0).double()
+            if self.held_range is not None:  # hold_format: past the range, saturate
+                p = torch.round(self.log2_lsb.detach()).double()
+                b = torch.minimum(b, (self.held_range.double() - p).clamp_min(0.0))
+                k = k * self.held_sign.double()
+            k = k * (b > 0).double()
         return b, k
 
     def _activation_bits(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -307,6 +316,52 @@ class WidthQuantizer(FixedQuantizer):
         lsb[i] = torch.where(top[i] > 0, held, lsb[i])
 
     @torch.no_grad()
+    def hold_format(self, x: torch.Tensor | None = None) -> None:
+        """Hold the format where it is while the values keep training (the settle phase of
+        :class:`qfx.training.budget.BudgetRegularizer`), so that what a budget measured stays
+        true; the step itself is held by its caller (no gradient). A constant's range and sign
+        follow its values ``x``: they are held where ``x`` puts them now, and a value that
+        grows past the range saturates to it (no gradient pushes it further) instead of
+        widening the format; a granule with no negative value stays unsigned. Its width can
+        still fall (a coarser step, values that shrink), never grow; held again, it only
+        narrows. The held range is part of the state dict (a checkpoint keeps the formats it
+        was measured with). An activation's step is no longer refined in training to keep a
+        tenth of its values nonzero (its range is a parameter, held by its caller).
+        :meth:`release_format` undoes both.
+
+        Example:
+            >>> w = WidthQuantizer(4, role="constant", granularity="channel", shape=(2,))
+            >>> v = torch.tensor([[0.5, 0.25], [1.0, -0.75]])
+            >>> w.calibrate(v)
+            >>> w.hold_format(v)
+            >>> w.eval()(v * 4).tolist()  # the first channel held unsigned below 1
+            [[0.875, 0.875], [1.75, -2.0]]
+        """
+        self.format_held = True
+        if self.role == "activation":
+            return
+        if x is None:
+            raise ValueError("a constant's format depends on its values: pass them")
+        b, k = self._constant_bits(x)
+        p = torch.round(self.log2_lsb.detach()).double()
+        self.held_range = (p + b).to(self.log2_lsb.dtype)
+        self.held_sign = k.to(self.log2_lsb.dtype)
+
+    def release_format(self) -> None:
+        """Undo :meth:`hold_format`: a constant's range and sign follow its values again, an
+        activation's step is kept alive in training again."""
+        self.format_held = False
+        self.held_range = self.held_sign = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a held range is a buffer only once held: make room for one the state dict carries
+        for name in ("held_range", "held_sign"):
+            key = prefix + name
+            if key in state_dict and getattr(self, name) is None:
+                setattr(self, name, torch.empty_like(state_dict[key]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
     def prune(self, granule: int) -> None:
         """Prune one granule (a channel, or a weight) of a constant for good: every value of
         it quantizes to 0, its width is 0, and the frozen graph leaves it out. Its step is
@@ -361,7 +416,7 @@ class WidthQuantizer(FixedQuantizer):
     def _fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
         if self.log2_range is not None:  # an activation keeps at least its top bit in range
             self._hold_floor()
-            if self.training:  # and a tenth of its values
+            if self.training and not self.format_held:  # and a tenth of its values
                 self._hold_alive(x)
         else:  # a whole tensor is never pruned
             self._hold_constant(x)

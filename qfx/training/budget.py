@@ -353,11 +353,9 @@ class BudgetController:
         if unknown:
             raise ValueError(f"budget: unknown resource {unknown[0]!r}; allowed: "
                              f"{', '.join(RESOURCES)}")
-        for k, v in budget.items():
-            if not (isinstance(v, (int, float)) and v > 0):
-                raise ValueError(f"budget.{k} must be a positive number, got {v!r}")
-        for name, v in (("target", target), ("rate", rate), ("gain", gain),
-                        ("initial", initial), ("trend_steps", trend_steps)):
+        for name, v in [*((f"budget.{k}", v) for k, v in budget.items()),
+                        ("target", target), ("rate", rate), ("gain", gain),
+                        ("initial", initial), ("trend_steps", trend_steps)]:
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
                 raise ValueError(f"BudgetController: {name} must be a positive number, got {v!r}")
         self.budget = {k: float(v) for k, v in budget.items()}
@@ -459,19 +457,34 @@ class BudgetRegularizer(Regularizer):
 
     def hold(self, model: nn.Module) -> None:
         """The settle phase: every learned format is held (its step and range no longer
-        train) and the penalty is off; the weights fine-tune on the formats that fit."""
-        self._held = [p for q in width_quantizers(model).values()
+        train) and the penalty is off; the weights fine-tune on the formats that fit. A
+        constant's range follows its values, so it is held too
+        (:meth:`WidthQuantizer.hold_format`): weights (or a BatchNorm scale) that grow in
+        fine-tuning saturate at the measured format instead of widening it past the budget,
+        which the closing guarantee step would then have to win back at any accuracy cost."""
+        quantizers = width_quantizers(model)
+        self._held = [p for q in quantizers.values()
                       for p in (q.log2_lsb, q.log2_range) if p is not None and p.requires_grad]
         for p in self._held:
             p.requires_grad_(False)
+        for name, q in quantizers.items():
+            values = _values(model, name) if q.role == "constant" else None
+            if q.role == "activation" or values is not None:
+                q.hold_format(None if values is None else values.detach())
         self.held = True
 
     def release(self, model: nn.Module) -> None:
         """The formats :meth:`hold` held learn again: a later ``train`` call may move them
-        (this regularizer, once released, adds its penalty again)."""
+        (this regularizer, once released, adds its penalty again). The constants' held ranges
+        stay (the model keeps the formats it was measured and evaluated with; a later
+        :meth:`hold` narrows them further, :meth:`WidthQuantizer.release_format` lifts one);
+        the activations' steps are kept alive in training again."""
         for p in self._held:
             p.requires_grad_(True)
         self._held = []
+        for q in width_quantizers(model).values():
+            if q.role == "activation":
+                q.release_format()
         self.held = False
 
     def _calibrate(self) -> Measurement:

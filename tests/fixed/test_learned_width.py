@@ -179,3 +179,57 @@ def test_a_training_forward_leaves_a_tenth_of_the_values_nonzero(seed, signed, p
     held = x.abs() if signed else x.clamp_min(0)
     assert int((out != 0).sum()) >= min(100, int((held > 0).sum()))
     assert torch.equal(q.eval()(x), out)  # eval changes nothing: the formats are the trained
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(["tensor", "channel", "element"]),
+       st.sampled_from(["RND", "TRN", "RND_ZERO"]), st.floats(0.1, 16.0))
+def test_a_held_constant_saturates_at_its_format_and_never_widens(seed, granularity, rounding,
+                                                                  grow):
+    """hold_format: values that grow (or turn negative) after the hold saturate at the held
+    range and sign, every granule is at most as wide as it was, the exact path (raw integers
+    in the granules' FixedTypes) equals the eval forward, and the state dict carries it."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(5, 3, generator=gen, dtype=torch.float64) * 3
+    x[1] = x[1].abs()  # an unsigned channel
+    shape = None if granularity == "tensor" else ((5,) if granularity == "channel" else (5, 3))
+    q = WidthQuantizer(5, rounding=rounding, role="constant", granularity=granularity,
+                       shape=shape)
+    q.calibrate(x)
+    y = x * grow
+    y[1, 0] = -abs(float(y[1, 0])) - 1.0  # the unsigned channel turns negative
+    before, free = q.granule_types(x), q.granule_types(y)
+    q.hold_format(x)
+    assert q.granule_types(x) == before  # holding changes nothing now
+    held = q.granule_types(y)
+    for b, h in zip(before, held, strict=True):
+        assert h is None or (b is not None  # values that shrink may round to zero
+                             and h.width <= b.width and h.int_bits <= b.int_bits
+                             and h.signed <= b.signed)
+    got = q.quantize_exact(y)
+    assert torch.equal(q.eval()(y), got)
+    per_value = {"tensor": held * 15, "channel": [t for t in held for _ in range(3)],
+                 "element": held}[granularity]
+    for v, t in zip(got.reshape(-1), per_value, strict=True):
+        assert torch.equal(v, torch.zeros_like(v)) if t is None else torch.equal(t.quantize(v), v)
+    again = WidthQuantizer(5, rounding=rounding, role="constant", granularity=granularity,
+                           shape=shape)
+    again.load_state_dict(q.state_dict())
+    assert again.granule_types(y) == held
+    q.release_format()
+    assert q.granule_types(y) == free
+
+
+def test_a_held_activation_keeps_its_step_in_training():
+    """The alive rule refines an activation's step in training; held, the step stays where
+    the budget measured it (and refines again once released)."""
+    x = torch.rand(4096) * 0.5
+    q = WidthQuantizer(4, signed=False, int_bits=0)
+    with torch.no_grad():
+        q.log2_lsb.fill_(-1.0)  # step 1/2 for data below 0.5: most values round to 0
+    q.hold_format()
+    q.train()(x)
+    assert float(q.log2_lsb) == -1.0
+    q.release_format()
+    q.train()(x)
+    assert float(q.log2_lsb) < -1.0

@@ -198,3 +198,39 @@ def test_channel_pruning_takes_a_channel_the_loss_does_not_need_and_keeps_it_pru
 def test_controller_settings_must_be_positive_numbers(key, value):
     with pytest.raises(ValueError, match=f"BudgetController: {key} must be a positive number"):
         BudgetController({"lut": 1000.0}, **{key: value})
+
+
+@pytest.mark.parametrize("value", [0, -5.0, True, "100"])
+def test_budget_values_must_be_positive_numbers(value):
+    with pytest.raises(ValueError, match="BudgetController: budget.lut must be a positive"):
+        BudgetController({"lut": value})
+
+
+def test_the_settle_phase_keeps_the_measured_resources_while_the_weights_grow():
+    """A held model's constants follow their values no longer: weights and a BatchNorm scale
+    that grow in fine-tuning saturate at the formats the guarantee measured, so the resources
+    do not grow past the budget and the closing guarantee has nothing to win back (before,
+    the growth widened the formats and the last step coarsened whatever it took, at any
+    accuracy cost)."""
+    torch.manual_seed(0)
+    x = torch.randn(256, 16)
+    y = (x[:, 0] > 0).long()
+    with qfx.config(QConfig(learn_widths=True, width_granularity="channel")):
+        net = nn.Sequential(QInput(8), QLinear(16, 12), qfx.nn.QBatchNorm1d(12), QReLU(),
+                            QLinear(12, 2))
+    with qfx.calibration(net):
+        net(x)
+    net.eval()
+    reg = BudgetRegularizer(net, x[:2], {"lut": 1e9})
+    reg.hold(net)
+    held = reg._measure(net).total
+    with torch.no_grad():
+        net[1].weight.mul_(8.0)
+        net[4].weight.mul_(8.0)
+        net[2].weight.mul_(8.0)  # the BatchNorm scale
+    assert reg._measure(net).total == held
+    tight = {"lut": held["lut"]}
+    reg.controller.budget = tight
+    assert reg.finish(net, x, y)["budget_guarantee"]["coarsened"] == []
+    reg.release(net)  # the model keeps the formats it was evaluated with
+    assert reg._measure(net).total == held
