@@ -353,12 +353,18 @@ class WidthQuantizer(FixedQuantizer):
         self.format_held = False
         self.held_range = self.held_sign = None
 
+    #: buffers that exist only once set (hold_format): a state dict may carry them or not
+    optional_state = ("held_range", "held_sign")
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a held range is a buffer only once held: make room for one the state dict carries
-        for name in ("held_range", "held_sign"):
+        # the optional buffers follow the state dict: room for one it carries, none otherwise
+        for name in self.optional_state:
             key = prefix + name
-            if key in state_dict and getattr(self, name) is None:
-                setattr(self, name, torch.empty_like(state_dict[key]))
+            if key in state_dict:
+                if getattr(self, name) is None:
+                    setattr(self, name, torch.empty_like(state_dict[key]))
+            else:
+                setattr(self, name, None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()

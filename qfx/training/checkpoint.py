@@ -224,6 +224,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndar
     return side, arrays
 
 
+def _optional_keys(model: nn.Module) -> set[str]:
+    """State keys a module has only at times (``optional_state``: e.g. the held range of a
+    learned-width constant, set in the settle phase): a checkpoint may carry them or not."""
+    return {f"{name}.{key}" if name else key for name, m in model.named_modules()
+            for key in getattr(m, "optional_state", ())}
+
+
 def load_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -247,8 +254,9 @@ def load_checkpoint(
     side, arrays = read_checkpoint(path)
     state = _decode(side["model_state"], arrays, side["tensors"])
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    optional = _optional_keys(model)
+    missing = [k for k in expected if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in expected and k not in optional]
     if missing or unexpected:
         raise CheckpointError(
             f"{path} does not fit the model: missing {missing[:5]}"
@@ -256,7 +264,7 @@ def load_checkpoint(
             f"{'...' if len(unexpected) > 5 else ''}"
         )
     for k, v in state.items():
-        want = expected[k]
+        want = expected.get(k)
         if isinstance(want, torch.Tensor) and (v.dtype != want.dtype or v.shape != want.shape):
             raise CheckpointError(
                 f"{path}: {k} is {_dtype_name(v.dtype)}{list(v.shape)} in the checkpoint but "

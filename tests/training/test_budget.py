@@ -234,3 +234,31 @@ def test_the_settle_phase_keeps_the_measured_resources_while_the_weights_grow():
     assert reg.finish(net, x, y)["budget_guarantee"]["coarsened"] == []
     reg.release(net)  # the model keeps the formats it was evaluated with
     assert reg._measure(net).total == held
+
+
+def test_the_settle_phase_ends_on_its_best_epoch_by_the_training_samples():
+    """The settle epochs share one set of formats, so any of them fits: training ends on the
+    one best on the training samples (here the last is broken on purpose), and the last
+    record says which, with that model's test accuracy and resources."""
+    torch.manual_seed(0)
+    train_set, test_set = synthetic_classification(256, (16,), num_classes=4)
+    with qfx.config(QConfig(learn_widths=True)):
+        net = nn.Sequential(QInput(8), QLinear(16, 12), QReLU(), QLinear(12, 4))
+    with qfx.calibration(net):
+        net(train_set.tensors[0])
+    reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"lut": 1e6}, settle=0.5)
+
+    def break_the_last(epoch, record, model):
+        if epoch == 4:
+            with torch.no_grad():
+                model[3].weight.zero_()
+        return False
+
+    res = train(net, train_set, test_set, epochs=4, lr=0.01, batch_size=32, progress=False,
+                regularizer=reg, plot=False, callbacks=[break_the_last])
+    last = res.history[-1]
+    assert last["settle_best_epoch"] in (2, 3)
+    assert float(net[3].weight.abs().sum()) > 0
+    assert res.final_test_acc == qfx.training.evaluate(net, test_set)[1] > 0.5
+    assert last["resources"] == reg.epoch_record(net)["resources"]
+    assert all("settle_best_epoch" not in r for r in res.history[:-1])

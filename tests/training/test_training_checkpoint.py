@@ -147,3 +147,39 @@ def test_atomic_overwrite_leaves_no_temp_files(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _learned_width_net(x: torch.Tensor) -> nn.Module:
+    import qfx
+    from qfx.nn import QBatchNorm1d, QConfig, QInput, QLinear, QReLU
+
+    with qfx.config(QConfig(learn_widths=True, width_granularity="channel")):
+        net = nn.Sequential(QInput(8), QLinear(16, 12), QBatchNorm1d(12), QReLU(),
+                            QLinear(12, 2))
+    with qfx.calibration(net):
+        net(x)
+    return net.eval()
+
+
+def test_a_held_learned_width_model_round_trips_with_its_held_ranges(tmp_path):
+    """The settle phase holds the constants' ranges (buffers that exist only once held): a
+    checkpoint of a held model restores its outputs exactly into a fresh one (values past
+    the held range still saturate), and a checkpoint without them clears a held model's."""
+    from qfx.training.budget import BudgetRegularizer
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 16)
+    first = _learned_width_net(x)
+    plain, plain_out = save_checkpoint(tmp_path / "plain.npz", first), first(x)
+    net = _learned_width_net(x)
+    BudgetRegularizer(net, x[:2], {"lut": 1e9}).hold(net)
+    with torch.no_grad():
+        net[1].weight.mul_(8.0)  # past the held ranges: saturates
+    out = net(x)
+    fresh = _learned_width_net(x)
+    assert not torch.equal(fresh(x), out)
+    load_checkpoint(save_checkpoint(tmp_path / "held.npz", net), fresh)
+    assert torch.equal(fresh(x), out)
+    load_checkpoint(plain, fresh)
+    assert fresh[1].weight_quantizer.held_range is None
+    assert torch.equal(fresh(x), plain_out)
