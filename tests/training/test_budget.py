@@ -122,13 +122,19 @@ def test_the_controller_relaxes_under_its_target():
     assert c.weights["dsp"] < c.initial  # under target: the weight relaxes
 
 
-def test_the_settle_phase_holds_the_formats_and_releases_them_after_training():
+def _settling_net(samples: int):
+    """A calibrated learned-width MLP and a synthetic 4-class (train, test) split."""
     torch.manual_seed(0)
-    train_set, test_set = synthetic_classification(128, (16,), num_classes=4)
+    train_set, test_set = synthetic_classification(samples, (16,), num_classes=4)
     with qfx.config(QConfig(learn_widths=True)):
         net = nn.Sequential(QInput(8), QLinear(16, 12), QReLU(), QLinear(12, 4))
     with qfx.calibration(net):
         net(train_set.tensors[0])
+    return net, train_set, test_set
+
+
+def test_the_settle_phase_holds_the_formats_and_releases_them_after_training():
+    net, train_set, test_set = _settling_net(128)
     formats = [p for n, p in net.named_parameters() if n.endswith(("log2_lsb", "log2_range"))]
     seen = []
     reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"lut": 1e6}, settle=0.5)
@@ -240,12 +246,7 @@ def test_the_settle_phase_ends_on_its_best_epoch_by_the_training_samples():
     """The settle epochs share one set of formats, so any of them fits: training ends on the
     one best on the training samples (here the last is broken on purpose), and the last
     record says which, with that model's test accuracy and resources."""
-    torch.manual_seed(0)
-    train_set, test_set = synthetic_classification(256, (16,), num_classes=4)
-    with qfx.config(QConfig(learn_widths=True)):
-        net = nn.Sequential(QInput(8), QLinear(16, 12), QReLU(), QLinear(12, 4))
-    with qfx.calibration(net):
-        net(train_set.tensors[0])
+    net, train_set, test_set = _settling_net(256)
     reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"lut": 1e6}, settle=0.5)
 
     def break_the_last(epoch, record, model):
