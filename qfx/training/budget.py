@@ -394,6 +394,19 @@ class BudgetController:
     def fits(self, used: Mapping[str, float]) -> bool:
         return all(used.get(k, 0.0) <= v for k, v in self.budget.items())
 
+    _STATE = ("weights", "integral", "trend", "_last_log")
+
+    def state(self) -> dict[str, dict[str, float]]:
+        """What the controller has learned (numbers only: a checkpoint's JSON sidecar)."""
+        return {name: dict(getattr(self, name)) for name in self._STATE}
+
+    def load_state(self, state: Mapping[str, Mapping[str, float]]) -> None:
+        """Go on from :meth:`state` (its resources that this budget also has)."""
+        for name in self._STATE:
+            mine = getattr(self, name)
+            mine.update({k: float(v) for k, v in state.get(name, {}).items()
+                         if k in self.budget})
+
 
 Measure = Callable[[nn.Module], "Measurement | Mapping[str, float]"]
 
@@ -448,6 +461,7 @@ class BudgetRegularizer(Regularizer):
         self._settle_step: int | None = None  # the step the formats are held at (plan)
         self.last: dict[str, float] = {}
         self._guarantee: dict[str, Any] | None = None
+        self._recalibrate = False  # load_state: calibrate before the next step
 
     def plan(self, steps: int) -> None:
         """``steps`` more penalised steps come before the settle phase (the trainer says so
@@ -494,11 +508,26 @@ class BudgetRegularizer(Regularizer):
             self.cost.calibrate(m)
         return m
 
+    def state(self) -> dict[str, Any]:
+        """The controller's state, the step count and the first guarantee's story: what a
+        resumed run needs to go on as if uninterrupted (the trainer stores it in its
+        checkpoint; the cost's calibration is measured again from the restored model)."""
+        return {"controller": self.controller.state(), "steps": self.steps,
+                "guarantee": self._guarantee}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Go on from :meth:`state` (a resumed run)."""
+        self.controller.load_state(state.get("controller", {}))
+        self.steps = int(state.get("steps", 0))
+        self._guarantee = state.get("guarantee")
+        self._recalibrate = True
+
     def step_penalty(self) -> torch.Tensor:
         if self.held:
             return torch.zeros(())
-        if self.measure is not None and (self.steps == 0 or (
+        if self.measure is not None and (self.steps == 0 or self._recalibrate or (
                 self.calibrate_every and self.steps % self.calibrate_every == 0)):
+            self._recalibrate = False
             self._calibrate()
         self.steps += 1
         cost = self.cost()

@@ -176,6 +176,14 @@ class Regularizer:
     def epoch_record(self, model: nn.Module) -> dict[str, Any]:
         return {}
 
+    def state(self) -> dict[str, Any]:
+        """What the regularizer has learned, as JSON numbers, lists and dicts: a checkpoint
+        keeps it and a resumed run hands it to :meth:`load_state`."""
+        return {}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Go on from :meth:`state` (a resumed run, before its first step)."""
+
     def finish(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor] | None = None
                ) -> dict[str, Any]:
@@ -408,6 +416,9 @@ def train(
                  callbacks=callbacks, augment=augment, resume_from=resume_from,
                  metadata=metadata)
     run.regularizer = regularizer
+    if regularizer is not None and "regularizer_state" in run.meta \
+            and hasattr(regularizer, "load_state"):  # a resumed run goes on where it was
+        regularizer.load_state(run.meta["regularizer_state"])
     run.loss = LOSSES[loss]
     run.meta["train"]["loss"] = loss
     if run.world > 1:
@@ -539,6 +550,8 @@ def _setup(model: nn.Module, train_set: Dataset, test_set: Dataset, *, epochs: i
         side = load_checkpoint(resume_from, model, opt)
         start, history = int(side["epoch"] or 0), list(side["history"])
         meta["initial_int_bits"] = side["metadata"].get("initial_int_bits", {})
+        if side["metadata"].get("regularizer_state") is not None:
+            meta["regularizer_state"] = side["metadata"]["regularizer_state"]
     else:
         # Formats before training (e.g. from calibration), the start of the int_bits curves.
         meta["initial_int_bits"] = quantizer_int_bits(model, calibrated_only=True)
@@ -739,6 +752,8 @@ def _save_checkpoint(run: _Run, epoch: int) -> Path | None:
     """Rank 0 with an ``out_dir`` writes the checkpoint after (1-based) ``epoch``."""
     if not run.writer or run.out is None:
         return None
+    if run.regularizer is not None and hasattr(run.regularizer, "state"):
+        run.meta["regularizer_state"] = run.regularizer.state()
     return save_checkpoint(run.out / CHECKPOINT_NAME, run.model, epoch=epoch,
                            history=run.history, metadata=run.meta, optimizer=run.opt)
 

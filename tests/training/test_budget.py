@@ -263,3 +263,35 @@ def test_the_settle_phase_ends_on_its_best_epoch_by_the_training_samples():
     assert res.final_test_acc == qfx.training.evaluate(net, test_set)[1] > 0.5
     assert last["resources"] == reg.epoch_record(net)["resources"]
     assert all("settle_best_epoch" not in r for r in res.history[:-1])
+
+
+def test_a_resumed_budget_run_goes_on_as_if_uninterrupted(tmp_path):
+    """The checkpoint keeps the controller's state (weights, integral, trend), the step count
+    and the guarantee's story: a run cut after epoch 2 and resumed into a fresh model ends
+    bit-identical to the uninterrupted one (weights, formats, history)."""
+    def run(out, resume=None, cut=None):
+        net, train_set, test_set = _settling_net(256)
+        reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"lut": 900.0}, settle=0.25)
+
+        def stop(epoch, record, model):
+            if epoch == cut:
+                raise KeyboardInterrupt  # after epoch 2's checkpoint, before epoch 3's
+            return False
+
+        res = train(net, train_set, test_set, epochs=8, lr=0.01, batch_size=32, seed=3,
+                    progress=False, plot=False, regularizer=reg, out_dir=out,
+                    checkpoint_every=1, resume_from=resume, callbacks=[stop])
+        return res, reg
+
+    straight, reg = run(tmp_path / "straight")
+    assert straight.history[0]["resources"]["lut"] > 900.0 >= \
+        straight.history[-1]["resources"]["lut"]  # the controller had work to do
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", cut=3)
+    resumed, again = run(tmp_path / "resumed", resume=tmp_path / "cut" / "checkpoint.npz")
+    assert again.controller.state() == reg.controller.state()
+    for (k, a), (_, b) in zip(straight.model.state_dict().items(),
+                              resumed.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in straight.history]
