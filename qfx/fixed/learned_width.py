@@ -169,6 +169,7 @@ class WidthQuantizer(FixedQuantizer):
         # a constant's held range (log2) and sign per granule (hold_format); None: the data's
         self.register_buffer("held_range", None)
         self.register_buffer("held_sign", None)
+        self.register_buffer("held_zero", None)  # the values held at 0 (the constant's shape)
         self.format_held = False  # hold_format
 
     # ------------------------------------------------------------------ shapes
@@ -195,6 +196,8 @@ class WidthQuantizer(FixedQuantizer):
         with torch.no_grad():
             q = round_float(x.detach().double() * torch.exp2(-self._view(
                 torch.round(self.log2_lsb.detach()).double(), x)), self.rounding)
+            if self.held_zero is not None:
+                q = q.masked_fill(self.held_zero, 0.0)
             lo = self._granule_reduce(q.clamp(max=0.0), torch.amin)
             hi = self._granule_reduce(q.clamp(min=0.0), torch.amax)
             b = _bits_for_raw(lo, hi)
@@ -318,16 +321,17 @@ class WidthQuantizer(FixedQuantizer):
     @torch.no_grad()
     def hold_format(self, x: torch.Tensor | None = None) -> None:
         """Hold the format where it is while the values keep training (the settle phase of
-        :class:`qfx.training.budget.BudgetRegularizer`), so that what a budget measured stays
-        true; the step itself is held by its caller (no gradient). A constant's range and sign
+        :class:`qfx.training.budget.BudgetRegularizer`), so that the formats a budget measured
+        stay; the step itself is held by its caller (no gradient). A constant's range and sign
         follow its values ``x``: they are held where ``x`` puts them now, and a value that
         grows past the range saturates to it (no gradient pushes it further) instead of
-        widening the format; a granule with no negative value stays unsigned. Its width can
-        still fall (a coarser step, values that shrink), never grow; held again, it only
-        narrows. The held range is part of the state dict (a checkpoint keeps the formats it
-        was measured with). An activation's step is no longer refined in training to keep a
-        tenth of its values nonzero (its range is a parameter, held by its caller).
-        :meth:`release_format` undoes both.
+        widening the format; a granule with no negative value stays unsigned, and a value
+        that rounds to 0 stays 0 (a nonzero constant costs a multiplier or an adder; zero ones
+        the C++ leaves out). Its width can still fall (a coarser step, values that shrink),
+        never grow; held again, it only narrows. The held range is part of the state dict (a
+        checkpoint keeps the formats it was measured with). An activation's step is no longer
+        refined in training to keep a tenth of its values nonzero (its range is a parameter,
+        held by its caller). :meth:`release_format` undoes both.
 
         Example:
             >>> w = WidthQuantizer(4, role="constant", granularity="channel", shape=(2,))
@@ -342,6 +346,7 @@ class WidthQuantizer(FixedQuantizer):
             return
         if x is None:
             raise ValueError("a constant's format depends on its values: pass them")
+        self.held_zero = self.to_int(x) == 0
         b, k = self._constant_bits(x)
         p = torch.round(self.log2_lsb.detach()).double()
         self.held_range = (p + b).to(self.log2_lsb.dtype)
@@ -351,10 +356,10 @@ class WidthQuantizer(FixedQuantizer):
         """Undo :meth:`hold_format`: a constant's range and sign follow its values again, an
         activation's step is kept alive in training again."""
         self.format_held = False
-        self.held_range = self.held_sign = None
+        self.held_range = self.held_sign = self.held_zero = None
 
     #: buffers that exist only once set (hold_format): a state dict may carry them or not
-    optional_state = ("held_range", "held_sign")
+    optional_state = ("held_range", "held_sign", "held_zero")
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # the optional buffers follow the state dict: room for one it carries, none otherwise
@@ -432,8 +437,9 @@ class WidthQuantizer(FixedQuantizer):
             r = self.log2_range
         else:  # a constant's range is given by its values: no gradient
             r = torch.round(self.log2_lsb.detach()).to(x.dtype) + b
-        return _WidthFakeQuant.apply(x, self._view(self.log2_lsb, x), self._view(r, x),
-                                     self._view(b, x), self._view(k, x), self.rounding)
+        out = _WidthFakeQuant.apply(x, self._view(self.log2_lsb, x), self._view(r, x),
+                                    self._view(b, x), self._view(k, x), self.rounding)
+        return out if self.held_zero is None else out.masked_fill(self.held_zero, 0.0)
 
     @torch.no_grad()
     def to_int(self, x: torch.Tensor) -> torch.Tensor:
@@ -445,7 +451,8 @@ class WidthQuantizer(FixedQuantizer):
                               overflow="SAT", sat_bits=0)
         top = torch.exp2(self._view(b, x)).to(torch.int64)
         lo = torch.where(self._view(b, x) > 0, -self._view(k, x).to(torch.int64) * top, 0)
-        return torch.minimum(torch.maximum(raw, lo), top - 1)
+        raw = torch.minimum(torch.maximum(raw, lo), top - 1)
+        return raw if self.held_zero is None else raw.masked_fill(self.held_zero, 0)
 
     @torch.no_grad()
     def quantize_exact(self, x: torch.Tensor) -> torch.Tensor:

@@ -155,7 +155,8 @@ class Regularizer:
     ends on the formats it fine-tuned, not on a last change of them. Those epochs restart the
     learning-rate schedule, from ``settle_lr`` times the base rate, over their own length:
     the weights meet new formats, and the tail of the first schedule is too small a rate to
-    adapt to them."""
+    adapt to them. Training ends on the settle epoch best on the training samples whose
+    ``epoch_record`` does not say ``fits_budget: False``."""
 
     settle: float = 0.0
     settle_lr: float = 0.5
@@ -445,7 +446,8 @@ def train(
         stopped = qdist.any_rank(stopped, run.dev)  # every rank stops together
         last = stopped or epoch + 1 == epochs
         if run.settle_best is not None:
-            _keep_settle_best(run, epoch + 1)
+            if record.get("fits_budget", True):
+                _keep_settle_best(run, epoch + 1)
             if last:
                 _restore_settle_best(run, record)
         if last and run.regularizer is not None:
@@ -698,7 +700,8 @@ def _finish_indices(run: _Run) -> torch.Tensor:
 def _keep_settle_best(run: _Run, epoch: int) -> None:
     """Keep the model after (1-based) ``epoch`` of the settle phase (``epoch`` = its first:
     as the guarantee left it) if it is the best yet in eval mode on the finish samples: the
-    highest accuracy (a loss that has one), then the lowest loss.
+    highest accuracy (a loss that has one), then the lowest loss. An epoch whose record says
+    ``fits_budget: False`` is not a candidate (the phase's first model, made to fit, is).
     The settle epochs share one set of formats, so each fits; the last one is not always the
     best: a coarse BatchNorm scale can zero a channel in one epoch and not in the next as the
     running statistics move (breast cancer at a third of the 4-bit cost: 76% and 94% test

@@ -187,8 +187,9 @@ def test_a_training_forward_leaves_a_tenth_of_the_values_nonzero(seed, signed, p
 def test_a_held_constant_saturates_at_its_format_and_never_widens(seed, granularity, rounding,
                                                                   grow):
     """hold_format: values that grow (or turn negative) after the hold saturate at the held
-    range and sign, every granule is at most as wide as it was, the exact path (raw integers
-    in the granules' FixedTypes) equals the eval forward, and the state dict carries it."""
+    range and sign, values that rounded to 0 stay 0, every granule is at most as wide as it
+    was, the exact path (raw integers in the granules' FixedTypes) equals the eval forward,
+    and the state dict carries it."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(5, 3, generator=gen, dtype=torch.float64) * 3
     x[1] = x[1].abs()  # an unsigned channel
@@ -199,6 +200,7 @@ def test_a_held_constant_saturates_at_its_format_and_never_widens(seed, granular
     y = x * grow
     y[1, 0] = -abs(float(y[1, 0])) - 1.0  # the unsigned channel turns negative
     before, free = q.granule_types(x), q.granule_types(y)
+    zero = q.to_int(x) == 0
     q.hold_format(x)
     assert q.granule_types(x) == before  # holding changes nothing now
     held = q.granule_types(y)
@@ -208,6 +210,7 @@ def test_a_held_constant_saturates_at_its_format_and_never_widens(seed, granular
                              and h.signed <= b.signed)
     got = q.quantize_exact(y)
     assert torch.equal(q.eval()(y), got)
+    assert not got[zero].any()  # what rounded to 0 stays 0
     per_value = {"tensor": held * 15, "channel": [t for t in held for _ in range(3)],
                  "element": held}[granularity]
     for v, t in zip(got.reshape(-1), per_value, strict=True):
