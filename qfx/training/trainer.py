@@ -702,10 +702,11 @@ def _keep_settle_best(run: _Run, epoch: int) -> None:
     as the guarantee left it) if it is the best yet in eval mode on the finish samples: the
     highest accuracy (a loss that has one), then the lowest loss. An epoch whose record says
     ``fits_budget: False`` is not a candidate (the phase's first model, made to fit, is).
-    The settle epochs share one set of formats, so each fits; the last one is not always the
-    best: a coarse BatchNorm scale can zero a channel in one epoch and not in the next as the
-    running statistics move (breast cancer at a third of the 4-bit cost: 76% and 94% test
-    accuracy two epochs apart). Training samples judge, never the test set."""
+    The settle epochs share one set of formats (the estimate still follows the values a
+    little, hence the check); the last one is not always the best: a coarse BatchNorm scale
+    can zero a channel in one epoch and not in the next as the running statistics move
+    (breast cancer at a third of the 4-bit cost: 76% and 94% test accuracy two epochs
+    apart). Training samples judge, never the test set."""
     loss, acc = _evaluate(run.model, run.batches, run.loss, _finish_indices(run))
     score = torch.tensor([0.0 if math.isnan(acc) else -acc, loss], dtype=torch.float64,
                          device=run.dev)
