@@ -26,14 +26,8 @@ import onnx
 
 from qfx.fixed.fixed_type import FixedType
 from qfx.fixed.tables import check_table_width, function_table
-from qfx.frontends.onnx import (
-    _QUANT_DOMAINS,
-    IMPORTERS,
-    OnnxImportError,
-    _attrs,
-    _axes,
-    _Importer,
-)
+from qfx.frontends.onnx_importer import _QUANT_DOMAINS, IMPORTERS, _axes, _Importer
+from qfx.frontends.onnx_values import OnnxImportError, _attrs
 from qfx.ir.ops.table import softmax_types
 
 __all__: list[str] = []

@@ -38,18 +38,10 @@ import onnx
 from onnx import numpy_helper
 
 from qfx.fixed.fixed_type import FixedType
-from qfx.frontends.onnx import (
-    _FOLD,
-    IMPORTERS,
-    OnnxImportError,
-    _attrs,
-    _avgpool_node,
-    _exact_fixed,
-    _Importer,
-    _pair_from,
-    _text,
-    _weighted,
-)
+from qfx.frontends.onnx_importer import _FOLD, IMPORTERS, _Importer
+from qfx.frontends.onnx_layers import _avgpool_node, _weighted
+from qfx.frontends.onnx_layers import _conv as _conv2d_rule
+from qfx.frontends.onnx_values import OnnxImportError, _attrs, _exact_fixed, _pair_from, _text
 from qfx.ir.ops.activation import HardSigmoid
 from qfx.ir.ops.pooling import AvgPool2d
 from qfx.nn.pooling import avgpool_divisors, pool_output_size
@@ -74,9 +66,6 @@ def _union(types: list[FixedType]) -> FixedType:
 
 
 # ---------------------------------------------------------------------- 1-D Conv
-_conv2d_rule = IMPORTERS["Conv"]
-
-
 def _conv(imp: _Importer, node: onnx.NodeProto, idx: int) -> None:
     """Conv on a (batch, C, L) tensor: the IR conv1d; any other Conv: the 2-D rule."""
     v = imp.values.get(node.input[0])
