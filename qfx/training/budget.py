@@ -427,8 +427,11 @@ class BudgetRegularizer(Regularizer):
     on formats that fit instead of training ending on the controller's last one-bit change
     of a whole tensor (each such change moves the accuracy by points at a tight budget).
     Those epochs restart the learning-rate schedule from ``settle_lr`` (default 0.5) times
-    the base rate. ``prune_channels`` (default True): that first :meth:`finish` first prunes
-    the channels whose removal lowers the penalised objective (:meth:`prune`).
+    the base rate; the constants' ranges, signs and zeros are held with their steps (a
+    weight that grows saturates instead of widening its format), and training ends on the
+    settle epoch best on the training samples among those that fit (the trainer's rule).
+    ``prune_channels`` (default True): that first :meth:`finish` first prunes the channels
+    whose removal lowers the penalised objective (:meth:`prune`).
 
     Example:
         >>> from qfx.nn import QConfig, QInput, QLinear, config
