@@ -18,6 +18,7 @@ import sys
 import time
 import traceback
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,6 +351,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
                           out_dir=spec.train.out_dir, seed=t.seed, progress=progress,
                           augment=t.augment)
         state["model"] = res.model
+        state["history"] = res.history
         state["history_plot"] = res.plot
         result.metrics["test_accuracy"] = res.final_test_acc
         return (f"QFX fine-tuning from the PTQ start: test accuracy {res.final_test_acc:.4f} "
@@ -366,6 +368,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
             if done >= planned:  # a finished training: reuse it
                 hist = side["history"]
                 state["model"] = model
+                state["history"] = hist
                 state["history_plot"] = spec.train.out_dir / "training.png"
                 last = hist[-1] if hist else {"test_acc": float("nan"), "test_loss": float("nan")}
                 return f"resumed from {ckpt}: {_trained(result, last, spec.train.training.loss)}"
@@ -376,6 +379,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         if not res.metadata.get("quantized"):
             raise RuntimeError("the model was trained without quantization")
         state["model"] = res.model
+        state["history"] = res.history
         state["history_plot"] = res.plot
         return f"{note}{_trained(result, res.history[-1], spec.train.training.loss)}"
 
@@ -578,6 +582,35 @@ def _summary(result: FlowResult) -> dict[str, Any]:
             "criteria": [vars(c) for c in result.criteria], "metrics": result.metrics}
 
 
+def _budget_lines(history: list[dict[str, Any]]) -> list[str]:
+    """The report's account of a training to a resource budget (none without one): the
+    budget and the final estimate, what the guarantee step pruned and coarsened at what loss,
+    and which epoch the settle phase ended on."""
+    last = history[-1] if history else {}
+    g = last.get("budget_guarantee")
+    if not g:
+        return []
+
+    def figures(d: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v:,.0f}" for k, v in d.items())
+
+    coarsened, pruned = g.get("coarsened") or [], g.get("pruned") or []
+    kept = last.get("settle_best_epoch")
+    return ["", "## Training to a resource budget", "",
+            f"- budget {figures(last.get('budget', {}))}; the final model's estimate "
+            f"{figures(last.get('resources', {}))}",
+            f"- guarantee step (the settle phase's start and training's end): estimate "
+            f"{figures(g.get('before', {}))} -> {figures(g.get('after', {}))}; "
+            f"{len(pruned)} channel(s) pruned, {len(coarsened)} one-bit coarsening(s)"
+            + (f" ({', '.join(f'{n} x{c}' if c > 1 else n for n, c in Counter(coarsened).items())})"
+               if coarsened else "")
+            + f"; training loss {g.get('loss_before', float('nan')):.4f} -> "
+            f"{g.get('loss_after', float('nan')):.4f}",
+            "- the settle phase ended on "
+            + (f"the model after epoch {kept} (the best on the training samples among "
+               f"those that fit)" if kept else f"its last epoch ({last.get('epoch')})")]
+
+
 def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> Path:
     out = result.out_dir
     lines = [f"# qfx flow `{spec.name}`", ""]
@@ -600,6 +633,7 @@ def _write_report(spec: FlowSpec, result: FlowResult, state: dict[str, Any]) -> 
         rel = Path(plot).relative_to(out) if Path(plot).is_relative_to(out) else plot
         lines += ["", "## Training: accuracy, loss and learned formats", "",
                   f"![training]({rel})"]
+    lines += _budget_lines(state.get("history") or [])
     graph = state.get("graph")
     if graph is not None:
         lines += ["", "## Frozen model (every edge's fixed-point format)", "", "```",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qfx.flows.flow import FlowResult, StageResult, _judge, _write_junit, load_flow
+from qfx.flows.flow import FlowResult, StageResult, _judge, _write_junit, load_flow, run_flow
 
 
 def _proof(arith: str, samples: int, mismatches: int = 0) -> dict:
@@ -104,3 +104,21 @@ def test_the_lut_budget_flow_budgets_lut_plus_55_dsp():
     spec = load_flow("flows/digits-lut-budget-ultra96.yaml")
     assert spec.criteria["budget_met"]
     assert resolve_budget(spec.train.training.budget) == {"lut_equiv": 0.12 * (70560 + 55 * 360)}
+
+
+def test_the_report_tells_how_training_met_its_budget(tmp_path):
+    """A flow trained to a budget reports the budget and the final estimate, what the
+    guarantee step pruned and coarsened, and which epoch the settle phase ended on."""
+    flow = tmp_path / "f.yaml"
+    flow.write_text("dataset: {name: synthetic, n: 96, shape: [1, 8, 8]}\nmodel: digits_cnn\n"
+                    "quantization: {bits: 4, learn_widths: true}\n"
+                    "training: {epochs: 4, budget: {board: ultra96, lut_equiv: 0.1}}\n"
+                    "export: {reuse: 16}\n")
+    r = run_flow(load_flow(flow), out_dir=tmp_path / "run", progress=False, skip=("csim",))
+    assert {c.name: c for c in r.criteria}["budget_met"].passed
+    report = (tmp_path / "run" / "report.md").read_text()
+    section = report.split("## Training to a resource budget", 1)[1].split("\n## ", 1)[0]
+    assert "- budget lut_equiv 9,036; the final model's estimate lut" in section  # 0.1 x 90,360
+    assert "guarantee step (the settle phase's start and training's end): estimate" in section
+    assert "channel(s) pruned" in section and "training loss" in section
+    assert "- the settle phase ended on " in section
