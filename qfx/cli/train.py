@@ -84,7 +84,13 @@ def run_train_command(args: argparse.Namespace) -> int:
             config.out_dir = args.out_dir
         elif config.out_dir is None:
             config.out_dir = Path("runs") / config.name
-        result = run_training(config, progress=not args.no_progress, resume_from=args.resume)
+        measure = None
+        if config.training.budget:  # the flow's export estimate, as `qfx flow run` trains to
+            from qfx.flows.flow import budget_measure, load_flow
+
+            measure = budget_measure(load_flow(args.config))
+        result = run_training(config, progress=not args.no_progress, resume_from=args.resume,
+                              measure=measure)
     except (ConfigError, CheckpointError, UnsafePickleError, FileNotFoundError,
             ValueError) as err:
         return fail(err)

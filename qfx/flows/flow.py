@@ -29,8 +29,8 @@ import numpy as np
 from qfx.atomic import FOLDER_MARKERS, atomic_open, atomic_write_text, is_qfx_folder
 from qfx.flows.criteria import CRITERIA, check_criteria, judge_criteria, proofs_text
 
-__all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "load_flow", "run_flow",
-           "STAGES"]
+__all__ = ["FlowSpec", "FlowResult", "StageResult", "Criterion", "budget_measure", "load_flow",
+           "run_flow", "STAGES"]
 
 STAGES = ("ptq", "train", "freeze", "export", "csim", "synth")
 FLOW_FORMAT = FOLDER_MARKERS["flow.json"]
@@ -375,7 +375,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
             # an interrupted training: continue it from the epochs it recorded
             resume_from, note = ckpt, f"continued from epoch {done}/{planned} of {ckpt}: "
         res = run_training(spec.train, progress=progress, resume_from=resume_from,
-                           measure=_budget_measure(spec))
+                           measure=budget_measure(spec))
         if not res.metadata.get("quantized"):
             raise RuntimeError("the model was trained without quantization")
         state["model"] = res.model
@@ -515,10 +515,18 @@ STALE_BANNER = ("> **STALE**: a later run of this flow started and did not finis
                 "or crashed); the result below is from an earlier run and is no longer valid.")
 
 
-def _budget_measure(spec: FlowSpec) -> Callable[[Any, Any], Any] | None:
+def budget_measure(spec: FlowSpec) -> Callable[[Any, Any], Any] | None:
     """The controller's measurement of a budgeted training: the export estimate of the frozen
     model, per layer, on the flow's board, architecture and reuse (reuse 1 when the flow
-    chooses it), so that the budget the training reaches is the one ``fits_board`` checks."""
+    chooses it), so that the budget the training reaches is the one ``fits_board`` checks.
+    None without a budget. ``qfx flow run`` and ``qfx train`` both train with it.
+
+    Example:
+        >>> from qfx.package_data import resource_dir
+        >>> spec = load_flow(resource_dir("flows") / "digits-lut-budget-ultra96.yaml")
+        >>> budget_measure(spec)
+        EstimateMeasure(board='ultra96', reuse=16, io='parallel', ebops=False)
+    """
     if not spec.train.training.budget:
         return None
     e = spec.export

@@ -5,15 +5,45 @@ from), on the board, reuse and architecture of the design being built."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from qfx.training.budget import Measurement
 
-__all__ = ["estimate_measure"]
+__all__ = ["EstimateMeasure", "estimate_measure"]
 
 _RESOURCES = ("lut", "ff", "dsp")
+
+
+@dataclass(frozen=True)
+class EstimateMeasure:
+    """``measure(model, example)``: freeze ``model`` (eval mode) and estimate it on ``board``
+    at ``reuse`` and ``io`` (see :func:`estimate_measure`). A plain object, not a closure, so
+    that it travels to the processes of a distributed training (they pickle what they get)."""
+
+    board: str | None = "ultra96"
+    reuse: Any = 1
+    io: str = "parallel"
+    ebops: bool = False
+
+    def __call__(self, model: nn.Module, example: Any) -> Measurement:
+        from qfx.backends.hls.estimate import estimate_resources
+        from qfx.frontends.pytorch import freeze
+        from qfx.ir.graph import sanitize_identifier
+
+        device = next(model.parameters()).device
+        graph = freeze(model.eval(), example.to(device))
+        report = estimate_resources(graph, reuse=self.reuse, board=self.board, io=self.io)
+        t = report.total
+        total = {k: float(getattr(t, k)) for k in _RESOURCES}
+        if self.ebops:
+            total["ebops"] = graph_ebops(graph)
+        module = {sanitize_identifier(path): path for path, _ in model.named_modules() if path}
+        layers = {module[row.node]: {k: float(getattr(row, k)) for k in _RESOURCES}
+                  for row in report.layers if row.node in module}
+        return Measurement.of(Measurement(total, layers))
 
 
 def estimate_measure(*, board: str | None = "ultra96", reuse: Any = 1, io: str = "parallel",
@@ -31,24 +61,7 @@ def estimate_measure(*, board: str | None = "ultra96", reuse: Any = 1, io: str =
         >>> got.layers["features.1.0"]["lut"] > got.layers["features.0.0"]["lut"] > 0
         True
     """
-    def measure(model: nn.Module, example: Any) -> Measurement:
-        from qfx.backends.hls.estimate import estimate_resources
-        from qfx.frontends.pytorch import freeze
-        from qfx.ir.graph import sanitize_identifier
-
-        device = next(model.parameters()).device
-        graph = freeze(model.eval(), example.to(device))
-        report = estimate_resources(graph, reuse=reuse, board=board, io=io)
-        t = report.total
-        total = {k: float(getattr(t, k)) for k in _RESOURCES}
-        if ebops:
-            total["ebops"] = graph_ebops(graph)
-        module = {sanitize_identifier(path): path for path, _ in model.named_modules() if path}
-        layers = {module[row.node]: {k: float(getattr(row, k)) for k in _RESOURCES}
-                  for row in report.layers if row.node in module}
-        return Measurement.of(Measurement(total, layers))
-
-    return measure
+    return EstimateMeasure(board=board, reuse=reuse, io=io, ebops=ebops)
 
 
 def graph_ebops(graph: Any) -> float:

@@ -471,7 +471,8 @@ def run_training(
     t = config.training
     torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if t.nproc > 1 and not torchrun and not qdist.is_distributed():
-        return _launch_training(config, progress=progress, resume_from=resume_from, log=log)
+        return _launch_training(config, progress=progress, resume_from=resume_from, log=log,
+                                measure=measure)
     if torchrun:  # started by torchrun (or by _launch_training): join the process group
         device = qdist.init_from_env(t.device)
         if device != t.device:
@@ -504,13 +505,16 @@ def run_training(
     )
 
 
-def _distributed_worker(config: TrainConfig, progress: bool,
-                        resume_from: str | Path | None) -> None:
-    run_training(config, progress=progress, resume_from=resume_from)
+def _distributed_worker(config: TrainConfig, progress: bool, resume_from: str | Path | None,
+                        measure: Callable[[Any, Any], Mapping[str, float]] | None = None
+                        ) -> None:
+    run_training(config, progress=progress, resume_from=resume_from, measure=measure)
 
 
 def _launch_training(config: TrainConfig, *, progress: bool, resume_from: str | Path | None,
-                     log: Callable[[str], None]) -> TrainResult:
+                     log: Callable[[str], None],
+                     measure: Callable[[Any, Any], Mapping[str, float]] | None = None
+                     ) -> TrainResult:
     """``training.nproc`` > 1: train in that many local processes (DistributedDataParallel,
     gloo on the CPU, NCCL on CUDA), then rebuild the trained model from rank 0's checkpoint."""
     t = config.training
@@ -522,7 +526,7 @@ def _launch_training(config: TrainConfig, *, progress: bool, resume_from: str | 
     log(f"training on {t.nproc} processes ({qdist.backend_for(t.device)}), batch_size "
         f"{t.batch_size} per process")
     t0 = time.perf_counter()
-    qdist.launch(_distributed_worker, t.nproc, (config, progress, resume_from))
+    qdist.launch(_distributed_worker, t.nproc, (config, progress, resume_from, measure))
     checkpoint = Path(config.out_dir) / CHECKPOINT_NAME
     model, side = restore_model(checkpoint, log=log)
     model.to(t.device)

@@ -581,7 +581,14 @@ def _calibrate_across_ranks(run: _Run, record_initial: bool) -> None:
     from qfx.nn.norm import sync_batchnorm
 
     sync_batchnorm(run.model)
-    # DDP broadcasts rank 0's parameters and buffers: every rank starts identical.
+    _wrap_ddp(run)
+
+
+def _wrap_ddp(run: _Run) -> None:
+    """``run.net``: the model in DistributedDataParallel, which reduces the gradients of the
+    parameters that train now (wrapped again when a settle phase holds some: DDP expects a
+    gradient for every parameter it was built with). It broadcasts rank 0's parameters and
+    buffers: every rank goes on identical."""
     run.net = nn.parallel.DistributedDataParallel(
         run.model, device_ids=[run.dev.index] if run.dev.type == "cuda" else None)
 
@@ -685,6 +692,8 @@ def _settle(run: _Run, epoch: int) -> None:
     guarantee), then its quantities held for the remaining epochs."""
     extra = _regularizer_finish(run)
     run.regularizer.hold(run.model)
+    if run.world > 1:
+        _wrap_ddp(run)
     run.settle_best = None
     _keep_settle_best(run, epoch)
     if run.progress and extra:

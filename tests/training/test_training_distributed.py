@@ -134,3 +134,33 @@ def test_sync_batchnorm_equals_batchnorm_on_the_whole_batch(tmp_path):
     for p in parts:
         assert torch.allclose(p["mean"], bn.running_mean, atol=1e-6)
         assert torch.allclose(p["var"], bn.running_var, atol=1e-5)
+
+
+def test_nproc_trains_to_a_budget_through_the_settle_phase_from_the_cli(tmp_path):
+    """qfx train FLOW --nproc 2 with a resource budget: the ranks train against the flow's
+    export estimate (a picklable measure reaches them), the settle phase holds formats under
+    DistributedDataParallel (wrapped again: the held formats get no gradient), and the
+    result fits the budget in the export estimate's units."""
+    import yaml
+
+    from qfx.cli.train import main
+    from qfx.flows.measure import estimate_measure
+    from qfx.training.config import restore_model
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump({
+        "name": "ddp-budget", "dataset": {"name": "synthetic", "n": 256, "shape": [1, 8, 8]},
+        "model": "digits_cnn", "quantization": {"bits": 4, "learn_widths": True},
+        "training": {"epochs": 4, "batch_size": 32, "seed": 1,
+                     "budget": {"board": "ultra96", "lut_equiv": 0.1}},
+        "export": {"reuse": 16}}))
+    out = tmp_path / "run"
+    assert main(["train", str(flow), "--nproc", "2", "--out-dir", str(out),
+                 "--no-progress"]) == 0
+    last = json.loads((out / "history.json").read_text())[-1]
+    assert last["fits_budget"] and "budget_guarantee" in last
+    assert last["budget"] == {"lut_equiv": pytest.approx(0.1 * (70560 + 55 * 360))}
+    model, _ = restore_model(out / "checkpoint.npz")
+    x = get_dataset("synthetic", n=256, shape=(1, 8, 8)).test.tensors[0][:1]
+    exact = estimate_measure(board="ultra96", reuse=16)(model, x).total
+    assert exact["lut_equiv"] == last["resources"]["lut_equiv"] <= last["budget"]["lut_equiv"]
