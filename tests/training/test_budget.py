@@ -310,3 +310,35 @@ def test_a_resumed_budget_run_goes_on_as_if_uninterrupted(tmp_path):
         assert torch.equal(a, b), k
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in straight.history]
+
+
+def test_channel_pruning_tries_a_bounded_number_of_the_quietest_channels(monkeypatch):
+    """Each pruning trial freezes and estimates the model: a model with more candidate
+    channels than the cap tries only that many, the quietest of each layer first, and a
+    channel that reaches no output is among them and pruned."""
+    import qfx.training.budget as budget_module
+
+    monkeypatch.setattr(budget_module, "_PRUNE_TRIALS", 4)
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x[:, 0] > x[:, 1]).long()
+    with qfx.config(QConfig(learn_widths=True, width_granularity="channel")):
+        net = nn.Sequential(QInput(8), QLinear(8, 12), QReLU(), QLinear(12, 2))
+    with torch.no_grad():
+        net[1].weight[5] = 0.02 * net[1].weight[5].sign()  # the quietest channel
+        net[3].weight[:, 5] = 0.0  # and it reaches no output
+    with qfx.calibration(net):
+        net(x)
+    calls = []
+
+    def measure(m):  # 10 LUTs per live hidden channel
+        calls.append(1)
+        q = m[1].weight_quantizer
+        return {"lut_equiv": 10.0 * float((q.to_int(m[1].weight) != 0).any(1).sum())}
+
+    reg = BudgetRegularizer(net, x[:2], {"lut_equiv": 1000.0}, measure=measure)
+    reg.controller.weights["lut_equiv"] = 0.1
+    calls.clear()
+    pruned = reg.prune(net, x, y)
+    assert "1.weight_quantizer[5]" in pruned
+    assert len(calls) <= 1 + 4 + len(pruned)  # the start, the capped trials, re-trials
