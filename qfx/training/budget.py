@@ -487,9 +487,10 @@ class BudgetRegularizer(Regularizer):
         for p in self._held:
             p.requires_grad_(False)
         for name, q in quantizers.items():
-            values = _values(model, name) if q.role == "constant" else None
-            if q.role == "activation" or values is not None:
-                q.hold_format(None if values is None else values.detach())
+            if q.role == "activation":
+                q.hold_format()
+            elif (values := _values(model, name)) is not None:
+                q.hold_format(values.detach())
         self.held = True
 
     def release(self, model: nn.Module) -> None:
@@ -710,7 +711,8 @@ class BudgetRegularizer(Regularizer):
         channels = {n: live(n) for n in names}
         candidates = [(n, g) for n, gs in channels.items() if len(gs) > 1 for g in gs]
         if len(candidates) > _PRUNE_TRIALS:  # the quietest channels of each layer first
-            candidates = sorted(candidates, key=lambda ng: _relative_norm(model, *ng))
+            norms = {n: _relative_norms(quantizers[n], _values(model, n)) for n in channels}
+            candidates = sorted(candidates, key=lambda ng: float(norms[ng[0]][ng[1]]))
             candidates = candidates[:_PRUNE_TRIALS]
         scored = sorted((trial(n, g), n, g) for n, g in candidates)
         taken: list[str] = []
@@ -783,13 +785,11 @@ def _values(model: nn.Module, name: str) -> torch.Tensor | None:
     return getattr(m, attr.removesuffix("_quantizer"), None)
 
 
-def _relative_norm(model: nn.Module, name: str, channel: int) -> float:
-    """A weight channel's L1 norm over its layer's mean channel norm (the pruning order)."""
-    layer, _, attr = name.rpartition(".")
-    q = getattr(model.get_submodule(layer) if layer else model, attr)
-    w = _values(model, name).detach().movedim(q.channel_dim, 0)
+def _relative_norms(q: WidthQuantizer, values: torch.Tensor) -> torch.Tensor:
+    """Each channel's L1 norm over the layer's mean channel norm (the pruning order)."""
+    w = values.detach().movedim(q.channel_dim, 0)
     norms = w.abs().reshape(w.shape[0], -1).sum(1)
-    return float(norms[channel] / norms.mean().clamp_min(1e-12))
+    return norms / norms.mean().clamp_min(1e-12)
 
 
 def _can_shrink(q: WidthQuantizer, values: torch.Tensor | None) -> bool:

@@ -169,15 +169,22 @@ def test_the_guarantee_step_ranks_the_formats_the_settle_phase_holds():
                    for p in (q.log2_lsb, q.log2_range) if p is not None)
 
 
-def test_channel_pruning_takes_a_channel_the_loss_does_not_need_and_keeps_it_pruned():
-    """A hidden channel that reaches no output costs its row and loses nothing when pruned:
-    the pruning step takes it (and only it: the others carry the label), the outputs keep
-    their bits, the frozen graph drops it, and further training does not bring it back."""
+def _two_feature_task(hidden: int):
+    """Inputs, labels (x0 > x1) and an uncalibrated per-channel learned-width MLP with
+    ``hidden`` channels."""
     torch.manual_seed(0)
     x = torch.randn(256, 8)
     y = (x[:, 0] > x[:, 1]).long()
     with qfx.config(QConfig(learn_widths=True, width_granularity="channel")):
-        net = nn.Sequential(QInput(8), QLinear(8, 3), QReLU(), QLinear(3, 2))
+        net = nn.Sequential(QInput(8), QLinear(8, hidden), QReLU(), QLinear(hidden, 2))
+    return x, y, net
+
+
+def test_channel_pruning_takes_a_channel_the_loss_does_not_need_and_keeps_it_pruned():
+    """A hidden channel that reaches no output costs its row and loses nothing when pruned:
+    the pruning step takes it (and only it: the others carry the label), the outputs keep
+    their bits, the frozen graph drops it, and further training does not bring it back."""
+    x, y, net = _two_feature_task(3)
     with torch.no_grad():
         net[1].weight.zero_()
         net[1].weight[0, :2] = torch.tensor([1.0, -1.0])  # relu(x0 - x1): says 1
@@ -319,11 +326,7 @@ def test_channel_pruning_tries_a_bounded_number_of_the_quietest_channels(monkeyp
     import qfx.training.budget as budget_module
 
     monkeypatch.setattr(budget_module, "_PRUNE_TRIALS", 4)
-    torch.manual_seed(0)
-    x = torch.randn(256, 8)
-    y = (x[:, 0] > x[:, 1]).long()
-    with qfx.config(QConfig(learn_widths=True, width_granularity="channel")):
-        net = nn.Sequential(QInput(8), QLinear(8, 12), QReLU(), QLinear(12, 2))
+    x, y, net = _two_feature_task(12)
     with torch.no_grad():
         net[1].weight[5] = 0.02 * net[1].weight[5].sign()  # the quietest channel
         net[3].weight[:, 5] = 0.0  # and it reaches no output
