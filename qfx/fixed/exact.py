@@ -189,8 +189,9 @@ def _apply_overflow(
     return torch.where(udf, torch.full_like(v, floor_min & full), v)
 
 
-# The float64 fast path is exact for these: y = x * 2**F is exact (a power-of-two scale, F >= 0
-# so no underflow). Rounding works on the magnitude: a = |y|, n = floor(a) and the dropped
+# The float64 fast path is exact for these: y = x * 2**F is exact (a power-of-two scale) unless
+# a nonzero x lands below the normal range (F < 0 can do that; such inputs take the integer
+# path). Rounding works on the magnitude: a = |y|, n = floor(a) and the dropped
 # fraction g = a - n are exact for every double (Sterbenz), while y - floor(y) is not for small
 # negative y, nor is y + 0.5 (0.5 - 2**-54 + 0.5 rounds to 1.0). Each mode's decision is then a
 # comparison of g with 1/2, like quantization_adjust decides from (qb, r). Any |y| beyond the
@@ -222,13 +223,22 @@ def _round_float64(y: torch.Tensor, rounding: str) -> torch.Tensor:
     return torch.where(neg, -mag, mag)
 
 
-def fast_path_applies(width: int, overflow: str, frac_bits: torch.Tensor | int) -> bool:
-    """Whether :func:`quantize_double` may use the float64 formulas (see above)."""
-    if overflow not in _FAST_OVERFLOW or width > _FAST_MAX_WIDTH:
-        return False
-    if isinstance(frac_bits, torch.Tensor):
-        return bool((frac_bits >= 0).all())
-    return frac_bits >= 0
+def fast_path_applies(width: int, overflow: str) -> bool:
+    """Whether :func:`quantize_double` may use the float64 formulas for this format (it still
+    takes the integer path for inputs that a negative ``frac_bits`` scales below the normal
+    range, see above)."""
+    return overflow in _FAST_OVERFLOW and width <= _FAST_MAX_WIDTH
+
+
+def _scaled_exactly(x: torch.Tensor, y: torch.Tensor, frac_bits: torch.Tensor | int) -> bool:
+    """Whether ``y = ldexp(x, frac_bits)`` is exact: no scaling down, or no nonzero x sent
+    below the smallest normal double (an infinity times an underflowed 2**frac_bits is NaN:
+    caught too)."""
+    lowest = frac_bits.min() if isinstance(frac_bits, torch.Tensor) and frac_bits.numel() else \
+        frac_bits
+    if int(lowest) >= 0:
+        return True
+    return not bool(((x != 0) & ~(y.abs() >= 2.0**-1022)).any())
 
 
 def quantize_double(
@@ -246,17 +256,26 @@ def quantize_double(
     be a tensor broadcasting against x, e.g. one value per channel).
 
     Uses exact float64 arithmetic where it is proven exact (saturating modes, width <= 50,
-    frac_bits >= 0) and the integer twin of the header algorithm everywhere else.
+    ``x * 2**frac_bits`` in the normal range) and the integer twin of the header algorithm
+    everywhere else.
     """
-    if not (fast and fast_path_applies(width, overflow, frac_bits)):
-        m, e = decompose_double(x)
-        return requantize(m, e + frac_bits, width=width, signed=signed, rounding=rounding,
-                          overflow=overflow, sat_bits=sat_bits)
-    x = x.to(torch.float64)
-    if torch.isnan(x).any():
-        raise ValueError("cannot convert NaN to a fixed-point number (ap_fixed gives it no value)")
-    scale = torch.as_tensor(frac_bits, dtype=torch.float64, device=x.device)
-    q = _round_float64(torch.ldexp(x, scale), rounding)
+    if fast and fast_path_applies(width, overflow):
+        x = x.to(torch.float64)
+        if torch.isnan(x).any():
+            raise ValueError("cannot convert NaN to a fixed-point number (ap_fixed gives it no "
+                             "value)")
+        y = torch.ldexp(x, torch.as_tensor(frac_bits, dtype=torch.float64, device=x.device))
+        if _scaled_exactly(x, y, frac_bits):
+            return _saturate_float64(_round_float64(y, rounding), width=width, signed=signed,
+                                     overflow=overflow)
+    m, e = decompose_double(x)
+    return requantize(m, e + frac_bits, width=width, signed=signed, rounding=rounding,
+                      overflow=overflow, sat_bits=sat_bits)
+
+
+def _saturate_float64(q: torch.Tensor, *, width: int, signed: bool, overflow: str
+                      ) -> torch.Tensor:
+    """Integer-valued doubles ``q`` saturated (or zeroed) into the format, as int64."""
     raw_max = float((1 << (width - 1)) - 1 if signed else (1 << width) - 1)
     raw_min = float(-(1 << (width - 1)) if signed else 0)
     if overflow == "SAT_ZERO":

@@ -447,7 +447,10 @@ class WidthQuantizer(FixedQuantizer):
         x = x.detach().double()
         b, k = self._bits(x)
         frac = self._view(-torch.round(self.log2_lsb.detach()).to(torch.int64), x)
-        raw = quantize_double(x, frac, width=MAX_WIDTH, signed=True, rounding=self.rounding,
+        # saturating at the widest granule's width first changes nothing (the clamp below is
+        # inside it) and lets quantize_double take its float64 path (<= 50 bits)
+        width = min(MAX_WIDTH, int(b.max()) + 1 if b.numel() else 1)
+        raw = quantize_double(x, frac, width=width, signed=True, rounding=self.rounding,
                               overflow="SAT", sat_bits=0)
         top = torch.exp2(self._view(b, x)).to(torch.int64)
         lo = torch.where(self._view(b, x) > 0, -self._view(k, x).to(torch.int64) * top, 0)

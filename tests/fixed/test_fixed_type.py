@@ -224,7 +224,8 @@ def test_contains():
                 min_size=1, max_size=30), st.integers(-3, 3))
 def test_float_fast_path_equals_the_integer_path(width, int_bits, signed, rounding, overflow,
                                                   values, tie_shift):
-    # Values on and next to the grid's ties exercise every rounding decision.
+    # Values on and next to the grid's ties exercise every rounding decision; a negative frac
+    # (int_bits > width) scales down, and subnormal or tiny inputs then take the integer path.
     from qfx.fixed.exact import fast_path_applies, quantize_double
 
     frac = width - int_bits
@@ -234,5 +235,18 @@ def test_float_fast_path_equals_the_integer_path(width, int_bits, signed, roundi
     kw = dict(width=width, signed=signed, rounding=rounding, overflow=overflow, sat_bits=0)
     fast = quantize_double(x, frac, **kw)
     exact = quantize_double(x, frac, fast=False, **kw)
-    assert fast_path_applies(width, overflow, frac) == (frac >= 0)
+    assert fast_path_applies(width, overflow)
     assert torch.equal(fast, exact)
+
+
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+@pytest.mark.parametrize("frac", [-5, -1100])
+def test_a_scale_down_below_the_normal_range_takes_the_integer_path(rounding, frac):
+    # ldexp(-5e-324, -5) is -0.0 and ldexp(inf, -1100) is NaN: read as they are, a truncating
+    # mode would give 0 where the header gives -1, and NaN would cast to garbage
+    from qfx.fixed.exact import quantize_double
+
+    x = torch.tensor([5e-324, -5e-324, 2.0**-1020, -3 * 2.0**-1070, -1.5, 7.0,
+                      float("inf"), float("-inf")], dtype=torch.float64)
+    kw = dict(width=8, signed=True, rounding=rounding, overflow="SAT", sat_bits=0)
+    assert torch.equal(quantize_double(x, frac, **kw), quantize_double(x, frac, fast=False, **kw))
