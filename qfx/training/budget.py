@@ -625,12 +625,15 @@ class BudgetRegularizer(Regularizer):
                              _can_shrink(quantizers[n], _values(model, n))),
                             key=lambda n: -saving[n])
             best, best_score, fallback = None, 0.0, None
+            trial_loss: dict[str, float] = {}
             for name in ranked[:max(trials, 1)]:
                 q = quantizers[name]
+                kept = q.log2_lsb.detach().clone()  # x + 1 - 1 need not be x in float32
                 _shift(q, 1.0)
                 trial = self._measure(model).total
-                dloss = max(measure_loss() - loss0, 1e-4)
-                _shift(q, -1.0)
+                trial_loss[name] = measure_loss()
+                dloss = max(trial_loss[name] - loss0, 1e-4)
+                q.log2_lsb.data.copy_(kept)
                 got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
                 if got > 0 and got / dloss > best_score:
                     best, best_score = name, got / dloss
@@ -642,7 +645,7 @@ class BudgetRegularizer(Regularizer):
                                    f"further: {_usage_text(used, budget)}")
             _shift(quantizers[best], 1.0)
             steps.append(best)
-            loss0 = measure_loss()
+            loss0 = trial_loss[best]  # the state its trial measured: no second forward pass
             used = self._calibrate().total  # and the gradient that ranks the next step
         model.train(was)
         done = {"fits": True, "before": before, "after": used, "coarsened": steps,
