@@ -65,7 +65,12 @@ import torch
 from torch import nn
 
 from qfx.fixed.hwcost import DSP48E2_PORTS, DSP_LUT_EQUIV, adder_luts, ebops, multiplier_cost
-from qfx.fixed.learned_width import WidthQuantizer, _ste_round, width_quantizers
+from qfx.fixed.learned_width import (
+    PRUNED_LOG2_LSB,
+    WidthQuantizer,
+    _ste_round,
+    width_quantizers,
+)
 from qfx.nn.base import QLayer
 from qfx.nn.linear import QConv2d, QLinear
 from qfx.nn.norm import _QBatchNorm
@@ -471,8 +476,47 @@ class BudgetRegularizer(Regularizer):
     def plan(self, steps: int) -> None:
         """``steps`` more penalised steps come before the settle phase (the trainer says so
         before its first epoch): the controller stops winding its weights up while the cost
-        falls fast enough to reach the target in them (:class:`BudgetController`)."""
+        falls fast enough to reach the target in them (:class:`BudgetController`). A budget
+        below :meth:`least` is refused here, before any training (ValueError)."""
+        least = self.least(self.cost.model).total
+        short = {k: v for k, v in self.controller.budget.items() if least.get(k, 0.0) > v}
+        if short:
+            raise ValueError(
+                f"the budget cannot be met: {_usage_text(least, short)} with every format "
+                f"at its narrowest (activations at one bit, each constant at one bit in one "
+                f"channel or weight, the rest pruned); raise the budget or use a smaller "
+                f"model")
         self._settle_step = self.steps + max(int(steps), 0)
+
+    def least(self, model: nn.Module) -> Measurement:
+        """A lower bound on what training can reach: the resources (``measure``, else the
+        cost) with every learned format at its narrowest: activations at one magnitude bit,
+        each constant at one bit in its largest channel or weight and every other granule
+        pruned (a tensor-wide constant at one bit). What neither the widths nor pruning can
+        remove (the design's I/O, the layers' fixed logic) is all that is left. The model's
+        formats are restored exactly.
+
+        Example:
+            >>> from qfx.nn import QConfig, QInput, QLinear, config
+            >>> from qfx.fixed.quantizer import calibration
+            >>> with config(QConfig(learn_widths=True, width_granularity="channel")):
+            ...     net = nn.Sequential(QInput(8), QLinear(16, 4))
+            >>> with calibration(net):
+            ...     _ = net(torch.randn(64, 16))
+            >>> reg = BudgetRegularizer(net, torch.randn(8, 16), {"lut": 500.0})
+            >>> reg.least(net).total["lut"] < reg.cost()["lut"].item()
+            True
+        """
+        quantizers = width_quantizers(model)
+        kept = {n: q.log2_lsb.detach().clone() for n, q in quantizers.items()}
+        try:
+            with torch.no_grad():
+                for name, q in quantizers.items():
+                    _narrowest(q, _values(model, name))
+            return self._measure(model)
+        finally:
+            for name, q in quantizers.items():
+                q.log2_lsb.data.copy_(kept[name])
 
     def hold(self, model: nn.Module) -> None:
         """The settle phase: every learned format is held (its step and range no longer
@@ -793,6 +837,23 @@ def _relative_norms(q: WidthQuantizer, values: torch.Tensor) -> torch.Tensor:
     w = values.detach().movedim(q.channel_dim, 0)
     norms = w.abs().reshape(w.shape[0], -1).sum(1)
     return norms / norms.mean().clamp_min(1e-12)
+
+
+def _narrowest(q: WidthQuantizer, values: torch.Tensor | None) -> None:
+    """Set ``q`` to its narrowest live format (see :meth:`BudgetRegularizer.least`)."""
+    if q.role == "activation":
+        q.log2_lsb.data.copy_(torch.round(q.log2_range.detach()) - 1.0)
+        return
+    if values is None:
+        return
+    top = q._granule_reduce(values.detach().double().abs(), torch.amax).reshape(-1)
+    lsb = q.log2_lsb.data.view(-1)
+    i = int(torch.argmax(top))
+    if top[i] <= 0:
+        return
+    if q.granularity != "tensor":
+        lsb.fill_(PRUNED_LOG2_LSB)
+    lsb[i] = torch.log2(top[i]).round().to(lsb.dtype)  # the largest value: one step
 
 
 def _can_shrink(q: WidthQuantizer, values: torch.Tensor | None) -> bool:

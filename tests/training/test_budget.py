@@ -345,3 +345,32 @@ def test_channel_pruning_tries_a_bounded_number_of_the_quietest_channels(monkeyp
     pruned = reg.prune(net, x, y)
     assert "1.weight_quantizer[5]" in pruned
     assert len(calls) <= 1 + 4 + len(pruned)  # the start, the capped trials, re-trials
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel", "element"])
+def test_a_budget_below_the_least_cost_is_refused_before_training(granularity):
+    torch.manual_seed(1)
+    train_set, test_set = synthetic_classification(64, (8,), num_classes=3)
+    with qfx.config(QConfig(learn_widths=True, width_granularity=granularity)):
+        net = nn.Sequential(QInput(8), QLinear(8, 6), QReLU(), QLinear(6, 3))
+    with qfx.calibration(net):
+        net(train_set.tensors[0])
+    x, y = train_set.tensors
+    measure = estimate_measure(board="ultra96", reuse=4)
+
+    def regularizer(lut_equiv: float) -> BudgetRegularizer:
+        return BudgetRegularizer(net, x[:1], {"lut_equiv": lut_equiv},
+                                 measure=lambda m: measure(m, x[:1]))
+
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    least = regularizer(1e9).least(net).total["lut_equiv"]
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # restored
+    assert least < measure(net, x[:1]).total["lut_equiv"]
+    with pytest.raises(ValueError, match=r"cannot be met: lut_equiv [\d,]+ of [\d,]+ with"):
+        train(net, train_set, test_set, epochs=2, batch_size=16, progress=False, plot=False,
+              regularizer=regularizer(0.99 * least))
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # untrained
+    # a bound: the guarantee, pruning included, stops at or above it when asked for less
+    with pytest.raises(RuntimeError, match="budget not reached"):
+        regularizer(least / 2).finish(net, x, y)
+    assert measure(net, x[:1]).total["lut_equiv"] >= least
