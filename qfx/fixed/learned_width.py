@@ -319,7 +319,7 @@ class WidthQuantizer(FixedQuantizer):
         lsb[i] = torch.where(top[i] > 0, held, lsb[i])
 
     @torch.no_grad()
-    def hold_format(self, x: torch.Tensor | None = None) -> None:
+    def hold_format(self, x: torch.Tensor | None = None, *, keep: bool = False) -> None:
         """Hold the format where it is while the values keep training (the settle phase of
         :class:`qfx.training.budget.BudgetRegularizer`), so that the formats a budget measured
         stay; the step itself is held by its caller (no gradient). A constant's range and sign
@@ -331,7 +331,8 @@ class WidthQuantizer(FixedQuantizer):
         never grow; held again, it only narrows. The held range is part of the state dict (a
         checkpoint keeps the formats it was measured with). An activation's step is no longer
         refined in training to keep a tenth of its values nonzero (its range is a parameter,
-        held by its caller). :meth:`release_format` undoes both.
+        held by its caller). :meth:`release_format` undoes both. ``keep``: a held range the
+        quantizer already has (e.g. loaded from a checkpoint) stays as it is.
 
         Example:
             >>> w = WidthQuantizer(4, role="constant", granularity="channel", shape=(2,))
@@ -343,6 +344,8 @@ class WidthQuantizer(FixedQuantizer):
         """
         self.format_held = True
         if self.role == "activation":
+            return
+        if keep and self.held_range is not None:
             return
         if x is None:
             raise ValueError("a constant's format depends on its values: pass them")

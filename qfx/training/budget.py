@@ -518,13 +518,15 @@ class BudgetRegularizer(Regularizer):
             for name, q in quantizers.items():
                 q.log2_lsb.data.copy_(kept[name])
 
-    def hold(self, model: nn.Module) -> None:
+    def hold(self, model: nn.Module, *, restored: bool = False) -> None:
         """The settle phase: every learned format is held (its step and range no longer
         train) and the penalty is off; the weights fine-tune on the formats that fit. A
         constant's range follows its values, so it is held too
         (:meth:`WidthQuantizer.hold_format`): weights (or a BatchNorm scale) that grow in
         fine-tuning saturate at the measured format instead of widening it past the budget,
-        which the closing guarantee step would then have to win back at any accuracy cost."""
+        which the closing guarantee step would then have to win back at any accuracy cost.
+        ``restored``: the model comes from a checkpoint taken in the settle phase; the
+        ranges, signs and zeros it carries are the held ones and stay as they are."""
         quantizers = width_quantizers(model)
         self._held = [p for q in quantizers.values()
                       for p in (q.log2_lsb, q.log2_range) if p is not None and p.requires_grad]
@@ -534,7 +536,7 @@ class BudgetRegularizer(Regularizer):
             if q.role == "activation":
                 q.hold_format()
             elif (values := _values(model, name)) is not None:
-                q.hold_format(values.detach())
+                q.hold_format(values.detach(), keep=restored)
         self.held = True
 
     def release(self, model: nn.Module) -> None:

@@ -138,11 +138,14 @@ def save_checkpoint(
     history: list[dict[str, Any]] | None = None,
     metadata: Mapping[str, Any] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model``'s state dict (and optionally the optimizer's) to ``path`` (``.npz``)
     plus its JSON sidecar, both atomically. No pickle anywhere. Returns the ``.npz`` path.
 
-    ``metadata`` and ``history`` must be JSON-serialisable.
+    ``metadata`` and ``history`` must be JSON-serialisable; ``extra`` is any other state
+    (nested dicts, lists, tensors, scalars: e.g. a second copy of the model's weights) that
+    :func:`load_checkpoint` returns as it was.
 
     Example:
         >>> import tempfile
@@ -158,6 +161,7 @@ def save_checkpoint(
     enc = _Encoder()
     model_state = enc.encode(dict(model.state_dict()), "model")
     optim_state = None if optimizer is None else enc.encode(optimizer.state_dict(), "optimizer")
+    extra_state = None if extra is None else enc.encode(dict(extra), "extra")
     # Write the npz to a temp file first: its hash goes into the sidecar.
     fd, tmp = temp_beside(path)
     try:
@@ -173,6 +177,7 @@ def save_checkpoint(
             "metadata": dict(metadata or {}),
             "model_state": model_state,
             "optimizer_state": optim_state,
+            "extra_state": extra_state,
             "tensors": enc.specs,
             "npz_sha256": _sha256(Path(tmp)),
         }
@@ -237,7 +242,8 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Restore ``model`` (and ``optimizer``) exactly from a checkpoint written by
-    :func:`save_checkpoint`; returns the sidecar (``epoch``, ``history``, ``metadata``).
+    :func:`save_checkpoint`; returns the sidecar (``epoch``, ``history``, ``metadata``) and
+    its ``extra`` state (None if it has none).
 
     Every tensor must match the model's key, shape and dtype (bool and int64 buffers included);
     otherwise a CheckpointError says which.
@@ -275,4 +281,6 @@ def load_checkpoint(
         if side.get("optimizer_state") is None:
             raise CheckpointError(f"{path} has no optimizer state to resume from")
         optimizer.load_state_dict(_decode(side["optimizer_state"], arrays, side["tensors"]))
-    return {k: side[k] for k in ("epoch", "history", "metadata")}
+    extra = side.get("extra_state")
+    return {**{k: side[k] for k in ("epoch", "history", "metadata")},
+            "extra": None if extra is None else _decode(extra, arrays, side["tensors"])}

@@ -165,8 +165,9 @@ class Regularizer:
         """Before the first epoch: ``steps`` training steps come before the settle phase
         (all of the run's steps when there is none)."""
 
-    def hold(self, model: nn.Module) -> None:
-        """Stop changing what the penalty shapes (the settle phase begins)."""
+    def hold(self, model: nn.Module, *, restored: bool = False) -> None:
+        """Stop changing what the penalty shapes (the settle phase begins). ``restored``: a
+        run resumed inside the settle phase; what was held is in the restored model."""
 
     def release(self, model: nn.Module) -> None:
         """After training: what ``hold`` stopped trains again (a later run may change it)."""
@@ -433,8 +434,10 @@ def train(
     if reg is not None and hasattr(reg, "plan"):  # a duck-typed regularizer may not have it
         reg.plan(max(settle_from - run.start, 0) * len(run.batches))
     for epoch in range(run.start, epochs):
-        if epoch == max(settle_from, run.start):
+        if epoch == settle_from:
             _settle(run, epoch)
+        elif epoch == run.start > settle_from:  # resumed inside the settle phase
+            _resettle(run)
         record = _run_epoch(run, epoch)
         run.history.append(record)
         if run.progress:
@@ -524,6 +527,8 @@ class _Run:
     # the settle phase's best model so far: ((-accuracy, loss) on the finish samples,
     # 1-based epoch, state)
     settle_best: tuple[tuple[float, ...], int, dict[str, torch.Tensor]] | None = None
+    # the checkpoint's settle_best (a run resumed inside its settle phase): see _resettle
+    resumed_best: Mapping[str, Any] | None = None
 
 
 def _setup(model: nn.Module, train_set: Dataset, test_set: Dataset, *, epochs: int,
@@ -548,12 +553,14 @@ def _setup(model: nn.Module, train_set: Dataset, test_set: Dataset, *, epochs: i
     }
     history: list[dict[str, Any]] = []
     start = 0
+    resumed_best = None
     if resume_from is not None:
         side = load_checkpoint(resume_from, model, opt)
         start, history = int(side["epoch"] or 0), list(side["history"])
         meta["initial_int_bits"] = side["metadata"].get("initial_int_bits", {})
         if side["metadata"].get("regularizer_state") is not None:
             meta["regularizer_state"] = side["metadata"]["regularizer_state"]
+        resumed_best = (side["extra"] or {}).get("settle_best")
     else:
         # Formats before training (e.g. from calibration), the start of the int_bits curves.
         meta["initial_int_bits"] = quantizer_int_bits(model, calibrated_only=True)
@@ -564,7 +571,7 @@ def _setup(model: nn.Module, train_set: Dataset, test_set: Dataset, *, epochs: i
                 augment_fn=augment_fn, callbacks=list(callbacks or []),
                 out=Path(out_dir) if out_dir is not None else None, rank=rank, world=world,
                 writer=rank == 0, progress=progress and rank == 0, meta=meta, history=history,
-                start=start)
+                start=start, resumed_best=resumed_best)
 
 
 def _calibrate_across_ranks(run: _Run, record_initial: bool) -> None:
@@ -702,6 +709,20 @@ def _settle(run: _Run, epoch: int) -> None:
                    file=sys.stderr)
 
 
+def _resettle(run: _Run) -> None:
+    """A run resumed inside its settle phase goes on as if uninterrupted: the formats the
+    checkpoint held stay held (no second guarantee), and the phase's best model so far comes
+    back from the checkpoint (a checkpoint without it starts the choice here)."""
+    run.regularizer.hold(run.model, restored=True)
+    if run.world > 1:
+        _wrap_ddp(run)
+    best, run.resumed_best = run.resumed_best, None
+    if best is None:
+        _keep_settle_best(run, run.start)
+    else:
+        run.settle_best = (tuple(best["score"]), int(best["epoch"]), best["state"])
+
+
 def _finish_indices(run: _Run) -> torch.Tensor:
     return torch.arange(min(len(run.train_set), _FINISH_SAMPLES))
 
@@ -767,8 +788,13 @@ def _save_checkpoint(run: _Run, epoch: int) -> Path | None:
         return None
     if run.regularizer is not None and hasattr(run.regularizer, "state"):
         run.meta["regularizer_state"] = run.regularizer.state()
+    extra = None
+    if run.settle_best is not None:  # inside the settle phase: its best model so far
+        score, best_epoch, state = run.settle_best
+        extra = {"settle_best": {"score": list(score), "epoch": best_epoch, "state": state}}
     return save_checkpoint(run.out / CHECKPOINT_NAME, run.model, epoch=epoch,
-                           history=run.history, metadata=run.meta, optimizer=run.opt)
+                           history=run.history, metadata=run.meta, optimizer=run.opt,
+                           extra=extra)
 
 
 def _write_outputs(run: _Run, checkpoint: Path | None, plot: bool

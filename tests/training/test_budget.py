@@ -287,17 +287,24 @@ def test_the_settle_phase_ends_on_its_best_epoch_by_the_training_samples(unfit):
     assert all("settle_best_epoch" not in r for r in res.history[:-1])
 
 
-def test_a_resumed_budget_run_goes_on_as_if_uninterrupted(tmp_path):
+@pytest.mark.parametrize("cut", [3, 8])
+def test_a_resumed_budget_run_goes_on_as_if_uninterrupted(tmp_path, cut):
     """The checkpoint keeps the controller's state (weights, integral, trend), the step count
-    and the guarantee's story: a run cut after epoch 2 and resumed into a fresh model ends
-    bit-identical to the uninterrupted one (weights, formats, history)."""
+    and the guarantee's story, and inside the settle phase (epochs 7 and 8 here) the held
+    formats and the phase's best model so far: a run cut after epoch 2 or 7 and resumed into
+    a fresh model ends bit-identical to the uninterrupted one (weights, formats, history).
+    Epochs 7 and 8 are broken on purpose: the best is the phase's first model, before the
+    cut."""
     def run(out, resume=None, cut=None):
         net, train_set, test_set = _settling_net(256)
         reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"lut": 900.0}, settle=0.25)
 
         def stop(epoch, record, model):
+            if epoch >= 7:
+                with torch.no_grad():
+                    model[3].weight.zero_()
             if epoch == cut:
-                raise KeyboardInterrupt  # after epoch 2's checkpoint, before epoch 3's
+                raise KeyboardInterrupt  # after epoch cut-1's checkpoint, before epoch cut's
             return False
 
         res = train(net, train_set, test_set, epochs=8, lr=0.01, batch_size=32, seed=3,
@@ -308,8 +315,9 @@ def test_a_resumed_budget_run_goes_on_as_if_uninterrupted(tmp_path):
     straight, reg = run(tmp_path / "straight")
     assert straight.history[0]["resources"]["lut"] > 900.0 >= \
         straight.history[-1]["resources"]["lut"]  # the controller had work to do
+    assert straight.history[-1]["settle_best_epoch"] == 6
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "cut", cut=3)
+        run(tmp_path / "cut", cut=cut)
     resumed, again = run(tmp_path / "resumed", resume=tmp_path / "cut" / "checkpoint.npz")
     assert again.controller.state() == reg.controller.state()
     for (k, a), (_, b) in zip(straight.model.state_dict().items(),

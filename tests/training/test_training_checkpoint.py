@@ -62,8 +62,20 @@ def test_round_trip_is_bit_identical(tmp_path: Path) -> None:
     side = load_checkpoint(path, dst)
     _assert_bit_identical(src, dst)
     assert side == {"epoch": 7, "history": [{"epoch": 7}],
-                    "metadata": {"model": "zoo", "kwargs": {"a": [1, 2]}}}
+                    "metadata": {"model": "zoo", "kwargs": {"a": [1, 2]}}, "extra": None}
     assert dst.q.int_bits == src.q.int_bits and bool(dst.q.initialized)
+
+
+def test_extra_state_round_trips_exactly(tmp_path: Path) -> None:
+    src = _trained_zoo(0)
+    state = {k: v.clone() for k, v in src.state_dict().items()}
+    extra = {"best": {"score": [-0.75, 0.125], "epoch": 6, "state": state}}
+    side = load_checkpoint(save_checkpoint(tmp_path / "m.npz", src, extra=extra), _trained_zoo(1))
+    got = side["extra"]["best"]
+    assert got["score"] == [-0.75, 0.125] and got["epoch"] == 6
+    assert list(got["state"]) == list(state)
+    for k, v in state.items():
+        assert got["state"][k].dtype == v.dtype and torch.equal(_bits(got["state"][k]), _bits(v)), k
 
 
 def test_files_hold_no_pickles(tmp_path: Path) -> None:
