@@ -120,6 +120,12 @@ class Builder:
                                            domain=domain or None, **attrs))
         return out
 
+    def clamp(self, x: str, lo: str, hi: str, base: str) -> str:
+        """``min(max(x, lo), hi)`` as Max and Min, not Clip: onnxruntime fuses a Relu into the
+        Clip after it and refuses float64 bounds there ("Unexpected data type for Clip 'min'
+        input"), so such a model would not even load."""
+        return self.op("Min", [self.op("Max", [x, lo], f"{base}__max"), hi], base)
+
     def annotate(self, name: str, shape: Sequence[int | str], elem_type: int | None = None,
                  doc: str = "") -> None:
         """Record the type and shape of an intermediate tensor (and a doc string)."""

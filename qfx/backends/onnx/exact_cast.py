@@ -10,7 +10,8 @@
    ``a = |y|``, ``n = Floor(a)``, ``g = a - n`` (exact for every double), then each mode's
    decision is a comparison of ``g`` with 1/2. ``Floor(y + 0.5)`` is *not* used: it is wrong
    for doubles such as ``0.5 - 2**-54``.
-3. overflow on the integer ``q``: ``Clip`` (AP_SAT, AP_SAT_SYM), ``Where`` (AP_SAT_ZERO), and
+3. overflow on the integer ``q``: ``Max``/``Min`` (AP_SAT, AP_SAT_SYM; not ``Clip``, see
+   :meth:`Builder.clamp`), ``Where`` (AP_SAT_ZERO), and
    two's-complement wrapping through ``Mod(fmod=1)`` (C ``fmod``, exact for doubles) for
    AP_WRAP; AP_WRAP with saturation bits and AP_WRAP_SM rewrite bit fields of the W-bit
    pattern exactly like ``ap_fixed_base::overflow_adjust`` (``qfx.fixed.exact``), with bit
@@ -51,6 +52,9 @@ class _Ops:
 
     def mul(self, x: str, k: float) -> str:
         return x if k == 1.0 else self.op("Mul", x, self.c(k))
+
+    def clamp(self, x: str, lo: float, hi: float) -> str:
+        return self.b.clamp(x, self.c(lo), self.c(hi), f"{self.base}__clamp")
 
     def add(self, x: str, k: float) -> str:
         return x if k == 0.0 else self.op("Add", x, self.c(k))
@@ -93,7 +97,7 @@ def emit_cast(b: Builder, x: str, dst: FixedType, src: FixedType | None, node: s
         'x'
         >>> out = emit_cast(b, "x", FixedType(4, 3, overflow="SAT"), FixedType(6, 3), "fc")
         >>> [n.op_type for n in b.nodes]
-        ['Mul', 'Floor', 'Clip', 'Mul']
+        ['Mul', 'Floor', 'Max', 'Min', 'Mul']
     """
     where = f"node {node!r}"
     if dst.width > 53:
@@ -123,7 +127,7 @@ def emit_cast(b: Builder, x: str, dst: FixedType, src: FixedType | None, node: s
         # |y| >= 2**(53+W) is a multiple of 2**(W+1): its low W+1 bits are zero, as are the
         # bound's; clamping also turns an infinite product into a finite one.
         bound = pow2(dst.width + 54)
-        y = o.op("Clip", y, o.c(-bound), o.c(bound))
+        y = o.clamp(y, -bound, bound)
     q0 = y
     q = _round(o, y, dst.rounding) if need_round else y
     if need_round and dst.overflow == "WRAP_SM" and dst.sat_bits == 0 and need_ovf:
@@ -171,7 +175,7 @@ def _overflow(o: _Ops, q: str, q0: str, t: FixedType) -> str:
     symmetric = t.signed and t.overflow == "SAT_SYM" and W > 1
     floor_min = -raw_max if symmetric else raw_min
     if t.overflow in ("SAT", "SAT_SYM"):
-        return o.op("Clip", q, o.c(floor_min), o.c(raw_max))
+        return o.clamp(q, floor_min, raw_max)
     ovf = o.op("Greater", q, o.c(raw_max))
     udf = o.op("Less", q, o.c(floor_min))
     if t.overflow == "SAT_ZERO":

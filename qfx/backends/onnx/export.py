@@ -9,7 +9,7 @@ frozen graph is at most 53 bits wide, see :func:`qfx.ir.check_exact`):
   are sums of same-signed terms), so any order of additions and any FMA use is exact;
 - onnxruntime's CPU Conv has no float64 kernel, so ``conv2d`` is built from Pad, strided Slices
   and one batched MatMul (an im2col): the same dot products as above;
-- Relu, Clip, MaxPool, Flatten move values without arithmetic; casts: see
+- Relu, Max/Min (clamps), MaxPool, Flatten move values without arithmetic; casts: see
   :mod:`qfx.backends.onnx.exact_cast`.
 
 Every op of the IR has one emitter in ``EMITTERS``; an op without one is refused with its node
@@ -237,8 +237,8 @@ def _hardtanh(ctx: EmitContext, node: Node) -> tuple[str, FixedType | None]:
     a, b = node.attrs, ctx.b
     t: FixedType = a["clamp_type"]
     lo, hi = (float(np.ldexp(float(a[k]), -t.frac_bits)) for k in ("min_raw", "max_raw"))
-    y = b.op("Clip", [ctx.x(node), b.const(lo, f"{node.name}__min"),
-                      b.const(hi, f"{node.name}__max")], f"{node.name}__clip")
+    y = b.clamp(ctx.x(node), b.const(lo, f"{node.name}__min"),
+                b.const(hi, f"{node.name}__max"), f"{node.name}__clip")
     src = edge_source(ctx.graph, node)
     return y, (None if src is None else t)
 
@@ -398,8 +398,8 @@ def _hard_gate(ctx: EmitContext, node: Node) -> str:
     c = float(np.ldexp(float(a["scale_raw"]), -a["scale_type"].frac_bits))
     g = b.op("Mul", [ctx.x(node), b.const(c, f"{name}__scale")], f"{name}__mul")
     g = b.op("Add", [g, b.const(0.5, f"{name}__half")], f"{name}__add")
-    return b.op("Clip", [g, b.const(0.0, f"{name}__zero"), b.const(1.0, f"{name}__one")],
-                f"{name}__gate")
+    return b.clamp(g, b.const(0.0, f"{name}__zero"), b.const(1.0, f"{name}__one"),
+                   f"{name}__gate")
 
 
 @_emits("hardsigmoid")

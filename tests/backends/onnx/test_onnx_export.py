@@ -144,6 +144,30 @@ def test_identity_casts_emit_no_arithmetic():
     assert [n.op_type for n in b_nodes] == ["Identity"]
 
 
+@pytest.mark.parametrize("then", ["saturate", "hardtanh"])
+def test_a_relu_followed_by_a_clamp_loads_in_onnxruntime(then):
+    # onnxruntime fuses Relu into a following Clip and refuses float64 bounds there ("Unexpected
+    # data type for Clip 'min' input"): a relu saturated onto a grid it is already on, or a
+    # hardtanh right after a relu, made a model onnxruntime would not load
+    g = Graph(inputs=["x"], outputs=["c"])
+    g.add_edge(Edge("x", (5,), FixedType(8, 8)))
+    g.add_edge(Edge("a", (5,), FixedType(8, 8)))
+    g.add_node(Node("a", "input", ["x"], "a"))
+    if then == "hardtanh":  # the clamp right on the relu's output
+        g.add_edge(Edge("r", (5,), FixedType(8, 8)))
+        g.add_edge(Edge("c", (5,), FixedType(8, 8)))
+        g.add_node(Node("r", "relu", ["a"], "r"))
+        g.add_node(Node("c", "hardtanh", ["r"], "c", attrs={
+            "clamp_type": FixedType(8, 8), "min_raw": 2, "max_raw": 12}))
+    else:  # an integer grid: no scaling, no rounding, only the saturation
+        g.add_edge(Edge("r", (5,), FixedType(4, 4, signed=False, overflow="SAT")))
+        g.add_edge(Edge("c", (5,), FixedType(4, 4, signed=False, overflow="SAT")))
+        g.add_node(Node("r", "relu", ["a"], "r"))
+        g.add_node(Node("c", "input", ["r"], "c"))
+    x = np.array([[-3.0, 1.0, 7.0, 13.0, 40.0]])
+    assert np.array_equal(run_onnx(build_onnx_model(g), [x])[0], run_graph(g, x).outputs[0])
+
+
 @pytest.mark.parametrize("overflow", ["SAT", "WRAP", "SAT_SYM", "SAT_ZERO"])
 def test_mlp_is_exact(overflow):
     torch.manual_seed(0)
