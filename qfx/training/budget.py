@@ -630,10 +630,11 @@ class BudgetRegularizer(Regularizer):
         y)`` (``loss(outputs, x, y)``, the run's training loss; cross-entropy if None).
         The ``trials`` formats the cost's gradient ranks first are each tried and measured:
         the saving is the measured one (a multiplier leaving a DSP raises the LUTs, which a
-        gradient does not see), the loss from the same trial. Deterministic. Returns
-        ``{"budget_guarantee": {...}}`` for the last epoch's record: the resources before and
-        after, the formats coarsened (in order) and the loss before and after; raises
-        RuntimeError if no format can shrink any further.
+        gradient does not see), the loss from the same trial. Once every format is at its
+        floor, per-channel weights lose whole channels instead (:meth:`_prune_to_fit`).
+        Deterministic. Returns ``{"budget_guarantee": {...}}`` for the last epoch's record:
+        the resources before and after, the formats coarsened (in order), the channels
+        pruned and the loss before and after; raises RuntimeError if neither move is left.
 
         Example:
             >>> from qfx.nn import QConfig, QInput, QLinear, config
@@ -686,9 +687,17 @@ class BudgetRegularizer(Regularizer):
                 if fallback is None:
                     fallback = name
             best = best or fallback  # no single step saves: the gradient's choice goes on
-            if best is None:
-                raise RuntimeError(f"budget not reached and no learned format can shrink "
-                                   f"further: {_usage_text(used, budget)}")
+            if best is None:  # every format at its floor: only a channel can go
+                channel = self._prune_to_fit(model, quantizers, measure_loss, used, loss0,
+                                             over)
+                if channel is None:
+                    raise RuntimeError(f"budget not reached and no learned format can shrink "
+                                       f"further nor a channel be pruned: "
+                                       f"{_usage_text(used, budget)}")
+                pruned.append(channel)
+                loss0 = measure_loss()
+                used = self._calibrate().total
+                continue
             _shift(quantizers[best], 1.0)
             steps.append(best)
             loss0 = trial_loss[best]  # the state its trial measured: no second forward pass
@@ -699,7 +708,7 @@ class BudgetRegularizer(Regularizer):
         if self._guarantee is not None:  # a settle phase began with one: the whole story
             first = self._guarantee
             done.update(before=first["before"], loss_before=first["loss_before"],
-                        coarsened=first["coarsened"] + steps, pruned=first["pruned"])
+                        coarsened=first["coarsened"] + steps, pruned=first["pruned"] + pruned)
         self._guarantee = done
         return {"budget_guarantee": done}
 
@@ -739,9 +748,7 @@ class BudgetRegularizer(Regularizer):
             return loss + sum(c.weights[k] * used.get(k, 0.0) / c.budget[k] for k in c.budget)
 
         def live(name: str) -> list[int]:
-            q = quantizers[name]
-            alive = q._constant_bits(_values(model, name).detach())[0] > 0
-            return torch.nonzero(alive.reshape(-1)).reshape(-1).tolist()
+            return _live_granules(quantizers[name], _values(model, name))
 
         def trial(name: str, g: int) -> float:
             lsb = quantizers[name].log2_lsb.data
@@ -752,18 +759,8 @@ class BudgetRegularizer(Regularizer):
             finally:
                 lsb.copy_(old)
 
-        out_layer = [n for n, m, *_ in self.cost.plan if isinstance(m, (QLinear, QConv2d))][-1:]
-        names = [n for n, q in quantizers.items()
-                 if q.role == "constant" and q.granularity == "channel"
-                 and n.endswith(".weight_quantizer") and n.rpartition(".")[0] not in out_layer]
         j0 = objective(loss, used)
-        channels = {n: live(n) for n in names}
-        candidates = [(n, g) for n, gs in channels.items() if len(gs) > 1 for g in gs]
-        if len(candidates) > _PRUNE_TRIALS:  # the quietest channels of each layer first
-            norms = {n: _relative_norms(quantizers[n], _values(model, n)) for n in channels}
-            candidates = sorted(candidates, key=lambda ng: float(norms[ng[0]][ng[1]]))
-            candidates = candidates[:_PRUNE_TRIALS]
-        scored = sorted((trial(n, g), n, g) for n, g in candidates)
+        scored = sorted((trial(n, g), n, g) for n, g in self._prune_candidates(model, quantizers))
         taken: list[str] = []
         for delta, name, g in scored:
             if delta >= 0:
@@ -778,6 +775,48 @@ class BudgetRegularizer(Regularizer):
             j0 += delta
             taken.append(f"{name}[{g}]")
         return taken
+
+    def _prune_candidates(self, model: nn.Module, quantizers: Mapping[str, WidthQuantizer]
+                          ) -> list[tuple[str, int]]:
+        """(quantizer, channel) of every live output channel of a per-channel weight (the
+        output layer's excepted; a layer keeps one), at most :data:`_PRUNE_TRIALS` of them:
+        those whose L1 norm is smallest relative to their layer's mean first."""
+        out_layer = [n for n, m, *_ in self.cost.plan if isinstance(m, (QLinear, QConv2d))][-1:]
+        names = [n for n, q in quantizers.items()
+                 if q.role == "constant" and q.granularity == "channel"
+                 and n.endswith(".weight_quantizer") and n.rpartition(".")[0] not in out_layer]
+        channels = {n: _live_granules(quantizers[n], _values(model, n)) for n in names}
+        candidates = [(n, g) for n, gs in channels.items() if len(gs) > 1 for g in gs]
+        if len(candidates) > _PRUNE_TRIALS:  # the quietest channels of each layer first
+            norms = {n: _relative_norms(quantizers[n], _values(model, n)) for n in channels}
+            candidates = sorted(candidates, key=lambda ng: float(norms[ng[0]][ng[1]]))
+            candidates = candidates[:_PRUNE_TRIALS]
+        return candidates
+
+    def _prune_to_fit(self, model: nn.Module, quantizers: Mapping[str, WidthQuantizer],
+                      measure_loss: Callable[[], float], used: Mapping[str, float],
+                      loss: float, over: list[str]) -> str | None:
+        """The guarantee's last move, once every format is at its floor: prune the channel
+        that saves the most over-budget resource per unit of loss (each candidate of
+        :meth:`_prune_candidates` tried and measured). Returns it (None if none saves)."""
+        budget = self.controller.budget
+        best, best_score = None, 0.0
+        for name, g in self._prune_candidates(model, quantizers):
+            lsb = quantizers[name].log2_lsb.data
+            old = lsb.clone()
+            quantizers[name].prune(g)
+            try:
+                trial = self._measure(model).total
+                dloss = max(measure_loss() - loss, 1e-4)
+            finally:
+                lsb.copy_(old)
+            got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
+            if got > 0 and got / dloss > best_score:
+                best, best_score = (name, g), got / dloss
+        if best is None:
+            return None
+        quantizers[best[0]].prune(best[1])
+        return f"{best[0]}[{best[1]}]"
 
     def _savings(self, quantizers: Mapping[str, WidthQuantizer], over: list[str]
                  ) -> dict[str, float]:
@@ -832,6 +871,12 @@ def _values(model: nn.Module, name: str) -> torch.Tensor | None:
     if attr == "shift_quantizer" and isinstance(m, _QBatchNorm):
         return m.scale_shift(m.running_mean, m.running_var)[1]
     return getattr(m, attr.removesuffix("_quantizer"), None)
+
+
+def _live_granules(q: WidthQuantizer, values: torch.Tensor) -> list[int]:
+    """The granules (flat indices) of a constant whose width is not 0."""
+    alive = q._constant_bits(values.detach())[0] > 0
+    return torch.nonzero(alive.reshape(-1)).reshape(-1).tolist()
 
 
 def _relative_norms(q: WidthQuantizer, values: torch.Tensor) -> torch.Tensor:

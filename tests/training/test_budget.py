@@ -355,20 +355,29 @@ def test_channel_pruning_tries_a_bounded_number_of_the_quietest_channels(monkeyp
     assert len(calls) <= 1 + 4 + len(pruned)  # the start, the capped trials, re-trials
 
 
-@pytest.mark.parametrize("granularity", ["tensor", "channel", "element"])
-def test_a_budget_below_the_least_cost_is_refused_before_training(granularity):
+def _small_mlp(granularity: str):
+    """A calibrated 8-6-3 learned-width MLP, its synthetic data and its budget regularizer
+    factory (LUT + 55 DSP of the export estimate at reuse 4)."""
     torch.manual_seed(1)
     train_set, test_set = synthetic_classification(64, (8,), num_classes=3)
     with qfx.config(QConfig(learn_widths=True, width_granularity=granularity)):
         net = nn.Sequential(QInput(8), QLinear(8, 6), QReLU(), QLinear(6, 3))
     with qfx.calibration(net):
         net(train_set.tensors[0])
-    x, y = train_set.tensors
+    x = train_set.tensors[0]
     measure = estimate_measure(board="ultra96", reuse=4)
 
-    def regularizer(lut_equiv: float) -> BudgetRegularizer:
+    def regularizer(lut_equiv: float, **kw) -> BudgetRegularizer:
         return BudgetRegularizer(net, x[:1], {"lut_equiv": lut_equiv},
-                                 measure=lambda m: measure(m, x[:1]))
+                                 measure=lambda m: measure(m, x[:1]), **kw)
+
+    return net, train_set, test_set, measure, regularizer
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel", "element"])
+def test_a_budget_below_the_least_cost_is_refused_before_training(granularity):
+    net, train_set, test_set, measure, regularizer = _small_mlp(granularity)
+    x, y = train_set.tensors
 
     before = {k: v.clone() for k, v in net.state_dict().items()}
     least = regularizer(1e9).least(net).total["lut_equiv"]
@@ -382,3 +391,16 @@ def test_a_budget_below_the_least_cost_is_refused_before_training(granularity):
     with pytest.raises(RuntimeError, match="budget not reached"):
         regularizer(least / 2).finish(net, x, y)
     assert measure(net, x[:1]).total["lut_equiv"] >= least
+
+
+def test_the_guarantee_prunes_channels_once_every_format_is_at_its_floor():
+    """Between the least cost and what the narrowest formats cost, only whole channels can
+    go: the guarantee prunes them (it raised 'no learned format can shrink further'). The
+    pruning that weighs the penalised objective first is off: this is the guarantee's."""
+    net, train_set, _, measure, regularizer = _small_mlp("channel")
+    x, y = train_set.tensors
+    budget = 1.03 * regularizer(1e9).least(net).total["lut_equiv"]
+    out = regularizer(budget, prune_channels=False).finish(net, x, y)["budget_guarantee"]
+    assert out["fits"] and out["pruned"] and out["after"]["lut_equiv"] <= budget
+    assert measure(net, x[:1]).total == out["after"]
+    assert all(n.startswith("1.weight_quantizer[") for n in out["pruned"])  # not the output
