@@ -287,17 +287,23 @@ def test_the_settle_phase_ends_on_its_best_epoch_by_the_training_samples(unfit):
     assert all("settle_best_epoch" not in r for r in res.history[:-1])
 
 
-@pytest.mark.parametrize("cut", [3, 8])
-def test_a_resumed_budget_run_goes_on_as_if_uninterrupted(tmp_path, cut):
+@pytest.mark.parametrize("cut, measured", [(3, False), (8, False), (3, True)])
+def test_a_resumed_budget_run_goes_on_as_if_uninterrupted(tmp_path, cut, measured):
     """The checkpoint keeps the controller's state (weights, integral, trend), the step count
     and the guarantee's story, and inside the settle phase (epochs 7 and 8 here) the held
     formats and the phase's best model so far: a run cut after epoch 2 or 7 and resumed into
     a fresh model ends bit-identical to the uninterrupted one (weights, formats, history).
     Epochs 7 and 8 are broken on purpose: the best is the phase's first model, before the
-    cut."""
+    cut. ``measured``: the export estimate calibrates the cost (again after the resume,
+    from the restored model)."""
+    budget = 2000.0 if measured else 900.0
+
     def run(out, resume=None, cut=None):
         net, train_set, test_set = _settling_net(256)
-        reg = BudgetRegularizer(net, train_set.tensors[0][:2], {"lut": 900.0}, settle=0.25)
+        x = train_set.tensors[0][:2]
+        measure = estimate_measure(board="ultra96", reuse=4) if measured else None
+        reg = BudgetRegularizer(net, x, {"lut": budget}, settle=0.25,
+                                measure=measure and (lambda m: measure(m, x[:1])))
 
         def stop(epoch, record, model):
             if epoch >= 7:
@@ -313,7 +319,7 @@ def test_a_resumed_budget_run_goes_on_as_if_uninterrupted(tmp_path, cut):
         return res, reg
 
     straight, reg = run(tmp_path / "straight")
-    assert straight.history[0]["resources"]["lut"] > 900.0 >= \
+    assert straight.history[0]["resources"]["lut"] > budget >= \
         straight.history[-1]["resources"]["lut"]  # the controller had work to do
     assert straight.history[-1]["settle_best_epoch"] == 6
     with pytest.raises(KeyboardInterrupt):
