@@ -57,12 +57,14 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from qfx.fixed.hwcost import DSP48E2_PORTS, DSP_LUT_EQUIV, adder_luts, ebops, multiplier_cost
 from qfx.fixed.learned_width import (
@@ -662,46 +664,31 @@ class BudgetRegularizer(Regularizer):
                 used, loss0 = self._calibrate().total, measure_loss()
         steps: list[str] = []
         budget = self.controller.budget
-        while not self.controller.fits(used):
-            if len(steps) >= max_steps:
-                raise RuntimeError(f"budget not reached after coarsening {max_steps} formats: "
-                                   f"{_usage_text(used, budget)}")
-            over = [k for k in budget if used.get(k, 0.0) > budget[k]]
-            saving = self._savings(quantizers, over)
-            ranked = sorted((n for n in quantizers if saving.get(n, 0.0) > 0 and
-                             _can_shrink(quantizers[n], _values(model, n))),
-                            key=lambda n: -saving[n])
-            best, best_score, fallback = None, 0.0, None
-            trial_loss: dict[str, float] = {}
-            for name in ranked[:max(trials, 1)]:
-                q = quantizers[name]
-                kept = q.log2_lsb.detach().clone()  # x + 1 - 1 need not be x in float32
-                _shift(q, 1.0)
-                trial = self._measure(model).total
-                trial_loss[name] = measure_loss()
-                dloss = max(trial_loss[name] - loss0, 1e-4)
-                q.log2_lsb.data.copy_(kept)
-                got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
-                if got > 0 and got / dloss > best_score:
-                    best, best_score = name, got / dloss
-                if fallback is None:
-                    fallback = name
-            best = best or fallback  # no single step saves: the gradient's choice goes on
-            if best is None:  # every format at its floor: only a channel can go
-                channel = self._prune_to_fit(model, quantizers, measure_loss, used, loss0,
-                                             over)
-                if channel is None:
-                    raise RuntimeError(f"budget not reached and no learned format can shrink "
-                                       f"further nor a channel be pruned: "
+        with self._bar("budget guarantee", "step") as bar:
+            while not self.controller.fits(used):
+                bar.update(1)
+                bar.set_postfix_str(_usage_text(used, budget))
+                if len(steps) >= max_steps:
+                    raise RuntimeError(f"budget not reached after coarsening {max_steps} formats: "
                                        f"{_usage_text(used, budget)}")
-                pruned.append(channel)
-                loss0 = measure_loss()
-                used = self._calibrate().total
-                continue
-            _shift(quantizers[best], 1.0)
-            steps.append(best)
-            loss0 = trial_loss[best]  # the state its trial measured: no second forward pass
-            used = self._calibrate().total  # and the gradient that ranks the next step
+                over = [k for k in budget if used.get(k, 0.0) > budget[k]]
+                best, best_loss = self._best_coarsening(model, quantizers, measure_loss, used,
+                                                        loss0, over, trials)
+                if best is None:  # every format at its floor: only a channel can go
+                    channel = self._prune_to_fit(model, quantizers, measure_loss, used, loss0,
+                                                 over)
+                    if channel is None:
+                        raise RuntimeError(f"budget not reached and no learned format can shrink "
+                                           f"further nor a channel be pruned: "
+                                           f"{_usage_text(used, budget)}")
+                    pruned.append(channel)
+                    loss0 = measure_loss()
+                    used = self._calibrate().total
+                    continue
+                _shift(quantizers[best], 1.0)
+                steps.append(best)
+                loss0 = best_loss  # the state its trial measured: no second forward pass
+                used = self._calibrate().total  # and the gradient that ranks the next step
         model.train(was)
         done = {"fits": True, "before": before, "after": used, "coarsened": steps,
                 "pruned": pruned, "loss_before": start_loss, "loss_after": loss0}
@@ -711,6 +698,36 @@ class BudgetRegularizer(Regularizer):
                         coarsened=first["coarsened"] + steps, pruned=first["pruned"] + pruned)
         self._guarantee = done
         return {"budget_guarantee": done}
+
+    def _best_coarsening(self, model: nn.Module, quantizers: Mapping[str, WidthQuantizer],
+                         measure_loss: Callable[[], float], used: Mapping[str, float],
+                         loss: float, over: list[str], trials: int
+                         ) -> tuple[str | None, float]:
+        """The guarantee's next one-bit step (see :meth:`finish`) and the loss after it; None
+        if no format can shrink."""
+        budget = self.controller.budget
+        saving = self._savings(quantizers, over)
+        ranked = sorted((n for n in quantizers if saving.get(n, 0.0) > 0 and
+                         _can_shrink(quantizers[n], _values(model, n))),
+                        key=lambda n: -saving[n])
+        best, best_score = None, 0.0
+        trial_loss: dict[str, float] = {}
+        for name in ranked[:max(trials, 1)]:
+            q = quantizers[name]
+            kept = q.log2_lsb.detach().clone()  # x + 1 - 1 need not be x in float32
+            _shift(q, 1.0)
+            try:
+                trial = self._measure(model).total
+                trial_loss[name] = measure_loss()
+            finally:
+                q.log2_lsb.data.copy_(kept)
+            got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
+            score = got / max(trial_loss[name] - loss, 1e-4)
+            if got > 0 and score > best_score:
+                best, best_score = name, score
+        if best is None and ranked:  # no single step saves: the gradient's choice goes on
+            best = ranked[0]
+        return best, (math.nan if best is None else trial_loss[best])
 
     def prune(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
               loss: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor] | None = None
@@ -760,7 +777,9 @@ class BudgetRegularizer(Regularizer):
                 lsb.copy_(old)
 
         j0 = objective(loss, used)
-        scored = sorted((trial(n, g), n, g) for n, g in self._prune_candidates(model, quantizers))
+        candidates = self._prune_candidates(model, quantizers)
+        scored = sorted((trial(n, g), n, g)
+                        for n, g in self._bar("pruning trials", "channel", candidates))
         taken: list[str] = []
         for delta, name, g in scored:
             if delta >= 0:
@@ -775,6 +794,12 @@ class BudgetRegularizer(Regularizer):
             j0 += delta
             taken.append(f"{name}[{g}]")
         return taken
+
+    def _bar(self, desc: str, unit: str, items: list | None = None) -> Any:
+        """A progress bar (over ``items``, or updated by hand) shown when the trainer shows
+        its own: a model with many channels spends minutes in these trials."""
+        return tqdm(items, desc=desc, unit=unit, leave=False, file=sys.stderr,
+                    disable=None if self.progress else True)
 
     def _prune_candidates(self, model: nn.Module, quantizers: Mapping[str, WidthQuantizer]
                           ) -> list[tuple[str, int]]:
@@ -801,7 +826,8 @@ class BudgetRegularizer(Regularizer):
         :meth:`_prune_candidates` tried and measured). Returns it (None if none saves)."""
         budget = self.controller.budget
         best, best_score = None, 0.0
-        for name, g in self._prune_candidates(model, quantizers):
+        candidates = self._prune_candidates(model, quantizers)
+        for name, g in self._bar("pruning to fit", "channel", candidates):
             lsb = quantizers[name].log2_lsb.data
             old = lsb.clone()
             quantizers[name].prune(g)

@@ -160,6 +160,8 @@ class Regularizer:
 
     settle: float = 0.0
     settle_lr: float = 0.5
+    # the trainer sets it to its own ``progress``: long work in ``finish`` may show a bar
+    progress: bool = False
 
     def plan(self, steps: int) -> None:
         """Before the first epoch: ``steps`` training steps come before the settle phase
@@ -433,6 +435,8 @@ def train(
         if reg is not None and 0 < reg.settle < 1 and epochs > 1 else epochs
     if reg is not None and hasattr(reg, "plan"):  # a duck-typed regularizer may not have it
         reg.plan(max(settle_from - run.start, 0) * len(run.batches))
+    if reg is not None:
+        reg.progress = run.progress
     for epoch in range(run.start, epochs):
         if epoch == settle_from:
             _settle(run, epoch)
