@@ -83,3 +83,49 @@ def test_random_model_is_bit_exact_on_both_paths(seed, tmp_path):
     with torch.no_grad():
         expected = out_t.to_int(qmodel(x)).numpy()
     assert np.array_equal(qfx.run_graph(graph, x).raw[0], expected)
+
+
+@pytest.mark.parametrize("seed", [5, 21])
+def test_random_learned_width_model_trains_to_a_budget_and_is_bit_exact(seed, tmp_path):
+    """Learned widths (a random granularity) trained to a random share of their start's
+    export estimate: the budget holds, and eval output == frozen executor == ONNX (float64,
+    onnxruntime) == C-simulation on both arithmetic paths, saturating inputs included."""
+    from torch.utils.data import TensorDataset
+
+    from qfx.backends.onnx import build_onnx_model, run_onnx
+    from qfx.flows.measure import estimate_measure
+    from qfx.training import train
+    from qfx.training.budget import BudgetRegularizer
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model, shape = _random_model(rng)
+    granularity = str(rng.choice(["tensor", "channel", "element"]))
+    calib = torch.randn(64, *shape)
+    qmodel = qfx.quantize_model(model, {"bits": int(rng.integers(3, 9)), "learn_widths": True,
+                                        "width_granularity": granularity}, calib)
+    classes = int(model(calib[:1]).shape[1])
+    data = TensorDataset(calib, torch.randint(0, classes, (64,)))
+    measure = estimate_measure(board="ultra96", reuse=4)
+    start = measure(qmodel, calib[:1]).total["lut_equiv"]
+    budget = float(rng.uniform(0.4, 0.8)) * start
+    reg = BudgetRegularizer(qmodel, calib[:1], {"lut_equiv": budget},
+                            measure=lambda m: measure(m, calib[:1]))
+    res = train(qmodel, data, data, epochs=3, lr=0.01, batch_size=16, seed=seed,
+                progress=False, plot=False, regularizer=reg)
+    assert res.history[-1]["fits_budget"]
+    assert measure(qmodel, calib[:1]).total["lut_equiv"] <= budget
+    qmodel.eval()
+    graph = qfx.freeze(qmodel, calib[:1])
+    x = torch.cat([torch.randn(3, *shape), torch.randn(3, *shape) * 8])
+    with torch.no_grad():
+        expected = graph.edges[graph.outputs[0]].type.to_int(qmodel(x)).numpy()
+    ran = qfx.run_graph(graph, x.double().numpy())
+    assert np.array_equal(ran.raw[0], expected)
+    assert np.array_equal(run_onnx(build_onnx_model(graph), [x.double().numpy()])[0],
+                          ran.outputs[0])
+    project = qfx.export_hls(graph, None, tmp_path / "prj", board="ultra96", reuse=4,
+                             io="stream" if seed % 2 else "parallel", on_budget="ignore",
+                             test_vectors=x[:2].numpy())
+    report = qfx.csim(project, x, arith="both")
+    assert report.bit_exact and report.mismatches == 0, str(report)
