@@ -685,13 +685,19 @@ _FINISH_SAMPLES = 1024
 
 
 def _finish_regularizer(run: _Run, record: dict[str, Any]) -> None:
-    """The regularizer's last word (e.g. the budget guarantee); if it reports a change, the
-    record's test loss and accuracy are those of the changed model."""
+    """The regularizer's last word (e.g. the budget guarantee): its fields join the record;
+    if it changed the model, the record's test loss and accuracy are the changed model's."""
+    before = [t.detach().clone() for t in run.model.state_dict().values()]
     extra = _regularizer_finish(run)
     if not extra:
         return
     record.update(extra)
-    record["test_loss"], record["test_acc"] = _evaluate(run.model, run.test_batches, run.loss)
+    after = list(run.model.state_dict().values())
+    unchanged = len(before) == len(after) and all(
+        torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    if not unchanged:  # (the last epoch's, or the settle phase's best, evaluation stands)
+        record["test_loss"], record["test_acc"] = _evaluate(run.model, run.test_batches,
+                                                            run.loss)
     if run.progress:
         tqdm.write(f"after training: test acc {record['test_acc']:.4f}  "
                    + "  ".join(f"{k}: {v}" for k, v in _finish_text(extra).items()),
