@@ -420,7 +420,7 @@ def run_flow(source: str | Path | dict[str, Any] | FlowSpec, *, out_dir: str | P
         project = export_hls(state["graph"], out_dir=out / "hls", board=spec.board, io=e["io"],
                              reuse=e["reuse"], clock_mhz=e.get("clock_mhz"), force=True,
                              test_vectors=test_x[:n].numpy(), project_name=e["project_name"],
-                             on_budget=e["on_budget"], budget=e.get("budget", 1.0),
+                             on_budget=e["on_budget"], budget=_fold_budget(spec),
                              target_fps=e.get("target_fps"),
                              target_latency_us=e.get("target_latency_us"))
         state["project"] = project
@@ -517,8 +517,10 @@ STALE_BANNER = ("> **STALE**: a later run of this flow started and did not finis
 
 def budget_measure(spec: FlowSpec) -> Callable[[Any, Any], Any] | None:
     """The controller's measurement of a budgeted training: the export estimate of the frozen
-    model, per layer, on the flow's board, architecture and reuse (reuse 1 when the flow
-    chooses it), so that the budget the training reaches is the one ``fits_board`` checks.
+    model, per layer, on the flow's board, architecture and reuse (with ``reuse: auto``, the
+    most folded design, which the export's search unfolds only as far as the budget allows:
+    see :func:`_fold_budget`), so that the budget the training reaches is the one
+    ``budget_met`` checks.
     None without a budget. ``qfx flow run`` and ``qfx train`` both train with it.
 
     Example:
@@ -529,11 +531,31 @@ def budget_measure(spec: FlowSpec) -> Callable[[Any, Any], Any] | None:
     """
     if not spec.train.training.budget:
         return None
-    e = spec.export
-    reuse = e["reuse"] if isinstance(e["reuse"], (int, dict)) else 1
     from qfx.flows.measure import estimate_measure
 
-    return estimate_measure(board=spec.board, reuse=reuse, io=e["io"])
+    return estimate_measure(board=spec.board, reuse=spec.export["reuse"], io=spec.export["io"])
+
+
+def _fold_budget(spec: FlowSpec) -> float:
+    """The share of the board ``reuse: auto`` may fill: the export's ``budget``, and with a
+    training budget no more than that allows (one share for every resource: a LUT + 55 DSP
+    budget is a share of the board's), so that ``budget_met`` holds for the design the search
+    picks as it does for the most folded one the training measured."""
+    from qfx.flows.measure import reuse_is_searched
+
+    share = float(spec.export.get("budget", 1.0))
+    if not (spec.train.training.budget and reuse_is_searched(spec.export["reuse"])):
+        return share
+    from qfx.backends.hls.boards import load_board
+    from qfx.training.budget import lut_equiv
+    from qfx.training.config import resolve_budget
+
+    r = load_board(spec.board).resources
+    board = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "lut_equiv": lut_equiv(r.lut, r.dsp)}
+    for k, v in resolve_budget(spec.train.training.budget).items():
+        if board.get(k):
+            share = min(share, v / board[k])
+    return share
 
 
 def _mark_running(out: Path, name: str, junit: Path | None) -> None:

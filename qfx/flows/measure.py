@@ -4,7 +4,7 @@ from), on the board, reuse and architecture of the design being built."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from qfx.training.budget import Measurement
 
-__all__ = ["EstimateMeasure", "estimate_measure"]
+__all__ = ["EstimateMeasure", "estimate_measure", "reuse_is_searched"]
 
 _RESOURCES = ("lut", "ff", "dsp")
 
@@ -35,7 +35,13 @@ class EstimateMeasure:
 
         device = next(model.parameters()).device
         graph = freeze(model.eval(), example.to(device))
-        report = estimate_resources(graph, reuse=self.reuse, board=self.board, io=self.io)
+        reuse = self.reuse
+        if reuse_is_searched(reuse):  # the least a design of these formats can cost
+            from qfx.backends.hls.autofold import most_folded
+
+            reuse = most_folded(graph, board=self.board, io=self.io,
+                                reuse=reuse if isinstance(reuse, Mapping) else None)
+        report = estimate_resources(graph, reuse=reuse, board=self.board, io=self.io)
         t = report.total
         total = {k: float(getattr(t, k)) for k in _RESOURCES}
         if self.ebops:
@@ -50,6 +56,11 @@ def estimate_measure(*, board: str | None = "ultra96", reuse: Any = 1, io: str =
                      ebops: bool = False) -> Callable[[nn.Module, Any], Measurement]:
     """``measure(model, example)``: freeze ``model`` (eval mode) and estimate it.
 
+    ``reuse="auto"`` (or a mapping with ``"auto"`` entries, as the export takes it) measures
+    the most folded design (:func:`qfx.backends.hls.autofold.most_folded`): the export's
+    search then unfolds from there within its budget, so the formats the training reaches
+    leave a design that fits (measured fully parallel, a DS-CNN's start was 100x a PYNQ-Z2).
+
     ``ebops`` adds HGQ's EBOPs of the frozen graph to the totals (per dense/conv weight that
     is not zero, weight width x input width; a convolution kernel counted once).
 
@@ -62,6 +73,13 @@ def estimate_measure(*, board: str | None = "ultra96", reuse: Any = 1, io: str =
         True
     """
     return EstimateMeasure(board=board, reuse=reuse, io=io, ebops=ebops)
+
+
+def reuse_is_searched(reuse: Any) -> bool:
+    """Whether the export chooses (some) reuse factors itself (``"auto"``)."""
+    if isinstance(reuse, Mapping):
+        return any(v == "auto" for v in reuse.values())
+    return reuse == "auto"
 
 
 def graph_ebops(graph: Any) -> float:

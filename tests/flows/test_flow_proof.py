@@ -3,6 +3,7 @@ and ``flow.json``/JUnit say which arithmetic paths were proven on how many sampl
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -122,3 +123,26 @@ def test_the_report_tells_how_training_met_its_budget(tmp_path):
     assert "guarantee step (the settle phase's start and training's end): estimate" in section
     assert "channel(s) pruned" in section and "training loss" in section
     assert "- the settle phase ended on " in section
+
+
+def test_a_budget_with_searched_reuse_trains_against_the_most_folded_design(tmp_path):
+    """With ``reuse: auto`` the training measures the most folded design (fully parallel, a
+    learned-width DS-CNN at 6 bits is about 100x the PYNQ-Z2's LUTs and no training brings
+    it to a budget), and the export's search unfolds only within the training budget: the
+    flow meets its budget and fits the board by construction."""
+    from qfx.flows.flow import _fold_budget, budget_measure
+
+    flow = tmp_path / "f.yaml"
+    flow.write_text("dataset: {name: synthetic_kws, n: 96}\nmodel: ds_cnn\n"
+                    "quantization: {bits: 6, learn_widths: true, width_granularity: channel}\n"
+                    "training: {epochs: 2, budget: {board: pynq-z2, lut: 0.5}}\n"
+                    "board: pynq-z2\nexport: {io: stream, reuse: auto, budget: 0.9}\n")
+    spec = load_flow(flow)
+    assert budget_measure(spec).reuse == "auto"
+    assert _fold_budget(spec) == 0.5  # the training's share, below the export's 0.9
+    r = run_flow(spec, out_dir=tmp_path / "run", progress=False, skip=("csim",))
+    crit = {c.name: c for c in r.criteria}
+    assert crit["budget_met"].passed and crit["fits_board"].passed, str(crit)
+    history = json.loads((tmp_path / "run" / "train" / "history.json").read_text())
+    assert len(history) == 2
+    assert all(rec["resources"]["lut"] < 26_600 for rec in history)  # never fully parallel

@@ -90,3 +90,27 @@ def test_dsps_the_model_does_not_use_yet_are_charged_like_its_lut_multipliers():
         charged = float(cost()["dsp"])
     counted = measure(model, x[:1]).total["dsp"]
     assert counted > 0 and counted / 2 <= charged <= 2 * counted
+
+
+def test_a_searched_reuse_is_measured_on_the_most_folded_design():
+    """``reuse="auto"`` (or a mapping with ``"auto"`` entries) measures the design the
+    export's search starts from: every layer folded as far as it goes, the layers the mapping
+    sets by hand at their reuse."""
+    from qfx.backends.hls.autofold import most_folded
+    from qfx.backends.hls.estimate import estimate_resources
+
+    torch.manual_seed(0)
+    net = qfx.quantize_model(digits_cnn(), {"bits": 6, "learn_widths": True},
+                             torch.randn(32, 1, 8, 8))
+    x = torch.randn(1, 1, 8, 8)
+    graph = qfx.freeze(net.eval(), x)
+    folded = most_folded(graph, board="ultra96")
+    got = estimate_measure(reuse="auto")(net, x).total
+    want = estimate_resources(graph, reuse=folded, board="ultra96").total
+    assert got["lut"] == want.lut and got["dsp"] == want.dsp and got["ff"] == want.ff
+    parallel = estimate_measure(reuse=1)(net, x).total
+    assert got["lut"] + 55 * got["dsp"] < parallel["lut"] + 55 * parallel["dsp"]
+    first = graph.nodes[1].name
+    mixed = most_folded(graph, board="ultra96", reuse={first: 2, "*": "auto"})
+    assert mixed[first] == 2 and all(mixed[n] == folded[n] for n in folded if n != first)
+    assert folded[first] > 2

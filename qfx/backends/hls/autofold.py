@@ -57,7 +57,7 @@ from qfx.backends.hls.reuse import DEFAULT_REUSE_KEY, MAX_REUSE, MAX_UNROLL, Lay
 from qfx.ir.graph import Graph
 
 __all__ = ["AUTO", "BOUNDS", "Candidate", "DesignPoint", "FoldResult", "autofold",
-           "check_reuse_bounds", "layer_candidates", "reuse_span"]
+           "check_reuse_bounds", "layer_candidates", "most_folded", "reuse_span"]
 
 #: The ``reuse`` value that asks for the search.
 AUTO = "auto"
@@ -91,6 +91,32 @@ def reuse_span(model: EstimateModel, name: str) -> int:
         else:
             lo = mid + 1
     return lo
+
+
+def most_folded(graph: Graph, *, board: Board | str | None = None, io: str = "parallel",
+                reuse: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Every node's reuse in the most folded design (its :func:`reuse_span`): the least any
+    reuse makes of these formats, the design ``"auto"`` starts its search from. ``reuse``:
+    a ``{node: reuse, "*": ...}`` mapping whose integer entries are kept (``"auto"`` entries
+    and nodes it does not name are folded).
+
+    Example:
+        >>> import qfx, torch
+        >>> from qfx.nn import QInput, QLinear
+        >>> net = torch.nn.Sequential(QInput(8), QLinear(64, 32))
+        >>> with qfx.calibration(net):
+        ...     _ = net(torch.randn(64, 64))
+        >>> most_folded(qfx.freeze(net.eval(), torch.randn(1, 64)))["n_0"]  # 64 cycles a row
+        64
+    """
+    model = EstimateModel(graph, board=board, io=io)
+    given = dict(reuse or {})
+    default = given.pop(DEFAULT_REUSE_KEY, AUTO)
+    out = {}
+    for node in graph.nodes:
+        r = given.get(node.name, default)
+        out[node.name] = r if isinstance(r, int) else reuse_span(model, node.name)
+    return out
 
 
 def _depth(model: EstimateModel, name: str, reuse: int) -> tuple[int, LayerEstimate]:
