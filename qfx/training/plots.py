@@ -29,12 +29,21 @@ def _plot_mapping_series(ax: Any, history: Sequence[dict[str, Any]], key: str) -
         names += [n for n in r.get(key) or {} if n not in names]
     budget = next((r["budget"] for r in reversed(history) if r.get("budget")), {}) \
         if key == "resources" else {}
+    many = len(names) > _MAX_LINES_ONE_AXES  # a legend of them would cover the panel
     for n in names:
         pts = [(r["epoch"], r[key][n]) for r in history if n in (r.get(key) or {})]
-        (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=n)
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        if many:  # each a faint line; the mean below carries the label
+            ax.plot(xs, ys, color="tab:gray", alpha=0.35, linewidth=0.8)
+            continue
+        (line,) = ax.plot(xs, ys, marker=".", label=n)
         if n in budget:  # the training budget of that resource, dashed in its colour
             ax.axhline(budget[n], color=line.get_color(), linestyle="--", linewidth=1,
                        label=f"{n} budget")
+    if many:
+        mean = [(r["epoch"], sum(r[key].values()) / len(r[key])) for r in history if r.get(key)]
+        ax.plot([p[0] for p in mean], [p[1] for p in mean], marker=".", color="tab:blue",
+                linewidth=2, label=f"mean of {len(names)}")
     ax.set_title("learned widths (mean bits)" if key == "widths" else "estimated resources")
     ax.set_xlabel("epoch")
     if key == "resources":

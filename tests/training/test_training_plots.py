@@ -66,3 +66,19 @@ def test_train_writes_plot_history_and_checkpoint(tmp_path: Path) -> None:
     _png_size(result.plot)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert names == ["checkpoint.json", "checkpoint.npz", "history.json", "training.png"]
+
+
+def test_many_learned_widths_share_a_readable_panel(tmp_path: Path) -> None:
+    """31 learned formats (a DS-CNN): a legend entry for each overflowed the widths panel and
+    collapsed the figure's layout; now each is a faint line under their labelled mean."""
+    import warnings
+
+    history = [{"epoch": e, "train_loss": 1.0, "test_loss": 1.0, "train_acc": 0.5,
+                "test_acc": 0.5, "lr": 0.01, "int_bits": {f"q{i}": 3 for i in range(31)},
+                "widths": {f"q{i}": 4.0 + (i % 5) * e / 4 for i in range(31)},
+                "resources": {"lut": 1000.0 / e}, "budget": {"lut": 800.0}}
+               for e in (1, 2, 3)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_history(history, tmp_path / "h.png")
+    assert not [w for w in caught if "constrained_layout" in str(w.message)]
