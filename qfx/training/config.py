@@ -362,6 +362,7 @@ def parse_train_config(
     elif training.loss not in TASKS[task].losses:
         raise ConfigError(f"{where}training.loss: {training.loss!r} does not train task "
                           f"{task!r}; allowed: {', '.join(TASKS[task].losses)}")
+    _check_budget_widths(training, quant, where)  # before any data or model is loaded
     return TrainConfig(
         name=name, dataset=dataset, dataset_options=ds_opts, model=model, model_options=m_opts,
         training=training, task=task,
@@ -369,6 +370,13 @@ def parse_train_config(
         out_dir=None if out_dir is None else Path(out_dir).expanduser(),
         extra={k: raw[k] for k in extra_sections if k in raw}, source=src,
     )
+
+
+def _check_budget_widths(training: TrainingOptions, quant: Mapping[str, Any] | None,
+                         where: str) -> None:
+    if training.budget and not (quant or {}).get("learn_widths"):
+        raise ConfigError(f"{where}training.budget needs learned widths: set quantization."
+                          f"learn_widths: true")
 
 
 def _task(raw: Mapping[str, Any], where: str) -> str:
@@ -487,9 +495,7 @@ def run_training(
     if t.budget:
         from qfx.training.budget import BudgetRegularizer
 
-        if not (config.quantization or {}).get("learn_widths"):
-            raise ConfigError("training.budget needs learned widths: set quantization."
-                              "learn_widths: true")
+        _check_budget_widths(t, config.quantization, _where(config.source))
         example = split.train[0][0].unsqueeze(0)
         budget = resolve_budget(t.budget)
         regularizer = BudgetRegularizer(

@@ -223,3 +223,15 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "command line: training.epochs must be an integer >= 1, got 0" in capsys.readouterr().err
     assert main(["train", str(good), "--threads", "0"]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quant", [None, "{bits: 4}", "{bits: 4, learn_widths: false}"])
+def test_a_budget_without_learned_widths_is_refused_when_the_file_is_read(tmp_path, quant):
+    from qfx.training.config import ConfigError, load_train_config
+
+    path = tmp_path / "b.yaml"
+    path.write_text("dataset: digits\nmodel: digits_cnn\n"
+                    + (f"quantization: {quant}\n" if quant else "")
+                    + "training: {budget: {board: ultra96, lut: 0.5}}\n")
+    with pytest.raises(ConfigError, match=r"b\.yaml: training\.budget needs learned widths"):
+        load_train_config(path)
