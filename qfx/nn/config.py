@@ -89,9 +89,14 @@ class QConfig:
                 raise ValueError(f"QConfig.{name}={getattr(self, name)!r}; allowed: "
                                  f"{', '.join(ROUNDING_MODES)}")
         for name in ("weight_overflow", "act_overflow"):
-            if getattr(self, name).upper().removeprefix("AP_") not in OVERFLOW_MODES:
+            mode = getattr(self, name).upper().removeprefix("AP_")
+            if mode not in OVERFLOW_MODES:
                 raise ValueError(f"QConfig.{name}={getattr(self, name)!r}; allowed: "
                                  f"{', '.join(OVERFLOW_MODES)}")
+            if self.learn_widths and mode != "SAT":  # it was silently replaced by SAT
+                raise ValueError(f"QConfig.learn_widths saturates (a learned width that wraps "
+                                 f"has no useful gradient): {name}={getattr(self, name)!r} "
+                                 f"cannot be honoured; use 'SAT'")
 
     @classmethod
     def uniform(cls, bits: int, **overrides: object) -> QConfig:

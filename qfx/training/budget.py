@@ -192,6 +192,9 @@ class ResourceCost(nn.Module):
             model.eval()
             with torch.no_grad():
                 model(example[:1])
+        except RuntimeError as err:  # e.g. the wrong input shape: say which input
+            raise ValueError(f"the example input of shape {tuple(example.shape)} does not run "
+                             f"through the model: {' '.join(str(err).split())}") from None
         finally:
             for h in hooks:
                 h.remove()
@@ -362,6 +365,8 @@ class BudgetController:
         if unknown:
             raise ValueError(f"budget: unknown resource {unknown[0]!r}; allowed: "
                              f"{', '.join(RESOURCES)}")
+        if not budget:
+            raise ValueError(f"budget names no resource; allowed: {', '.join(RESOURCES)}")
         for name, v in [*((f"budget.{k}", v) for k, v in budget.items()),
                         ("target", target), ("rate", rate), ("gain", gain),
                         ("initial", initial), ("trend_steps", trend_steps)]:
@@ -460,6 +465,9 @@ class BudgetRegularizer(Regularizer):
                  **controller: Any) -> None:
         if not (isinstance(settle_lr, (int, float)) and settle_lr > 0):
             raise ValueError(f"settle_lr must be a positive number, got {settle_lr!r}")
+        if not width_quantizers(model):
+            raise ValueError("the model learns no widths: a budget needs them (quantize it "
+                             "with learn_widths=True, e.g. QConfig(learn_widths=True))")
         self.cost = ResourceCost(model, example)
         self.settle_lr = float(settle_lr)
         self.prune_channels = bool(prune_channels)

@@ -410,3 +410,24 @@ def test_the_guarantee_prunes_channels_once_every_format_is_at_its_floor():
     assert out["fits"] and out["pruned"] and out["after"]["lut_equiv"] <= budget
     assert measure(net, x[:1]).total == out["after"]
     assert all(n.startswith("1.weight_quantizer[") for n in out["pruned"])  # not the output
+
+
+def test_bad_budget_inputs_get_one_clear_error():
+    torch.manual_seed(0)
+    x = torch.randn(8, 4)
+    fixed = qfx.quantize_model(nn.Sequential(nn.Linear(4, 2)), {"bits": 4}, x)
+    with pytest.raises(ValueError, match="the model learns no widths: a budget needs them"):
+        BudgetRegularizer(fixed, x[:1], {"lut": 100.0})
+    learned = qfx.quantize_model(nn.Sequential(nn.Linear(4, 2)),
+                                 {"bits": 4, "learn_widths": True}, x)
+    with pytest.raises(ValueError, match=r"example input of shape \(1, 5\) does not run"):
+        BudgetRegularizer(learned, torch.randn(1, 5), {"lut": 100.0})
+    with pytest.raises(ValueError, match="budget names no resource"):
+        BudgetRegularizer(learned, x[:1], {})
+
+
+@pytest.mark.parametrize("overflow", ["WRAP", "SAT_SYM", "AP_SAT_ZERO"])
+def test_learned_widths_refuse_an_overflow_mode_they_would_replace(overflow):
+    with pytest.raises(ValueError, match=f"learn_widths saturates.*act_overflow='{overflow}'"):
+        QConfig(learn_widths=True, act_overflow=overflow)
+    assert QConfig(learn_widths=True, act_overflow="AP_SAT").learn_widths
