@@ -713,7 +713,6 @@ class BudgetRegularizer(Regularizer):
                          ) -> tuple[str | None, float]:
         """The guarantee's next one-bit step (see :meth:`finish`) and the loss after it; None
         if no format can shrink."""
-        budget = self.controller.budget
         saving = self._savings(quantizers, over)
         ranked = sorted((n for n in quantizers if saving.get(n, 0.0) > 0 and
                          _can_shrink(quantizers[n], _values(model, n))),
@@ -722,15 +721,9 @@ class BudgetRegularizer(Regularizer):
         trial_loss: dict[str, float] = {}
         for name in ranked[:max(trials, 1)]:
             q = quantizers[name]
-            kept = q.log2_lsb.detach().clone()  # x + 1 - 1 need not be x in float32
-            _shift(q, 1.0)
-            try:
-                trial = self._measure(model).total
-                trial_loss[name] = measure_loss()
-            finally:
-                q.log2_lsb.data.copy_(kept)
-            got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
-            score = got / max(trial_loss[name] - loss, 1e-4)
+            trial, trial_loss[name] = self._trial(model, q, lambda q=q: _shift(q, 1.0),
+                                                  measure_loss)
+            got, score = self._saving_per_loss(used, trial, over, trial_loss[name] - loss)
             if got > 0 and score > best_score:
                 best, best_score = name, score
         if best is None and ranked:  # no single step saves: the gradient's choice goes on
@@ -776,13 +769,9 @@ class BudgetRegularizer(Regularizer):
             return _live_granules(quantizers[name], _values(model, name))
 
         def trial(name: str, g: int) -> float:
-            lsb = quantizers[name].log2_lsb.data
-            old = lsb.clone()  # whole: a forward pass may keep another channel alive
-            quantizers[name].prune(g)
-            try:
-                return objective(measure_loss(), self._measure(model).total) - j0
-            finally:
-                lsb.copy_(old)
+            q = quantizers[name]
+            trial_used, trial_loss = self._trial(model, q, lambda: q.prune(g), measure_loss)
+            return objective(trial_loss, trial_used) - j0
 
         j0 = objective(loss, used)
         candidates = self._prune_candidates(model, quantizers)
@@ -832,25 +821,38 @@ class BudgetRegularizer(Regularizer):
         """The guarantee's last move, once every format is at its floor: prune the channel
         that saves the most over-budget resource per unit of loss (each candidate of
         :meth:`_prune_candidates` tried and measured). Returns it (None if none saves)."""
-        budget = self.controller.budget
         best, best_score = None, 0.0
         candidates = self._prune_candidates(model, quantizers)
         for name, g in self._bar("pruning to fit", "channel", candidates):
-            lsb = quantizers[name].log2_lsb.data
-            old = lsb.clone()
-            quantizers[name].prune(g)
-            try:
-                trial = self._measure(model).total
-                dloss = max(measure_loss() - loss, 1e-4)
-            finally:
-                lsb.copy_(old)
-            got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
-            if got > 0 and got / dloss > best_score:
-                best, best_score = (name, g), got / dloss
+            q = quantizers[name]
+            trial, trial_loss = self._trial(model, q, lambda q=q, g=g: q.prune(g), measure_loss)
+            got, score = self._saving_per_loss(used, trial, over, trial_loss - loss)
+            if got > 0 and score > best_score:
+                best, best_score = (name, g), score
         if best is None:
             return None
         quantizers[best[0]].prune(best[1])
         return f"{best[0]}[{best[1]}]"
+
+    def _trial(self, model: nn.Module, q: WidthQuantizer, change: Callable[[], None],
+               measure_loss: Callable[[], float]) -> tuple[dict[str, float], float]:
+        """The resources and the loss with ``change`` made to ``q``'s steps, which are then
+        restored exactly (the whole tensor: a forward pass may keep another granule alive,
+        and x + 1 - 1 need not be x in float32)."""
+        kept = q.log2_lsb.detach().clone()
+        change()
+        try:
+            return self._measure(model).total, measure_loss()
+        finally:
+            q.log2_lsb.data.copy_(kept)
+
+    def _saving_per_loss(self, used: Mapping[str, float], trial: Mapping[str, float],
+                         over: list[str], dloss: float) -> tuple[float, float]:
+        """A trial's saving of the over-budget resources (each over its budget) and that
+        saving per unit of added loss (a loss that does not rise counts as 1e-4)."""
+        budget = self.controller.budget
+        got = sum((used[k] - trial.get(k, 0.0)) / budget[k] for k in over)
+        return got, got / max(dloss, 1e-4)
 
     def _savings(self, quantizers: Mapping[str, WidthQuantizer], over: list[str]
                  ) -> dict[str, float]:
