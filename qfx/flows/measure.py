@@ -76,10 +76,11 @@ def estimate_measure(*, board: str | None = "ultra96", reuse: Any = 1, io: str =
 
 
 def reuse_is_searched(reuse: Any) -> bool:
-    """Whether the export chooses (some) reuse factors itself (``"auto"``)."""
-    if isinstance(reuse, Mapping):
-        return any(v == "auto" for v in reuse.values())
-    return reuse == "auto"
+    """Whether the export chooses (some) reuse factors itself (``"auto"``, or ``"*": "auto"``
+    in a mapping), by the export's own rule (a reuse it refuses raises its ValueError)."""
+    from qfx.backends.hls.export import check_reuse_options
+
+    return check_reuse_options(reuse, 1.0, None, None)[1]
 
 
 def graph_ebops(graph: Any) -> float:
