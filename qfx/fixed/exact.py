@@ -234,9 +234,7 @@ def _scaled_exactly(x: torch.Tensor, y: torch.Tensor, frac_bits: torch.Tensor | 
     """Whether ``y = ldexp(x, frac_bits)`` is exact: no scaling down, or no nonzero x sent
     below the smallest normal double (an infinity times an underflowed 2**frac_bits is NaN:
     caught too)."""
-    lowest = frac_bits.min() if isinstance(frac_bits, torch.Tensor) and frac_bits.numel() else \
-        frac_bits
-    if int(lowest) >= 0:
+    if bool((torch.as_tensor(frac_bits) >= 0).all()):
         return True
     return not bool(((x != 0) & ~(y.abs() >= 2.0**-1022)).any())
 
