@@ -12,6 +12,9 @@ What is measured (``--elements`` float32 values, 2**24 = 16.8M by default):
 ``eval per-tensor``
     ``quantizer.eval()(x)``: the exact ap_fixed quantisation (int64 arithmetic, float64
     result), forward only, under ``torch.no_grad()``.
+``eval learned width``
+    The same for a ``WidthQuantizer`` (learned width, calibrated to the data at 8 bits): the
+    exact value in its learned format, as a learned-width model's eval forward computes it.
 
 The peer ("reference") is what one writes by hand in plain PyTorch with a *fixed* scale ``s``
 (the same power of two the quantizer uses, per channel where qfx is per channel)::
@@ -206,6 +209,26 @@ def build_cases(args: argparse.Namespace, device: torch.device) -> list[Case]:
 
         check_agreement("eval per-tensor", qfx_eval(), ref_eval(), torch.tensor(s_t))
         cases.append(Case("eval per-tensor", x_e, qfx=qfx_eval, ref=ref_eval))
+
+        # ---- learned width (an activation, calibrated to the data at WIDTH bits), eval:
+        # the exact value of each granule's format (qfx.fixed.learned_width.to_int)
+        from qfx.fixed.learned_width import WidthQuantizer
+
+        q_w = WidthQuantizer(WIDTH, signed=True, rounding="RND", role="activation")
+        q_w.calibrate(x_e.cpu())
+        q_w.to(device).eval()
+        s_w = float(2.0 ** torch.round(q_w.log2_lsb.detach()).item())
+
+        def ref_width() -> torch.Tensor:
+            with torch.no_grad():
+                return torch.clamp(torch.round(x_e / s_w), QMIN, QMAX) * s_w
+
+        def qfx_width() -> torch.Tensor:
+            with torch.no_grad():
+                return q_w(x_e)
+
+        check_agreement("eval learned width", qfx_width(), ref_width(), torch.tensor(s_w))
+        cases.append(Case("eval learned width", x_e, qfx=qfx_width, ref=ref_width))
     return cases
 
 
